@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "distill/export.h"
 #include "distill/status.h"
 
 /** How to obtain one dataset. Every pointer may be NULL. */
@@ -22,7 +23,7 @@ typedef struct dd_fetch_options {
 /** Makes `dataset` (a manifest name, e.g. "fashion-mnist") available:
  * fetches missing files, verifies, unpacks once; returns in *root (caller
  * frees with free()) the directory the dataset reader should read. */
-dd_status dd_fetch_dataset(const char *dataset, const dd_fetch_options *opt, char **root);
+DD_API dd_status dd_fetch_dataset(const char *dataset, const dd_fetch_options *opt, char **root);
 
 /** One line of `distill datasets`. */
 typedef struct dd_dataset_status {
@@ -34,6 +35,6 @@ typedef struct dd_dataset_status {
 } dd_dataset_status;
 
 /** Lists every manifest found. *out is malloc'ed (caller frees). */
-dd_status dd_fetch_list(const dd_fetch_options *opt, dd_dataset_status **out, size_t *n);
+DD_API dd_status dd_fetch_list(const dd_fetch_options *opt, dd_dataset_status **out, size_t *n);
 
 #endif
