@@ -8,12 +8,13 @@
 
 #include <stdint.h>
 
+#include "distill/export.h"
 #include "distill/status.h"
 
 /** oneDNN engine + stream. One per dd_model (not thread-safe). */
 typedef struct dd_dnnl dd_dnnl;
-dd_status dd_dnnl_create(dd_dnnl **out);
-void dd_dnnl_destroy(dd_dnnl *d);
+DD_API dd_status dd_dnnl_create(dd_dnnl **out);
+DD_API void dd_dnnl_destroy(dd_dnnl *d);
 
 typedef struct dd_dnnl_conv_shape {
     int64_t batch, in_c, in_h, in_w, out_c, kernel, stride, pad;
@@ -25,33 +26,33 @@ typedef enum dd_dnnl_pass { DD_DNNL_FWD = 0, DD_DNNL_BWD_DATA = 1, DD_DNNL_BWD_W
 typedef struct dd_dnnl_conv dd_dnnl_conv;
 /** Creates the three primitives for one shape (JIT cost ~ms: cache it).
  * Fails with DD_ERR_BACKEND if oneDNN cannot create them. */
-dd_status dd_dnnl_conv_create(dd_dnnl *d, const dd_dnnl_conv_shape *s, dd_dnnl_conv **out);
-void dd_dnnl_conv_destroy(dd_dnnl_conv *c);
+DD_API dd_status dd_dnnl_conv_create(dd_dnnl *d, const dd_dnnl_conv_shape *s, dd_dnnl_conv **out);
+DD_API void dd_dnnl_conv_destroy(dd_dnnl_conv *c);
 /** y = conv(x, w) + b. b may be NULL (no bias). Overwrites y. */
-dd_status dd_dnnl_conv_forward(dd_dnnl_conv *c, const float *x, const float *w, const float *b,
+DD_API dd_status dd_dnnl_conv_forward(dd_dnnl_conv *c, const float *x, const float *w, const float *b,
                                float *y);
 /** dx = conv_transpose(dy, w). Overwrites dx. */
-dd_status dd_dnnl_conv_backward_data(dd_dnnl_conv *c, const float *dy, const float *w, float *dx);
+DD_API dd_status dd_dnnl_conv_backward_data(dd_dnnl_conv *c, const float *dy, const float *w, float *dx);
 /** dw = x ⋆ dy, db = Σ dy (db may be NULL). Overwrites dw, db. */
-dd_status dd_dnnl_conv_backward_weights(dd_dnnl_conv *c, const float *x, const float *dy,
+DD_API dd_status dd_dnnl_conv_backward_weights(dd_dnnl_conv *c, const float *x, const float *dy,
                                         float *dw, float *db);
 /** oneDNN implementation name of a pass, e.g. "brg:avx2" or "ref:any". */
-const char *dd_dnnl_conv_impl(const dd_dnnl_conv *c, dd_dnnl_pass pass);
+DD_API const char *dd_dnnl_conv_impl(const dd_dnnl_conv *c, dd_dnnl_pass pass);
 
 typedef struct dd_dnnl_linear_shape {
     int64_t batch, in_features, out_features;
 } dd_dnnl_linear_shape;
 
 typedef struct dd_dnnl_linear dd_dnnl_linear;
-dd_status dd_dnnl_linear_create(dd_dnnl *d, const dd_dnnl_linear_shape *s, dd_dnnl_linear **out);
-void dd_dnnl_linear_destroy(dd_dnnl_linear *l);
+DD_API dd_status dd_dnnl_linear_create(dd_dnnl *d, const dd_dnnl_linear_shape *s, dd_dnnl_linear **out);
+DD_API void dd_dnnl_linear_destroy(dd_dnnl_linear *l);
 /** y[B×O] = x[B×I] · wᵀ + b (b may be NULL). */
-dd_status dd_dnnl_linear_forward(dd_dnnl_linear *l, const float *x, const float *w, const float *b,
+DD_API dd_status dd_dnnl_linear_forward(dd_dnnl_linear *l, const float *x, const float *w, const float *b,
                                  float *y);
-dd_status dd_dnnl_linear_backward_data(dd_dnnl_linear *l, const float *dy, const float *w,
+DD_API dd_status dd_dnnl_linear_backward_data(dd_dnnl_linear *l, const float *dy, const float *w,
                                        float *dx);
-dd_status dd_dnnl_linear_backward_weights(dd_dnnl_linear *l, const float *x, const float *dy,
+DD_API dd_status dd_dnnl_linear_backward_weights(dd_dnnl_linear *l, const float *x, const float *dy,
                                           float *dw, float *db);
-const char *dd_dnnl_linear_impl(const dd_dnnl_linear *l, dd_dnnl_pass pass);
+DD_API const char *dd_dnnl_linear_impl(const dd_dnnl_linear *l, dd_dnnl_pass pass);
 
 #endif
