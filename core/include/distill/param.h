@@ -29,6 +29,8 @@ enum {
     DD_PARAM_HAS_MIN = 1u << 1,  /**< min is enforced (inclusive) */
     DD_PARAM_HAS_MAX = 1u << 2,  /**< max is enforced (inclusive) */
     DD_PARAM_PATH = 1u << 3,     /**< a filesystem path: relative to the pipeline file */
+    DD_PARAM_MIN_EXCLUSIVE = 1u << 4, /**< with HAS_MIN: value must be > min */
+    DD_PARAM_MAX_EXCLUSIVE = 1u << 5, /**< with HAS_MAX: value must be < max */
 };
 
 /** One parameter. Nested YAML mappings are named with dots:
@@ -41,7 +43,8 @@ typedef struct dd_param_spec {
                                     For DD_PARAM_LIST: comma-separated items. */
     unsigned flags;            /**< DD_PARAM_* flags */
     double min, max;           /**< range (with HAS_MIN / HAS_MAX) for INT and FLOAT */
-    const char *choices;       /**< DD_PARAM_ENUM: "fixed|random|..." */
+    const char *choices;       /**< DD_PARAM_ENUM: "fixed|random|..."; DD_PARAM_LIST: allowed
+                                    items (NULL: any) */
     const char *doc;           /**< one-line documentation (required, non-empty) */
 } dd_param_spec;
 

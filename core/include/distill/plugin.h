@@ -79,6 +79,18 @@ DD_API const dd_plugin_descriptor *dd_registry_plugin(const dd_registry *r, size
 DD_API const char *dd_registry_plugin_path(const dd_registry *r, size_t i);
 DD_API const char *dd_component_kind_str(dd_component_kind kind);
 
+/** Plugins refused by a lenient dd_registry_load: their paths and reasons. */
+DD_API size_t dd_registry_refused_count(const dd_registry *r);
+DD_API const char *dd_registry_refused_path(const dd_registry *r, size_t i);
+DD_API const char *dd_registry_refused_reason(const dd_registry *r, size_t i);
+
+/** The directories dd_registry_load searches, in order: each entry of
+ * DISTILL_PLUGIN_PATH, then the build tree's plugin dir (only when this
+ * libdistill is the build tree's) or <libdir>/distill/plugins next to the
+ * installed libdistill, then the configured install prefix's plugin dir.
+ * *dirs is a malloc'ed array of malloc'ed strings (caller frees each). */
+DD_API dd_status dd_registry_plugin_dirs(char ***dirs, size_t *n);
+
 #ifdef __cplusplus
 }
 #endif
