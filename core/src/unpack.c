@@ -251,7 +251,18 @@ static dd_status extract_file(struct archive *a, const char *src, const char *re
     return s;
 }
 
+static int is_reserved(const char *rel, const char *const *reserved) {
+    for (; reserved && *reserved; reserved++)
+        if (strncmp(rel, *reserved, strlen(*reserved)) == 0) return 1;
+    return 0;
+}
+
 dd_status dd_unpack_tar(const char *src, const char *dst_dir, uint64_t limit, uint64_t *size) {
+    return dd_unpack_tar_reserved(src, dst_dir, limit, NULL, size);
+}
+
+dd_status dd_unpack_tar_reserved(const char *src, const char *dst_dir, uint64_t limit,
+                                 const char *const *reserved, uint64_t *size) {
     if (!src || !dst_dir) return dd_error_set(DD_ERR_INVALID, "dd_unpack_tar: NULL argument");
     struct stat st;
     if (stat(dst_dir, &st) != 0 || !S_ISDIR(st.st_mode))
@@ -291,6 +302,10 @@ dd_status dd_unpack_tar(const char *src, const char *dst_dir, uint64_t limit, ui
         int depth;
         if ((s = clean_path(src, raw, raw, rel, sizeof rel, &depth)) != DD_OK) goto done;
         if (depth == 0) continue;  // "./" itself
+        if (is_reserved(rel, reserved)) {
+            s = dd_error_set(DD_ERR_ARCHIVE, "%s: entry '%s' collides with the cache's own files", src, raw);
+            goto done;
+        }
         snprintf(path, sizeof path, "%s/%s", dst_dir, rel);
         const char *hard = archive_entry_hardlink(e);
         mode_t type = archive_entry_filetype(e);

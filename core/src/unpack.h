@@ -31,4 +31,10 @@ DD_API dd_status dd_unpack_gz(const char *src, const char *dst, uint64_t limit, 
  * NULL) receives the number of bytes extracted. */
 DD_API dd_status dd_unpack_tar(const char *src, const char *dst_dir, uint64_t limit, uint64_t *size);
 
+/** As dd_unpack_tar, and also refuses entries whose first path component
+ * starts with one of `reserved` (NULL-terminated, may be NULL): the cache
+ * keeps its own bookkeeping (downloads/, markers, lock) beside the data. */
+DD_API dd_status dd_unpack_tar_reserved(const char *src, const char *dst_dir, uint64_t limit,
+                                        const char *const *reserved, uint64_t *size);
+
 #endif
