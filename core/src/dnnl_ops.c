@@ -128,7 +128,8 @@ void dd_dnnl_destroy(dd_dnnl *d) {
 
 static dd_status arena_reserve(dd_dnnl *d, size_t bytes) {
     if (bytes <= d->arena_size) return DD_OK;
-    char *p = zalloc(bytes);
+    // Not zeroed: pages are only touched by the passes that need them.
+    char *p = aligned_alloc(ARENA_ALIGN, align_up(bytes));
     if (!p) return dd_error_set(DD_ERR_NOMEM, "oneDNN arena: cannot allocate %zu bytes", bytes);
     free(d->arena);
     d->arena = p;
@@ -287,12 +288,50 @@ static int impl_is_ref(const char *impl) { return !impl || strncmp(impl, "ref", 
 
 /* ---- convolution -------------------------------------------------------- */
 
-/* Layouts to try per pass, best first; the first whose implementation is
- * not a `ref:` fallback wins. Plain NCHW/OIHW is the last resort: always
- * available (gemm:jit), never a ref kernel for the shapes we use. */
-static const layout conv_layouts[] = {
-    {dnnl_nchw, dnnl_oihw},
-};
+/* Layouts to try for one pass, best first; the first whose implementation
+ * is not a `ref:` fallback wins. "any" lets oneDNN pick (blocked nChw16c /
+ * nChw8c activations, blocked weights); the reorders from and to the plain
+ * user layouts are included in the timings the order is based on
+ * (docs/benchmarks.md, bench_layers). Plain NCHW/OIHW (gemm:jit) is the
+ * last resort everywhere: always available, never a ref kernel. */
+static size_t conv_candidates(const dd_dnnl_conv_shape *s, dd_dnnl_pass pass, layout *out) {
+    const layout any = {dnnl_format_tag_any, dnnl_format_tag_any};
+    const layout nhwc = {dnnl_nhwc, dnnl_format_tag_any};
+    const layout plain = {dnnl_nchw, dnnl_oihw};
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    int avx512 = ((unsigned)isa & (unsigned)dnnl_cpu_isa_avx512_core) ==
+                 (unsigned)dnnl_cpu_isa_avx512_core;
+    size_t n = 0;
+    switch (pass) {
+    case DD_DNNL_FWD:
+        out[n++] = any;
+        out[n++] = nhwc;
+        break;
+    case DD_DNNL_BWD_DATA:
+        // With 1-4 input channels the direct kernels' diff_src is mostly
+        // padding; the gemm formulation is 2-10x faster.
+        if (s->in_c > 4) {
+            out[n++] = any;
+            out[n++] = nhwc;
+        }
+        break;
+    case DD_DNNL_BWD_WEIGHTS:
+        // Input channels that are not a multiple of the SIMD width (but more
+        // than a handful) make the blocked kernel fall back to a narrower ISA;
+        // NHWC keeps the wide kernel (LeNet conv2: 2x).
+        if ((avx512 && s->in_c > 4 && s->in_c % 16 != 0) ||
+            (!avx512 && s->in_c % 8 != 0 && s->out_c < 32)) {
+            out[n++] = nhwc;
+            out[n++] = any;
+        } else {
+            out[n++] = any;
+            out[n++] = nhwc;
+        }
+        break;
+    }
+    out[n++] = plain;
+    return n;
+}
 
 static dd_status conv_mds(const dd_dnnl_conv *c, dnnl_format_tag_t act, dnnl_format_tag_t wei,
                           dnnl_memory_desc_t *src, dnnl_memory_desc_t *w, dnnl_memory_desc_t *b,
@@ -353,10 +392,9 @@ static dd_status conv_pass_pd(const dd_dnnl_conv *c, dd_dnnl_pass pass, const la
     return st;
 }
 
-static dd_status conv_pass_init(dd_dnnl_conv *c, dd_dnnl_pass pass) {
-    const size_t n_layouts = sizeof conv_layouts / sizeof conv_layouts[0];
+static dd_status conv_pass_init(dd_dnnl_conv *c, dd_dnnl_pass pass, const layout *conv_layouts,
+                                size_t n_layouts) {
     dnnl_primitive_desc_t pd = NULL;
-    size_t chosen = n_layouts;
     for (size_t i = 0; i < n_layouts; i++) {
         dnnl_primitive_desc_t cand = NULL;
         if (conv_pass_pd(c, pass, &conv_layouts[i], &cand) != DD_OK) continue;
@@ -364,7 +402,6 @@ static dd_status conv_pass_init(dd_dnnl_conv *c, dd_dnnl_pass pass) {
         dnnl_primitive_desc_query(cand, dnnl_query_impl_info_str, 0, &impl);
         if (pd) dnnl_primitive_desc_destroy(pd);
         pd = cand;
-        chosen = i;
         if (!impl_is_ref(impl)) break;
     }
     if (!pd) {
@@ -377,7 +414,6 @@ static dd_status conv_pass_init(dd_dnnl_conv *c, dd_dnnl_pass pass) {
     // User-side descriptors are always plain.
     dnnl_memory_desc_t src, w, b, dst;
     DD_TRY(conv_mds(c, dnnl_nchw, dnnl_oihw, &src, &w, &b, &dst));
-    (void)chosen;
     kpass *ps = &c->pass[pass];
     if (pass == DD_DNNL_FWD) {
         arg_spec spec[] = {{DNNL_ARG_SRC, 0, &src},
@@ -413,7 +449,11 @@ dd_status dd_dnnl_conv_create(dd_dnnl *d, const dd_dnnl_conv_shape *s, dd_dnnl_c
     c->out_w = (s->in_w + 2 * s->pad - s->kernel) / s->stride + 1;
     c->zero_bias = zalloc(sizeof(float) * (size_t)s->out_c);
     dd_status st = c->zero_bias ? DD_OK : DD_ERR_NOMEM;
-    for (int p = 0; p < 3 && st == DD_OK; p++) st = conv_pass_init(c, (dd_dnnl_pass)p);
+    for (int p = 0; p < 3 && st == DD_OK; p++) {
+        layout cand[4];
+        size_t n = conv_candidates(s, (dd_dnnl_pass)p, cand);
+        st = conv_pass_init(c, (dd_dnnl_pass)p, cand, n);
+    }
     if (st == DD_OK) {
         // db scratch for backward_weights(db = NULL) sits after that pass's buffers.
         c->db_off = c->pass[DD_DNNL_BWD_WEIGHTS].arena_need;
