@@ -1,0 +1,7 @@
+# Dataset readers (plugins/datasets/*) and the core image utilities.
+# The generators in tests/support/readers_gen.c write tars with libarchive and
+# .gz files with zlib.
+find_package(ZLIB REQUIRED)
+target_link_libraries(distill_test_support PUBLIC distill::archive ZLIB::ZLIB)
+
+distill_add_test(test_image SOURCES unit/test_image.c LABELS unit TIMEOUT 60)
