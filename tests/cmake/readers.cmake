@@ -5,3 +5,4 @@ find_package(ZLIB REQUIRED)
 target_link_libraries(distill_test_support PUBLIC distill::archive ZLIB::ZLIB)
 
 distill_add_test(test_image SOURCES unit/test_image.c LABELS unit TIMEOUT 60)
+distill_add_test(test_readers_mnist SOURCES unit/test_readers_mnist.c LABELS unit plugin TIMEOUT 60)
