@@ -74,6 +74,7 @@ typedef struct dd_distill_config {
     int learn_lrs;    /**< 0: step sizes frozen */
     /* Adam on pixels, labels and raw step sizes. */
     double opt_lr, beta1, beta2, eps;
+    double opt_lr_lrs;   /**< Adam learning rate of the raw step sizes (0 = opt_lr) */
     int64_t decay_every; /**< multiply opt_lr by `decay` every this many iterations (0 = never) */
     double decay;
     /* Checkpoints (path NULL = none). */
@@ -86,6 +87,7 @@ typedef struct dd_distill_config {
     int progress;          /**< show a progress bar */
     const char *label;     /**< progress bar label (NULL = "distill") */
     const float *init_pixels; /**< optional S × M × input floats to start from */
+    int64_t log_every;        /**< log the outer loss every this many iterations (0 = never) */
 } dd_distill_config;
 
 /** Defaults matching the paper's settings (10 steps × 3 epochs, 1 image per

@@ -1,0 +1,5 @@
+# Distillation engine: hypergradient vs finite differences, the paper's
+# linear case, checkpoint/resume, NaN stop, baselines, tiny end-to-end.
+distill_add_test(test_engine SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_engine.c
+  LABELS unit numeric TIMEOUT 120)
+add_dependencies(test_engine classification)
