@@ -562,7 +562,19 @@ dd_status dd_options_set_yaml_text(dd_options *o, const char *key, const char *t
     const char *label = err_prefix ? err_prefix : where;
     dd_ynode *node = NULL;
     dd_status s = dd_yaml_load_string(text, strlen(text), label, &node);
-    if (s != DD_OK) return s;
+    if (s != DD_OK) {
+        // positions inside a one-line command-line value only confuse: keep the problem
+        const char *msg = dd_error_message();
+        const char *syn = strstr(msg, "YAML syntax error: ");
+        if (syn) {
+            char problem[512];
+            snprintf(problem, sizeof problem, "%s", syn + strlen("YAML syntax error: "));
+            char *paren = strstr(problem, " (");
+            if (paren) *paren = '\0';
+            dd_error_set(s, "%s: YAML syntax error in the value: %s", label, problem);
+        }
+        return s;
+    }
     dd_ynode empty = {.kind = DD_YNODE_SCALAR, .scalar = "", .plain = 1, .line = 1, .col = 1};
     const dd_ynode *use = node ? node : &empty;
     origin org = {NULL, 0, 0, label};

@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -563,19 +564,28 @@ dd_status dd_pipeline_write_config(const dd_pipeline *p, FILE *f) {
     return DD_OK;
 }
 
+static void append(char *buf, size_t n, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void append(char *buf, size_t n, size_t *len, const char *fmt, ...) {
+    if (*len + 1 >= n) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(buf + *len, n - *len, fmt, ap);
+    va_end(ap);
+    if (w > 0) *len = (size_t)w < n - *len ? *len + (size_t)w : n - 1;
+}
+
 void dd_pipeline_summary(const dd_pipeline *p, char *buf, size_t n) {
     size_t len = 0;
-#define ADD(...)                                                                                   \
-    do {                                                                                           \
-        int w_ = snprintf(buf + len, n - len, __VA_ARGS__);                                        \
-        if (w_ > 0) len = (size_t)w_ < n - len ? len + (size_t)w_ : n - 1;                         \
-    } while (0)
-    ADD("%s:", dd_pipeline_name(p));
+    if (!n) return;
+    buf[0] = '\0';
+    append(buf, n, &len, "%s:", dd_pipeline_name(p));
     const dd_options *d = p->comp_opts[DD_COMPONENT_DATASET];
-    if (d) ADD(" dataset %s/%s", dd_options_string(d, "plugin"), dd_options_string(d, "name"));
-    if (p->comp[DD_COMPONENT_MODEL]) ADD(", model %s", p->comp[DD_COMPONENT_MODEL]->name);
-    if (p->comp[DD_COMPONENT_OBJECTIVE]) ADD(", objective %s", p->comp[DD_COMPONENT_OBJECTIVE]->name);
-    ADD("; seed %llu; stages:", (unsigned long long)dd_pipeline_seed(p));
-    for (size_t i = 0; i < p->n_stages; i++) ADD("%s %s", i ? "," : "", dd_stage_name(p->stages[i]));
-#undef ADD
+    if (d) append(buf, n, &len, " dataset %s/%s", dd_options_string(d, "plugin"), dd_options_string(d, "name"));
+    if (p->comp[DD_COMPONENT_MODEL]) append(buf, n, &len, ", model %s", p->comp[DD_COMPONENT_MODEL]->name);
+    if (p->comp[DD_COMPONENT_OBJECTIVE])
+        append(buf, n, &len, ", objective %s", p->comp[DD_COMPONENT_OBJECTIVE]->name);
+    append(buf, n, &len, "; seed %llu; stages:", (unsigned long long)dd_pipeline_seed(p));
+    for (size_t i = 0; i < p->n_stages; i++)
+        append(buf, n, &len, "%s %s", i ? "," : "", dd_stage_name(p->stages[i]));
 }

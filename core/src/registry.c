@@ -346,7 +346,8 @@ static dd_status load_dir(dd_registry *r, const char *dir, int lenient) {
         if (shadowed) continue;
         s = dd_registry_add_file(r, path);
         if (s != DD_OK && lenient && s != DD_ERR_NOMEM) {
-            dd_warn("%s (plugin skipped)", dd_error_message());
+            // the caller lists refusals (dd_registry_refused_*); no need to warn twice
+            dd_debug("%s (plugin skipped)", dd_error_message());
             s = remember_refusal(r, path, dd_error_message());
         }
     }
