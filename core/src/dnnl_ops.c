@@ -14,6 +14,7 @@
 #define MAX_ARGS 5
 
 struct dd_dnnl {
+    unsigned flags; // DD_DNNL_*
     dnnl_engine_t engine;
     dnnl_stream_t stream;
     // Internal (reordered) tensors and oneDNN scratchpads of the pass being
@@ -52,6 +53,7 @@ typedef struct kpass {
     int n_exec;
     size_t arena_need;
     const char *impl;
+    int ran; // a full call has bound the user buffers
 } kpass;
 
 /* Activation / weight layouts tried for one pass. */
@@ -99,10 +101,15 @@ static void *zalloc(size_t bytes) {
 
 /* ---- engine ------------------------------------------------------------- */
 
-dd_status dd_dnnl_create(dd_dnnl **out) {
+dd_status dd_dnnl_create(dd_dnnl **out) { return dd_dnnl_create_flags(out, 0); }
+
+dd_status dd_dnnl_create_flags(dd_dnnl **out, unsigned flags) {
     *out = NULL;
+    if (flags & ~(unsigned)DD_DNNL_PLAIN_LAYOUTS)
+        return dd_error_set(DD_ERR_INVALID, "dd_dnnl_create_flags: unknown flags 0x%x", flags);
     dd_dnnl *d = calloc(1, sizeof *d);
     if (!d) return dd_error_set(DD_ERR_NOMEM, "dd_dnnl_create: out of memory");
+    d->flags = flags;
     dnnl_status_t st = dnnl_engine_create(&d->engine, dnnl_cpu, 0);
     if (st != dnnl_success) {
         free(d);
@@ -281,6 +288,25 @@ static dd_status pass_run(dd_dnnl *d, kpass *ps, void *const *ptr) {
         if (a->inner && a->output) DD_TRY(prim_run(d, &a->reorder, a->reorder_args, a->reorder_nargs));
     }
     DNNL_TRY(dnnl_stream_wait(d->stream), "waiting for the stream");
+    ps->ran = 1;
+    return DD_OK;
+}
+
+/* Runs only the pass's main primitive (benchmarks): arena buffers as left
+ * by the last call, user buffers as bound by the last call of this pass. */
+static dd_status pass_run_primitive(dd_dnnl *d, kpass *ps) {
+    if (!ps->ran)
+        return dd_error_set(DD_ERR_INVALID, "oneDNN: primitive-only run before a full call");
+    for (int i = 0; i < ps->n_args; i++) {
+        arg_bind *a = &ps->args[i];
+        if (a->inner)
+            DNNL_TRY(dnnl_memory_set_data_handle(a->inner, d->arena + a->inner_off),
+                     "setting a data handle");
+    }
+    dnnl_exec_arg_t exec[MAX_ARGS + 1];
+    memcpy(exec, ps->exec, sizeof(dnnl_exec_arg_t) * (size_t)ps->n_exec);
+    DD_TRY(prim_run(d, &ps->main, exec, ps->n_exec));
+    DNNL_TRY(dnnl_stream_wait(d->stream), "waiting for the stream");
     return DD_OK;
 }
 
@@ -294,7 +320,8 @@ static int impl_is_ref(const char *impl) { return !impl || strncmp(impl, "ref", 
  * user layouts are included in the timings the order is based on
  * (docs/benchmarks.md, bench_layers). Plain NCHW/OIHW (gemm:jit) is the
  * last resort everywhere: always available, never a ref kernel. */
-static size_t conv_candidates(const dd_dnnl_conv_shape *s, dd_dnnl_pass pass, layout *out) {
+static size_t conv_candidates(const dd_dnnl_conv_shape *s, dd_dnnl_pass pass, unsigned flags,
+                              layout *out) {
     const layout any = {dnnl_format_tag_any, dnnl_format_tag_any};
     const layout nhwc = {dnnl_nhwc, dnnl_format_tag_any};
     const layout plain = {dnnl_nchw, dnnl_oihw};
@@ -302,7 +329,8 @@ static size_t conv_candidates(const dd_dnnl_conv_shape *s, dd_dnnl_pass pass, la
     int avx512 = ((unsigned)isa & (unsigned)dnnl_cpu_isa_avx512_core) ==
                  (unsigned)dnnl_cpu_isa_avx512_core;
     size_t n = 0;
-    switch (pass) {
+    if (flags & DD_DNNL_PLAIN_LAYOUTS) pass = (dd_dnnl_pass)-1;
+    switch ((int)pass) {
     case DD_DNNL_FWD:
         out[n++] = any;
         out[n++] = nhwc;
@@ -451,7 +479,7 @@ dd_status dd_dnnl_conv_create(dd_dnnl *d, const dd_dnnl_conv_shape *s, dd_dnnl_c
     dd_status st = c->zero_bias ? DD_OK : DD_ERR_NOMEM;
     for (int p = 0; p < 3 && st == DD_OK; p++) {
         layout cand[4];
-        size_t n = conv_candidates(s, (dd_dnnl_pass)p, cand);
+        size_t n = conv_candidates(s, (dd_dnnl_pass)p, d->flags, cand);
         st = conv_pass_init(c, (dd_dnnl_pass)p, cand, n);
     }
     if (st == DD_OK) {
@@ -489,6 +517,12 @@ dd_status dd_dnnl_conv_backward_weights(dd_dnnl_conv *c, const float *x, const f
                                         float *dw, float *db) {
     void *ptr[] = {(void *)x, (void *)dy, dw, db ? (void *)db : (void *)(c->d->arena + c->db_off)};
     return pass_run(c->d, &c->pass[DD_DNNL_BWD_WEIGHTS], ptr);
+}
+
+dd_status dd_dnnl_conv_run_primitive(dd_dnnl_conv *c, dd_dnnl_pass pass) {
+    if (!c || pass < DD_DNNL_FWD || pass > DD_DNNL_BWD_WEIGHTS)
+        return dd_error_set(DD_ERR_INVALID, "dd_dnnl_conv_run_primitive: bad pass");
+    return pass_run_primitive(c->d, &c->pass[pass]);
 }
 
 const char *dd_dnnl_conv_impl(const dd_dnnl_conv *c, dd_dnnl_pass pass) {
@@ -622,6 +656,12 @@ dd_status dd_dnnl_linear_backward_weights(dd_dnnl_linear *l, const float *x, con
                                           float *dw, float *db) {
     void *ptr[] = {(void *)x, (void *)dy, dw, db ? (void *)db : (void *)(l->d->arena + l->db_off)};
     return pass_run(l->d, &l->pass[DD_DNNL_BWD_WEIGHTS], ptr);
+}
+
+dd_status dd_dnnl_linear_run_primitive(dd_dnnl_linear *l, dd_dnnl_pass pass) {
+    if (!l || pass < DD_DNNL_FWD || pass > DD_DNNL_BWD_WEIGHTS)
+        return dd_error_set(DD_ERR_INVALID, "dd_dnnl_linear_run_primitive: bad pass");
+    return pass_run_primitive(l->d, &l->pass[pass]);
 }
 
 const char *dd_dnnl_linear_impl(const dd_dnnl_linear *l, dd_dnnl_pass pass) {

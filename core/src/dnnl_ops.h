@@ -55,4 +55,23 @@ DD_API dd_status dd_dnnl_linear_backward_weights(dd_dnnl_linear *l, const float 
                                           float *dw, float *db);
 DD_API const char *dd_dnnl_linear_impl(const dd_dnnl_linear *l, dd_dnnl_pass pass);
 
+/* ---- Additions (append-only) ------------------------------------------- */
+
+/** Flags for dd_dnnl_create_flags. */
+enum {
+    /** Every convolution pass uses plain NCHW/OIHW (gemm:jit), no internal
+     * layouts or reorders: the baseline the benchmarks compare against. */
+    DD_DNNL_PLAIN_LAYOUTS = 1u,
+};
+
+/** dd_dnnl_create with flags (0 = dd_dnnl_create). DD_ERR_INVALID on unknown
+ * flags. The flags apply to every kernel created on this engine. */
+DD_API dd_status dd_dnnl_create_flags(dd_dnnl **out, unsigned flags);
+
+/** Benchmark helper: runs only the pass's oneDNN primitive, without the
+ * reorders from/to the plain buffers, on the buffers of the last full call of
+ * that pass (which must still be alive). DD_ERR_INVALID before any full call. */
+DD_API dd_status dd_dnnl_conv_run_primitive(dd_dnnl_conv *c, dd_dnnl_pass pass);
+DD_API dd_status dd_dnnl_linear_run_primitive(dd_dnnl_linear *l, dd_dnnl_pass pass);
+
 #endif
