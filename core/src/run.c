@@ -15,10 +15,6 @@
 #include "fetch.h"
 #include "options.h"
 
-// TEMPORARY: dd_dataset_destroy (distill/dataset.h) has no implementation in
-// core/src yet; a weak reference keeps libdistill linkable until it lands.
-#pragma weak dd_dataset_destroy
-
 static dd_status nomem(void) { return dd_error_set(DD_ERR_NOMEM, "out of memory"); }
 
 dd_status dd_mkdir_p(const char *path) {
@@ -121,8 +117,13 @@ static dd_status stage_fetch(dd_run *run) {
 }
 
 static dd_status stage_load(dd_run *run) {
-    // without a fetch stage the files must already be local (cache or dataset.path)
-    if (!run->data_root) DD_TRY(find_data(run, 1));
+    // Without a fetch stage nothing is downloaded or verified: read
+    // dataset.path as it is, or else the cache.
+    if (!run->data_root) {
+        const char *path = dd_options_string(dd_pipeline_section(run->p, "dataset"), "path");
+        if (path && !(run->data_root = strdup(path))) return nomem();
+        if (!path) DD_TRY(find_data(run, 1));
+    }
     const dd_component *c = dd_pipeline_component(run->p, DD_COMPONENT_DATASET);
     const dd_options *d = dd_pipeline_component_options(run->p, DD_COMPONENT_DATASET);
     const dd_dataset_ops *ops = c->ops;
@@ -178,9 +179,7 @@ dd_status dd_run_pipeline(const dd_registry *reg, const dd_pipeline *p, const dd
     }
     free(run.out_dir);
     free(run.data_root);
-    if (dd_dataset_destroy) {
-        dd_dataset_destroy(run.train);
-        dd_dataset_destroy(run.test);
-    }
+    dd_dataset_destroy(run.train);
+    dd_dataset_destroy(run.test);
     return s;
 }
