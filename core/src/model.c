@@ -9,6 +9,7 @@
 
 #include "distill/log.h"
 #include "distill/tensor.h"
+#include "dnnl_ops.h"
 #include "model_impl.h"
 
 #define WS_CACHE 4
@@ -218,11 +219,10 @@ dd_status dd_model_create_from_graph(dd_graph *g, dd_backend backend, dd_model *
         if (L->n_weight + L->n_bias > 0 && m->first_param == g->n_layers) m->first_param = l;
         if (dd_layer_out_size(L) > m->max_act) m->max_act = dd_layer_out_size(L);
     }
-    // oneDNN kernels are wired in by ops_dense.c when available; until then
-    // both backends run the reference kernels.
-    m->backend = DD_BACKEND_REFERENCE;
-    (void)backend;
-    dd_status s = make_summary(m);
+    m->backend = backend;
+    dd_status s = DD_OK;
+    if (backend == DD_BACKEND_ONEDNN) s = dd_dnnl_create(&m->dnnl);
+    if (s == DD_OK) s = make_summary(m);
     if (s != DD_OK) {
         dd_model_destroy(m);
         return s;
@@ -271,6 +271,7 @@ void dd_model_destroy(dd_model *m) {
     if (!m) return;
     for (int i = 0; i < WS_CACHE; i++)
         if (m->ws[i].batch) ws_free(m, &m->ws[i]);
+    dd_dnnl_destroy(m->dnnl);
     dd_graph_destroy(m->g);
     free(m->summary);
     free(m);
@@ -485,4 +486,24 @@ dd_status dd_model_hvp(dd_model *m, const float *theta, const float *x, int64_t 
     }
     if (!hv && !mixed_x && !grad) return DD_OK;
     return run_backward(m, w, theta, v, w->g[0], w->gd[0], grad, NULL, hv, mixed_x);
+}
+
+uint64_t dd_model_pattern_hash(const dd_model *m, int64_t batch) {
+    const workspace *w = NULL;
+    for (int i = 0; i < WS_CACHE; i++)
+        if (m->ws[i].batch == batch) w = &m->ws[i];
+    if (!w) return 0;
+    uint64_t h = 1469598103934665603ull; // FNV-1a over the pattern
+    for (int l = 0; l < m->g->n_layers; l++) {
+        const dd_layer *L = &m->g->layers[l];
+        if (L->kind == DD_OP_RELU) {
+            const size_t n = (size_t)batch * dd_layer_in_size(L);
+            for (size_t i = 0; i < n; i++) h = (h ^ (uint64_t)(w->act[l][i] > 0.0f)) * 1099511628211ull;
+        } else if (L->kind == DD_OP_MAXPOOL) {
+            const size_t n = (size_t)batch * dd_layer_out_size(L);
+            const int32_t *a = (const int32_t *)w->aux[l];
+            for (size_t i = 0; i < n; i++) h = (h ^ (uint64_t)(uint32_t)a[i]) * 1099511628211ull;
+        }
+    }
+    return h;
 }

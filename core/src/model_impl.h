@@ -14,9 +14,14 @@
 DD_API dd_status dd_model_create_from_graph(dd_graph *g, dd_backend backend, dd_model **out);
 /** The model's graph (owned by the model). */
 DD_API const dd_graph *dd_model_graph(const dd_model *m);
-/** The backend actually in use (oneDNN requests fall back to the reference
- * backend only when oneDNN support is not compiled in). */
+/** The backend the model runs. */
 DD_API dd_backend dd_model_backend(const dd_model *m);
+
+/** Hash of the piecewise-linear pattern of the last forward pass at this
+ * batch size: relu signs and max-pool argmax positions. Two points with the
+ * same pattern lie on one smooth piece, so finite differences between them
+ * are valid (tests use it to avoid stepping over kinks). 0 if no workspace. */
+DD_API uint64_t dd_model_pattern_hash(const dd_model *m, int64_t batch);
 
 /** DD_ERR_INVALID unless exactly one label kind is given and hard labels are
  * in [0, K). */

@@ -4,6 +4,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "dnnl_ops.h"
 #include "ops.h"
 
 /* ---- reference conv via im2col ----------------------------------------- */
@@ -128,8 +129,8 @@ static void conv_ref_bwd_data(dd_layer_exec *e, const float *dy1, const float *w
     }
 }
 
-// dw = Σ_n dy1 ⋆ x1 + dy2 ⋆ x2, db = Σ dy1 + dy2 (second pair optional;
-// db may be NULL). Per-thread partial sums reduced in thread order.
+// dw = Σ_n dy1 ⋆ x1 + dy2 ⋆ x2, db = Σ dy1 (second pair optional; db may
+// be NULL). Per-thread partial sums reduced in thread order.
 static void conv_ref_bwd_weights(dd_layer_exec *e, const float *x1, const float *dy1,
                                  const float *x2, const float *dy2, float *dw, float *db) {
     conv_dims d = conv_dims_of(e->L);
@@ -153,6 +154,7 @@ static void conv_ref_bwd_weights(dd_layer_exec *e, const float *x1, const float 
                 const float *dyn = dys + (size_t)n * out;
                 im2col(&d, xs + (size_t)n * in, col);
                 dd_gemm_nt_acc(d.O, d.K, d.P, dyn, d.P, col, d.P, pw, d.K, 0);
+                if (pass) continue; // db = Σ dy1 only
                 for (int o = 0; o < d.O; o++) {
                     const float *r = dyn + (size_t)o * d.P;
                     float s = 0.0f;
@@ -204,10 +206,7 @@ static void lin_ref_bwd_weights(dd_layer_exec *e, const float *x1, const float *
     if (db) {
         for (int o = 0; o < O; o++) {
             float s = 0.0f;
-            if (dy1)
-                for (int n = 0; n < B; n++) s += dy1[(size_t)n * O + o];
-            if (dy2)
-                for (int n = 0; n < B; n++) s += dy2[(size_t)n * O + o];
+            for (int n = 0; n < B; n++) s += dy1[(size_t)n * O + o];
             db[o] = s;
         }
     }
@@ -215,34 +214,110 @@ static void lin_ref_bwd_weights(dd_layer_exec *e, const float *x1, const float *
 
 /* ---- dispatch: three kernels with optional second term ------------------ */
 
-static void k_fwd(dd_layer_exec *e, const float *x1, const float *w1, const float *x2,
-                  const float *w2, const float *b, float *y) {
+static void add_into(float *dst, const float *src, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= 65536)
+    for (size_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+static size_t n_in(const dd_layer_exec *e) { return (size_t)e->batch * dd_layer_in_size(e->L); }
+static size_t n_out(const dd_layer_exec *e) { return (size_t)e->batch * dd_layer_out_size(e->L); }
+
+/* oneDNN: each call is one primitive; a second term goes through scratch2
+ * and is added (the primitives overwrite their outputs). */
+static dd_status dn_fwd(dd_layer_exec *e, const float *x, const float *w, const float *b, float *y) {
+    if (e->conv) return dd_dnnl_conv_forward(e->conv, x, w, b, y);
+    return dd_dnnl_linear_forward(e->lin, x, w, b, y);
+}
+
+static dd_status dn_bwd_data(dd_layer_exec *e, const float *dy, const float *w, float *dx) {
+    if (e->conv) return dd_dnnl_conv_backward_data(e->conv, dy, w, dx);
+    return dd_dnnl_linear_backward_data(e->lin, dy, w, dx);
+}
+
+static dd_status dn_bwd_weights(dd_layer_exec *e, const float *x, const float *dy, float *dw,
+                                float *db) {
+    if (e->conv) return dd_dnnl_conv_backward_weights(e->conv, x, dy, dw, db);
+    return dd_dnnl_linear_backward_weights(e->lin, x, dy, dw, db);
+}
+
+static dd_status k_fwd(dd_layer_exec *e, const float *x1, const float *w1, const float *x2,
+                       const float *w2, const float *b, float *y) {
+    if (e->conv || e->lin) {
+        DD_TRY(dn_fwd(e, x1, w1, b, y));
+        if (x2 && w2) {
+            DD_TRY(dn_fwd(e, x2, w2, NULL, e->scratch2));
+            add_into(y, e->scratch2, n_out(e));
+        }
+        return DD_OK;
+    }
     if (e->L->kind == DD_OP_CONV)
         conv_ref_fwd(e, x1, w1, x2, w2, b, y);
     else
         lin_ref_fwd(e, x1, w1, x2, w2, b, y);
+    return DD_OK;
 }
 
-static void k_bwd_data(dd_layer_exec *e, const float *dy1, const float *w1, const float *dy2,
-                       const float *w2, float *dx) {
+static dd_status k_bwd_data(dd_layer_exec *e, const float *dy1, const float *w1, const float *dy2,
+                            const float *w2, float *dx) {
+    if (e->conv || e->lin) {
+        DD_TRY(dn_bwd_data(e, dy1, w1, dx));
+        if (dy2 && w2) {
+            DD_TRY(dn_bwd_data(e, dy2, w2, e->scratch2));
+            add_into(dx, e->scratch2, n_in(e));
+        }
+        return DD_OK;
+    }
     if (e->L->kind == DD_OP_CONV)
         conv_ref_bwd_data(e, dy1, w1, dy2, w2, dx);
     else
         lin_ref_bwd_data(e, dy1, w1, dy2, w2, dx);
+    return DD_OK;
 }
 
-static void k_bwd_weights(dd_layer_exec *e, const float *x1, const float *dy1, const float *x2,
-                          const float *dy2, float *dw, float *db) {
+// dw = x1 ⋆ dy1 + x2 ⋆ dy2; db = Σ dy1 only (db may be NULL).
+static dd_status k_bwd_weights(dd_layer_exec *e, const float *x1, const float *dy1,
+                               const float *x2, const float *dy2, float *dw, float *db) {
+    if (e->conv || e->lin) {
+        DD_TRY(dn_bwd_weights(e, x1, dy1, dw, db));
+        if (x2 && dy2) {
+            DD_TRY(dn_bwd_weights(e, x2, dy2, e->scratch2, NULL));
+            add_into(dw, e->scratch2, e->L->n_weight);
+        }
+        return DD_OK;
+    }
     if (e->L->kind == DD_OP_CONV)
         conv_ref_bwd_weights(e, x1, dy1, x2, dy2, dw, db);
     else
         lin_ref_bwd_weights(e, x1, dy1, x2, dy2, dw, db);
+    return DD_OK;
 }
 
 dd_status dd_dense_exec_init(dd_layer_exec *e, struct dd_dnnl *dnnl) {
-    (void)dnnl;
-    if (e->L->kind == DD_OP_CONV) {
-        conv_dims d = conv_dims_of(e->L);
+    const dd_layer *L = e->L;
+    if (e->backend == DD_BACKEND_ONEDNN && dnnl) {
+        dd_status s;
+        if (L->kind == DD_OP_CONV) {
+            dd_dnnl_conv_shape cs = {e->batch, L->in_c,     L->in_h, L->in_w,
+                                     L->out_c, L->kernel, L->stride, L->pad};
+            s = dd_dnnl_conv_create(dnnl, &cs, &e->conv);
+        } else {
+            dd_dnnl_linear_shape ls = {e->batch, (int64_t)dd_layer_in_size(L), L->out_c};
+            s = dd_dnnl_linear_create(dnnl, &ls, &e->lin);
+        }
+        if (s != DD_OK) {
+            dd_error_prefix("%s layer (batch %lld)", dd_op_name(L->kind), (long long)e->batch);
+            return s;
+        }
+        // One buffer for the second term of a tangent: an activation or a weight.
+        size_t n = n_in(e) > n_out(e) ? n_in(e) : n_out(e);
+        if (L->n_weight > n) n = L->n_weight;
+        e->scratch2 = dd_alloc_floats(n);
+        if (!e->scratch2) return DD_ERR_NOMEM;
+        e->scratch2_n = n;
+        return DD_OK;
+    }
+    if (L->kind == DD_OP_CONV) {
+        conv_dims d = conv_dims_of(L);
         e->scratch_n = conv_thread_floats(&d) * (size_t)e->nthreads;
         e->scratch = dd_alloc_floats(e->scratch_n);
         if (!e->scratch) return DD_ERR_NOMEM;
@@ -250,49 +325,35 @@ dd_status dd_dense_exec_init(dd_layer_exec *e, struct dd_dnnl *dnnl) {
     return DD_OK;
 }
 
+void dd_dense_exec_fini(dd_layer_exec *e) {
+    dd_dnnl_conv_destroy(e->conv);
+    dd_dnnl_linear_destroy(e->lin);
+    e->conv = NULL;
+    e->lin = NULL;
+}
+
 dd_status dd_dense_forward(dd_layer_exec *e, const float *x, const float *w, float *y) {
-    k_fwd(e, x, w, NULL, NULL, w + e->L->n_weight, y);
-    return DD_OK;
+    return k_fwd(e, x, w, NULL, NULL, w + e->L->n_weight, y);
 }
 
 dd_status dd_dense_backward(dd_layer_exec *e, const float *x, const float *w, const float *dy,
                             float *dx, float *dw) {
-    if (dx) k_bwd_data(e, dy, w, NULL, NULL, dx);
-    if (dw) k_bwd_weights(e, x, dy, NULL, NULL, dw, dw + e->L->n_weight);
+    if (dx) DD_TRY(k_bwd_data(e, dy, w, NULL, NULL, dx));
+    if (dw) DD_TRY(k_bwd_weights(e, x, dy, NULL, NULL, dw, dw + e->L->n_weight));
     return DD_OK;
 }
 
 dd_status dd_dense_jvp(dd_layer_exec *e, const float *x, const float *w, const float *xd,
                        const float *wd, float *yd) {
     // ẏ = Ẇ∗x + ḃ + W∗ẋ
-    k_fwd(e, x, wd, xd, xd ? w : NULL, wd + e->L->n_weight, yd);
-    return DD_OK;
+    return k_fwd(e, x, wd, xd, xd ? w : NULL, wd + e->L->n_weight, yd);
 }
 
 dd_status dd_dense_tbwd(dd_layer_exec *e, const float *x, const float *xd, const float *w,
                         const float *wd, const float *dy, const float *dyd, float *dxd,
                         float *dwd) {
     // d̊x = Wᵀ∗d̊y + Ẇᵀ∗dy;  d̊W = x⋆d̊y + ẋ⋆dy;  d̊b = Σ d̊y
-    if (dxd) k_bwd_data(e, dyd, w, dy, wd, dxd);
-    if (dwd) {
-        k_bwd_weights(e, x, dyd, xd, xd ? dy : NULL, dwd, NULL);
-        float *db = dwd + e->L->n_weight;
-        // db depends on d̊y only; recompute it without the ẋ term.
-        const int O = e->L->out_c;
-        const size_t P = (size_t)e->L->out_h * e->L->out_w;
-        for (int o = 0; o < O; o++) db[o] = 0.0f;
-        for (int64_t n = 0; n < e->batch; n++) {
-            const float *r = dyd + (size_t)n * O * P;
-            for (int o = 0; o < O; o++) {
-                float s = 0.0f;
-                for (size_t p = 0; p < P; p++) s += r[(size_t)o * P + p];
-                db[o] += s;
-            }
-        }
-    }
+    if (dxd) DD_TRY(k_bwd_data(e, dyd, w, dy, wd, dxd));
+    if (dwd) DD_TRY(k_bwd_weights(e, x, dyd, xd, xd ? dy : NULL, dwd, dwd + e->L->n_weight));
     return DD_OK;
-}
-
-void dd_dense_exec_fini(dd_layer_exec *e) {
-    (void)e; // oneDNN primitives are released here once wired
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "compute_util.h"
+#include "model_impl.h"
 
 int compute_check_hvp(dd_model *m, int64_t batch, int soft, double eps, uint64_t seed,
                       compute_hvp_errors *out) {
@@ -55,11 +56,25 @@ int compute_check_hvp(dd_model *m, int64_t batch, int soft, double eps, uint64_t
     out->loss_match = fabs(loss_h - loss_g);
     out->hv_norm = compute_norm(hv, P);
 
-    for (size_t i = 0; i < P; i++) tp[i] = (float)(theta[i] + eps * v[i]);
-    if (dd_model_loss_grad(m, tp, x, batch, y, NULL, gp, gxp, NULL) != DD_OK) goto done;
-    for (size_t i = 0; i < P; i++) tp[i] = (float)(theta[i] - eps * v[i]);
-    if (dd_model_loss_grad(m, tp, x, batch, y, NULL, gm, gxm, NULL) != DD_OK) goto done;
-    // The step actually taken is the float difference, not eps·v.
+    // Shrink the step until θ ± eps·v lie on the same linear piece of every
+    // relu / max-pool as θ: across a kink a difference quotient measures the
+    // jump, not the derivative.
+    if (dd_model_forward(m, theta, x, batch, NULL) != DD_OK) goto done;
+    const uint64_t base = dd_model_pattern_hash(m, batch);
+    out->kink_free = 0;
+    for (int attempt = 0; attempt < 6; attempt++, eps /= 3.0) {
+        for (size_t i = 0; i < P; i++) tp[i] = (float)(theta[i] + eps * v[i]);
+        if (dd_model_loss_grad(m, tp, x, batch, y, NULL, gp, gxp, NULL) != DD_OK) goto done;
+        uint64_t hp = dd_model_pattern_hash(m, batch);
+        for (size_t i = 0; i < P; i++) tp[i] = (float)(theta[i] - eps * v[i]);
+        if (dd_model_loss_grad(m, tp, x, batch, y, NULL, gm, gxm, NULL) != DD_OK) goto done;
+        uint64_t hm = dd_model_pattern_hash(m, batch);
+        if (hp == base && hm == base) {
+            out->kink_free = 1;
+            break;
+        }
+    }
+    out->eps_used = eps;
     for (size_t i = 0; i < P; i++) fd[i] = ((double)gp[i] - gm[i]) / (2.0 * eps);
     out->hv = compute_rel_err_d(hv, fd, P, 1e-12);
     for (size_t i = 0; i < X; i++) fd[i] = ((double)gxp[i] - gxm[i]) / (2.0 * eps);

@@ -12,12 +12,15 @@ typedef struct compute_hvp_errors {
     double grad_match;           /**< hvp's by-product g vs loss_grad's g */
     double loss_match;           /**< |loss(hvp) − loss(loss_grad)| */
     double hv_norm;              /**< ||H v|| (a sanity check that it is not zero) */
+    double eps_used;             /**< step of the differences (after shrinking) */
+    int kink_free;               /**< θ ± eps·v share θ's relu / max-pool pattern */
 } compute_hvp_errors;
 
 /** Random θ (init scheme), x ~ N(0,1), labels (hard, or soft probabilities
  * if `soft`), v ~ N(0, rms(θ)²); compares dd_model_hvp with central
  * differences of dd_model_loss_grad along v with step eps (relative to
- * θ's scale). mixed_y uses per-element differences in y (soft only). */
+ * θ's scale), shrunk (÷3, up to 5 times) until θ ± eps·v have θ's relu /
+ * max-pool pattern. mixed_y uses per-element differences in y (soft only). */
 int compute_check_hvp(dd_model *m, int64_t batch, int soft, double eps, uint64_t seed,
                       compute_hvp_errors *out);
 
