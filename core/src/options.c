@@ -543,7 +543,7 @@ static dd_status set_node_at(dd_options *o, const char *key, const dd_ynode *val
     if (where_store)
         snprintf(w, sizeof w, "%s", where_store);
     else
-        where_str(org, key_line, key_col, w, sizeof w);
+        where_str(org, value_node->line, value_node->col, w, sizeof w);
     return store(o, idx, &v, FROM_USER, w);
 }
 

@@ -253,6 +253,7 @@ static dd_status load_component(dd_pipeline *p, const loader *L, dd_component_ki
     DD_TRY(dd_options_create(section, &core, 1, &probe));
     dd_status s = DD_OK;
     const dd_yentry *pe = dd_ynode_get(map, "plugin");
+    const char *plugin_set = NULL; // the --set argument that chose the plugin, if any
     if (pe) s = dd_options_set_node(probe, "plugin", pe->value, L->file, pe->line, pe->col, p->dir);
     for (size_t i = 0; i < L->n_ov && s == DD_OK; i++) {
         const override *v = &L->ov[i];
@@ -260,6 +261,7 @@ static dd_status load_component(dd_pipeline *p, const loader *L, dd_component_ki
         char prefix[1200];
         snprintf(prefix, sizeof prefix, "--set %s", v->orig);
         s = dd_options_set_yaml_text(probe, "plugin", v->value, "--set", prefix, NULL);
+        plugin_set = v->orig;
     }
     if (s == DD_OK && !dd_options_has(probe, "plugin") && core[0].default_value)
         s = dd_options_set_default(probe, "plugin", core[0].default_value);
@@ -270,7 +272,12 @@ static dd_status load_component(dd_pipeline *p, const loader *L, dd_component_ki
         s = dd_registry_find(p->reg, kind, plugin, &p->comp[kind]);
         if (s != DD_OK) {
             const char *pw = dd_options_where(probe, "plugin");
-            dd_error_prefix("%s", strcmp(pw, "<default>") == 0 ? where : pw);
+            if (plugin_set)
+                dd_error_prefix("--set %s", plugin_set);
+            else if (strcmp(pw, "<default>") == 0)
+                dd_error_prefix("%s: %s.plugin defaults to '%s'", where, section, plugin);
+            else
+                dd_error_prefix("%s", pw);
         }
     }
     dd_options_destroy(probe);

@@ -62,7 +62,7 @@ DD_API int dd_options_bool(const dd_options *o, const char *key);
 DD_API const char *dd_options_string(const dd_options *o, const char *key);
 DD_API size_t dd_options_list_len(const dd_options *o, const char *key);
 DD_API const char *dd_options_list_item(const dd_options *o, const char *key, size_t i);
-/** "file:line:col" where `key` was written (or "<default>" / "--set"), for
+/** "file:line:col" of the value of `key` (or "<default>" / "--set"), for
  * errors a component finds later (e.g. an option combination it rejects). */
 DD_API const char *dd_options_where(const dd_options *o, const char *key);
 
