@@ -208,6 +208,12 @@ dd_status dd_image_encode_jpeg(const uint8_t *pixels, int width, int height, int
     cinfo.in_color_space = channels == 3 ? JCS_RGB : JCS_GRAYSCALE;
     jpeg_set_defaults(&cinfo);
     jpeg_set_quality(&cinfo, quality, TRUE);
+    // At high quality keep full-resolution chroma (4:4:4): sharp colour edges
+    // survive, which the fixtures of the reader tests rely on.
+    if (channels == 3 && quality >= 90) {
+        cinfo.comp_info[0].h_samp_factor = 1;
+        cinfo.comp_info[0].v_samp_factor = 1;
+    }
     jpeg_start_compress(&cinfo, TRUE);
     while (cinfo.next_scanline < cinfo.image_height) {
         // libjpeg's API is not const-correct; it only reads the row.

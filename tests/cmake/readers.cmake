@@ -6,3 +6,6 @@ target_link_libraries(distill_test_support PUBLIC distill::archive ZLIB::ZLIB)
 
 distill_add_test(test_image SOURCES unit/test_image.c LABELS unit TIMEOUT 60)
 distill_add_test(test_readers_mnist SOURCES unit/test_readers_mnist.c LABELS unit plugin TIMEOUT 60)
+distill_add_test(test_readers_cifar10 SOURCES unit/test_readers_cifar10.c LABELS unit plugin TIMEOUT 60)
+distill_add_test(test_readers_voc SOURCES unit/test_readers_voc.c LABELS unit plugin TIMEOUT 60)
+distill_add_test(test_readers_cub SOURCES unit/test_readers_cub.c LABELS unit plugin TIMEOUT 60)

@@ -33,7 +33,8 @@ DD_API dd_status dd_image_read_jpeg_file(const char *path, uint8_t **pixels, int
                                          int *height);
 
 /** Encodes interleaved 8-bit pixels (channels 1 = gray, 3 = RGB) as a baseline
- * JPEG of the given quality (1..100). *buf is malloc'ed (caller frees with
+ * JPEG of the given quality (1..100); quality ≥ 90 keeps full-resolution
+ * chroma (4:4:4), lower qualities subsample it (4:2:0). *buf is malloc'ed (caller frees with
  * free()), *len its size. */
 DD_API dd_status dd_image_encode_jpeg(const uint8_t *pixels, int width, int height, int channels,
                                       int quality, uint8_t **buf, size_t *len);

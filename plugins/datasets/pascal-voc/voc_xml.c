@@ -58,7 +58,8 @@ static void skip_space(vx_parser *ps) {
 }
 
 static dd_status read_name(vx_parser *ps, char *out) {
-    if (ps->p >= ps->end || !is_name_start((unsigned char)*ps->p))
+    if (ps->p >= ps->end) return perr(ps, "unexpected end of file inside a tag");
+    if (!is_name_start((unsigned char)*ps->p))
         return perr(ps, "expected an element name");
     size_t n = 0;
     while (ps->p < ps->end && is_name_char((unsigned char)*ps->p)) {
@@ -146,7 +147,7 @@ static dd_status read_entity(vx_parser *ps, vx_node *n) {
 static dd_status skip_attributes(vx_parser *ps, int *empty) {
     for (;;) {
         skip_space(ps);
-        if (ps->p >= ps->end) return perr(ps, "unterminated start tag");
+        if (ps->p >= ps->end) return perr(ps, "unexpected end of file inside a start tag");
         if (*ps->p == '>') {
             advance(ps, 1);
             *empty = 0;
@@ -171,7 +172,7 @@ static dd_status skip_attributes(vx_parser *ps, int *empty) {
             if (*ps->p == '<') return perr(ps, "'<' in an attribute value");
             advance(ps, 1);
         }
-        if (ps->p >= ps->end) return perr(ps, "unterminated attribute value");
+        if (ps->p >= ps->end) return perr(ps, "unexpected end of file in an attribute value");
         advance(ps, 1);
     }
 }
@@ -230,9 +231,9 @@ dd_status vx_parse(const char *path, const char *buf, size_t len, vx_node **root
             continue;
         }
         if (starts(&ps, "<?")) {
-            st = skip_past(&ps, "?>", "unterminated processing instruction");
+            st = skip_past(&ps, "?>", "unexpected end of file in a processing instruction");
         } else if (starts(&ps, "<!--")) {
-            st = skip_past(&ps, "-->", "unterminated comment");
+            st = skip_past(&ps, "-->", "unexpected end of file in a comment");
         } else if (starts(&ps, "<![CDATA[")) {
             if (!cur) {
                 st = perr(&ps, "CDATA outside the root element");
@@ -240,14 +241,14 @@ dd_status vx_parse(const char *path, const char *buf, size_t len, vx_node **root
             }
             advance(&ps, 9);
             const char *s = ps.p;
-            st = skip_past(&ps, "]]>", "unterminated CDATA section");
+            st = skip_past(&ps, "]]>", "unexpected end of file in a CDATA section");
             if (st == DD_OK) st = append_text(&ps, cur, s, (size_t)(ps.p - 3 - s));
         } else if (starts(&ps, "<!DOCTYPE")) {
             while (ps.p < ps.end && *ps.p != '>' && *ps.p != '[') advance(&ps, 1);
             if (ps.p < ps.end && *ps.p == '[')
                 st = perr(&ps, "DOCTYPE with an internal subset is not supported");
             else if (ps.p >= ps.end)
-                st = perr(&ps, "unterminated DOCTYPE");
+                st = perr(&ps, "unexpected end of file in the DOCTYPE");
             else
                 advance(&ps, 1);
         } else if (starts(&ps, "</")) {
@@ -256,7 +257,8 @@ dd_status vx_parse(const char *path, const char *buf, size_t len, vx_node **root
             if ((st = read_name(&ps, name)) != DD_OK) break;
             skip_space(&ps);
             if (ps.p >= ps.end || *ps.p != '>') {
-                st = perr(&ps, "malformed end tag");
+                st = perr(&ps, ps.p >= ps.end ? "unexpected end of file inside an end tag"
+                                              : "malformed end tag");
                 break;
             }
             advance(&ps, 1);
