@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "distill/log.h"
+#include "engine_stages.h"
 #include "fetch.h"
 #include "options.h"
 
@@ -155,9 +156,9 @@ static const stage_fn stages[DD_STAGE_COUNT] = {
     [DD_STAGE_FETCH] = stage_fetch,
     [DD_STAGE_LOAD] = stage_load,
     [DD_STAGE_PRETRAIN] = NULL,
-    [DD_STAGE_DISTILL] = NULL,
-    [DD_STAGE_EVALUATE] = NULL,
-    [DD_STAGE_REPORT] = NULL,
+    [DD_STAGE_DISTILL] = dd_stage_distill,
+    [DD_STAGE_EVALUATE] = dd_stage_evaluate,
+    [DD_STAGE_REPORT] = dd_stage_report,
 };
 
 dd_status dd_run_pipeline(const dd_registry *reg, const dd_pipeline *p, const dd_run_options *ro) {
@@ -177,6 +178,7 @@ dd_status dd_run_pipeline(const dd_registry *reg, const dd_pipeline *p, const dd
         s = stages[st](&run);
         if (s != DD_OK) dd_error_prefix("stage '%s'", dd_stage_name(st));
     }
+    dd_stage_state_destroy(run.engine);
     free(run.out_dir);
     free(run.data_root);
     dd_dataset_destroy(run.train);

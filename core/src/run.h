@@ -26,6 +26,7 @@ typedef struct dd_run {
     char *data_root;   /**< directory the dataset reader reads (owned; set by fetch or load) */
     dd_dataset *train; /**< set by load (owned) */
     dd_dataset *test;  /**< set by load (owned) */
+    struct dd_stage_state *engine; /**< distill/evaluate/report state (owned; engine_stages.h) */
 } dd_run;
 
 /** Runs every stage of `p`. Writes <out>/config.yaml (the resolved pipeline)

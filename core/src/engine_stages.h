@@ -1,0 +1,27 @@
+/* distill (internal) — the distill, evaluate and report stages of `distill
+ * run`: adapters from a loaded pipeline (dd_run) to the engine, evaluation
+ * and report entry points, which take explicit arguments. */
+#ifndef DD_ENGINE_STAGES_H
+#define DD_ENGINE_STAGES_H
+
+#include "distill/status.h"
+
+struct dd_run;
+
+/** What the distill/evaluate/report stages hand to each other (the model,
+ * the objective, the distilled set...). Created by the first of them to
+ * run; owned by dd_run. */
+typedef struct dd_stage_state dd_stage_state;
+
+/** distill: learns the set (resuming from <out>/checkpoint.bin with
+ * --resume), checkpointing every distill.checkpoint_every iterations and on
+ * SIGINT/SIGTERM. */
+DD_API dd_status dd_stage_distill(struct dd_run *run);
+/** evaluate: the distilled set (from this run, or the export found in the
+ * output directory) against the baselines. */
+DD_API dd_status dd_stage_evaluate(struct dd_run *run);
+/** report: distilled.png, lrs.csv, export, metrics.json, report.md. */
+DD_API dd_status dd_stage_report(struct dd_run *run);
+DD_API void dd_stage_state_destroy(dd_stage_state *st);
+
+#endif
