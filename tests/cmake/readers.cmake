@@ -9,3 +9,7 @@ distill_add_test(test_readers_mnist SOURCES unit/test_readers_mnist.c LABELS uni
 distill_add_test(test_readers_cifar10 SOURCES unit/test_readers_cifar10.c LABELS unit plugin TIMEOUT 60)
 distill_add_test(test_readers_voc SOURCES unit/test_readers_voc.c LABELS unit plugin TIMEOUT 60)
 distill_add_test(test_readers_cub SOURCES unit/test_readers_cub.c LABELS unit plugin TIMEOUT 60)
+# End to end through dd_fetch_dataset: generated archives over the loopback
+# HTTP server, and the real Fashion-MNIST from Debian's copy (file:// mirror).
+distill_add_test(test_readers_fetch SOURCES unit/test_readers_e2e.c LABELS network plugin TIMEOUT 120)
+distill_add_test(test_readers_fashion_e2e SOURCES unit/test_readers_e2e.c ARGS --fashion LABELS e2e plugin TIMEOUT 300)
