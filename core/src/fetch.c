@@ -23,11 +23,6 @@
 #include "manifest.h"
 #include "unpack.h"
 
-// Set to 1 once core/src/progress.c (dd_progress_*) is part of libdistill.
-#ifndef DD_FETCH_PROGRESS
-#define DD_FETCH_PROGRESS 0
-#endif
-
 // Cache bookkeeping that lives beside the extracted data; archives may not
 // write over it.
 static const char *const reserved_names[] = {"downloads", ".lock", ".verified-", ".unpacked-", NULL};
@@ -221,9 +216,7 @@ typedef struct xfer {
     const fetch_cfg *cfg;
     const char *label;
     uint64_t hint;      // manifest size, for the bar when the server sends no length
-#if DD_FETCH_PROGRESS
     dd_progress *bar;
-#endif
 } xfer;
 
 static size_t on_write(char *data, size_t size, size_t nmemb, void *user) {
@@ -253,7 +246,6 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *user) {
 }
 
 static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
-#if DD_FETCH_PROGRESS
     xfer *x = user;
     if (x->cfg->quiet || dlnow <= 0) return 0;
     if (!x->bar) {
@@ -261,17 +253,18 @@ static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_of
         if (dd_progress_create(x->label, total, "B", &x->bar) != DD_OK) x->bar = NULL;
     }
     if (x->bar) dd_progress_update(x->bar, (uint64_t)(x->offset + dlnow), NULL);
-#else
-    (void)user;
-    (void)dltotal;
-    (void)dlnow;
-#endif
     (void)ultotal;
     (void)ulnow;
     return 0;
 }
 
 typedef enum { GET_OK, GET_RETRY, GET_RESTART, GET_NEXT_MIRROR, GET_FATAL } get_result;
+
+/* Failures that say the host itself is unreachable: later files of the same
+ * dataset skip that host instead of waiting out the same timeouts again. */
+static int host_unreachable(CURLcode rc) {
+    return rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_RESOLVE_PROXY || rc == CURLE_COULDNT_CONNECT;
+}
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static int curl_init_failed;
@@ -280,8 +273,9 @@ static void init_curl(void) { curl_init_failed = curl_global_init(CURL_GLOBAL_DE
 /* One attempt to fetch `url` into `part`, resuming from what `part` already
  * holds. On failure `why` describes it (without the URL). */
 static get_result http_get(const char *url, const char *part, const fetch_cfg *cfg, const char *label, uint64_t hint,
-                           int *resumed, char *why, size_t why_cap) {
+                           int *resumed, int *unreachable, char *why, size_t why_cap) {
     why[0] = '\0';
+    *unreachable = 0;
     pthread_once(&curl_once, init_curl);
     if (curl_init_failed) {
         snprintf(why, why_cap, "cannot initialise libcurl");
@@ -327,11 +321,11 @@ static get_result http_get(const char *url, const char *part, const fetch_cfg *c
     if (x.offset > 0) curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, x.offset);
     CURLcode rc = curl_easy_perform(c);
     long code = 0;
+    curl_off_t connect_us = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_getinfo(c, CURLINFO_CONNECT_TIME_T, &connect_us);
     curl_easy_cleanup(c);
-#if DD_FETCH_PROGRESS
-    if (x.bar) dd_progress_destroy(x.bar);
-#endif
+    dd_progress_destroy(x.bar);
     int close_failed = fflush(fp) != 0 || fsync(fileno(fp)) != 0;
     if (fclose(fp) != 0) close_failed = 1;
     *resumed = x.offset > 0 && !x.restarted;
@@ -360,6 +354,8 @@ static get_result http_get(const char *url, const char *part, const fetch_cfg *c
     }
     if (rc == CURLE_OK) return GET_OK;
     snprintf(why, why_cap, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+    // A timeout before the connection was made is an unreachable host too.
+    *unreachable = host_unreachable(rc) || (rc == CURLE_OPERATION_TIMEDOUT && connect_us == 0);
     switch (rc) {
     case CURLE_COULDNT_CONNECT:
     case CURLE_OPERATION_TIMEDOUT:
@@ -385,12 +381,38 @@ typedef struct ds_ctx {
     fetch_cfg cfg;
     char *dir;       // <cache>/<dataset>
     char *downloads; // <cache>/<dataset>/downloads
+    char dead[8][256]; // "scheme://host[:port]" found unreachable during this call
+    int n_dead;
 } ds_ctx;
+
+/* "scheme://authority" of a URL into buf ("" for file:// and odd URLs). */
+static void url_host(const char *url, char *buf, size_t cap) {
+    buf[0] = '\0';
+    const char *sep = strstr(url, "://");
+    if (!sep || strncmp(url, "file:", 5) == 0) return;
+    const char *end = strchr(sep + 3, '/');
+    size_t len = end ? (size_t)(end - url) : strlen(url);
+    if (len < cap) snprintf(buf, cap, "%.*s", (int)len, url);
+}
+
+static int host_is_dead(const ds_ctx *c, const char *url) {
+    char h[256];
+    url_host(url, h, sizeof h);
+    for (int i = 0; h[0] && i < c->n_dead; i++)
+        if (strcmp(c->dead[i], h) == 0) return 1;
+    return 0;
+}
+
+static void mark_dead(ds_ctx *c, const char *url) {
+    char h[256];
+    url_host(url, h, sizeof h);
+    if (h[0] && c->n_dead < 8 && !host_is_dead(c, url)) snprintf(c->dead[c->n_dead++], sizeof c->dead[0], "%s", h);
+}
 
 /* Downloads f into downloads/<name> from the mirrors in order. On success
  * *verified says whether the checksum was checked (it is skipped only for
  * extra mirrors with verify = 0). */
-static dd_status download_file(const ds_ctx *c, const dd_manifest_file *f, const char *dest, int *verified) {
+static dd_status download_file(ds_ctx *c, const dd_manifest_file *f, const char *dest, int *verified) {
     char **urls = NULL;
     DD_TRY(dd_manifest_urls(c->m, f, &urls));
     size_t n_extra = 0, n_man = 0;
@@ -424,6 +446,12 @@ static dd_status download_file(const ds_ctx *c, const dd_manifest_file *f, const
                 break;
             }
         }
+        if (host_is_dead(c, url)) {
+            dd_info("skipping %s: its host was unreachable for an earlier file", url);
+            note(failures, sizeof failures, "%s: skipped, host unreachable", url);
+            free(url);
+            continue;
+        }
         int fresh_retry_done = 0;
         for (int attempt = 0; attempt < c->cfg.attempts; attempt++) {
             if (attempt > 0) {
@@ -434,8 +462,8 @@ static dd_status download_file(const ds_ctx *c, const dd_manifest_file *f, const
             }
             dd_info("downloading %s", url);
             char why[CURL_ERROR_SIZE + 256];
-            int resumed = 0;
-            get_result r = http_get(url, part, &c->cfg, f->name, f->size, &resumed, why, sizeof why);
+            int resumed = 0, unreachable = 0;
+            get_result r = http_get(url, part, &c->cfg, f->name, f->size, &resumed, &unreachable, why, sizeof why);
             if (r == GET_FATAL) {
                 s = dd_error_set(DD_ERR_IO, "dataset '%s': %s: %s", c->m->name, url, why);
                 free(url);
@@ -450,6 +478,7 @@ static dd_status download_file(const ds_ctx *c, const dd_manifest_file *f, const
             if (r != GET_OK) {
                 dd_warn("%s: %s", url, why);
                 if (r == GET_RETRY && attempt + 1 < c->cfg.attempts) continue;
+                if (unreachable) mark_dead(c, url);
                 note(failures, sizeof failures, "%s: %s", url, why);
                 break;
             }
@@ -559,7 +588,7 @@ static int installed(const ds_ctx *c, const dd_manifest_file *f, const char *mar
     return ok;
 }
 
-static dd_status ensure_cached_file(const ds_ctx *c, const dd_manifest_file *f) {
+static dd_status ensure_cached_file(ds_ctx *c, const dd_manifest_file *f) {
     char *marker = fmt_alloc("%s/.unpacked-%s", c->dir, f->name);
     char *vmarker = fmt_alloc("%s/.verified-%s", c->dir, f->name);
     char *dl = fmt_alloc("%s/%s", c->downloads, f->name);
@@ -830,7 +859,7 @@ dd_status dd_fetch_dataset(const char *dataset, const dd_fetch_options *opt, cha
     if (!opt) opt = &defaults;
     dd_manifest *m = NULL;
     DD_TRY(dd_manifest_find(dataset, opt->manifest_dir, &m));
-    ds_ctx c = {m, opt, make_cfg(opt), NULL, NULL};
+    ds_ctx c = {.m = m, .opt = opt, .cfg = make_cfg(opt)};
     char *cache = NULL;
     int lock = -1;
     dd_status s = dd_fetch_cache_root(opt, &cache);

@@ -627,6 +627,31 @@ static void test_resume_edge_cases(void **state) {
     assert_int_equal(log[0].status, 416);
 }
 
+static void test_unreachable_host_skipped_for_later_files(void **state) {
+    fx *f = *state;
+    // Port 1 on loopback refuses connections: after its retries fail for the
+    // first file, the second file does not try that host again.
+    write_manifest(f, "toy", (const char *const[]){"http://127.0.0.1:1/", "m/", NULL}, "dg");
+    dd_log_set_level(DD_LOG_INFO);
+    capture c;
+    capture_begin(f, &c);
+    char *root = NULL;
+    dd_status s = dd_fetch_dataset("toy", &f->opt, &root);
+    char *err = capture_end(&c);
+    dd_log_set_level(DD_LOG_WARN);
+    if (s != DD_OK) fail_msg("%s", dd_error_message());
+    assert_bytes(root, "pay", f->pay, PAY_N);
+    free(root);
+    assert_non_null(err);
+    // data.bin: 1 + retries attempts on the dead host; pay.gz: none.
+    size_t tries = 0;
+    for (const char *p = err; (p = strstr(p, "downloading http://127.0.0.1:1/data.bin")); p++) tries++;
+    assert_int_equal(tries, 3);
+    assert_null(strstr(err, "downloading http://127.0.0.1:1/pay.gz"));
+    assert_non_null(strstr(err, "skipping http://127.0.0.1:1/pay.gz"));
+    free(err);
+}
+
 /* ---- e2e: the real Fashion-MNIST from Debian's package ------------------ */
 
 static void test_e2e_fashion_mnist_debian(void **state) {
@@ -736,6 +761,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_payload_checksum_accepts_recompressed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_mid_unpack_is_redone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_edge_cases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unreachable_host_skipped_for_later_files, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
