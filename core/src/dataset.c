@@ -23,15 +23,14 @@ dd_status dd_dataset_create(const char *name, int64_t n, int channels, int heigh
     const char *shown = name ? name : "dataset";
     if (n < 0 || channels < 1 || channels > DD_MAX_CHANNELS || height < 1 || width < 1 ||
         n_classes < 1)
-        return dd_error_set(DD_ERR_INVALID,
-                            "dataset %s: bad shape n=%lld %dx%dx%d, %d classes (channels 1..%d)",
-                            shown, (long long)n, channels, height, width, n_classes,
-                            DD_MAX_CHANNELS);
+        return dd_error_set(
+            DD_ERR_INVALID, "dataset %s: bad shape n=%lld %dx%dx%d, %d classes (channels 1..%d)",
+            shown, (long long)n, channels, height, width, n_classes, DD_MAX_CHANNELS);
     size_t per = (size_t)channels * (size_t)height * (size_t)width;
     if ((uint64_t)height * (uint64_t)width > SIZE_MAX / DD_MAX_CHANNELS ||
         (n > 0 && (uint64_t)n > SIZE_MAX / sizeof(float) / per))
-        return dd_error_set(DD_ERR_NOMEM, "dataset %s: %lld images of %zu floats overflow",
-                            shown, (long long)n, per);
+        return dd_error_set(DD_ERR_NOMEM, "dataset %s: %lld images of %zu floats overflow", shown,
+                            (long long)n, per);
     dd_dataset *d = calloc(1, sizeof *d);
     if (!d) return dd_error_set(DD_ERR_NOMEM, "dataset %s: out of memory", shown);
     d->n = n;
@@ -54,14 +53,16 @@ dd_status dd_dataset_create(const char *name, int64_t n, int channels, int heigh
         return dd_error_set(DD_ERR_NOMEM, "dataset %s: out of memory for %lld images of %zu floats",
                             shown, (long long)n, per);
     }
-    for (int c = 0; c < DD_MAX_CHANNELS; c++) d->std[c] = 1.0f;
+    for (int c = 0; c < DD_MAX_CHANNELS; c++)
+        d->std[c] = 1.0f;
     *out = d;
     return DD_OK;
 }
 
 void dd_dataset_destroy(dd_dataset *d) {
     if (!d) return;
-    for (int k = 0; d->class_names && k < d->n_classes; k++) free(d->class_names[k]);
+    for (int k = 0; d->class_names && k < d->n_classes; k++)
+        free(d->class_names[k]);
     free(d->class_names);
     free(d->labels);
     dd_free(d->images);
@@ -70,7 +71,8 @@ void dd_dataset_destroy(dd_dataset *d) {
 }
 
 dd_status dd_dataset_set_class_name(dd_dataset *d, int k, const char *name) {
-    if (!d || !name) return dd_error_set(DD_ERR_INVALID, "dd_dataset_set_class_name: NULL argument");
+    if (!d || !name)
+        return dd_error_set(DD_ERR_INVALID, "dd_dataset_set_class_name: NULL argument");
     if (k < 0 || k >= d->n_classes)
         return dd_error_set(DD_ERR_INVALID, "dataset %s: class %d not in 0..%d", d->name, k,
                             d->n_classes - 1);

@@ -16,10 +16,10 @@
 
 /* Contributions of source pixels to each output pixel along one axis. */
 typedef struct axis_weights {
-    int taps;     /* max source pixels per output pixel */
-    int *first;   /* [out] first source index */
-    int *count;   /* [out] number of taps used */
-    float *w;     /* [out * taps] normalized weights */
+    int taps;   /* max source pixels per output pixel */
+    int *first; /* [out] first source index */
+    int *count; /* [out] number of taps used */
+    float *w;   /* [out * taps] normalized weights */
 } axis_weights;
 
 static void axis_weights_free(axis_weights *a) {
@@ -45,8 +45,7 @@ static dd_status axis_weights_make(int in, int out, axis_weights *a) {
     a->w = malloc(sizeof(float) * (size_t)out * (size_t)a->taps);
     if (!a->first || !a->count || !a->w) {
         axis_weights_free(a);
-        return dd_error_set(DD_ERR_NOMEM, "image resize: out of memory for %d→%d weights", in,
-                            out);
+        return dd_error_set(DD_ERR_NOMEM, "image resize: out of memory for %d→%d weights", in, out);
     }
     for (int i = 0; i < out; i++) {
         double center = (i + 0.5) * scale;
@@ -64,8 +63,10 @@ static dd_status axis_weights_make(int in, int out, axis_weights *a) {
         }
         // Trim zero-weight taps at both ends.
         int start = 0;
-        while (start < n - 1 && w[start] == 0.0f) start++;
-        while (n - 1 > start && w[n - 1] == 0.0f) n--;
+        while (start < n - 1 && w[start] == 0.0f)
+            start++;
+        while (n - 1 > start && w[n - 1] == 0.0f)
+            n--;
         if (sum <= 0.0) { // cannot happen for in ≥ 1, but keep the output defined
             w[0] = 1.0f;
             start = 0;
@@ -73,7 +74,8 @@ static dd_status axis_weights_make(int in, int out, axis_weights *a) {
             sum = 1.0;
             lo = (int)fmin(fmax(floor(center), 0), in - 1);
         }
-        for (int k = start; k < n; k++) w[k - start] = (float)(w[k] / sum);
+        for (int k = start; k < n; k++)
+            w[k - start] = (float)(w[k] / sum);
         a->first[i] = lo + start;
         a->count[i] = n - start;
     }
@@ -83,8 +85,7 @@ static dd_status axis_weights_make(int in, int out, axis_weights *a) {
 static dd_status check_dims(const char *what, int w, int h, int c) {
     if (w <= 0 || h <= 0 || w > DD_IMAGE_MAX_DIM || h > DD_IMAGE_MAX_DIM)
         return dd_error_set(DD_ERR_INVALID, "%s: bad image size %dx%d", what, w, h);
-    if (c < 1 || c > 4)
-        return dd_error_set(DD_ERR_INVALID, "%s: bad channel count %d", what, c);
+    if (c < 1 || c > 4) return dd_error_set(DD_ERR_INVALID, "%s: bad channel count %d", what, c);
     return DD_OK;
 }
 
@@ -118,9 +119,11 @@ static dd_status resize_generic(const void *src, int is_u8, int sw, int sh, int 
                 int f = ax.first[x], n = ax.count[x];
                 float acc = 0.0f;
                 if (is_u8)
-                    for (int k = 0; k < n; k++) acc += w[k] * s8[base + (size_t)(f + k) * s_xs];
+                    for (int k = 0; k < n; k++)
+                        acc += w[k] * s8[base + (size_t)(f + k) * s_xs];
                 else
-                    for (int k = 0; k < n; k++) acc += w[k] * sf[base + (size_t)(f + k) * s_xs];
+                    for (int k = 0; k < n; k++)
+                        acc += w[k] * sf[base + (size_t)(f + k) * s_xs];
                 trow[x] = acc;
             }
         }
@@ -134,7 +137,8 @@ static dd_status resize_generic(const void *src, int is_u8, int sw, int sh, int 
             int f = ay.first[y], n = ay.count[y];
             for (int x = 0; x < dw; x++) {
                 float acc = 0.0f;
-                for (int k = 0; k < n; k++) acc += w[k] * plane[(size_t)(f + k) * dw + x];
+                for (int k = 0; k < n; k++)
+                    acc += w[k] * plane[(size_t)(f + k) * dw + x];
                 size_t o = c * d_cs + y * d_ys + x * d_xs;
                 if (is_u8) {
                     float r = roundf(acc);
@@ -181,8 +185,7 @@ dd_status dd_image_resize_f32(const float *src, int src_w, int src_h, int channe
 dd_status dd_image_crop_u8(const uint8_t *src, int width, int height, int channels, int x, int y,
                            int crop_w, int crop_h, uint8_t *dst) {
     DD_TRY(check_dims("image crop", width, height, channels));
-    if (crop_w <= 0 || crop_h <= 0 || x < 0 || y < 0 || x > width - crop_w ||
-        y > height - crop_h)
+    if (crop_w <= 0 || crop_h <= 0 || x < 0 || y < 0 || x > width - crop_w || y > height - crop_h)
         return dd_error_set(DD_ERR_INVALID,
                             "image crop: rectangle %dx%d at (%d,%d) is not inside the %dx%d image",
                             crop_w, crop_h, x, y, width, height);
@@ -217,7 +220,8 @@ void dd_image_denormalize(const float *src, int width, int height, int channels,
         float m = mean ? mean[c] : 0.0f;
         float s = std ? std[c] : 1.0f;
         const float *plane = src + (size_t)c * hw;
-        for (size_t i = 0; i < hw; i++) dst[i * channels + c] = to_u8(255.0f * (plane[i] * s + m));
+        for (size_t i = 0; i < hw; i++)
+            dst[i * channels + c] = to_u8(255.0f * (plane[i] * s + m));
     }
 }
 
@@ -231,8 +235,8 @@ static dd_status atomic_open(const char *path, FILE **f, char **tmp_path) {
     snprintf(tmp, n, "%s.tmp.XXXXXX", path);
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        dd_status st = dd_error_set(DD_ERR_IO, "%s: cannot create temporary file: %s", path,
-                                    strerror(errno));
+        dd_status st =
+            dd_error_set(DD_ERR_IO, "%s: cannot create temporary file: %s", path, strerror(errno));
         free(tmp);
         return st;
     }
@@ -259,8 +263,7 @@ static dd_status atomic_close(const char *path, FILE *f, char *tmp, int ok) {
     if (fclose(f) != 0 && ok && st == DD_OK)
         st = dd_error_set(DD_ERR_IO, "%s: write failed: %s", path, strerror(errno));
     if (ok && st == DD_OK && rename(tmp, path) != 0)
-        st = dd_error_set(DD_ERR_IO, "%s: cannot rename temporary file: %s", path,
-                          strerror(errno));
+        st = dd_error_set(DD_ERR_IO, "%s: cannot rename temporary file: %s", path, strerror(errno));
     if (!ok || st != DD_OK) unlink(tmp);
     free(tmp);
     return st;
@@ -296,8 +299,7 @@ dd_status dd_image_write_png(const char *path, int width, int height, int channe
     if (channels != 1 && channels != 3)
         return dd_error_set(DD_ERR_UNSUPPORTED, "%s: PNG writer takes 1 or 3 channels, not %d",
                             path, channels);
-    if (width <= 0 || height <= 0 || width > DD_IMAGE_MAX_DIM * 4 ||
-        height > DD_IMAGE_MAX_DIM * 4)
+    if (width <= 0 || height <= 0 || width > DD_IMAGE_MAX_DIM * 4 || height > DD_IMAGE_MAX_DIM * 4)
         return dd_error_set(DD_ERR_INVALID, "%s: bad PNG size %dx%d", path, width, height);
     FILE *f;
     char *tmp;
@@ -329,8 +331,7 @@ dd_status dd_image_read_png(const char *path, uint8_t **pixels, int *width, int 
     img.format = c == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
     if (img.width > DD_IMAGE_MAX_DIM * 4 || img.height > DD_IMAGE_MAX_DIM * 4) {
         png_image_free(&img);
-        return dd_error_set(DD_ERR_PARSE, "%s: PNG too large (%ux%u)", path, img.width,
-                            img.height);
+        return dd_error_set(DD_ERR_PARSE, "%s: PNG too large (%ux%u)", path, img.width, img.height);
     }
     uint8_t *buf = malloc(PNG_IMAGE_SIZE(img));
     if (!buf) {

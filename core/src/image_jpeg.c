@@ -89,12 +89,12 @@ dd_status dd_image_decode_jpeg(const uint8_t *buf, size_t len, const char *name,
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, buf, (unsigned long)len);
     jpeg_read_header(&cinfo, TRUE);
-    if (cinfo.image_width == 0 || cinfo.image_height == 0 ||
-        cinfo.image_width > DD_IMAGE_MAX_DIM || cinfo.image_height > DD_IMAGE_MAX_DIM) {
+    if (cinfo.image_width == 0 || cinfo.image_height == 0 || cinfo.image_width > DD_IMAGE_MAX_DIM ||
+        cinfo.image_height > DD_IMAGE_MAX_DIM) {
         unsigned w = cinfo.image_width, h = cinfo.image_height;
         jpeg_destroy_decompress(&cinfo);
-        return dd_error_set(DD_ERR_PARSE, "%s: JPEG size %ux%u out of range (max %d)", what, w,
-                            h, DD_IMAGE_MAX_DIM);
+        return dd_error_set(DD_ERR_PARSE, "%s: JPEG size %ux%u out of range (max %d)", what, w, h,
+                            DD_IMAGE_MAX_DIM);
     }
     int cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
     cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
@@ -217,8 +217,8 @@ dd_status dd_image_encode_jpeg(const uint8_t *pixels, int width, int height, int
     jpeg_start_compress(&cinfo, TRUE);
     while (cinfo.next_scanline < cinfo.image_height) {
         // libjpeg's API is not const-correct; it only reads the row.
-        JSAMPROW row = (JSAMPROW)(uintptr_t)(pixels + (size_t)cinfo.next_scanline * width *
-                                                          channels);
+        JSAMPROW row =
+            (JSAMPROW)(uintptr_t)(pixels + (size_t)cinfo.next_scanline * width * channels);
         jpeg_write_scanlines(&cinfo, &row, 1);
     }
     jpeg_finish_compress(&cinfo);

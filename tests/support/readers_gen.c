@@ -222,8 +222,7 @@ dd_status rg_pack_tar(const char *archive, const char *base_dir, const char *con
     archive_write_set_format_ustar(a);
     if (gzip) archive_write_add_filter_gzip(a);
     if (archive_write_open_filename(a, archive) != ARCHIVE_OK) {
-        dd_status st =
-            dd_error_set(DD_ERR_ARCHIVE, "%s: %s", archive, archive_error_string(a));
+        dd_status st = dd_error_set(DD_ERR_ARCHIVE, "%s: %s", archive, archive_error_string(a));
         archive_write_free(a);
         return st;
     }
@@ -270,7 +269,8 @@ dd_status rg_pack_tar(const char *archive, const char *base_dir, const char *con
         free(path);
         free(rel);
     }
-    for (size_t k = 0; k < n_dirs; k++) free(dirs[k]);
+    for (size_t k = 0; k < n_dirs; k++)
+        free(dirs[k]);
     free(dirs);
     if (archive_write_close(a) != ARCHIVE_OK && st == DD_OK)
         st = dd_error_set(DD_ERR_ARCHIVE, "%s: %s", archive, archive_error_string(a));
@@ -282,8 +282,7 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static dd_status list_rec(const char *base, const char *rel, char ***out, size_t *n,
-                          size_t *cap) {
+static dd_status list_rec(const char *base, const char *rel, char ***out, size_t *n, size_t *cap) {
     char *full = strf("%s/%s", base, rel);
     DIR *d = opendir(full);
     if (!d) {
@@ -320,7 +319,8 @@ dd_status rg_list_files(const char *base_dir, const char *sub, char ***out) {
     size_t n = 0, cap = 0;
     dd_status st = list_rec(base_dir, sub, &list, &n, &cap);
     if (st != DD_OK) {
-        for (size_t i = 0; i < n; i++) free(list[i]);
+        for (size_t i = 0; i < n; i++)
+            free(list[i]);
         free(list);
         return st;
     }
@@ -332,7 +332,8 @@ dd_status rg_list_files(const char *base_dir, const char *sub, char ***out) {
 }
 
 void rg_free_list(char **list) {
-    for (size_t i = 0; list && list[i]; i++) free(list[i]);
+    for (size_t i = 0; list && list[i]; i++)
+        free(list[i]);
     free(list);
 }
 
@@ -382,7 +383,8 @@ dd_status rg_write_mnist(const char *dir, int n_train, int n_test, int rows, int
         put_be32(lab, 0x00000801);
         put_be32(lab + 4, (uint32_t)n);
         for (size_t i = 0; i < n; i++) {
-            for (size_t p = 0; p < px; p++) img[16 + i * px + p] = rg_mnist_pixel(s, (int64_t)i, (int)p);
+            for (size_t p = 0; p < px; p++)
+                img[16 + i * px + p] = rg_mnist_pixel(s, (int64_t)i, (int)p);
             lab[8 + i] = rg_mnist_label(s, (int64_t)i);
         }
         char *ip = strf("%s/%s-images-idx3-ubyte", dir, prefix[s]);
@@ -424,7 +426,8 @@ dd_status rg_write_cifar10(const char *dir, int per_batch, int n_test) {
         for (int r = 0; r < n; r++) {
             uint8_t *rec = d + (size_t)r * RG_CIFAR_RECORD;
             rec[0] = rg_cifar_label(f, r);
-            for (int b = 0; b < 3072; b++) rec[1 + b] = rg_cifar_pixel(f, r, b);
+            for (int b = 0; b < 3072; b++)
+                rec[1 + b] = rg_cifar_pixel(f, r, b);
         }
         char *p = f < 5 ? strf("%s/data_batch_%d.bin", sub, f + 1) : strf("%s/test_batch.bin", sub);
         st = rg_write_file(p, d, (size_t)n * RG_CIFAR_RECORD);
@@ -449,9 +452,9 @@ dd_status rg_write_cifar10(const char *dir, int per_batch, int n_test) {
 /* ---- PASCAL VOC ------------------------------------------------------------------ */
 
 static const char *const voc_names[20] = {
-    "aeroplane", "bicycle", "bird",  "boat",        "bottle", "bus",         "car",
-    "cat",       "chair",   "cow",   "diningtable", "dog",    "horse",       "motorbike",
-    "person",    "pottedplant", "sheep", "sofa",    "train",  "tvmonitor"};
+    "aeroplane", "bicycle",     "bird",  "boat",        "bottle", "bus",      "car",
+    "cat",       "chair",       "cow",   "diningtable", "dog",    "horse",    "motorbike",
+    "person",    "pottedplant", "sheep", "sofa",        "train",  "tvmonitor"};
 
 int rg_voc_class_index(const char *name) {
     for (int k = 0; k < 20; k++)
@@ -461,23 +464,59 @@ int rg_voc_class_index(const char *name) {
 
 static const rg_voc_image voc_fixture[] = {
     // trainval: cat is the largest object
-    {"000001", 48, 40, 0, 2,
-     {{"dog", 2, 2, 20, 18, 0}, {"cat", 10, 8, 45, 38, 0}}, {20, 40, 200}, {230, 200, 30}},
+    {"000001",
+     48,
+     40,
+     0,
+     2,
+     {{"dog", 2, 2, 20, 18, 0}, {"cat", 10, 8, 45, 38, 0}},
+     {20, 40, 200},
+     {230, 200, 30}},
     // the largest (person, with a <part>) is difficult: bicycle wins
-    {"000002", 40, 32, 0, 2,
-     {{"person", 1, 1, 40, 32, 1}, {"bicycle", 5, 5, 20, 20, 0}}, {200, 30, 30}, {30, 200, 60}},
+    {"000002",
+     40,
+     32,
+     0,
+     2,
+     {{"person", 1, 1, 40, 32, 1}, {"bicycle", 5, 5, 20, 20, 0}},
+     {200, 30, 30},
+     {30, 200, 60}},
     // every object difficult: the largest of all (bus)
-    {"000003", 32, 32, 0, 2,
-     {{"car", 1, 1, 10, 10, 1}, {"bus", 3, 3, 30, 30, 1}}, {90, 90, 90}, {250, 250, 250}},
+    {"000003",
+     32,
+     32,
+     0,
+     2,
+     {{"car", 1, 1, 10, 10, 1}, {"bus", 3, 3, 30, 30, 1}},
+     {90, 90, 90},
+     {250, 250, 250}},
     // a tie: the first object (sheep)
-    {"000005", 36, 36, 0, 2,
-     {{"sheep", 1, 1, 10, 10, 0}, {"cow", 20, 20, 29, 29, 0}}, {10, 120, 10}, {240, 240, 20}},
+    {"000005",
+     36,
+     36,
+     0,
+     2,
+     {{"sheep", 1, 1, 10, 10, 0}, {"cow", 20, 20, 29, 29, 0}},
+     {10, 120, 10},
+     {240, 240, 20}},
     // test split
     {"000004", 44, 36, 1, 1, {{"aeroplane", 6, 5, 38, 30, 0}}, {30, 30, 160}, {220, 220, 220}},
-    {"000006", 40, 40, 1, 2,
-     {{"tvmonitor", 2, 2, 12, 12, 0}, {"chair", 15, 10, 38, 39, 0}}, {160, 100, 40}, {20, 20, 20}},
-    {"000008", 30, 50, 1, 2,
-     {{"person", 3, 3, 28, 46, 0}, {"horse", 1, 30, 10, 50, 0}}, {0, 80, 160}, {250, 120, 0}},
+    {"000006",
+     40,
+     40,
+     1,
+     2,
+     {{"tvmonitor", 2, 2, 12, 12, 0}, {"chair", 15, 10, 38, 39, 0}},
+     {160, 100, 40},
+     {20, 20, 20}},
+    {"000008",
+     30,
+     50,
+     1,
+     2,
+     {{"person", 3, 3, 28, 46, 0}, {"horse", 1, 30, 10, 50, 0}},
+     {0, 80, 160},
+     {250, 120, 0}},
 };
 
 const rg_voc_image *rg_voc_fixture(int *n) {
@@ -542,7 +581,8 @@ dd_status rg_write_voc(const char *dir, const rg_voc_image *images, int n) {
         const rg_voc_image *im = &images[i];
         size_t npx = (size_t)im->width * im->height;
         uint8_t *px = malloc(npx * 3);
-        for (size_t p = 0; p < npx; p++) memcpy(px + 3 * p, im->bg, 3);
+        for (size_t p = 0; p < npx; p++)
+            memcpy(px + 3 * p, im->bg, 3);
         for (int k = 0; k < im->n_objects; k++) {
             const rg_voc_object *o = &im->objects[k];
             for (int y = o->ymin - 1; y < o->ymax; y++)
@@ -590,7 +630,8 @@ dd_status rg_pack_voc(const char *dir, const rg_voc_image *images, int n, const 
         char *arch = strf("%s/%s", out_dir, archives[s]);
         st = rg_pack_tar(arch, dir, files, 0);
         free(arch);
-        for (size_t i = 0; i < k; i++) free((char *)files[i]);
+        for (size_t i = 0; i < k; i++)
+            free((char *)files[i]);
         free(files);
     }
     return st;
@@ -643,7 +684,8 @@ dd_status rg_write_cub(const char *dir, int n_classes, int per_class) {
         rg_cub_info(n_classes, per_class, i, &im);
         size_t npx = (size_t)im.width * im.height;
         uint8_t *px = malloc(npx * 3);
-        for (size_t p = 0; p < npx; p++) memcpy(px + 3 * p, im.bg, 3);
+        for (size_t p = 0; p < npx; p++)
+            memcpy(px + 3 * p, im.bg, 3);
         for (int y = im.box[1]; y < im.box[1] + im.box[3]; y++)
             for (int x = im.box[0]; x < im.box[0] + im.box[2]; x++)
                 memcpy(px + 3 * ((size_t)y * im.width + x), im.fg, 3);

@@ -103,13 +103,13 @@ dd_status rg_pack_voc(const char *dir, const rg_voc_image *images, int n, const 
 /* ---- CUB-200-2011 ------------------------------------------------------------ */
 
 typedef struct rg_cub_image {
-    int id;           /* 1-based */
-    int label;        /* 0-based class */
+    int id;    /* 1-based */
+    int label; /* 0-based class */
     int is_train;
     int width, height;
-    int box[4];       /* x, y, w, h (0-based pixels) */
+    int box[4]; /* x, y, w, h (0-based pixels) */
     uint8_t bg[3], fg[3];
-    char rel[128];    /* path under images/ */
+    char rel[128]; /* path under images/ */
 } rg_cub_image;
 
 /** Image i (0-based) of a CUB set with n_classes × per_class images. */

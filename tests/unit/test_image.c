@@ -18,8 +18,8 @@
 
 static void test_resize_constant(void **state) {
     (void)state;
-    const int sizes[][4] = {{37, 23, 10, 7}, {8, 8, 29, 31}, {100, 3, 7, 9}, {5, 5, 5, 5},
-                            {1, 1, 4, 3},    {64, 48, 63, 47}};
+    const int sizes[][4] = {{37, 23, 10, 7}, {8, 8, 29, 31}, {100, 3, 7, 9},
+                            {5, 5, 5, 5},    {1, 1, 4, 3},   {64, 48, 63, 47}};
     for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
         int sw = sizes[t][0], sh = sizes[t][1], dw = sizes[t][2], dh = sizes[t][3];
         uint8_t *src = malloc((size_t)sw * sh * 3), *dst = malloc((size_t)dw * dh * 3);
@@ -57,11 +57,13 @@ static void test_resize_checkerboard_antialiased(void **state) {
     enum { N = 96 };
     uint8_t src[N * N];
     for (int y = 0; y < N; y++)
-        for (int x = 0; x < N; x++) src[y * N + x] = ((x + y) & 1) ? 255 : 0;
+        for (int x = 0; x < N; x++)
+            src[y * N + x] = ((x + y) & 1) ? 255 : 0;
     // An even factor: every output pixel sees black and white in equal weight.
     uint8_t even[24 * 24];
     assert_int_equal(dd_image_resize_u8(src, N, N, 1, even, 24, 24), DD_OK);
-    for (int i = 0; i < 24 * 24; i++) assert_in_range(even[i], 127, 128);
+    for (int i = 0; i < 24 * 24; i++)
+        assert_in_range(even[i], 127, 128);
     // A non-integer factor: close to gray (point sampling would give 0 or 255).
     const int odd_sizes[] = {10, 13, 31, 47};
     for (size_t t = 0; t < sizeof odd_sizes / sizeof odd_sizes[0]; t++) {
@@ -106,7 +108,8 @@ static void test_resize_rejects_bad_sizes(void **state) {
 static void test_crop(void **state) {
     (void)state;
     uint8_t img[5 * 4 * 3];
-    for (int i = 0; i < 60; i++) img[i] = (uint8_t)i;
+    for (int i = 0; i < 60; i++)
+        img[i] = (uint8_t)i;
     uint8_t out[2 * 3 * 3];
     assert_int_equal(dd_image_crop_u8(img, 5, 4, 3, 2, 1, 2, 3, out), DD_OK);
     for (int y = 0; y < 3; y++)
@@ -125,7 +128,8 @@ static void test_normalize_round_trip(void **state) {
     uint8_t src[W * H * 3], back[W * H * 3];
     float chw[3 * W * H];
     for (int i = 0; i < W * H; i++)
-        for (int c = 0; c < 3; c++) src[3 * i + c] = (uint8_t)((i + 85 * c) & 0xFF);
+        for (int c = 0; c < 3; c++)
+            src[3 * i + c] = (uint8_t)((i + 85 * c) & 0xFF);
     const float mean[3] = {0.4914f, 0.4822f, 0.4465f}, std[3] = {0.2470f, 0.2435f, 0.2616f};
     dd_image_normalize(src, W, H, 3, mean, std, chw);
     // planar layout and the formula
@@ -178,7 +182,8 @@ static void test_jpeg_round_trip(void **state) {
 
     // Grayscale JPEGs decode to RGB with three equal channels.
     uint8_t gray[W * H];
-    for (int i = 0; i < W * H; i++) gray[i] = (uint8_t)(i % 251);
+    for (int i = 0; i < W * H; i++)
+        gray[i] = (uint8_t)(i % 251);
     assert_int_equal(dd_image_encode_jpeg(gray, W, H, 1, 90, &buf, &len), DD_OK);
     assert_int_equal(dd_image_decode_jpeg(buf, len, NULL, &dec, &w, &h), DD_OK);
     for (int i = 0; i < W * H; i++) {
@@ -208,9 +213,9 @@ static void test_jpeg_corrupt_never_crashes(void **state) {
     }
     // not a JPEG at all
     const char *text = "<html>not an image</html>";
-    assert_int_equal(dd_image_decode_jpeg((const uint8_t *)text, strlen(text), "x.jpg", &dec, &w,
-                                          &h),
-                     DD_ERR_PARSE);
+    assert_int_equal(
+        dd_image_decode_jpeg((const uint8_t *)text, strlen(text), "x.jpg", &dec, &w, &h),
+        DD_ERR_PARSE);
     assert_non_null(strstr(dd_error_message(), "x.jpg"));
     // corrupted header fields and random byte flips: an error or a decoded image, never a crash
     uint8_t *copy = malloc(len);
@@ -219,7 +224,8 @@ static void test_jpeg_corrupt_never_crashes(void **state) {
     for (int trial = 0; trial < 300; trial++) {
         memcpy(copy, buf, len);
         int flips = 1 + (int)dd_rng_below(&rng, 4);
-        for (int f = 0; f < flips; f++) copy[2 + dd_rng_below(&rng, len - 2)] = (uint8_t)dd_rng_u64(&rng);
+        for (int f = 0; f < flips; f++)
+            copy[2 + dd_rng_below(&rng, len - 2)] = (uint8_t)dd_rng_u64(&rng);
         dd_status st = dd_image_decode_jpeg(copy, len, "flip.jpg", &dec, &w, &h);
         if (st == DD_OK) {
             assert_non_null(dec);
@@ -280,8 +286,10 @@ static void test_png_write_read(void **state) {
     char path[512];
     enum { W = 13, H = 7 };
     uint8_t rgb[W * H * 3], gray[W * H];
-    for (int i = 0; i < W * H * 3; i++) rgb[i] = (uint8_t)(i * 13 + 5);
-    for (int i = 0; i < W * H; i++) gray[i] = (uint8_t)(255 - i);
+    for (int i = 0; i < W * H * 3; i++)
+        rgb[i] = (uint8_t)(i * 13 + 5);
+    for (int i = 0; i < W * H; i++)
+        gray[i] = (uint8_t)(255 - i);
 
     snprintf(path, sizeof path, "%s/rgb.png", dir);
     assert_int_equal(dd_image_write_png(path, W, H, 3, rgb), DD_OK);
@@ -345,7 +353,8 @@ static void test_grid_png(void **state) {
     assert_int_equal(gw, 2 * W * S + DD_IMAGE_GRID_SEP);
     assert_int_equal(gh, 2 * H * S + DD_IMAGE_GRID_SEP);
     for (int cell = 0; cell < 4; cell++) {
-        int x0 = (cell % 2) * (W * S + DD_IMAGE_GRID_SEP), y0 = (cell / 2) * (H * S + DD_IMAGE_GRID_SEP);
+        int x0 = (cell % 2) * (W * S + DD_IMAGE_GRID_SEP),
+            y0 = (cell / 2) * (H * S + DD_IMAGE_GRID_SEP);
         for (int y = 0; y < H * S; y++)
             for (int x = 0; x < W * S; x++) {
                 int v = g[(y0 + y) * gw + x0 + x];
@@ -354,12 +363,14 @@ static void test_grid_png(void **state) {
             }
     }
     for (int y = 0; y < gh; y++)
-        for (int s = 0; s < DD_IMAGE_GRID_SEP; s++) assert_int_equal(g[y * gw + W * S + s], 255);
+        for (int s = 0; s < DD_IMAGE_GRID_SEP; s++)
+            assert_int_equal(g[y * gw + W * S + s], 255);
     free(g);
 
     // explicit layout, RGB, and a grid too small for the images
     float rgb[2 * 3 * 2 * 2];
-    for (int i = 0; i < 24; i++) rgb[i] = (float)i / 23.0f;
+    for (int i = 0; i < 24; i++)
+        rgb[i] = (float)i / 23.0f;
     assert_int_equal(dd_image_grid_png(path, rgb, 2, 3, 2, 2, NULL, NULL, 2, 1, 1), DD_OK);
     assert_int_equal(dd_image_read_png(path, &g, &gw, &gh, &gc), DD_OK);
     assert_int_equal(gc, 3);
@@ -369,8 +380,7 @@ static void test_grid_png(void **state) {
     int v = g[((2 + DD_IMAGE_GRID_SEP + 1) * gw + 1) * 3 + 2];
     assert_int_equal(v, (int)lrintf(255.0f * (float)(12 + 2 * 4 + 3) / 23.0f));
     free(g);
-    assert_int_equal(dd_image_grid_png(path, rgb, 2, 3, 2, 2, NULL, NULL, 1, 1, 1),
-                     DD_ERR_INVALID);
+    assert_int_equal(dd_image_grid_png(path, rgb, 2, 3, 2, 2, NULL, NULL, 1, 1, 1), DD_ERR_INVALID);
     assert_int_equal(dd_image_grid_png(path, rgb, 2, 2, 2, 2, NULL, NULL, 0, 0, 1),
                      DD_ERR_UNSUPPORTED);
     rg_rmtree(dir);

@@ -60,7 +60,8 @@ static void test_reads_batches(void **state) {
     assert_int_equal(train->height, 32);
     assert_int_equal(train->width, 32);
     assert_int_equal(train->n_classes, 10);
-    for (int k = 0; k < 10; k++) assert_string_equal(train->class_names[k], rg_cifar_classes[k]);
+    for (int k = 0; k < 10; k++)
+        assert_string_equal(train->class_names[k], rg_cifar_classes[k]);
     assert_float_equal(train->mean[0], 0.4914f, 1e-6);
     assert_float_equal(train->std[2], 0.2616f, 1e-6);
     uint8_t hwc[32 * 32 * 3];
@@ -90,7 +91,8 @@ static void test_resize_and_max_images(void **state) {
     assert_int_equal(train->width, 16);
     uint8_t src[32 * 32 * 3], want[16 * 16 * 3], got[16 * 16 * 3];
     for (int p = 0; p < 1024; p++)
-        for (int c = 0; c < 3; c++) src[p * 3 + c] = rg_cifar_pixel(5, 2, c * 1024 + p);
+        for (int c = 0; c < 3; c++)
+            src[p * 3 + c] = rg_cifar_pixel(5, 2, c * 1024 + p);
     assert_int_equal(dd_image_resize_u8(src, 32, 32, 3, want, 16, 16), DD_OK);
     dd_image_denormalize(test->images + 2 * 3 * 16 * 16, 16, 16, 3, test->mean, test->std, got);
     assert_memory_equal(want, got, sizeof want);

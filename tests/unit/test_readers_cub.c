@@ -144,11 +144,13 @@ static void test_inconsistent_index_files(void **state) {
     fixture *f = *state;
     // a label file missing its last line
     assert_int_equal(rg_replace_text(cub(f, "image_class_labels.txt"), "20 4\n", ""), DD_OK);
-    expect_error(f, "none", DD_ERR_PARSE, "image_class_labels.txt", "none for the image at images.txt line 20");
+    expect_error(f, "none", DD_ERR_PARSE, "image_class_labels.txt",
+                 "none for the image at images.txt line 20");
     restore(f);
     // an id not in images.txt
     assert_int_equal(rg_replace_text(cub(f, "train_test_split.txt"), "7 0\n", "77 0\n"), DD_OK);
-    expect_error(f, "none", DD_ERR_PARSE, "train_test_split.txt:7", "image id 77 is not in images.txt");
+    expect_error(f, "none", DD_ERR_PARSE, "train_test_split.txt:7",
+                 "image id 77 is not in images.txt");
     restore(f);
     // a duplicated id
     assert_int_equal(rg_replace_text(cub(f, "image_class_labels.txt"), "3 1\n", "2 1\n"), DD_OK);

@@ -58,9 +58,9 @@ static void publish(fetch_httpd *srv, const char *manifests, const char *dataset
         assert_int_equal(fetch_httpd_add_file(srv, files[i].name, files[i].local), DD_OK);
         char hex[2 * DD_SHA256_SIZE + 1];
         sha256_hex(files[i].local, hex);
-        u += (size_t)snprintf(text + u, sizeof text - u,
-                              "  - {name: %s, archive: %s, sha256: %s}\n", files[i].name,
-                              files[i].archive, hex);
+        u +=
+            (size_t)snprintf(text + u, sizeof text - u, "  - {name: %s, archive: %s, sha256: %s}\n",
+                             files[i].name, files[i].archive, hex);
     }
     const char *splits[2] = {"train", "test"};
     u += (size_t)snprintf(text + u, sizeof text - u, "splits:\n");
@@ -142,7 +142,8 @@ static void test_generated_archives_over_http(void **state) {
     const rg_voc_image *vim = rg_voc_fixture(&nv);
     assert_int_equal(rg_write_voc(vd, vim, nv), DD_OK);
     assert_int_equal(rg_pack_voc(vd, vim, nv, out), DD_OK);
-    char *vt1 = join(out, "VOCtrainval_06-Nov-2007.tar"), *vt2 = join(out, "VOCtest_06-Nov-2007.tar");
+    char *vt1 = join(out, "VOCtrainval_06-Nov-2007.tar"),
+         *vt2 = join(out, "VOCtest_06-Nov-2007.tar");
     served vfs[2] = {{"VOCtrainval_06-Nov-2007.tar", "tar", vt1, "train"},
                      {"VOCtest_06-Nov-2007.tar", "tar", vt2, "test"}};
     publish(srv, manifests, "pascal-voc", "pascal-voc", vfs, 2);
@@ -159,10 +160,12 @@ static void test_generated_archives_over_http(void **state) {
     fetch_and_read(manifests, cache, "mnist", "mnist", 0, 0, &train, &test);
     assert_int_equal(train->n, 20);
     assert_int_equal(test->n, 10);
-    for (int i = 0; i < 10; i++) assert_int_equal(test->labels[i], rg_mnist_label(1, i));
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(test->labels[i], rg_mnist_label(1, i));
     uint8_t px[28 * 28];
     dd_image_denormalize(train->images + 5 * 784, 28, 28, 1, train->mean, train->std, px);
-    for (int p = 0; p < 784; p++) assert_int_equal(px[p], rg_mnist_pixel(0, 5, p));
+    for (int p = 0; p < 784; p++)
+        assert_int_equal(px[p], rg_mnist_pixel(0, 5, p));
     dd_dataset_destroy(train);
     dd_dataset_destroy(test);
 
@@ -176,7 +179,8 @@ static void test_generated_archives_over_http(void **state) {
 
     fetch_and_read(manifests, cache, "pascal-voc", "pascal-voc", 16, 16, &train, &test);
     int want[2] = {0, 0};
-    for (int i = 0; i < nv; i++) want[vim[i].test]++;
+    for (int i = 0; i < nv; i++)
+        want[vim[i].test]++;
     assert_int_equal(train->n, want[0]);
     assert_int_equal(test->n, want[1]);
     for (int i = 0, k[2] = {0, 0}; i < nv; i++) {
@@ -201,8 +205,12 @@ static void test_generated_archives_over_http(void **state) {
 
     // every archive was downloaded exactly once
     fetch_httpd_wait_idle(srv);
-    const char *names[] = {"cifar-10-binary.tar.gz", "VOCtrainval_06-Nov-2007.tar",
-                           "VOCtest_06-Nov-2007.tar", "CUB_200_2011.tgz", idx[0], idx[3]};
+    const char *names[] = {"cifar-10-binary.tar.gz",
+                           "VOCtrainval_06-Nov-2007.tar",
+                           "VOCtest_06-Nov-2007.tar",
+                           "CUB_200_2011.tgz",
+                           idx[0],
+                           idx[3]};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         fetch_httpd_request log[4];
         size_t n = fetch_httpd_requests(srv, names[i], log, 4);
@@ -213,7 +221,8 @@ static void test_generated_archives_over_http(void **state) {
     }
     fetch_httpd_stop(srv);
 
-    for (int i = 0; i < 4; i++) free(mnl[i]);
+    for (int i = 0; i < 4; i++)
+        free(mnl[i]);
     free(mn);
     free(cf);
     free(cft);
@@ -287,7 +296,8 @@ static void test_fashion_mnist_real(void **state) {
             assert_in_range(d->labels[i], 0, 9);
             hist[d->labels[i]]++;
         }
-        for (int c = 0; c < 10; c++) assert_int_equal(hist[c], s ? 1000 : 6000);
+        for (int c = 0; c < 10; c++)
+            assert_int_equal(hist[c], s ? 1000 : 6000);
     }
     // de-normalized pixels are exactly k/255 in [0, 1], both ends reached;
     // and the normalization constants are the training set's statistics

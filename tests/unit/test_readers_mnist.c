@@ -57,7 +57,8 @@ static void check_split(const dd_dataset *d, int split, int64_t n, const float m
         assert_int_equal(d->labels[i], rg_mnist_label(split, i));
         // de-normalizing gives back the file's bytes exactly
         dd_image_denormalize(d->images + i * R * C, C, R, 1, d->mean, d->std, back);
-        for (int p = 0; p < R * C; p++) assert_int_equal(back[p], rg_mnist_pixel(split, i, p));
+        for (int p = 0; p < R * C; p++)
+            assert_int_equal(back[p], rg_mnist_pixel(split, i, p));
     }
 }
 
@@ -101,7 +102,8 @@ static void test_max_images_and_resize(void **state) {
     assert_int_equal(train->width, 32);
     // the resized image matches dd_image_resize_u8 of the source bytes
     uint8_t src[R * C], want[32 * 32], got[32 * 32];
-    for (int p = 0; p < R * C; p++) src[p] = rg_mnist_pixel(0, 3, p);
+    for (int p = 0; p < R * C; p++)
+        src[p] = rg_mnist_pixel(0, 3, p);
     assert_int_equal(dd_image_resize_u8(src, C, R, 1, want, 32, 32), DD_OK);
     dd_image_denormalize(train->images + 3 * 32 * 32, 32, 32, 1, train->mean, train->std, got);
     assert_memory_equal(want, got, sizeof want);
@@ -194,8 +196,7 @@ static void test_rejects_bad_files(void **state) {
 static void test_rejects_unknown_dataset(void **state) {
     fixture *f = *state;
     dd_dataset *train, *test;
-    assert_int_equal(rg_read(f->comp, "kmnist", f->dir, NULL, 0, 0, &train, &test),
-                     DD_ERR_INVALID);
+    assert_int_equal(rg_read(f->comp, "kmnist", f->dir, NULL, 0, 0, &train, &test), DD_ERR_INVALID);
     assert_non_null(strstr(dd_error_message(), "kmnist"));
 }
 

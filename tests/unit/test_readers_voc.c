@@ -72,8 +72,8 @@ static void pixel(const dd_dataset *d, int64_t i, int x, int y, uint8_t rgb[3]) 
 static void assert_color_near(const uint8_t got[3], const uint8_t want[3], int tol) {
     for (int c = 0; c < 3; c++)
         if (abs((int)got[c] - (int)want[c]) > tol)
-            fail_msg("colour (%d,%d,%d), expected (%d,%d,%d) ± %d", got[0], got[1], got[2],
-                     want[0], want[1], want[2], tol);
+            fail_msg("colour (%d,%d,%d), expected (%d,%d,%d) ± %d", got[0], got[1], got[2], want[0],
+                     want[1], want[2], tol);
 }
 
 static void test_labels_follow_the_rule(void **state) {
@@ -136,11 +136,13 @@ static void test_object_crop_and_size(void **state) {
                 for (int x = 0; x < 20; x++) {
                     uint8_t rgb[3];
                     pixel(d, i, x, y, rgb);
-                    for (int c = 0; c < 3; c++) mean[c] += rgb[c] / 400.0;
+                    for (int c = 0; c < 3; c++)
+                        mean[c] += rgb[c] / 400.0;
                     if (x >= 4 && x < 16 && y >= 4 && y < 16)
                         assert_color_near(rgb, split[s][i]->fg, 20);
                 }
-            for (int c = 0; c < 3; c++) assert_float_equal(mean[c], split[s][i]->fg[c], 12.0);
+            for (int c = 0; c < 3; c++)
+                assert_float_equal(mean[c], split[s][i]->fg[c], 12.0);
         }
     }
     dd_dataset_destroy(train);
@@ -230,9 +232,9 @@ static void test_bad_annotations(void **state) {
     expect_error(f, DD_ERR_PARSE, "JPEGImages/000005.jpg", "annotation says 50x36");
     assert_int_equal(rg_write_voc(f->dir, f->im, f->n), DD_OK);
     // a DOCTYPE with an internal subset (entity expansion) is refused
-    assert_int_equal(rg_replace_text(xml, "<annotation>",
-                                     "<!DOCTYPE a [<!ENTITY x \"xx\">]><annotation>"),
-                     DD_OK);
+    assert_int_equal(
+        rg_replace_text(xml, "<annotation>", "<!DOCTYPE a [<!ENTITY x \"xx\">]><annotation>"),
+        DD_OK);
     expect_error(f, DD_ERR_PARSE, "Annotations/000005.xml:1", "internal subset");
     assert_int_equal(rg_write_voc(f->dir, f->im, f->n), DD_OK);
     // an unknown entity

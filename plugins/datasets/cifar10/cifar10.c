@@ -68,10 +68,9 @@ static dd_status check_batch(const rd_buf *b, int64_t *records) {
     for (int64_t i = 0; i < n; i++) {
         uint8_t label = b->data[(size_t)i * CIFAR_RECORD];
         if (label >= CIFAR_CLASSES)
-            return dd_error_set(DD_ERR_PARSE,
-                                "%s: record %lld (byte offset %zu) has label %u, not in 0..%d",
-                                b->path, (long long)i, (size_t)i * CIFAR_RECORD, label,
-                                CIFAR_CLASSES - 1);
+            return dd_error_set(
+                DD_ERR_PARSE, "%s: record %lld (byte offset %zu) has label %u, not in 0..%d",
+                b->path, (long long)i, (size_t)i * CIFAR_RECORD, label, CIFAR_CLASSES - 1);
     }
     *records = n;
     return DD_OK;
@@ -79,8 +78,7 @@ static dd_status check_batch(const rd_buf *b, int64_t *records) {
 
 static dd_status load_split(const dd_dataset_request *req, const char *dir,
                             const char *const *files, int n_files, const char *split,
-                            const char *const *class_names, int64_t max_images,
-                            dd_dataset **out) {
+                            const char *const *class_names, int64_t max_images, dd_dataset **out) {
     *out = NULL;
     rd_buf bufs[CIFAR_TRAIN_BATCHES];
     int64_t counts[CIFAR_TRAIN_BATCHES], total = 0;
@@ -104,8 +102,8 @@ static dd_status load_split(const dd_dataset_request *req, const char *dir,
     int oh = req->height > 0 ? req->height : CIFAR_SIDE;
     int ow = req->width > 0 ? req->width : CIFAR_SIDE;
     int resize = oh != CIFAR_SIDE || ow != CIFAR_SIDE;
-    st = rd_dataset_new(req->dataset ? req->dataset : "cifar10", split, n, 3, oh, ow, CIFAR_CLASSES, class_names, cifar_mean,
-                        cifar_std, &d);
+    st = rd_dataset_new(req->dataset ? req->dataset : "cifar10", split, n, 3, oh, ow, CIFAR_CLASSES,
+                        class_names, cifar_mean, cifar_std, &d);
     if (st != DD_OK) goto done;
     if (resize) {
         hwc = malloc(CIFAR_PIXELS);
@@ -133,7 +131,8 @@ static dd_status load_split(const dd_dataset_request *req, const char *dir,
                 continue;
             }
             for (int p = 0; p < CIFAR_SIDE * CIFAR_SIDE; p++)
-                for (int c = 0; c < 3; c++) hwc[p * 3 + c] = px[c * CIFAR_SIDE * CIFAR_SIDE + p];
+                for (int c = 0; c < 3; c++)
+                    hwc[p * 3 + c] = px[c * CIFAR_SIDE * CIFAR_SIDE + p];
             st = dd_image_resize_u8(hwc, CIFAR_SIDE, CIFAR_SIDE, 3, resized, ow, oh);
             if (st != DD_OK) goto done;
             dd_image_normalize(resized, ow, oh, 3, cifar_mean, cifar_std, dst);
@@ -145,12 +144,12 @@ done:
     dd_dataset_destroy(d);
     free(hwc);
     free(resized);
-    for (int f = 0; f < n_files; f++) rd_buf_free(&bufs[f]);
+    for (int f = 0; f < n_files; f++)
+        rd_buf_free(&bufs[f]);
     return st;
 }
 
-static dd_status cifar_load(const dd_dataset_request *req, dd_dataset **train,
-                            dd_dataset **test) {
+static dd_status cifar_load(const dd_dataset_request *req, dd_dataset **train, dd_dataset **test) {
     *train = *test = NULL;
     if (!req->root) return dd_error_set(DD_ERR_INVALID, "cifar10 reader: no root directory");
     if (req->height < 0 || req->width < 0 || req->height > DD_IMAGE_MAX_DIM ||
@@ -176,7 +175,8 @@ static dd_status cifar_load(const dd_dataset_request *req, dd_dataset **train,
         dd_dataset_destroy(*train);
         *train = NULL;
     }
-    for (int k = 0; k < CIFAR_CLASSES; k++) free(names[k]);
+    for (int k = 0; k < CIFAR_CLASSES; k++)
+        free(names[k]);
     free(dir);
     return st;
 }

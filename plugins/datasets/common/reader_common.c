@@ -112,8 +112,8 @@ static dd_status read_gz(const char *path, rd_buf *out) {
             if (cap >= RD_MAX_FILE) {
                 free(data);
                 gzclose(g);
-                return dd_error_set(DD_ERR_PARSE, "%s: decompresses to more than %zu bytes",
-                                    path, RD_MAX_FILE);
+                return dd_error_set(DD_ERR_PARSE, "%s: decompresses to more than %zu bytes", path,
+                                    RD_MAX_FILE);
             }
             uint8_t *nd = realloc(data, cap * 2 + 1);
             if (!nd) {
@@ -142,8 +142,8 @@ static dd_status read_gz(const char *path, rd_buf *out) {
     int code = Z_OK;
     const char *msg = gzerror(g, &code);
     if (code != Z_OK && code != Z_STREAM_END) {
-        dd_status st = dd_error_set(DD_ERR_PARSE, "%s: corrupt or truncated gzip data: %s", path,
-                                    msg);
+        dd_status st =
+            dd_error_set(DD_ERR_PARSE, "%s: corrupt or truncated gzip data: %s", path, msg);
         free(data);
         gzclose(g);
         return st;
@@ -216,8 +216,10 @@ dd_status rd_split_lines(rd_buf *b, rd_lines *out) {
         }
         *e = '\0';
         char *t = e;
-        while (t > p && (t[-1] == '\r' || t[-1] == ' ' || t[-1] == '\t')) *--t = '\0';
-        while (*p == ' ' || *p == '\t') p++;
+        while (t > p && (t[-1] == '\r' || t[-1] == ' ' || t[-1] == '\t'))
+            *--t = '\0';
+        while (*p == ' ' || *p == '\t')
+            p++;
         if (*p) {
             out->text[out->n] = p;
             out->lineno[out->n] = line;
@@ -303,8 +305,8 @@ dd_status rd_load_jpeg(const char *path, const int *crop, int expect_w, int expe
     DD_TRY(dd_image_read_jpeg_file(path, &px, &w, &h));
     dd_status st = DD_OK;
     if ((expect_w > 0 && w != expect_w) || (expect_h > 0 && h != expect_h)) {
-        st = dd_error_set(DD_ERR_PARSE, "%s: image is %dx%d but its annotation says %dx%d", path,
-                          w, h, expect_w, expect_h);
+        st = dd_error_set(DD_ERR_PARSE, "%s: image is %dx%d but its annotation says %dx%d", path, w,
+                          h, expect_w, expect_h);
         goto done;
     }
     const uint8_t *src = px;
@@ -354,9 +356,12 @@ done:
 
 void rd_target_size(const dd_dataset_request *req, int def, int *h, int *w) {
     int rh = req->height, rw = req->width;
-    if (rh <= 0 && rw <= 0) rh = rw = def;
-    else if (rh <= 0) rh = rw;
-    else if (rw <= 0) rw = rh;
+    if (rh <= 0 && rw <= 0)
+        rh = rw = def;
+    else if (rh <= 0)
+        rh = rw;
+    else if (rw <= 0)
+        rw = rh;
     *h = rh;
     *w = rw;
 }

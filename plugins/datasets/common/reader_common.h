@@ -38,8 +38,8 @@ int rd_safe_relpath(const char *rel);
  * the buffer is modified in place). */
 typedef struct rd_lines {
     size_t n;
-    char **text;  /**< n pointers into the rd_buf */
-    int *lineno;  /**< 1-based line numbers */
+    char **text; /**< n pointers into the rd_buf */
+    int *lineno; /**< 1-based line numbers */
 } rd_lines;
 
 dd_status rd_split_lines(rd_buf *b, rd_lines *out);

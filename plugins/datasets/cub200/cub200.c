@@ -21,12 +21,12 @@ static const float cub_mean[3] = {0.485f, 0.456f, 0.406f};
 static const float cub_std[3] = {0.229f, 0.224f, 0.225f};
 
 typedef struct cub_image {
-    const char *rel;  /* path under images/ (points into the images.txt buffer) */
-    int line;         /* line in images.txt */
-    int label;        /* 0-based; -1 until seen */
-    int is_train;     /* -1 until seen */
+    const char *rel; /* path under images/ (points into the images.txt buffer) */
+    int line;        /* line in images.txt */
+    int label;       /* 0-based; -1 until seen */
+    int is_train;    /* -1 until seen */
     int has_box;
-    double box[4];    /* x, y, w, h */
+    double box[4]; /* x, y, w, h */
 } cub_image;
 
 typedef struct cub_index {
@@ -36,7 +36,7 @@ typedef struct cub_index {
     cub_image *img;
     size_t n;
     int64_t max_id;
-    int32_t *slot_of_id;  /* [max_id + 1] → index into img, -1 if absent */
+    int32_t *slot_of_id; /* [max_id + 1] → index into img, -1 if absent */
     int n_classes;
     char **class_names;
 } cub_index;
@@ -47,7 +47,8 @@ static void cub_index_free(cub_index *x) {
     rd_buf_free(&x->images_buf);
     free(x->img);
     free(x->slot_of_id);
-    for (int k = 0; k < x->n_classes && x->class_names; k++) free(x->class_names[k]);
+    for (int k = 0; k < x->n_classes && x->class_names; k++)
+        free(x->class_names[k]);
     free(x->class_names);
     memset(x, 0, sizeof *x);
 }
@@ -60,7 +61,8 @@ static dd_status parse_id(const char *path, int line, char *text, int64_t *id, c
     if (end == text || errno || v < 1 || v > 100000000 || (*end != ' ' && *end != '\t'))
         return dd_error_set(DD_ERR_PARSE, "%s:%d: expected '<id> <value>', got '%s'", path, line,
                             text);
-    while (*end == ' ' || *end == '\t') end++;
+    while (*end == ' ' || *end == '\t')
+        end++;
     *id = v;
     *rest = end;
     return DD_OK;
@@ -96,8 +98,9 @@ static dd_status read_images(cub_index *x) {
         int line = x->images_lines.lineno[i];
         dd_status st = parse_id(path, line, x->images_lines.text[i], &ids[i], &rest);
         if (st == DD_OK && !rd_safe_relpath(rest))
-            st = dd_error_set(DD_ERR_PARSE, "%s:%d: image path '%s' is not a relative path "
-                                            "inside images/",
+            st = dd_error_set(DD_ERR_PARSE,
+                              "%s:%d: image path '%s' is not a relative path "
+                              "inside images/",
                               path, line, rest);
         if (st != DD_OK) {
             free(ids);
@@ -111,13 +114,14 @@ static dd_status read_images(cub_index *x) {
         free(ids);
         return dd_error_set(DD_ERR_NOMEM, "%s: out of memory", path);
     }
-    for (int64_t k = 0; k <= x->max_id; k++) x->slot_of_id[k] = -1;
+    for (int64_t k = 0; k <= x->max_id; k++)
+        x->slot_of_id[k] = -1;
     for (size_t i = 0; i < x->n; i++) {
         int32_t prev = x->slot_of_id[ids[i]];
         if (prev >= 0) {
-            dd_status st = dd_error_set(DD_ERR_PARSE, "%s:%d: image id %lld already used at line %d",
-                                        path, x->img[i].line, (long long)ids[i],
-                                        x->img[prev].line);
+            dd_status st =
+                dd_error_set(DD_ERR_PARSE, "%s:%d: image id %lld already used at line %d", path,
+                             x->img[i].line, (long long)ids[i], x->img[prev].line);
             free(ids);
             return st;
         }
@@ -142,8 +146,9 @@ static dd_status read_classes(cub_index *x) {
         st = parse_id(b.path, l.lineno[k], l.text[k], &id, &name);
         if (st != DD_OK) break;
         if (id != (int64_t)k + 1) {
-            st = dd_error_set(DD_ERR_PARSE, "%s:%d: class id %lld, expected %zu (ids run 1..K in "
-                                            "order)",
+            st = dd_error_set(DD_ERR_PARSE,
+                              "%s:%d: class id %lld, expected %zu (ids run 1..K in "
+                              "order)",
                               b.path, l.lineno[k], (long long)id, k + 1);
             break;
         }
@@ -182,8 +187,8 @@ static dd_status field_label(const cub_index *x, const char *path, int line, cha
 static dd_status field_split(const cub_index *x, const char *path, int line, char *rest,
                              cub_image *img) {
     if (strcmp(rest, "0") != 0 && strcmp(rest, "1") != 0)
-        return dd_error_set(DD_ERR_PARSE, "%s:%d: is_training_image is '%s', expected 0 or 1",
-                            path, line, rest);
+        return dd_error_set(DD_ERR_PARSE, "%s:%d: is_training_image is '%s', expected 0 or 1", path,
+                            line, rest);
     img->is_train = rest[0] == '1';
     return DD_OK;
 }
@@ -200,13 +205,13 @@ static dd_status field_box(const cub_index *x, const char *path, int line, char 
         img->box[k] = v;
         p = end;
     }
-    while (*p == ' ' || *p == '\t') p++;
+    while (*p == ' ' || *p == '\t')
+        p++;
     if (*p)
-        return dd_error_set(DD_ERR_PARSE, "%s:%d: trailing text '%s' after the box", path, line,
-                            p);
+        return dd_error_set(DD_ERR_PARSE, "%s:%d: trailing text '%s' after the box", path, line, p);
     if (img->box[2] <= 0 || img->box[3] <= 0 || img->box[0] < 0 || img->box[1] < 0)
-        return dd_error_set(DD_ERR_PARSE, "%s:%d: bad box x=%g y=%g width=%g height=%g", path,
-                            line, img->box[0], img->box[1], img->box[2], img->box[3]);
+        return dd_error_set(DD_ERR_PARSE, "%s:%d: bad box x=%g y=%g width=%g height=%g", path, line,
+                            img->box[0], img->box[1], img->box[2], img->box[3]);
     img->has_box = 1;
     return DD_OK;
 }
@@ -272,14 +277,16 @@ static dd_status cub_item(void *ctx, int64_t i) {
     size_t image_size = dd_dataset_image_size(job->d);
     dd_status st = rd_load_jpeg(path, job->crop ? box : NULL, 0, 0, job->out_w, job->out_h,
                                 cub_mean, cub_std, job->d->images + (size_t)i * image_size);
-    if (st == DD_OK) job->d->labels[i] = img->label;
-    else dd_error_prefix("%s:%d", job->x->images_buf.path, img->line);
+    if (st == DD_OK)
+        job->d->labels[i] = img->label;
+    else
+        dd_error_prefix("%s:%d", job->x->images_buf.path, img->line);
     free(path);
     return st;
 }
 
-static dd_status load_split(const dd_dataset_request *req, const cub_index *x, int train,
-                            int crop, int64_t max_images, dd_dataset **out) {
+static dd_status load_split(const dd_dataset_request *req, const cub_index *x, int train, int crop,
+                            int64_t max_images, dd_dataset **out) {
     *out = NULL;
     size_t *members = malloc(sizeof(size_t) * (x->n ? x->n : 1));
     if (!members) return dd_error_set(DD_ERR_NOMEM, "cub200 reader: out of memory");
@@ -320,8 +327,10 @@ static dd_status cub_load(const dd_dataset_request *req, dd_dataset **train, dd_
                             req->height);
     const char *crop = rd_opt_str(req->options, "crop", "none");
     int do_crop;
-    if (strcmp(crop, "none") == 0) do_crop = 0;
-    else if (strcmp(crop, "bbox") == 0) do_crop = 1;
+    if (strcmp(crop, "none") == 0)
+        do_crop = 0;
+    else if (strcmp(crop, "bbox") == 0)
+        do_crop = 1;
     else
         return dd_error_set(DD_ERR_INVALID, "cub200 reader: crop '%s' (expected none|bbox)", crop);
     int64_t max_images = rd_opt_int(req->options, "max_images", 0);
@@ -340,7 +349,8 @@ static dd_status cub_load(const dd_dataset_request *req, dd_dataset **train, dd_
     if (st == DD_OK) {
         // Boxes are needed only to crop, but a box file that is present must be consistent.
         char *bpath = rd_strf("%s/bounding_boxes.txt", x.dir);
-        if (!bpath) st = DD_ERR_NOMEM;
+        if (!bpath)
+            st = DD_ERR_NOMEM;
         else if (do_crop || rd_exists(bpath))
             st = read_field(&x, "bounding_boxes.txt", field_box);
         free(bpath);

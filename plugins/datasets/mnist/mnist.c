@@ -46,10 +46,9 @@ static dd_status idx_check(const rd_buf *b, uint32_t magic, int ndim, uint32_t *
             return dd_error_set(DD_ERR_PARSE,
                                 "%s: IDX element type 0x%02x, expected 0x08 (unsigned byte)",
                                 b->path, (m >> 8) & 0xFF);
-        return dd_error_set(DD_ERR_PARSE, "%s: bad IDX magic 0x%08x, expected 0x%08x (%s)",
-                            b->path, m, magic,
-                            ndim == 3 ? "unsigned byte images, 3 dimensions"
-                                      : "unsigned byte labels, 1 dimension");
+        return dd_error_set(
+            DD_ERR_PARSE, "%s: bad IDX magic 0x%08x, expected 0x%08x (%s)", b->path, m, magic,
+            ndim == 3 ? "unsigned byte images, 3 dimensions" : "unsigned byte labels, 1 dimension");
     }
     if (b->len < header)
         return dd_error_set(DD_ERR_PARSE,
@@ -79,10 +78,9 @@ static dd_status idx_check(const rd_buf *b, uint32_t magic, int ndim, uint32_t *
                             b->path, dims[0], (unsigned long long)want, b->len);
     }
     if (b->len > want)
-        return dd_error_set(DD_ERR_PARSE,
-                            "%s: %llu unexpected bytes after the %u %s the header announces",
-                            b->path, (unsigned long long)(b->len - want), dims[0],
-                            ndim == 3 ? "images" : "labels");
+        return dd_error_set(
+            DD_ERR_PARSE, "%s: %llu unexpected bytes after the %u %s the header announces", b->path,
+            (unsigned long long)(b->len - want), dims[0], ndim == 3 ? "images" : "labels");
     return DD_OK;
 }
 
@@ -103,8 +101,8 @@ static dd_status load_split(const dd_dataset_request *req, const mnist_kind *kin
     if ((st = idx_check(&img, IDX_MAGIC_IMAGES, 3, idims)) != DD_OK) goto done;
     if ((st = idx_check(&lab, IDX_MAGIC_LABELS, 1, ldims)) != DD_OK) goto done;
     if (idims[0] != ldims[0]) {
-        st = dd_error_set(DD_ERR_PARSE, "%s has %u images but %s has %u labels", img.path,
-                          idims[0], lab.path, ldims[0]);
+        st = dd_error_set(DD_ERR_PARSE, "%s has %u images but %s has %u labels", img.path, idims[0],
+                          lab.path, ldims[0]);
         goto done;
     }
     int64_t n = idims[0];

@@ -17,9 +17,9 @@
 #define VOC_DEFAULT_SIZE 224
 
 static const char *const voc_classes[VOC_CLASSES] = {
-    "aeroplane", "bicycle", "bird",  "boat",        "bottle", "bus",         "car",
-    "cat",       "chair",   "cow",   "diningtable", "dog",    "horse",       "motorbike",
-    "person",    "pottedplant", "sheep", "sofa",    "train",  "tvmonitor"};
+    "aeroplane", "bicycle",     "bird",  "boat",        "bottle", "bus",      "car",
+    "cat",       "chair",       "cow",   "diningtable", "dog",    "horse",    "motorbike",
+    "person",    "pottedplant", "sheep", "sofa",        "train",  "tvmonitor"};
 
 /* ImageNet statistics: VOC photos are natural images of the same kind. */
 static const float voc_mean[3] = {0.485f, 0.456f, 0.406f};
@@ -28,12 +28,11 @@ static const float voc_std[3] = {0.229f, 0.224f, 0.225f};
 /* The object an image is labelled with. */
 typedef struct voc_pick {
     int label;
-    int width, height;  /* from <size> */
-    int box[4];         /* x, y, w, h in 0-based pixels, clipped to the image */
+    int width, height; /* from <size> */
+    int box[4];        /* x, y, w, h in 0-based pixels, clipped to the image */
 } voc_pick;
 
-static dd_status parse_int(const char *path, const vx_node *parent, const char *key,
-                           double *out) {
+static dd_status parse_int(const char *path, const vx_node *parent, const char *key, double *out) {
     const vx_node *n = vx_child(parent, key);
     if (!n)
         return dd_error_set(DD_ERR_PARSE, "%s:%d: <%s> has no <%s>", path, parent->line,
@@ -60,8 +59,8 @@ static dd_status voc_annotation(const char *path, voc_pick *pick) {
     double w = 0, h = 0;
     const vx_node *size = NULL;
     if (strcmp(root->name, "annotation") != 0) {
-        st = dd_error_set(DD_ERR_PARSE, "%s:%d: root element is <%s>, expected <annotation>",
-                          path, root->line, root->name);
+        st = dd_error_set(DD_ERR_PARSE, "%s:%d: root element is <%s>, expected <annotation>", path,
+                          root->line, root->name);
         goto done;
     }
     if (!(size = vx_child(root, "size"))) {
@@ -106,8 +105,8 @@ static dd_status voc_annotation(const char *path, voc_pick *pick) {
             char dt[16];
             vx_text(dn, dt, sizeof dt);
             if (strcmp(dt, "0") != 0 && strcmp(dt, "1") != 0) {
-                st = dd_error_set(DD_ERR_PARSE, "%s:%d: <difficult> is '%s', expected 0 or 1",
-                                  path, dn->line, dt);
+                st = dd_error_set(DD_ERR_PARSE, "%s:%d: <difficult> is '%s', expected 0 or 1", path,
+                                  dn->line, dt);
                 goto done;
             }
             difficult = dt[0] == '1';
@@ -163,7 +162,7 @@ done:
 }
 
 typedef struct voc_job {
-    const char *voc_dir;  /* .../VOCdevkit/VOC2007 */
+    const char *voc_dir; /* .../VOCdevkit/VOC2007 */
     const char *list_path;
     const rd_lines *ids;
     int crop;
@@ -179,8 +178,8 @@ static dd_status voc_item(void *ctx, int64_t i) {
     char idbuf[128];
     size_t len = strcspn(id, " \t");
     if (len == 0 || len >= sizeof idbuf || memchr(id, '/', len) || (len <= 2 && id[0] == '.'))
-        return dd_error_set(DD_ERR_PARSE, "%s:%d: '%s' is not an image id", job->list_path,
-                            line, id);
+        return dd_error_set(DD_ERR_PARSE, "%s:%d: '%s' is not an image id", job->list_path, line,
+                            id);
     memcpy(idbuf, id, len);
     idbuf[len] = '\0';
     char *xml = rd_strf("%s/Annotations/%s.xml", job->voc_dir, idbuf);
@@ -201,9 +200,8 @@ done:
     return st;
 }
 
-static dd_status load_split(const dd_dataset_request *req, const char *voc_dir,
-                            const char *list, const char *split, int crop, int64_t max_images,
-                            dd_dataset **out) {
+static dd_status load_split(const dd_dataset_request *req, const char *voc_dir, const char *list,
+                            const char *split, int crop, int64_t max_images, dd_dataset **out) {
     *out = NULL;
     char *path = rd_strf("%s/ImageSets/Main/%s.txt", voc_dir, list);
     if (!path) return DD_ERR_NOMEM;
@@ -241,12 +239,14 @@ static dd_status voc_load(const dd_dataset_request *req, dd_dataset **train, dd_
     if (!req->root) return dd_error_set(DD_ERR_INVALID, "pascal-voc reader: no root directory");
     if (req->height < 0 || req->width < 0 || req->height > DD_IMAGE_MAX_DIM ||
         req->width > DD_IMAGE_MAX_DIM)
-        return dd_error_set(DD_ERR_INVALID, "pascal-voc reader: bad image size %dx%d",
-                            req->width, req->height);
+        return dd_error_set(DD_ERR_INVALID, "pascal-voc reader: bad image size %dx%d", req->width,
+                            req->height);
     const char *crop = rd_opt_str(req->options, "crop", "none");
     int do_crop;
-    if (strcmp(crop, "none") == 0) do_crop = 0;
-    else if (strcmp(crop, "object") == 0) do_crop = 1;
+    if (strcmp(crop, "none") == 0)
+        do_crop = 0;
+    else if (strcmp(crop, "object") == 0)
+        do_crop = 1;
     else
         return dd_error_set(DD_ERR_INVALID, "pascal-voc reader: crop '%s' (expected none|object)",
                             crop);
@@ -259,8 +259,7 @@ static dd_status voc_load(const dd_dataset_request *req, dd_dataset **train, dd_
                           "%s: no such directory (expected the VOC2007 trainval and test "
                           "archives unpacked under %s)",
                           voc_dir, req->root);
-    if (st == DD_OK)
-        st = load_split(req, voc_dir, "trainval", "train", do_crop, max_images, train);
+    if (st == DD_OK) st = load_split(req, voc_dir, "trainval", "train", do_crop, max_images, train);
     if (st == DD_OK) st = load_split(req, voc_dir, "test", "test", do_crop, max_images, test);
     if (st != DD_OK) {
         dd_dataset_destroy(*train);

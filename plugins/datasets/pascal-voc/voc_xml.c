@@ -54,13 +54,13 @@ static int is_space(char c) {
 }
 
 static void skip_space(vx_parser *ps) {
-    while (ps->p < ps->end && is_space(*ps->p)) advance(ps, 1);
+    while (ps->p < ps->end && is_space(*ps->p))
+        advance(ps, 1);
 }
 
 static dd_status read_name(vx_parser *ps, char *out) {
     if (ps->p >= ps->end) return perr(ps, "unexpected end of file inside a tag");
-    if (!is_name_start((unsigned char)*ps->p))
-        return perr(ps, "expected an element name");
+    if (!is_name_start((unsigned char)*ps->p)) return perr(ps, "expected an element name");
     size_t n = 0;
     while (ps->p < ps->end && is_name_char((unsigned char)*ps->p)) {
         if (n + 1 >= VX_MAX_NAME) return perr(ps, "element name too long");
@@ -128,10 +128,14 @@ static dd_status read_entity(vx_parser *ps, vx_node *n) {
         if (d == semi) return perr(ps, "empty character reference");
         for (; d < semi; d++) {
             unsigned v;
-            if (*d >= '0' && *d <= '9') v = (unsigned)(*d - '0');
-            else if (hex && *d >= 'a' && *d <= 'f') v = (unsigned)(*d - 'a' + 10);
-            else if (hex && *d >= 'A' && *d <= 'F') v = (unsigned)(*d - 'A' + 10);
-            else return perr(ps, "bad character reference");
+            if (*d >= '0' && *d <= '9')
+                v = (unsigned)(*d - '0');
+            else if (hex && *d >= 'a' && *d <= 'f')
+                v = (unsigned)(*d - 'a' + 10);
+            else if (hex && *d >= 'A' && *d <= 'F')
+                v = (unsigned)(*d - 'A' + 10);
+            else
+                return perr(ps, "bad character reference");
             cp = cp * (hex ? 16 : 10) + v;
             if (cp > 0x10FFFF) return perr(ps, "character reference out of range");
         }
@@ -244,7 +248,8 @@ dd_status vx_parse(const char *path, const char *buf, size_t len, vx_node **root
             st = skip_past(&ps, "]]>", "unexpected end of file in a CDATA section");
             if (st == DD_OK) st = append_text(&ps, cur, s, (size_t)(ps.p - 3 - s));
         } else if (starts(&ps, "<!DOCTYPE")) {
-            while (ps.p < ps.end && *ps.p != '>' && *ps.p != '[') advance(&ps, 1);
+            while (ps.p < ps.end && *ps.p != '>' && *ps.p != '[')
+                advance(&ps, 1);
             if (ps.p < ps.end && *ps.p == '[')
                 st = perr(&ps, "DOCTYPE with an internal subset is not supported");
             else if (ps.p >= ps.end)
@@ -283,8 +288,8 @@ dd_status vx_parse(const char *path, const char *buf, size_t len, vx_node **root
             int empty = 0;
             if ((st = skip_attributes(&ps, &empty)) != DD_OK) break;
             if (!cur && doc) {
-                st = dd_error_set(DD_ERR_PARSE, "%s:%d: second root element <%s>", path, line,
-                                  name);
+                st =
+                    dd_error_set(DD_ERR_PARSE, "%s:%d: second root element <%s>", path, line, name);
                 break;
             }
             if (depth >= VX_MAX_DEPTH) {
@@ -303,8 +308,10 @@ dd_status vx_parse(const char *path, const char *buf, size_t len, vx_node **root
             n->line = line;
             n->parent = cur;
             if (cur) {
-                if (cur->last_child) cur->last_child->next = n;
-                else cur->first_child = n;
+                if (cur->last_child)
+                    cur->last_child->next = n;
+                else
+                    cur->first_child = n;
                 cur->last_child = n;
             } else {
                 doc = n;
@@ -316,8 +323,9 @@ dd_status vx_parse(const char *path, const char *buf, size_t len, vx_node **root
         }
     }
     if (st == DD_OK && cur)
-        st = dd_error_set(DD_ERR_PARSE, "%s:%d: unexpected end of file: <%s> opened at line %d "
-                                        "is not closed",
+        st = dd_error_set(DD_ERR_PARSE,
+                          "%s:%d: unexpected end of file: <%s> opened at line %d "
+                          "is not closed",
                           path, ps.line, cur->name, cur->line);
     if (st == DD_OK && !doc) st = dd_error_set(DD_ERR_PARSE, "%s: no XML element", path);
     if (st != DD_OK) {
@@ -338,8 +346,10 @@ const char *vx_text(const vx_node *n, char *out, size_t cap) {
     out[0] = '\0';
     if (!n || !n->text || cap == 0) return out;
     const char *s = n->text, *e = n->text + n->text_len;
-    while (s < e && is_space(*s)) s++;
-    while (e > s && is_space(e[-1])) e--;
+    while (s < e && is_space(*s))
+        s++;
+    while (e > s && is_space(e[-1]))
+        e--;
     size_t len = (size_t)(e - s);
     if (len >= cap) len = cap - 1;
     memcpy(out, s, len);
