@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "distill/dataset.h"
 #include "distill/export.h"
 #include "distill/param.h"
 #include "distill/status.h"
@@ -24,6 +25,24 @@ typedef struct dd_objective_info {
     int n_classes;
     const char *const *class_names; /**< n_classes names */
 } dd_objective_info;
+
+/** Which statistic of a metric a report key holds. "Before" is the
+ * evaluation networks' θ0 (no distilled step), "after" is the same networks
+ * after the distilled steps (or after a baseline's steps). */
+typedef enum dd_report_stat {
+    DD_REPORT_BEFORE_MEAN = 0,
+    DD_REPORT_BEFORE_STD = 1,
+    DD_REPORT_AFTER_MEAN = 2,
+    DD_REPORT_AFTER_STD = 3,
+} dd_report_stat;
+
+/** One key of an objective's own metrics.json section. Arrays end with an
+ * entry whose key is NULL. */
+typedef struct dd_objective_report_key {
+    const char *key;     /**< JSON key, e.g. "success_mean" */
+    int metric;          /**< index into metric_names */
+    dd_report_stat stat; /**< which statistic over the evaluation networks */
+} dd_objective_report_key;
 
 typedef struct dd_objective_ops {
     size_t struct_size;
@@ -44,7 +63,33 @@ typedef struct dd_objective_ops {
     unsigned flags;              /**< DD_OBJECTIVE_* */
     const char *default_init_mode; /**< optional, e.g. "pretrained-random" */
     void *reserved[4];
+
+    /* Appended members: the core reads one only when struct_size covers it
+     * (DD_OBJECTIVE_HAS), so plugins built before they existed keep working. */
+
+    /** Name of the objective's own section of metrics.json, e.g. "attack"
+     * (optional). It holds report_keys and "nets"; values are fractions in
+     * [0, 1] when the metric is a fraction. */
+    const char *report_section;
+    /** Keys of report_section (optional; NULL-key-terminated). */
+    const dd_objective_report_key *report_keys;
+    /** Names of the objective's own baselines, NULL-terminated (optional).
+     * They are evaluated beside the core's (random, average, kmeans) with
+     * optimised step sizes and reported under these names. */
+    const char *const *baseline_names;
+    /** Fills baseline `index` (of baseline_names): `steps` steps of
+     * `per_step` images each, written to images (steps × per_step × the
+     * dataset's image size, normalised like `train`) and one hard label per
+     * slot of a step to labels (per_step; the same for every step). The core
+     * owns both arrays. Deterministic in `seed`. (required with
+     * baseline_names) */
+    dd_status (*build_baseline)(void *state, int index, const dd_dataset *train, int steps,
+                                int64_t per_step, uint64_t seed, float *images, int32_t *labels);
 } dd_objective_ops;
+
+/** Nonzero if `ops` (a dd_objective_ops pointer) was built with `member`. */
+#define DD_OBJECTIVE_HAS(ops, member)                                                              \
+    ((ops)->struct_size >= offsetof(dd_objective_ops, member) + sizeof((ops)->member))
 
 #ifdef __cplusplus
 }
