@@ -42,8 +42,8 @@ DD_API void dd_objective_handle_release(dd_objective_handle *h);
 typedef enum dd_init_mode {
     DD_INIT_FIXED = 0,             /**< one θ0 for the whole run */
     DD_INIT_RANDOM = 1,            /**< fresh θ0 from the init scheme every iteration */
-    DD_INIT_PRETRAINED_FIXED = 2,  /**< one pretrained θ (not implemented yet) */
-    DD_INIT_PRETRAINED_RANDOM = 3, /**< a pool of pretrained θ (not implemented yet) */
+    DD_INIT_PRETRAINED_FIXED = 2,  /**< one pretrained θ (theta_pool[0]) */
+    DD_INIT_PRETRAINED_RANDOM = 3, /**< members of a pool of pretrained θ (theta_pool) */
 } dd_init_mode;
 
 /** Parses "fixed|random|pretrained-fixed|pretrained-random". */
@@ -88,6 +88,14 @@ typedef struct dd_distill_config {
     const char *label;     /**< progress bar label (NULL = "distill") */
     const float *init_pixels; /**< optional S × M × input floats to start from */
     int64_t log_every;        /**< log the outer loss every this many iterations (0 = never) */
+    /** Pretrained θ0s (borrowed, each dd_model_param_count floats) for
+     * DD_INIT_PRETRAINED_FIXED (member 0) and DD_INIT_PRETRAINED_RANDOM
+     * (nets_per_iteration members drawn uniformly every iteration). */
+    const float *const *theta_pool;
+    size_t theta_pool_size;
+    /** Optional M hard labels of the distilled slots (default: slot j has
+     * class j % n_classes); e.g. a relabelled baseline's labels. */
+    const int32_t *init_labels;
 } dd_distill_config;
 
 /** Defaults matching the paper's settings (10 steps × 3 epochs, 1 image per
@@ -205,6 +213,8 @@ enum {
     DD_STREAM_EVAL_INITS = 4,
     DD_STREAM_BASELINE_RANDOM = 5,
     DD_STREAM_KMEANS = 6,
+    DD_STREAM_POOL = 7,     /**< pool members drawn by pretrained-random distillation */
+    DD_STREAM_PRETRAIN = 8, /**< per-member seeds of the pretrain stage */
     DD_STREAM_DATA = 1u << 20, /**< + data epoch */
 };
 
