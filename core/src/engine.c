@@ -321,10 +321,17 @@ dd_status dd_engine_create(dd_model *model, const dd_objective_handle *objective
         return dd_error_set(DD_ERR_INVALID,
                             "distill: steps, epochs, images_per_class, batch_real, "
                             "nets_per_iteration must be >= 1 and lr_init > 0");
-    if (cfg->init_mode == DD_INIT_PRETRAINED_FIXED || cfg->init_mode == DD_INIT_PRETRAINED_RANDOM)
-        return dd_error_set(DD_ERR_UNSUPPORTED,
-                            "distill: init_mode %s needs a pretrained pool, which this version "
-                            "does not build yet; use fixed or random",
+    const int pretrained =
+        cfg->init_mode == DD_INIT_PRETRAINED_FIXED || cfg->init_mode == DD_INIT_PRETRAINED_RANDOM;
+    if (pretrained && (!cfg->theta_pool || cfg->theta_pool_size < 1))
+        return dd_error_set(DD_ERR_INVALID,
+                            "distill: init_mode %s needs a pool of pretrained networks (add a "
+                            "'pretrain' section, with pretrain.nets > pretrain.holdout)",
+                            dd_init_mode_str(cfg->init_mode));
+    if (!pretrained && (objective->ops->flags & DD_OBJECTIVE_NEEDS_PRETRAINED))
+        return dd_error_set(DD_ERR_INVALID,
+                            "distill: this objective works on pretrained networks; set "
+                            "distill.init_mode to pretrained-random or pretrained-fixed (got %s)",
                             dd_init_mode_str(cfg->init_mode));
     if (train->n < 1) return dd_error_set(DD_ERR_INVALID, "distill: empty training set");
     size_t D = image_floats(train);
@@ -393,6 +400,17 @@ dd_status dd_engine_create(dd_model *model, const dd_objective_handle *objective
         goto nomem;
 
     for (int64_t j = 0; j < e->M; j++) e->labels[j] = (int32_t)(j % e->n_classes);
+    if (cfg->init_labels) {
+        for (int64_t j = 0; j < e->M; j++) {
+            if (cfg->init_labels[j] < 0 || cfg->init_labels[j] >= e->n_classes) {
+                dd_engine_destroy(e);
+                return dd_error_set(DD_ERR_INVALID, "distill: init label %d of slot %lld is "
+                                    "outside [0, %d)", (int)cfg->init_labels[j], (long long)j,
+                                    e->n_classes);
+            }
+            e->labels[j] = cfg->init_labels[j];
+        }
+    }
     if (cfg->learn_labels) {
         // One-hot targets to start from (the hard labels).
         for (int s = 0; s < e->S; s++)
@@ -416,6 +434,10 @@ dd_status dd_engine_create(dd_model *model, const dd_objective_handle *objective
         if (!(e->theta0 = dd_alloc_floats(e->P))) goto nomem;
         s = dd_model_init_params(model, e->theta0, e->cfg.init_scheme, (float)cfg->init_gain,
                                  dd_engine_init_seed(cfg->seed, DD_STREAM_THETA0, 0));
+    }
+    if (s == DD_OK && cfg->init_mode == DD_INIT_PRETRAINED_FIXED) {
+        if (!(e->theta0 = dd_alloc_floats(e->P))) goto nomem;
+        memcpy(e->theta0, cfg->theta_pool[0], e->P * sizeof(float));
     }
     if (s != DD_OK) {
         dd_engine_destroy(e);
@@ -463,6 +485,7 @@ dd_status dd_engine_export(const dd_engine *e, dd_distilled **out)
                                t->height, t->width, 0.f, out));
     dd_distilled *d = *out;
     memcpy(d->images, e->pixels, (size_t)e->S * (size_t)e->M * e->D * sizeof(float));
+    memcpy(d->labels, e->labels, (size_t)e->M * sizeof(int32_t));
     for (int k = 0; k < e->K; k++) d->lrs[k] = dd_lr_from_raw(e->raw[k]);
     memcpy(d->mean, t->mean, sizeof d->mean);
     memcpy(d->std, t->std, sizeof d->std);
@@ -670,7 +693,9 @@ dd_status dd_engine_step(dd_engine *e)
     if (gsoft) memset(gsoft, 0, SMO * sizeof(float));
 
     sample_real(e, it);
-    const int nets = c->init_mode == DD_INIT_FIXED ? 1 : c->nets_per_iteration;
+    const int nets = (c->init_mode == DD_INIT_FIXED || c->init_mode == DD_INIT_PRETRAINED_FIXED)
+                         ? 1
+                         : c->nets_per_iteration;
     double loss_sum = 0, num_sum = 0, den_sum = 0;
     for (int n = 0; n < nets; n++) {
         const float *th0 = e->theta0;
@@ -680,6 +705,10 @@ dd_status dd_engine_step(dd_engine *e)
             DD_TRY(dd_model_init_params(e->model, e->theta_rand, c->init_scheme,
                                         (float)c->init_gain, sd));
             th0 = e->theta_rand;
+        } else if (c->init_mode == DD_INIT_PRETRAINED_RANDOM) {
+            dd_rng pr = dd_rng_make(c->seed, DD_STREAM_POOL);
+            pr.counter = (uint64_t)(it * nets + n);
+            th0 = c->theta_pool[dd_rng_below(&pr, (uint64_t)c->theta_pool_size)];
         }
         double loss = 0, num = 0, den = 0;
         dd_status hs = hypergrad_accum(e, th0, e->xr, e->yr, e->B, &loss, &num, &den, gp, graw,
