@@ -43,6 +43,12 @@ typedef struct arg_bind {
     prim reorder;
     dnnl_exec_arg_t reorder_args[3];
     int reorder_nargs;
+    // Accumulating calls (out += result): an output with an internal layout
+    // is reordered with a sum post-op; a plain one goes to an arena slot that
+    // is then added to the caller's buffer.
+    prim acc_reorder;
+    size_t acc_off;
+    size_t user_floats;
 } arg_bind;
 
 typedef struct kpass {
@@ -194,6 +200,7 @@ static void pass_fini(kpass *ps) {
     for (int i = 0; i < ps->n_args; i++) {
         arg_bind *a = &ps->args[i];
         prim_fini(&a->reorder);
+        prim_fini(&a->acc_reorder);
         if (a->inner) dnnl_memory_destroy(a->inner);
         if (a->user) dnnl_memory_destroy(a->user);
     }
@@ -218,8 +225,17 @@ static dd_status pass_init(dd_dnnl *d, kpass *ps, dnnl_primitive_desc_t pd, cons
     DNNL_TRY(dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl),
              "querying the implementation");
     ps->impl = impl;
-    dnnl_primitive_attr_t attr = user_scratchpad_attr();
-    if (!attr) return dd_error_set(DD_ERR_BACKEND, "oneDNN: cannot create primitive attributes");
+    dnnl_primitive_attr_t attr = user_scratchpad_attr(), acc_attr = user_scratchpad_attr();
+    dnnl_post_ops_t sum = NULL;
+    if (!attr || !acc_attr || dnnl_post_ops_create(&sum) != dnnl_success ||
+        dnnl_post_ops_append_sum(sum, 1.0f) != dnnl_success ||
+        dnnl_primitive_attr_set_post_ops(acc_attr, sum) != dnnl_success) {
+        if (sum) dnnl_post_ops_destroy(sum);
+        if (attr) dnnl_primitive_attr_destroy(attr);
+        if (acc_attr) dnnl_primitive_attr_destroy(acc_attr);
+        return dd_error_set(DD_ERR_BACKEND, "oneDNN: cannot create primitive attributes");
+    }
+    dnnl_post_ops_destroy(sum);
     dd_status st = DD_OK;
     for (int i = 0; i < n && st == DD_OK; i++) {
         arg_bind *a = &ps->args[ps->n_args++];
@@ -235,7 +251,14 @@ static dd_status pass_init(dd_dnnl *d, kpass *ps, dnnl_primitive_desc_t pd, cons
             st = dd_error_set(DD_ERR_BACKEND, "oneDNN: primitive has no argument %d", a->arg);
             break;
         }
-        if (dnnl_memory_desc_equal(want, spec[i].user_md)) continue;
+        a->user_floats = dnnl_memory_desc_get_size(spec[i].user_md) / sizeof(float);
+        if (dnnl_memory_desc_equal(want, spec[i].user_md)) {
+            if (a->output) {
+                a->acc_off = off;
+                off = align_up(off + a->user_floats * sizeof(float));
+            }
+            continue;
+        }
         ds = dnnl_memory_create(&a->inner, want, d->engine, DNNL_MEMORY_NONE);
         if (ds != dnnl_success) {
             st = dnnl_fail(ds, "creating an internal memory");
@@ -253,6 +276,15 @@ static dd_status pass_init(dd_dnnl *d, kpass *ps, dnnl_primitive_desc_t pd, cons
         }
         st = prim_init(d, &a->reorder, rpd, &off);
         if (st != DD_OK) break;
+        if (a->output) {
+            ds = dnnl_reorder_primitive_desc_create(&rpd, from, d->engine, to, d->engine, acc_attr);
+            if (ds != dnnl_success) {
+                st = dnnl_fail(ds, "creating an accumulating reorder");
+                break;
+            }
+            st = prim_init(d, &a->acc_reorder, rpd, &off);
+            if (st != DD_OK) break;
+        }
         a->reorder_args[0].arg = DNNL_ARG_FROM;
         a->reorder_args[0].memory = a->output ? a->inner : a->user;
         a->reorder_args[1].arg = DNNL_ARG_TO;
@@ -260,6 +292,7 @@ static dd_status pass_init(dd_dnnl *d, kpass *ps, dnnl_primitive_desc_t pd, cons
         a->reorder_nargs = 2;
     }
     dnnl_primitive_attr_destroy(attr);
+    dnnl_primitive_attr_destroy(acc_attr);
     if (st != DD_OK) return st;
     for (int i = 0; i < ps->n_args; i++) {
         ps->exec[i].arg = ps->args[i].arg;
@@ -270,11 +303,18 @@ static dd_status pass_init(dd_dnnl *d, kpass *ps, dnnl_primitive_desc_t pd, cons
     return arena_reserve(d, off);
 }
 
-/* Runs a pass on the caller's buffers (ptr[i] for args[i], in spec order). */
-static dd_status pass_run(dd_dnnl *d, kpass *ps, void *const *ptr) {
+static void add_into(float *restrict dst, const float *restrict src, size_t n) {
+#pragma omp parallel for simd schedule(static) if (n >= 65536)
+    for (size_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+/* Runs a pass on the caller's buffers (ptr[i] for args[i], in spec order);
+ * with acc, outputs are added to instead of overwritten. */
+static dd_status pass_run(dd_dnnl *d, kpass *ps, void *const *ptr, int acc) {
     for (int i = 0; i < ps->n_args; i++) {
         arg_bind *a = &ps->args[i];
-        DNNL_TRY(dnnl_memory_set_data_handle(a->user, ptr[i]), "setting a data handle");
+        void *user = acc && a->output && !a->inner ? d->arena + a->acc_off : ptr[i];
+        DNNL_TRY(dnnl_memory_set_data_handle(a->user, user), "setting a data handle");
         if (!a->inner) continue;
         DNNL_TRY(dnnl_memory_set_data_handle(a->inner, d->arena + a->inner_off),
                  "setting a data handle");
@@ -285,9 +325,17 @@ static dd_status pass_run(dd_dnnl *d, kpass *ps, void *const *ptr) {
     DD_TRY(prim_run(d, &ps->main, exec, ps->n_exec));
     for (int i = 0; i < ps->n_args; i++) {
         arg_bind *a = &ps->args[i];
-        if (a->inner && a->output) DD_TRY(prim_run(d, &a->reorder, a->reorder_args, a->reorder_nargs));
+        if (!a->output) continue;
+        if (a->inner)
+            DD_TRY(prim_run(d, acc ? &a->acc_reorder : &a->reorder, a->reorder_args,
+                            a->reorder_nargs));
     }
     DNNL_TRY(dnnl_stream_wait(d->stream), "waiting for the stream");
+    for (int i = 0; i < ps->n_args; i++) {
+        arg_bind *a = &ps->args[i];
+        if (acc && a->output && !a->inner)
+            add_into(ptr[i], (const float *)(d->arena + a->acc_off), a->user_floats);
+    }
     ps->ran = 1;
     return DD_OK;
 }
@@ -502,21 +550,50 @@ void dd_dnnl_conv_destroy(dd_dnnl_conv *c) {
     free(c);
 }
 
+static dd_status conv_fwd(dd_dnnl_conv *c, const float *x, const float *w, const float *b, float *y,
+                          int acc) {
+    void *ptr[] = {(void *)x, (void *)w, (void *)(b ? b : c->zero_bias), y};
+    return pass_run(c->d, &c->pass[DD_DNNL_FWD], ptr, acc);
+}
+
+static dd_status conv_bwd_data(dd_dnnl_conv *c, const float *dy, const float *w, float *dx, int acc) {
+    void *ptr[] = {(void *)dy, (void *)w, dx};
+    return pass_run(c->d, &c->pass[DD_DNNL_BWD_DATA], ptr, acc);
+}
+
+static dd_status conv_bwd_weights(dd_dnnl_conv *c, const float *x, const float *dy, float *dw,
+                                  float *db, int acc) {
+    void *ptr[] = {(void *)x, (void *)dy, dw, db ? (void *)db : (void *)(c->d->arena + c->db_off)};
+    return pass_run(c->d, &c->pass[DD_DNNL_BWD_WEIGHTS], ptr, acc);
+}
+
 dd_status dd_dnnl_conv_forward(dd_dnnl_conv *c, const float *x, const float *w, const float *b,
                                float *y) {
-    void *ptr[] = {(void *)x, (void *)w, (void *)(b ? b : c->zero_bias), y};
-    return pass_run(c->d, &c->pass[DD_DNNL_FWD], ptr);
+    return conv_fwd(c, x, w, b, y, 0);
 }
 
 dd_status dd_dnnl_conv_backward_data(dd_dnnl_conv *c, const float *dy, const float *w, float *dx) {
-    void *ptr[] = {(void *)dy, (void *)w, dx};
-    return pass_run(c->d, &c->pass[DD_DNNL_BWD_DATA], ptr);
+    return conv_bwd_data(c, dy, w, dx, 0);
 }
 
 dd_status dd_dnnl_conv_backward_weights(dd_dnnl_conv *c, const float *x, const float *dy,
                                         float *dw, float *db) {
-    void *ptr[] = {(void *)x, (void *)dy, dw, db ? (void *)db : (void *)(c->d->arena + c->db_off)};
-    return pass_run(c->d, &c->pass[DD_DNNL_BWD_WEIGHTS], ptr);
+    return conv_bwd_weights(c, x, dy, dw, db, 0);
+}
+
+dd_status dd_dnnl_conv_forward_acc(dd_dnnl_conv *c, const float *x, const float *w, const float *b,
+                                   float *y) {
+    return conv_fwd(c, x, w, b, y, 1);
+}
+
+dd_status dd_dnnl_conv_backward_data_acc(dd_dnnl_conv *c, const float *dy, const float *w,
+                                         float *dx) {
+    return conv_bwd_data(c, dy, w, dx, 1);
+}
+
+dd_status dd_dnnl_conv_backward_weights_acc(dd_dnnl_conv *c, const float *x, const float *dy,
+                                            float *dw, float *db) {
+    return conv_bwd_weights(c, x, dy, dw, db, 1);
 }
 
 dd_status dd_dnnl_conv_run_primitive(dd_dnnl_conv *c, dd_dnnl_pass pass) {
@@ -640,22 +717,52 @@ void dd_dnnl_linear_destroy(dd_dnnl_linear *l) {
     free(l);
 }
 
+static dd_status linear_fwd(dd_dnnl_linear *l, const float *x, const float *w, const float *b,
+                            float *y, int acc) {
+    void *ptr[] = {(void *)x, (void *)w, (void *)(b ? b : l->zero_bias), y};
+    return pass_run(l->d, &l->pass[DD_DNNL_FWD], ptr, acc);
+}
+
+static dd_status linear_bwd_data(dd_dnnl_linear *l, const float *dy, const float *w, float *dx,
+                                 int acc) {
+    void *ptr[] = {(void *)dy, (void *)w, dx};
+    return pass_run(l->d, &l->pass[DD_DNNL_BWD_DATA], ptr, acc);
+}
+
+static dd_status linear_bwd_weights(dd_dnnl_linear *l, const float *x, const float *dy, float *dw,
+                                    float *db, int acc) {
+    void *ptr[] = {(void *)x, (void *)dy, dw, db ? (void *)db : (void *)(l->d->arena + l->db_off)};
+    return pass_run(l->d, &l->pass[DD_DNNL_BWD_WEIGHTS], ptr, acc);
+}
+
 dd_status dd_dnnl_linear_forward(dd_dnnl_linear *l, const float *x, const float *w, const float *b,
                                  float *y) {
-    void *ptr[] = {(void *)x, (void *)w, (void *)(b ? b : l->zero_bias), y};
-    return pass_run(l->d, &l->pass[DD_DNNL_FWD], ptr);
+    return linear_fwd(l, x, w, b, y, 0);
 }
 
 dd_status dd_dnnl_linear_backward_data(dd_dnnl_linear *l, const float *dy, const float *w,
                                        float *dx) {
-    void *ptr[] = {(void *)dy, (void *)w, dx};
-    return pass_run(l->d, &l->pass[DD_DNNL_BWD_DATA], ptr);
+    return linear_bwd_data(l, dy, w, dx, 0);
 }
 
 dd_status dd_dnnl_linear_backward_weights(dd_dnnl_linear *l, const float *x, const float *dy,
                                           float *dw, float *db) {
-    void *ptr[] = {(void *)x, (void *)dy, dw, db ? (void *)db : (void *)(l->d->arena + l->db_off)};
-    return pass_run(l->d, &l->pass[DD_DNNL_BWD_WEIGHTS], ptr);
+    return linear_bwd_weights(l, x, dy, dw, db, 0);
+}
+
+dd_status dd_dnnl_linear_forward_acc(dd_dnnl_linear *l, const float *x, const float *w,
+                                     const float *b, float *y) {
+    return linear_fwd(l, x, w, b, y, 1);
+}
+
+dd_status dd_dnnl_linear_backward_data_acc(dd_dnnl_linear *l, const float *dy, const float *w,
+                                           float *dx) {
+    return linear_bwd_data(l, dy, w, dx, 1);
+}
+
+dd_status dd_dnnl_linear_backward_weights_acc(dd_dnnl_linear *l, const float *x, const float *dy,
+                                              float *dw, float *db) {
+    return linear_bwd_weights(l, x, dy, dw, db, 1);
 }
 
 dd_status dd_dnnl_linear_run_primitive(dd_dnnl_linear *l, dd_dnnl_pass pass) {

@@ -74,4 +74,23 @@ DD_API dd_status dd_dnnl_create_flags(dd_dnnl **out, unsigned flags);
 DD_API dd_status dd_dnnl_conv_run_primitive(dd_dnnl_conv *c, dd_dnnl_pass pass);
 DD_API dd_status dd_dnnl_linear_run_primitive(dd_dnnl_linear *l, dd_dnnl_pass pass);
 
+/** Accumulating variants: the same computation as the plain calls, added to
+ * the output instead of overwriting it (y += conv(x, w) + b; dx += …;
+ * dw += …, db += … with db optional). For the two-term tangents of the
+ * forward-over-reverse pass (ẏ = W∗ẋ + Ẇ∗x, …) without a scratch buffer:
+ * where the pass uses an internal layout the addition is folded into the
+ * reorder back to the plain layout. */
+DD_API dd_status dd_dnnl_conv_forward_acc(dd_dnnl_conv *c, const float *x, const float *w,
+                                          const float *b, float *y);
+DD_API dd_status dd_dnnl_conv_backward_data_acc(dd_dnnl_conv *c, const float *dy, const float *w,
+                                                float *dx);
+DD_API dd_status dd_dnnl_conv_backward_weights_acc(dd_dnnl_conv *c, const float *x,
+                                                   const float *dy, float *dw, float *db);
+DD_API dd_status dd_dnnl_linear_forward_acc(dd_dnnl_linear *l, const float *x, const float *w,
+                                            const float *b, float *y);
+DD_API dd_status dd_dnnl_linear_backward_data_acc(dd_dnnl_linear *l, const float *dy,
+                                                  const float *w, float *dx);
+DD_API dd_status dd_dnnl_linear_backward_weights_acc(dd_dnnl_linear *l, const float *x,
+                                                     const float *dy, float *dw, float *db);
+
 #endif

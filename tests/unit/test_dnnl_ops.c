@@ -110,6 +110,25 @@ static void check_close(const char *what, const char *layer, const float *got, c
     }
 }
 
+/* Checks an accumulating call: out0 (the buffer's previous content) + ref. */
+static void check_acc(const char *what, const char *layer, const float *got, const float *out0,
+                      const double *ref, const double *mag, size_t n) {
+    double *r = dalloc(n), *m = dalloc(n);
+    for (size_t i = 0; i < n; i++) {
+        r[i] = ref[i] + out0[i];
+        m[i] = mag[i] + fabs(out0[i]);
+    }
+    check_close(what, layer, got, r, m, n);
+    free(r);
+    free(m);
+}
+
+static float *copy_of(const float *p, size_t n) {
+    float *q = falloc(n);
+    memcpy(q, p, sizeof(float) * n);
+    return q;
+}
+
 static void check_conv_numerics(dd_dnnl *d, const conv_layer *l, int64_t batch, int with_bias) {
     const int64_t N = batch, C = l->in_c, H = l->in_hw, W = l->in_hw, O = l->out_c;
     const int64_t K = l->kernel, S = l->stride, P = l->pad, OH = out_size(l), OW = out_size(l);
@@ -171,6 +190,21 @@ static void check_conv_numerics(dd_dnnl *d, const conv_layer *l, int64_t batch, 
         check_close("backward_weights (dw)", l->name, dw, rdw, mdw, nw);
         if (with_bias) check_close("backward_weights (db)", l->name, db, rdb, mdb, (size_t)O);
     }
+    // Accumulating variants add to what the buffers hold.
+    fill(y, ny, 9), fill(dx, nx, 10), fill(dw, nw, 11), fill(db, (size_t)O, 12);
+    float *y0 = copy_of(y, ny), *dx0 = copy_of(dx, nx), *dw0 = copy_of(dw, nw), *db0 = copy_of(db, (size_t)O);
+    assert_int_equal(dd_dnnl_conv_forward_acc(c, x, w, with_bias ? b : NULL, y), DD_OK);
+    assert_int_equal(dd_dnnl_conv_backward_data_acc(c, dy, w, dx), DD_OK);
+    assert_int_equal(dd_dnnl_conv_backward_weights_acc(c, x, dy, dw, with_bias ? db : NULL), DD_OK);
+    check_acc("forward_acc", l->name, y, y0, ry, my, ny);
+    check_acc("backward_data_acc", l->name, dx, dx0, rdx, mdx, nx);
+    check_acc("backward_weights_acc (dw)", l->name, dw, dw0, rdw, mdw, nw);
+    if (with_bias) check_acc("backward_weights_acc (db)", l->name, db, db0, rdb, mdb, (size_t)O);
+    else assert_memory_equal(db, db0, sizeof(float) * (size_t)O);
+    // And a plain call after an accumulating one overwrites again.
+    assert_int_equal(dd_dnnl_conv_forward(c, x, w, with_bias ? b : NULL, y), DD_OK);
+    check_close("forward after forward_acc", l->name, y, ry, my, ny);
+    free(y0), free(dx0), free(dw0), free(db0);
     dd_dnnl_conv_destroy(c);
     free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw), free(db);
     free(ry), free(my), free(rdx), free(mdx), free(rdw), free(mdw), free(rdb), free(mdb);
@@ -222,6 +256,17 @@ static void check_linear_numerics(dd_dnnl *d, const linear_layer *l, int64_t bat
         check_close("backward_weights (dw)", l->name, dw, rdw, mdw, nw);
         if (with_bias) check_close("backward_weights (db)", l->name, db, rdb, mdb, (size_t)O);
     }
+    fill(y, ny, 9), fill(dx, nx, 10), fill(dw, nw, 11), fill(db, (size_t)O, 12);
+    float *y0 = copy_of(y, ny), *dx0 = copy_of(dx, nx), *dw0 = copy_of(dw, nw), *db0 = copy_of(db, (size_t)O);
+    assert_int_equal(dd_dnnl_linear_forward_acc(lin, x, w, with_bias ? b : NULL, y), DD_OK);
+    assert_int_equal(dd_dnnl_linear_backward_data_acc(lin, dy, w, dx), DD_OK);
+    assert_int_equal(dd_dnnl_linear_backward_weights_acc(lin, x, dy, dw, with_bias ? db : NULL), DD_OK);
+    check_acc("forward_acc", l->name, y, y0, ry, my, ny);
+    check_acc("backward_data_acc", l->name, dx, dx0, rdx, mdx, nx);
+    check_acc("backward_weights_acc (dw)", l->name, dw, dw0, rdw, mdw, nw);
+    if (with_bias) check_acc("backward_weights_acc (db)", l->name, db, db0, rdb, mdb, (size_t)O);
+    else assert_memory_equal(db, db0, sizeof(float) * (size_t)O);
+    free(y0), free(dx0), free(dw0), free(db0);
     dd_dnnl_linear_destroy(lin);
     free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw), free(db);
     free(ry), free(my), free(rdx), free(mdx), free(rdw), free(mdw), free(rdb), free(mdb);
