@@ -25,7 +25,8 @@
 
 // Cache bookkeeping that lives beside the extracted data; archives may not
 // write over it.
-static const char *const reserved_names[] = {"downloads", ".lock", ".verified-", ".unpacked-", NULL};
+static const char *const reserved_names[] = {"downloads", ".lock", ".verified-", ".unpacked-",
+                                             NULL};
 
 typedef struct fetch_cfg {
     long connect_timeout_s, low_speed_limit, low_speed_time_s, backoff_ms;
@@ -48,7 +49,8 @@ static char *fmt_alloc(const char *fmt, ...) {
 static dd_status mkdir_p(const char *path) {
     char buf[4096];
     size_t len = strlen(path);
-    if (len == 0 || len >= sizeof buf) return dd_error_set(DD_ERR_IO, "%s: bad directory path", path);
+    if (len == 0 || len >= sizeof buf)
+        return dd_error_set(DD_ERR_IO, "%s: bad directory path", path);
     memcpy(buf, path, len + 1);
     for (size_t i = 1; i <= len; i++) {
         if (buf[i] != '/' && buf[i] != '\0') continue;
@@ -88,7 +90,8 @@ static dd_status write_marker(const char *path, const char *content) {
     size_t len = strlen(content);
     if (fd < 0 || write(fd, content, len) != (ssize_t)len || fsync(fd) != 0)
         s = dd_error_set(DD_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
-    if (fd >= 0 && close(fd) != 0 && s == DD_OK) s = dd_error_set(DD_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
+    if (fd >= 0 && close(fd) != 0 && s == DD_OK)
+        s = dd_error_set(DD_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
     if (s == DD_OK && rename(tmp, path) != 0)
         s = dd_error_set(DD_ERR_IO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
     if (s != DD_OK) unlink(tmp);
@@ -151,7 +154,8 @@ dd_status dd_fetch_cache_root(const dd_fetch_options *opt, char **out) {
     else if (home && *home)
         r = fmt_alloc("%s/.cache/distill", home);
     else
-        return dd_error_set(DD_ERR_INVALID, "no cache directory: set --cache-dir, XDG_CACHE_HOME or HOME");
+        return dd_error_set(DD_ERR_INVALID,
+                            "no cache directory: set --cache-dir, XDG_CACHE_HOME or HOME");
     if (!r) return dd_error_set(DD_ERR_NOMEM, "out of memory");
     *out = r;
     return DD_OK;
@@ -163,7 +167,8 @@ dd_status dd_fetch_cache_root(const dd_fetch_options *opt, char **out) {
  * matches the manifest's, or (gz with payload_sha256) the digest of its
  * decompressed payload does. `origin` (a URL or path) names the source in
  * the error. */
-static dd_status verify_download(const dd_manifest *m, const dd_manifest_file *f, const char *path, const char *origin) {
+static dd_status verify_download(const dd_manifest *m, const dd_manifest_file *f, const char *path,
+                                 const char *origin) {
     uint8_t sha[DD_SHA256_SIZE], md5[DD_MD5_SIZE];
     uint64_t size;
     int want_sha = f->has_sha256, want_md5 = f->has_md5;
@@ -200,7 +205,8 @@ static dd_status verify_download(const dd_manifest *m, const dd_manifest_file *f
             note(why, sizeof why, "payload unreadable: %s", dd_error_message());
         }
     }
-    return dd_error_set(DD_ERR_CHECKSUM, "%s (from %s): checksum mismatch: %s", f->name, origin, why);
+    return dd_error_set(DD_ERR_CHECKSUM, "%s (from %s): checksum mismatch: %s", f->name, origin,
+                        why);
 }
 
 /* ---- download ---------------------------------------------------------- */
@@ -209,13 +215,13 @@ typedef struct xfer {
     CURL *curl;
     FILE *fp;
     const char *part;
-    curl_off_t offset;  // bytes already in the .part file when the request started
-    int checked;        // response code inspected
-    int restarted;      // server ignored Range: the .part was truncated
+    curl_off_t offset; // bytes already in the .part file when the request started
+    int checked;       // response code inspected
+    int restarted;     // server ignored Range: the .part was truncated
     int write_failed;
     const fetch_cfg *cfg;
     const char *label;
-    uint64_t hint;      // manifest size, for the bar when the server sends no length
+    uint64_t hint; // manifest size, for the bar when the server sends no length
     dd_progress *bar;
 } xfer;
 
@@ -226,10 +232,11 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *user) {
         x->checked = 1;
         long code = 0;
         curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &code);
-        if (code >= 400) return 0;  // do not store an error page
+        if (code >= 400) return 0; // do not store an error page
         if (x->offset > 0 && code == 200) {
             // The server ignored the Range request and sends the whole file.
-            if (fflush(x->fp) != 0 || ftruncate(fileno(x->fp), 0) != 0 || fseeko(x->fp, 0, SEEK_SET) != 0) {
+            if (fflush(x->fp) != 0 || ftruncate(fileno(x->fp), 0) != 0 ||
+                fseeko(x->fp, 0, SEEK_SET) != 0) {
                 x->write_failed = 1;
                 return 0;
             }
@@ -245,7 +252,8 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *user) {
     return n;
 }
 
-static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow) {
     xfer *x = user;
     if (x->cfg->quiet || dlnow <= 0) return 0;
     if (!x->bar) {
@@ -263,17 +271,21 @@ typedef enum { GET_OK, GET_RETRY, GET_RESTART, GET_NEXT_MIRROR, GET_FATAL } get_
 /* Failures that say the host itself is unreachable: later files of the same
  * dataset skip that host instead of waiting out the same timeouts again. */
 static int host_unreachable(CURLcode rc) {
-    return rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_RESOLVE_PROXY || rc == CURLE_COULDNT_CONNECT;
+    return rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_RESOLVE_PROXY ||
+           rc == CURLE_COULDNT_CONNECT;
 }
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static int curl_init_failed;
-static void init_curl(void) { curl_init_failed = curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK; }
+static void init_curl(void) {
+    curl_init_failed = curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK;
+}
 
 /* One attempt to fetch `url` into `part`, resuming from what `part` already
  * holds. On failure `why` describes it (without the URL). */
-static get_result http_get(const char *url, const char *part, const fetch_cfg *cfg, const char *label, uint64_t hint,
-                           int *resumed, int *unreachable, char *why, size_t why_cap) {
+static get_result http_get(const char *url, const char *part, const fetch_cfg *cfg,
+                           const char *label, uint64_t hint, int *resumed, int *unreachable,
+                           char *why, size_t why_cap) {
     why[0] = '\0';
     *unreachable = 0;
     pthread_once(&curl_once, init_curl);
@@ -379,8 +391,8 @@ typedef struct ds_ctx {
     const dd_manifest *m;
     const dd_fetch_options *opt;
     fetch_cfg cfg;
-    char *dir;       // <cache>/<dataset>
-    char *downloads; // <cache>/<dataset>/downloads
+    char *dir;         // <cache>/<dataset>
+    char *downloads;   // <cache>/<dataset>/downloads
     char dead[8][256]; // "scheme://host[:port]" found unreachable during this call
     int n_dead;
 } ds_ctx;
@@ -406,21 +418,26 @@ static int host_is_dead(const ds_ctx *c, const char *url) {
 static void mark_dead(ds_ctx *c, const char *url) {
     char h[256];
     url_host(url, h, sizeof h);
-    if (h[0] && c->n_dead < 8 && !host_is_dead(c, url)) snprintf(c->dead[c->n_dead++], sizeof c->dead[0], "%s", h);
+    if (h[0] && c->n_dead < 8 && !host_is_dead(c, url))
+        snprintf(c->dead[c->n_dead++], sizeof c->dead[0], "%s", h);
 }
 
 /* Downloads f into downloads/<name> from the mirrors in order. On success
  * *verified says whether the checksum was checked (it is skipped only for
  * extra mirrors with verify = 0). */
-static dd_status download_file(ds_ctx *c, const dd_manifest_file *f, const char *dest, int *verified) {
+static dd_status download_file(ds_ctx *c, const dd_manifest_file *f, const char *dest,
+                               int *verified) {
     char **urls = NULL;
     DD_TRY(dd_manifest_urls(c->m, f, &urls));
     size_t n_extra = 0, n_man = 0;
-    for (const char *const *e = c->opt->extra_mirrors; e && *e; e++) n_extra++;
-    while (urls[n_man]) n_man++;
+    for (const char *const *e = c->opt->extra_mirrors; e && *e; e++)
+        n_extra++;
+    while (urls[n_man])
+        n_man++;
     if (n_extra + n_man == 0) {
         dd_manifest_dirs_free(urls);
-        return dd_error_set(DD_ERR_NOT_FOUND, "dataset '%s': file '%s' has no mirror", c->m->name, f->name);
+        return dd_error_set(DD_ERR_NOT_FOUND, "dataset '%s': file '%s' has no mirror", c->m->name,
+                            f->name);
     }
     char *part = fmt_alloc("%s.part", dest);
     if (!part) {
@@ -463,7 +480,8 @@ static dd_status download_file(ds_ctx *c, const dd_manifest_file *f, const char 
             dd_info("downloading %s", url);
             char why[CURL_ERROR_SIZE + 256];
             int resumed = 0, unreachable = 0;
-            get_result r = http_get(url, part, &c->cfg, f->name, f->size, &resumed, &unreachable, why, sizeof why);
+            get_result r = http_get(url, part, &c->cfg, f->name, f->size, &resumed, &unreachable,
+                                    why, sizeof why);
             if (r == GET_FATAL) {
                 s = dd_error_set(DD_ERR_IO, "dataset '%s': %s: %s", c->m->name, url, why);
                 free(url);
@@ -509,7 +527,8 @@ static dd_status download_file(ds_ctx *c, const dd_manifest_file *f, const char 
                 *verified = 1;
             }
             if (rename(part, dest) != 0) {
-                s = dd_error_set(DD_ERR_IO, "%s: cannot rename to %s: %s", part, dest, strerror(errno));
+                s = dd_error_set(DD_ERR_IO, "%s: cannot rename to %s: %s", part, dest,
+                                 strerror(errno));
                 free(url);
                 goto out;
             }
@@ -520,7 +539,8 @@ static dd_status download_file(ds_ctx *c, const dd_manifest_file *f, const char 
     }
     if (s != DD_OK)
         s = dd_error_set(saw_checksum ? DD_ERR_CHECKSUM : DD_ERR_NETWORK,
-                         "dataset '%s': cannot fetch '%s' from any mirror: %s", c->m->name, f->name, failures);
+                         "dataset '%s': cannot fetch '%s' from any mirror: %s", c->m->name, f->name,
+                         failures);
 out:
     free(part);
     dd_manifest_dirs_free(urls);
@@ -555,7 +575,8 @@ static dd_status install(const ds_ctx *c, const dd_manifest_file *f, const char 
                 if (in) fclose(in);
                 if (o && fclose(o) != 0) bad = 1;
                 if (bad || rename(tmp, dst) != 0) {
-                    s = dd_error_set(DD_ERR_IO, "cannot copy %s to %s: %s", src, dst, strerror(errno));
+                    s = dd_error_set(DD_ERR_IO, "cannot copy %s to %s: %s", src, dst,
+                                     strerror(errno));
                     if (tmp) unlink(tmp);
                 }
                 free(tmp);
@@ -573,7 +594,8 @@ static dd_status install(const ds_ctx *c, const dd_manifest_file *f, const char 
 }
 
 /* True if the install marker says `f` is in place and acceptable now. */
-static int installed(const ds_ctx *c, const dd_manifest_file *f, const char *marker, const char *expect_prefix) {
+static int installed(const ds_ctx *c, const dd_manifest_file *f, const char *marker,
+                     const char *expect_prefix) {
     char buf[4200];
     if (!read_marker(marker, buf, sizeof buf)) return 0;
     if (strncmp(buf, expect_prefix, strlen(expect_prefix)) != 0) return 0;
@@ -623,8 +645,10 @@ static dd_status ensure_cached_file(ds_ctx *c, const dd_manifest_file *f) {
     }
     if (!verified) {
         if (c->opt->offline) {
-            s = dd_error_set(DD_ERR_NOT_FOUND, "dataset '%s': '%s' is not in the cache (%s) and offline mode forbids downloading",
-                             c->m->name, f->name, c->dir);
+            s = dd_error_set(
+                DD_ERR_NOT_FOUND,
+                "dataset '%s': '%s' is not in the cache (%s) and offline mode forbids downloading",
+                c->m->name, f->name, c->dir);
             goto out;
         }
         unlink(vmarker);
@@ -694,8 +718,8 @@ static void unlock_dataset(int fd) {
 typedef enum { LOCAL_FINAL, LOCAL_ARCHIVE } local_kind;
 
 /* Decides how file f is present in local_path and verifies it. */
-static dd_status check_local(const ds_ctx *c, const dd_manifest_file *f, const char *lp, local_kind *kind,
-                             int *verified) {
+static dd_status check_local(const ds_ctx *c, const dd_manifest_file *f, const char *lp,
+                             local_kind *kind, int *verified) {
     char out[1024];
     const char *final_name = dd_manifest_file_output(f, out, sizeof out);
     char *dl = fmt_alloc("%s/%s", lp, f->name);
@@ -720,7 +744,8 @@ static dd_status check_local(const ds_ctx *c, const dd_manifest_file *f, const c
             dd_warn("%s: not verified (verify: false)", fin);
         } else if (!f->has_payload_sha256) {
             s = dd_error_set(DD_ERR_CHECKSUM,
-                             "%s: cannot verify a decompressed file (the manifest has no payload_sha256 for %s); "
+                             "%s: cannot verify a decompressed file (the manifest has no "
+                             "payload_sha256 for %s); "
                              "provide %s or set verify: false",
                              fin, f->name, f->name);
         } else {
@@ -730,8 +755,9 @@ static dd_status check_local(const ds_ctx *c, const dd_manifest_file *f, const c
                 char got[65], want[65];
                 dd_hex(sha, DD_SHA256_SIZE, got);
                 dd_hex(f->payload_sha256, DD_SHA256_SIZE, want);
-                s = dd_error_set(DD_ERR_CHECKSUM, "%s: checksum mismatch: sha256 %s, expected %s (payload of %s)", fin,
-                                 got, want, f->name);
+                s = dd_error_set(DD_ERR_CHECKSUM,
+                                 "%s: checksum mismatch: sha256 %s, expected %s (payload of %s)",
+                                 fin, got, want, f->name);
             }
             *verified = s == DD_OK;
         }
@@ -740,14 +766,15 @@ static dd_status check_local(const ds_ctx *c, const dd_manifest_file *f, const c
         *kind = LOCAL_FINAL;
         if (c->opt->verify)
             s = dd_error_set(DD_ERR_NOT_FOUND,
-                             "%s: not found, and an already extracted tree cannot be verified; provide the archive "
+                             "%s: not found, and an already extracted tree cannot be verified; "
+                             "provide the archive "
                              "or set verify: false",
                              dl);
         else
             dd_warn("%s: archive absent, using %s as already extracted (not verified)", dl, lp);
     } else {
-        s = dd_error_set(DD_ERR_NOT_FOUND, "dataset '%s': local path %s has neither %s%s%s", c->m->name, lp, f->name,
-                         fin ? " nor " : "", fin ? final_name : "");
+        s = dd_error_set(DD_ERR_NOT_FOUND, "dataset '%s': local path %s has neither %s%s%s",
+                         c->m->name, lp, f->name, fin ? " nor " : "", fin ? final_name : "");
     }
 out:
     free(dl);
@@ -759,7 +786,8 @@ static dd_status fetch_local(ds_ctx *c, const char *cache, char **root) {
     const char *lp = c->opt->local_path;
     struct stat st;
     if (stat(lp, &st) != 0 || !S_ISDIR(st.st_mode))
-        return dd_error_set(DD_ERR_NOT_FOUND, "dataset '%s': local path '%s' is not a directory", c->m->name, lp);
+        return dd_error_set(DD_ERR_NOT_FOUND, "dataset '%s': local path '%s' is not a directory",
+                            c->m->name, lp);
     char *abs = realpath(lp, NULL);
     if (!abs) return dd_error_set(DD_ERR_IO, "%s: %s", lp, strerror(errno));
     local_kind *kinds = calloc(c->m->n_files, sizeof *kinds);
@@ -787,12 +815,14 @@ static dd_status fetch_local(ds_ctx *c, const char *cache, char **root) {
         s = dd_error_set(DD_ERR_NOMEM, "out of memory");
         goto out;
     }
-    if ((s = mkdir_p(c->dir)) != DD_OK || (s = lock_dataset(c->dir, c->m->name, &lock)) != DD_OK) goto out;
+    if ((s = mkdir_p(c->dir)) != DD_OK || (s = lock_dataset(c->dir, c->m->name, &lock)) != DD_OK)
+        goto out;
     for (size_t i = 0; i < c->m->n_files && s == DD_OK; i++) {
         const dd_manifest_file *f = &c->m->files[i];
         char out[1024];
         const char *final_name = dd_manifest_file_output(f, out, sizeof out);
-        char *src = fmt_alloc("%s/%s", abs, kinds[i] == LOCAL_FINAL && final_name ? final_name : f->name);
+        char *src =
+            fmt_alloc("%s/%s", abs, kinds[i] == LOCAL_FINAL && final_name ? final_name : f->name);
         char *marker = fmt_alloc("%s/.unpacked-%s", c->dir, f->name);
         if (!src || !marker) {
             free(src);
@@ -808,14 +838,16 @@ static dd_status fetch_local(ds_ctx *c, const char *cache, char **root) {
                 } else {
                     unlink(dst);
                     if (symlink(src, dst) != 0)
-                        s = dd_error_set(DD_ERR_IO, "%s: cannot link to %s: %s", dst, src, strerror(errno));
+                        s = dd_error_set(DD_ERR_IO, "%s: cannot link to %s: %s", dst, src,
+                                         strerror(errno));
                     free(dst);
                 }
             } else {
-                s = dd_error_set(DD_ERR_UNSUPPORTED,
-                                 "dataset '%s': %s mixes an extracted tree with archives that need unpacking; "
-                                 "provide every archive",
-                                 c->m->name, abs);
+                s = dd_error_set(
+                    DD_ERR_UNSUPPORTED,
+                    "dataset '%s': %s mixes an extracted tree with archives that need unpacking; "
+                    "provide every archive",
+                    c->m->name, abs);
             }
         } else {
             struct stat fs;
@@ -823,11 +855,12 @@ static dd_status fetch_local(ds_ctx *c, const char *cache, char **root) {
             if (stat(src, &fs) != 0) {
                 s = dd_error_set(DD_ERR_IO, "%s: %s", src, strerror(errno));
             } else {
-                snprintf(want, sizeof want, "local %s %lld %lld.%09ld %s\n", src, (long long)fs.st_size,
-                         (long long)fs.st_mtim.tv_sec, (long)fs.st_mtim.tv_nsec,
-                         verified[i] ? "verified" : "unverified");
+                snprintf(want, sizeof want, "local %s %lld %lld.%09ld %s\n", src,
+                         (long long)fs.st_size, (long long)fs.st_mtim.tv_sec,
+                         (long)fs.st_mtim.tv_nsec, verified[i] ? "verified" : "unverified");
                 char have[4200];
-                if (!(read_marker(marker, have, sizeof have) && strcmp(have, want) == 0 && installed(c, f, marker, "local "))) {
+                if (!(read_marker(marker, have, sizeof have) && strcmp(have, want) == 0 &&
+                      installed(c, f, marker, "local "))) {
                     unlink(marker);
                     s = install(c, f, src);
                     if (s == DD_OK) s = write_marker(marker, want);
@@ -876,7 +909,8 @@ dd_status dd_fetch_dataset(const char *dataset, const dd_fetch_options *opt, cha
     }
     if ((s = mkdir_p(c.downloads)) != DD_OK) goto out;
     if ((s = lock_dataset(c.dir, m->name, &lock)) != DD_OK) goto out;
-    for (size_t i = 0; i < m->n_files && s == DD_OK; i++) s = ensure_cached_file(&c, &m->files[i]);
+    for (size_t i = 0; i < m->n_files && s == DD_OK; i++)
+        s = ensure_cached_file(&c, &m->files[i]);
     if (s == DD_OK) {
         *root = c.dir;
         c.dir = NULL;
@@ -913,7 +947,8 @@ static int cmp_status(const void *a, const void *b) {
     return strcmp(((const dd_dataset_status *)a)->name, ((const dd_dataset_status *)b)->name);
 }
 
-static dd_status list_dir(const char *dir, const char *cache, dd_dataset_status **v, size_t *n, size_t *cap) {
+static dd_status list_dir(const char *dir, const char *cache, dd_dataset_status **v, size_t *n,
+                          size_t *cap) {
     DIR *d = opendir(dir);
     if (!d) return DD_OK;
     struct dirent *e;
@@ -923,7 +958,8 @@ static dd_status list_dir(const char *dir, const char *cache, dd_dataset_status 
         if (len < 6 || strcmp(e->d_name + len - 5, ".yaml") != 0) continue;
         int dup = 0;
         for (size_t i = 0; i < *n; i++)
-            if (strlen((*v)[i].name) == len - 5 && strncmp((*v)[i].name, e->d_name, len - 5) == 0) dup = 1;
+            if (strlen((*v)[i].name) == len - 5 && strncmp((*v)[i].name, e->d_name, len - 5) == 0)
+                dup = 1;
         if (dup) continue;
         char *path = fmt_alloc("%s/%s", dir, e->d_name);
         if (!path) {
@@ -976,7 +1012,8 @@ dd_status dd_fetch_list(const dd_fetch_options *opt, dd_dataset_status **out, si
     DD_TRY(dd_manifest_dirs(opt ? opt->manifest_dir : NULL, &dirs));
     dd_status s = dd_fetch_cache_root(opt, &cache);
     size_t cap = 0;
-    for (char **d = dirs; s == DD_OK && *d; d++) s = list_dir(*d, cache, out, n, &cap);
+    for (char **d = dirs; s == DD_OK && *d; d++)
+        s = list_dir(*d, cache, out, n, &cap);
     dd_manifest_dirs_free(dirs);
     free(cache);
     if (s != DD_OK) {

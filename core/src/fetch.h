@@ -51,8 +51,8 @@ DD_API dd_status dd_fetch_dataset(const char *dataset, const dd_fetch_options *o
 typedef struct dd_dataset_status {
     char name[64];
     char description[160];
-    int cached;          /**< all files present and verified/unpacked */
-    uint64_t bytes;      /**< size of the cached files (0 if none) */
+    int cached;              /**< all files present and verified/unpacked */
+    uint64_t bytes;          /**< size of the cached files (0 if none) */
     uint64_t download_bytes; /**< declared download size (0 if unknown) */
 } dd_dataset_status;
 

@@ -7,8 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint32_t rotr32(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
-static uint32_t rotl32(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
+static uint32_t rotr32(uint32_t x, int n) {
+    return (x >> n) | (x << (32 - n));
+}
+static uint32_t rotl32(uint32_t x, int n) {
+    return (x << n) | (x >> (32 - n));
+}
 
 static const uint32_t sha256_k[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -24,8 +28,8 @@ static const uint32_t sha256_k[64] = {
 static void sha256_block(uint32_t h[8], const uint8_t *p) {
     uint32_t w[64];
     for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 |
-               (uint32_t)p[4 * i + 3];
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+               (uint32_t)p[4 * i + 2] << 8 | (uint32_t)p[4 * i + 3];
     for (int i = 16; i < 64; i++) {
         uint32_t s0 = rotr32(w[i - 15], 7) ^ rotr32(w[i - 15], 18) ^ (w[i - 15] >> 3);
         uint32_t s1 = rotr32(w[i - 2], 17) ^ rotr32(w[i - 2], 19) ^ (w[i - 2] >> 10);
@@ -79,7 +83,8 @@ void dd_sha256_update(dd_sha256 *c, const void *data, size_t n) {
         sha256_block(c->h, c->block);
         c->fill = 0;
     }
-    for (; n >= 64; n -= 64, p += 64) sha256_block(c->h, p);
+    for (; n >= 64; n -= 64, p += 64)
+        sha256_block(c->h, p);
     memcpy(c->block, p, n);
     c->fill = n;
 }
@@ -93,7 +98,8 @@ void dd_sha256_final(dd_sha256 *c, uint8_t out[DD_SHA256_SIZE]) {
         c->fill = 0;
     }
     memset(c->block + c->fill, 0, 56 - c->fill);
-    for (int i = 0; i < 8; i++) c->block[56 + i] = (uint8_t)(bits >> (56 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        c->block[56 + i] = (uint8_t)(bits >> (56 - 8 * i));
     sha256_block(c->h, c->block);
     for (int i = 0; i < 8; i++) {
         out[4 * i] = (uint8_t)(c->h[i] >> 24);
@@ -175,7 +181,8 @@ void dd_md5_update(dd_md5 *c, const void *data, size_t n) {
         md5_block(c->h, c->block);
         c->fill = 0;
     }
-    for (; n >= 64; n -= 64, p += 64) md5_block(c->h, p);
+    for (; n >= 64; n -= 64, p += 64)
+        md5_block(c->h, p);
     memcpy(c->block, p, n);
     c->fill = n;
 }
@@ -189,7 +196,8 @@ void dd_md5_final(dd_md5 *c, uint8_t out[DD_MD5_SIZE]) {
         c->fill = 0;
     }
     memset(c->block + c->fill, 0, 56 - c->fill);
-    for (int i = 0; i < 8; i++) c->block[56 + i] = (uint8_t)(bits >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        c->block[56 + i] = (uint8_t)(bits >> (8 * i));
     md5_block(c->h, c->block);
     for (int i = 0; i < 4; i++) {
         out[4 * i] = (uint8_t)c->h[i];

@@ -44,19 +44,22 @@ static dd_status get_string(const parse_ctx *c, const yaml_node_t *n, const char
 
 static dd_status get_u64(const parse_ctx *c, const yaml_node_t *n, const char *key, uint64_t *out) {
     const char *v = scalar(n);
-    if (!v || !*v) return at(c, n, DD_ERR_PARSE, "'%s' must be a non-negative integer (bytes)", key);
+    if (!v || !*v)
+        return at(c, n, DD_ERR_PARSE, "'%s' must be a non-negative integer (bytes)", key);
     uint64_t x = 0;
     for (const char *p = v; *p; p++) {
-        if (*p == '_') continue;  // allow 47_040_016 for readability
+        if (*p == '_') continue; // allow 47_040_016 for readability
         if (*p < '0' || *p > '9' || x > (UINT64_MAX - 9) / 10)
-            return at(c, n, DD_ERR_PARSE, "'%s' must be a non-negative integer (bytes), got '%s'", key, v);
+            return at(c, n, DD_ERR_PARSE, "'%s' must be a non-negative integer (bytes), got '%s'",
+                      key, v);
         x = x * 10 + (uint64_t)(*p - '0');
     }
     *out = x;
     return DD_OK;
 }
 
-static dd_status get_hex(const parse_ctx *c, const yaml_node_t *n, const char *key, uint8_t *out, size_t nbytes) {
+static dd_status get_hex(const parse_ctx *c, const yaml_node_t *n, const char *key, uint8_t *out,
+                         size_t nbytes) {
     const char *v = scalar(n);
     if (!v || strlen(v) != 2 * nbytes)
         return at(c, n, DD_ERR_PARSE, "'%s' must be %zu hex digits", key, 2 * nbytes);
@@ -64,11 +67,13 @@ static dd_status get_hex(const parse_ctx *c, const yaml_node_t *n, const char *k
         int hi = -1, lo = -1;
         for (int k = 0; k < 2; k++) {
             char ch = v[2 * i + k];
-            int d = ch >= '0' && ch <= '9' ? ch - '0'
+            int d = ch >= '0' && ch <= '9'   ? ch - '0'
                     : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
                     : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
                                              : -1;
-            if (d < 0) return at(c, n, DD_ERR_PARSE, "'%s' must be %zu hex digits, got '%s'", key, 2 * nbytes, v);
+            if (d < 0)
+                return at(c, n, DD_ERR_PARSE, "'%s' must be %zu hex digits, got '%s'", key,
+                          2 * nbytes, v);
             if (k == 0)
                 hi = d;
             else
@@ -90,13 +95,17 @@ static dd_status push_str(char ***v, size_t *n, const char *s) {
 }
 
 static void free_strv(char **v, size_t n) {
-    for (size_t i = 0; i < n; i++) free(v[i]);
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
     free(v);
 }
 
-static dd_status get_url_list(const parse_ctx *c, const yaml_node_t *n, const char *key, char ***v, size_t *cnt) {
-    if (n->type != YAML_SEQUENCE_NODE) return at(c, n, DD_ERR_PARSE, "'%s' must be a list of URLs", key);
-    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+static dd_status get_url_list(const parse_ctx *c, const yaml_node_t *n, const char *key, char ***v,
+                              size_t *cnt) {
+    if (n->type != YAML_SEQUENCE_NODE)
+        return at(c, n, DD_ERR_PARSE, "'%s' must be a list of URLs", key);
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+         it++) {
         yaml_node_t *u = yaml_document_get_node(c->doc, *it);
         const char *s = scalar(u);
         if (!s || !strstr(s, "://"))
@@ -116,13 +125,15 @@ static int valid_file_name(const char *s) {
 static int valid_dataset_name(const char *s) {
     if (!*s || s[0] == '.' || strlen(s) >= 64) return 0;
     for (const char *p = s; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
+              *p == '.'))
             return 0;
     return 1;
 }
 
 static dd_status parse_file(const parse_ctx *c, const yaml_node_t *n, dd_manifest_file *f) {
-    if (n->type != YAML_MAPPING_NODE) return at(c, n, DD_ERR_PARSE, "each entry of 'files' must be a mapping");
+    if (n->type != YAML_MAPPING_NODE)
+        return at(c, n, DD_ERR_PARSE, "each entry of 'files' must be a mapping");
     const yaml_node_t *archive_node = NULL, *payload_node = NULL;
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
         yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
@@ -132,7 +143,8 @@ static dd_status parse_file(const parse_ctx *c, const yaml_node_t *n, dd_manifes
         if (strcmp(key, "name") == 0) {
             DD_TRY(get_string(c, v, key, &f->name));
             if (!valid_file_name(f->name))
-                return at(c, v, DD_ERR_PARSE, "file name '%s' must be a plain name (no '/', not starting with '.')",
+                return at(c, v, DD_ERR_PARSE,
+                          "file name '%s' must be a plain name (no '/', not starting with '.')",
                           f->name);
         } else if (strcmp(key, "size") == 0) {
             DD_TRY(get_u64(c, v, key, &f->size));
@@ -157,27 +169,34 @@ static dd_status parse_file(const parse_ctx *c, const yaml_node_t *n, dd_manifes
             else if (a && (strcmp(a, "tar.gz") == 0 || strcmp(a, "tgz") == 0))
                 f->archive = DD_ARCHIVE_TAR_GZ;
             else
-                return at(c, v, DD_ERR_PARSE, "unknown archive kind '%s' (expected none, gz, tar, tar.gz or tgz)",
+                return at(c, v, DD_ERR_PARSE,
+                          "unknown archive kind '%s' (expected none, gz, tar, tar.gz or tgz)",
                           a ? a : "?");
             archive_node = v;
         } else if (strcmp(key, "mirrors") == 0) {
             DD_TRY(get_url_list(c, v, key, &f->mirrors, &f->n_mirrors));
         } else {
             return at(c, k, DD_ERR_PARSE,
-                      "unknown key '%s' in a file entry (expected name, size, sha256, md5, payload_sha256, archive, "
+                      "unknown key '%s' in a file entry (expected name, size, sha256, md5, "
+                      "payload_sha256, archive, "
                       "mirrors)",
                       key);
         }
     }
     if (!f->name) return at(c, n, DD_ERR_PARSE, "file entry without 'name'");
-    if (!archive_node) return at(c, n, DD_ERR_PARSE, "file '%s' has no 'archive' (none, gz, tar or tar.gz)", f->name);
-    if (!f->has_sha256 && !f->has_md5 && !f->has_payload_sha256)
-        return at(c, n, DD_ERR_PARSE, "file '%s' has no checksum (sha256, md5 or payload_sha256)", f->name);
-    if (payload_node && f->archive != DD_ARCHIVE_GZ)
-        return at(c, payload_node, DD_ERR_PARSE, "payload_sha256 is only meaningful for archive: gz (file '%s')",
+    if (!archive_node)
+        return at(c, n, DD_ERR_PARSE, "file '%s' has no 'archive' (none, gz, tar or tar.gz)",
                   f->name);
-    if (f->archive == DD_ARCHIVE_GZ && (strlen(f->name) < 4 || strcmp(f->name + strlen(f->name) - 3, ".gz") != 0))
-        return at(c, archive_node, DD_ERR_PARSE, "file '%s' is archive: gz but its name does not end in .gz", f->name);
+    if (!f->has_sha256 && !f->has_md5 && !f->has_payload_sha256)
+        return at(c, n, DD_ERR_PARSE, "file '%s' has no checksum (sha256, md5 or payload_sha256)",
+                  f->name);
+    if (payload_node && f->archive != DD_ARCHIVE_GZ)
+        return at(c, payload_node, DD_ERR_PARSE,
+                  "payload_sha256 is only meaningful for archive: gz (file '%s')", f->name);
+    if (f->archive == DD_ARCHIVE_GZ &&
+        (strlen(f->name) < 4 || strcmp(f->name + strlen(f->name) - 3, ".gz") != 0))
+        return at(c, archive_node, DD_ERR_PARSE,
+                  "file '%s' is archive: gz but its name does not end in .gz", f->name);
     return DD_OK;
 }
 
@@ -194,14 +213,18 @@ static dd_status parse_splits(const parse_ctx *c, const yaml_node_t *n, dd_manif
         DD_TRY(get_string(c, k, "split name", &s->name));
         if (v->type != YAML_SEQUENCE_NODE)
             return at(c, v, DD_ERR_PARSE, "split '%s' must be a list of file names", s->name);
-        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+             it++) {
             yaml_node_t *fn = yaml_document_get_node(c->doc, *it);
             const char *name = scalar(fn);
-            if (!name) return at(c, fn, DD_ERR_PARSE, "split '%s' entries must be file names", s->name);
+            if (!name)
+                return at(c, fn, DD_ERR_PARSE, "split '%s' entries must be file names", s->name);
             size_t i = 0;
-            while (i < m->n_files && strcmp(m->files[i].name, name) != 0) i++;
+            while (i < m->n_files && strcmp(m->files[i].name, name) != 0)
+                i++;
             if (i == m->n_files)
-                return at(c, fn, DD_ERR_PARSE, "split '%s' names '%s', which is not in 'files'", s->name, name);
+                return at(c, fn, DD_ERR_PARSE, "split '%s' names '%s', which is not in 'files'",
+                          s->name, name);
             DD_TRY(push_str(&s->files, &s->n_files, name));
         }
     }
@@ -210,9 +233,11 @@ static dd_status parse_splits(const parse_ctx *c, const yaml_node_t *n, dd_manif
 
 static dd_status parse_root(const parse_ctx *c, const yaml_node_t *root, dd_manifest *m) {
     if (!root) return dd_error_set(DD_ERR_PARSE, "%s: empty manifest", c->origin);
-    if (root->type != YAML_MAPPING_NODE) return at(c, root, DD_ERR_PARSE, "a manifest must be a mapping");
+    if (root->type != YAML_MAPPING_NODE)
+        return at(c, root, DD_ERR_PARSE, "a manifest must be a mapping");
     const yaml_node_t *files_node = NULL, *splits_node = NULL, *limit_node = NULL;
-    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
+    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
+         p++) {
         yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
         yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
         const char *key = scalar(k);
@@ -220,7 +245,8 @@ static dd_status parse_root(const parse_ctx *c, const yaml_node_t *root, dd_mani
         if (strcmp(key, "name") == 0) {
             DD_TRY(get_string(c, v, key, &m->name));
             if (!valid_dataset_name(m->name))
-                return at(c, v, DD_ERR_PARSE, "dataset name '%s' may only use a-z, 0-9, '-', '_', '.'", m->name);
+                return at(c, v, DD_ERR_PARSE,
+                          "dataset name '%s' may only use a-z, 0-9, '-', '_', '.'", m->name);
         } else if (strcmp(key, "description") == 0) {
             DD_TRY(get_string(c, v, key, &m->description));
         } else if (strcmp(key, "reader") == 0) {
@@ -240,7 +266,8 @@ static dd_status parse_root(const parse_ctx *c, const yaml_node_t *root, dd_mani
             splits_node = v;
         } else {
             return at(c, k, DD_ERR_PARSE,
-                      "unknown key '%s' (expected name, description, reader, license, homepage, unpacked_limit, "
+                      "unknown key '%s' (expected name, description, reader, license, homepage, "
+                      "unpacked_limit, "
                       "mirrors, files, splits)",
                       key);
         }
@@ -248,16 +275,21 @@ static dd_status parse_root(const parse_ctx *c, const yaml_node_t *root, dd_mani
     if (!m->name) return at(c, root, DD_ERR_PARSE, "manifest has no 'name'");
     if (!m->reader) return at(c, root, DD_ERR_PARSE, "manifest '%s' has no 'reader'", m->name);
     if (!limit_node)
-        return at(c, root, DD_ERR_PARSE, "manifest '%s' has no 'unpacked_limit' (bytes any one archive may extract to)",
+        return at(c, root, DD_ERR_PARSE,
+                  "manifest '%s' has no 'unpacked_limit' (bytes any one archive may extract to)",
                   m->name);
-    if (m->unpacked_limit == 0) return at(c, limit_node, DD_ERR_PARSE, "'unpacked_limit' must be positive");
+    if (m->unpacked_limit == 0)
+        return at(c, limit_node, DD_ERR_PARSE, "'unpacked_limit' must be positive");
     if (!files_node) return at(c, root, DD_ERR_PARSE, "manifest '%s' has no 'files'", m->name);
-    if (files_node->type != YAML_SEQUENCE_NODE || files_node->data.sequence.items.top == files_node->data.sequence.items.start)
+    if (files_node->type != YAML_SEQUENCE_NODE ||
+        files_node->data.sequence.items.top == files_node->data.sequence.items.start)
         return at(c, files_node, DD_ERR_PARSE, "'files' must be a non-empty list");
-    size_t cnt = (size_t)(files_node->data.sequence.items.top - files_node->data.sequence.items.start);
+    size_t cnt =
+        (size_t)(files_node->data.sequence.items.top - files_node->data.sequence.items.start);
     m->files = calloc(cnt, sizeof *m->files);
     if (!m->files) return dd_error_set(DD_ERR_NOMEM, "out of memory");
-    for (yaml_node_item_t *it = files_node->data.sequence.items.start; it < files_node->data.sequence.items.top; it++) {
+    for (yaml_node_item_t *it = files_node->data.sequence.items.start;
+         it < files_node->data.sequence.items.top; it++) {
         yaml_node_t *fn = yaml_document_get_node(c->doc, *it);
         dd_manifest_file *f = &m->files[m->n_files++];
         DD_TRY(parse_file(c, fn, f));
@@ -265,13 +297,15 @@ static dd_status parse_root(const parse_ctx *c, const yaml_node_t *root, dd_mani
             if (strcmp(m->files[j].name, f->name) == 0)
                 return at(c, fn, DD_ERR_PARSE, "file '%s' is listed twice", f->name);
         if (f->n_mirrors == 0 && m->n_mirrors == 0)
-            return at(c, fn, DD_ERR_PARSE, "file '%s' has no mirrors (neither its own nor dataset-wide)", f->name);
+            return at(c, fn, DD_ERR_PARSE,
+                      "file '%s' has no mirrors (neither its own nor dataset-wide)", f->name);
     }
     if (splits_node) DD_TRY(parse_splits(c, splits_node, m));
     const char *empty[] = {"description", "license", "homepage"};
     char **fields[] = {&m->description, &m->license, &m->homepage};
     for (int i = 0; i < 3; i++) {
-        if (!*fields[i] && !(*fields[i] = strdup(""))) return dd_error_set(DD_ERR_NOMEM, "out of memory (%s)", empty[i]);
+        if (!*fields[i] && !(*fields[i] = strdup("")))
+            return dd_error_set(DD_ERR_NOMEM, "out of memory (%s)", empty[i]);
     }
     return DD_OK;
 }
@@ -318,7 +352,9 @@ dd_status dd_manifest_load(const char *path, dd_manifest **out) {
     if (!path || !out) return dd_error_set(DD_ERR_INVALID, "dd_manifest_load: NULL argument");
     *out = NULL;
     FILE *f = fopen(path, "rb");
-    if (!f) return dd_error_set(errno == ENOENT ? DD_ERR_NOT_FOUND : DD_ERR_IO, "%s: %s", path, strerror(errno));
+    if (!f)
+        return dd_error_set(errno == ENOENT ? DD_ERR_NOT_FOUND : DD_ERR_IO, "%s: %s", path,
+                            strerror(errno));
     char *buf = NULL;
     size_t len = 0, cap = 0;
     for (;;) {
@@ -356,8 +392,9 @@ dd_status dd_manifest_load(const char *path, dd_manifest **out) {
     size_t blen = strlen(base);
     if (blen < 6 || strcmp(base + blen - 5, ".yaml") != 0 || strlen(m->name) != blen - 5 ||
         strncmp(base, m->name, blen - 5) != 0) {
-        s = dd_error_set(DD_ERR_PARSE, "%s: manifest name '%s' does not match the file name (expected %s.yaml)", path,
-                         m->name, m->name);
+        s = dd_error_set(DD_ERR_PARSE,
+                         "%s: manifest name '%s' does not match the file name (expected %s.yaml)",
+                         path, m->name, m->name);
         dd_manifest_destroy(m);
         return s;
     }
@@ -389,7 +426,8 @@ void dd_manifest_destroy(dd_manifest *m) {
 
 void dd_manifest_dirs_free(char **dirs) {
     if (!dirs) return;
-    for (char **d = dirs; *d; d++) free(*d);
+    for (char **d = dirs; *d; d++)
+        free(*d);
     free(dirs);
 }
 
@@ -427,7 +465,8 @@ dd_status dd_manifest_find(const char *name, const char *explicit_dir, dd_manife
     if (!name || !out) return dd_error_set(DD_ERR_INVALID, "dd_manifest_find: NULL argument");
     *out = NULL;
     if (!valid_dataset_name(name))
-        return dd_error_set(DD_ERR_INVALID, "'%s' is not a valid dataset name (a-z, 0-9, '-', '_', '.')", name);
+        return dd_error_set(DD_ERR_INVALID,
+                            "'%s' is not a valid dataset name (a-z, 0-9, '-', '_', '.')", name);
     char **dirs;
     DD_TRY(dd_manifest_dirs(explicit_dir, &dirs));
     char searched[2048] = "";
@@ -445,16 +484,21 @@ dd_status dd_manifest_find(const char *name, const char *explicit_dir, dd_manife
         if (w > 0 && (size_t)w < sizeof searched - used) used += (size_t)w;
     }
     dd_manifest_dirs_free(dirs);
-    return dd_error_set(DD_ERR_NOT_FOUND, "no manifest for dataset '%s' (looked for %s.yaml in: %s)", name, name,
+    return dd_error_set(DD_ERR_NOT_FOUND,
+                        "no manifest for dataset '%s' (looked for %s.yaml in: %s)", name, name,
                         searched);
 }
 
 const char *dd_archive_kind_str(dd_archive_kind k) {
     switch (k) {
-    case DD_ARCHIVE_NONE: return "none";
-    case DD_ARCHIVE_GZ: return "gz";
-    case DD_ARCHIVE_TAR: return "tar";
-    case DD_ARCHIVE_TAR_GZ: return "tar.gz";
+    case DD_ARCHIVE_NONE:
+        return "none";
+    case DD_ARCHIVE_GZ:
+        return "gz";
+    case DD_ARCHIVE_TAR:
+        return "tar";
+    case DD_ARCHIVE_TAR_GZ:
+        return "tar.gz";
     }
     return "?";
 }

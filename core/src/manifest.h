@@ -21,14 +21,14 @@ typedef enum dd_archive_kind {
 
 /** One downloadable file of a dataset. */
 typedef struct dd_manifest_file {
-    char *name;                 /**< file name in the cache (no '/') */
-    uint64_t size;              /**< declared download size in bytes, 0 = unknown (informational) */
+    char *name;    /**< file name in the cache (no '/') */
+    uint64_t size; /**< declared download size in bytes, 0 = unknown (informational) */
     dd_archive_kind archive;
     int has_sha256, has_md5, has_payload_sha256;
     uint8_t sha256[DD_SHA256_SIZE];         /**< of the download */
     uint8_t md5[DD_MD5_SIZE];               /**< of the download */
     uint8_t payload_sha256[DD_SHA256_SIZE]; /**< of the decompressed payload (gz only) */
-    char **mirrors;             /**< file-specific URLs: full URLs, or bases ending in '/' */
+    char **mirrors; /**< file-specific URLs: full URLs, or bases ending in '/' */
     size_t n_mirrors;
 } dd_manifest_file;
 
@@ -41,14 +41,14 @@ typedef struct dd_manifest_split {
 
 /** A parsed manifest. Everything is owned by the manifest. */
 typedef struct dd_manifest {
-    char *origin;          /**< path (or label) it was parsed from */
-    char *name;            /**< dataset name, equal to the file's basename */
-    char *description;     /**< "" if absent */
-    char *reader;          /**< dataset plugin that reads it */
-    char *license;         /**< "" if absent */
-    char *homepage;        /**< "" if absent */
+    char *origin;            /**< path (or label) it was parsed from */
+    char *name;              /**< dataset name, equal to the file's basename */
+    char *description;       /**< "" if absent */
+    char *reader;            /**< dataset plugin that reads it */
+    char *license;           /**< "" if absent */
+    char *homepage;          /**< "" if absent */
     uint64_t unpacked_limit; /**< cap on the bytes extracted from any one archive */
-    char **mirrors;        /**< dataset-wide base URLs, the file name is appended */
+    char **mirrors;          /**< dataset-wide base URLs, the file name is appended */
     size_t n_mirrors;
     dd_manifest_file *files;
     size_t n_files;
@@ -58,7 +58,8 @@ typedef struct dd_manifest {
 
 /** Parses manifest text; `origin` names it in error messages
  * ("origin:line:col: ..."). Caller owns *out (dd_manifest_destroy). */
-DD_API dd_status dd_manifest_parse(const char *text, size_t len, const char *origin, dd_manifest **out);
+DD_API dd_status dd_manifest_parse(const char *text, size_t len, const char *origin,
+                                   dd_manifest **out);
 
 /** Reads and parses a manifest file; its `name` must equal the file's
  * basename without ".yaml". Caller owns *out. */
@@ -88,7 +89,8 @@ DD_API const char *dd_manifest_file_output(const dd_manifest_file *f, char *buf,
 /** Joins a mirror and a file name: a base (a dataset-wide mirror, or a
  * file mirror ending in '/') gets `file` appended (a '/' is inserted if
  * missing), a full URL is used as is. Caller frees the result. */
-DD_API dd_status dd_manifest_join_url(const char *mirror, int is_base, const char *file, char **out);
+DD_API dd_status dd_manifest_join_url(const char *mirror, int is_base, const char *file,
+                                      char **out);
 
 /** The URLs for `f` in order: the file's own mirrors, then the dataset-wide
  * ones. *urls is NULL-terminated, malloc'ed (free with dd_manifest_dirs_free). */

@@ -19,7 +19,8 @@ enum { UNPACK_BUF = 1 << 16 };
 // The one place libarchive's error text is turned into a distill error.
 static dd_status arch_error(struct archive *a, const char *src, const char *what) {
     const char *msg = archive_error_string(a);
-    return dd_error_set(DD_ERR_ARCHIVE, "%s: %s: %s", src, what, msg ? msg : "unknown libarchive error");
+    return dd_error_set(DD_ERR_ARCHIVE, "%s: %s: %s", src, what,
+                        msg ? msg : "unknown libarchive error");
 }
 
 static dd_status write_all(int fd, const void *buf, size_t n, const char *path) {
@@ -36,8 +37,8 @@ static dd_status write_all(int fd, const void *buf, size_t n, const char *path) 
     return DD_OK;
 }
 
-dd_status dd_unpack_gz(const char *src, const char *dst, uint64_t limit, uint8_t sha256[DD_SHA256_SIZE],
-                       uint64_t *size) {
+dd_status dd_unpack_gz(const char *src, const char *dst, uint64_t limit,
+                       uint8_t sha256[DD_SHA256_SIZE], uint64_t *size) {
     if (!src) return dd_error_set(DD_ERR_INVALID, "dd_unpack_gz: NULL source");
     struct archive *a = archive_read_new();
     if (!a) return dd_error_set(DD_ERR_NOMEM, "%s: cannot create an archive reader", src);
@@ -91,7 +92,8 @@ dd_status dd_unpack_gz(const char *src, const char *dst, uint64_t limit, uint8_t
         if (got == 0) break;
         total += (uint64_t)got;
         if (total > limit) {
-            s = dd_error_set(DD_ERR_ARCHIVE, "%s: decompresses to more than the declared limit of %llu bytes", src,
+            s = dd_error_set(DD_ERR_ARCHIVE,
+                             "%s: decompresses to more than the declared limit of %llu bytes", src,
                              (unsigned long long)limit);
             goto done;
         }
@@ -124,7 +126,8 @@ done:
 /* Splits an archive path into clean components (dropping "." and empty
  * ones). Refuses absolute paths and "..". *out holds the components joined
  * by '/'; *depth is their number. */
-static dd_status clean_path(const char *src, const char *entry, const char *raw, char *out, size_t cap, int *depth) {
+static dd_status clean_path(const char *src, const char *entry, const char *raw, char *out,
+                            size_t cap, int *depth) {
     if (raw[0] == '/')
         return dd_error_set(DD_ERR_ARCHIVE, "%s: entry '%s': absolute path refused", src, entry);
     size_t used = 0;
@@ -134,7 +137,8 @@ static dd_status clean_path(const char *src, const char *entry, const char *raw,
         const char *slash = strchr(p, '/');
         size_t len = slash ? (size_t)(slash - p) : strlen(p);
         if (len == 2 && p[0] == '.' && p[1] == '.')
-            return dd_error_set(DD_ERR_ARCHIVE, "%s: entry '%s': '..' in a path refused", src, entry);
+            return dd_error_set(DD_ERR_ARCHIVE, "%s: entry '%s': '..' in a path refused", src,
+                                entry);
         if (len > 0 && !(len == 1 && p[0] == '.')) {
             if (used + len + 2 > cap)
                 return dd_error_set(DD_ERR_ARCHIVE, "%s: entry '%s': path too long", src, entry);
@@ -155,11 +159,15 @@ static dd_status clean_path(const char *src, const char *entry, const char *raw,
  * directory's depth inside the target) and then only descend. Since every
  * link obeys this and nothing is created through a link, resolving any link
  * stays inside the target. */
-static dd_status check_link_target(const char *src, const char *entry, const char *target, int parent_depth) {
-    if (!*target) return dd_error_set(DD_ERR_ARCHIVE, "%s: entry '%s': empty symbolic link target", src, entry);
+static dd_status check_link_target(const char *src, const char *entry, const char *target,
+                                   int parent_depth) {
+    if (!*target)
+        return dd_error_set(DD_ERR_ARCHIVE, "%s: entry '%s': empty symbolic link target", src,
+                            entry);
     if (target[0] == '/')
-        return dd_error_set(DD_ERR_ARCHIVE, "%s: entry '%s': symbolic link to absolute path '%s' refused", src, entry,
-                            target);
+        return dd_error_set(DD_ERR_ARCHIVE,
+                            "%s: entry '%s': symbolic link to absolute path '%s' refused", src,
+                            entry, target);
     int ups = 0, descended = 0;
     const char *p = target;
     while (*p) {
@@ -167,9 +175,10 @@ static dd_status check_link_target(const char *src, const char *entry, const cha
         size_t len = slash ? (size_t)(slash - p) : strlen(p);
         if (len == 2 && p[0] == '.' && p[1] == '.') {
             if (descended || ++ups > parent_depth)
-                return dd_error_set(DD_ERR_ARCHIVE,
-                                    "%s: entry '%s': symbolic link target '%s' escapes the target directory", src,
-                                    entry, target);
+                return dd_error_set(
+                    DD_ERR_ARCHIVE,
+                    "%s: entry '%s': symbolic link target '%s' escapes the target directory", src,
+                    entry, target);
         } else if (len > 0 && !(len == 1 && p[0] == '.')) {
             descended = 1;
         }
@@ -181,10 +190,12 @@ static dd_status check_link_target(const char *src, const char *entry, const cha
 
 /* Creates the parent directories of `rel` under `root`, refusing to pass
  * through anything that is not a real directory. */
-static dd_status make_parents(const char *src, const char *root, const char *rel, int include_last) {
+static dd_status make_parents(const char *src, const char *root, const char *rel,
+                              int include_last) {
     char path[4096];
     size_t rl = strlen(root);
-    if (rl + strlen(rel) + 2 > sizeof path) return dd_error_set(DD_ERR_ARCHIVE, "%s: path too long: %s", src, rel);
+    if (rl + strlen(rel) + 2 > sizeof path)
+        return dd_error_set(DD_ERR_ARCHIVE, "%s: path too long: %s", src, rel);
     memcpy(path, root, rl);
     path[rl] = '/';
     const char *p = rel;
@@ -199,13 +210,17 @@ static dd_status make_parents(const char *src, const char *root, const char *rel
         struct stat st;
         if (lstat(path, &st) == 0) {
             if (S_ISLNK(st.st_mode))
-                return dd_error_set(DD_ERR_ARCHIVE, "%s: entry '%s' would be written through the symbolic link '%s'",
-                                    src, rel, path + rl + 1);
+                return dd_error_set(
+                    DD_ERR_ARCHIVE,
+                    "%s: entry '%s' would be written through the symbolic link '%s'", src, rel,
+                    path + rl + 1);
             if (!S_ISDIR(st.st_mode))
-                return dd_error_set(DD_ERR_ARCHIVE, "%s: entry '%s': '%s' exists and is not a directory", src, rel,
+                return dd_error_set(DD_ERR_ARCHIVE,
+                                    "%s: entry '%s': '%s' exists and is not a directory", src, rel,
                                     path + rl + 1);
         } else if (errno != ENOENT || (mkdir(path, 0755) != 0 && errno != EEXIST)) {
-            return dd_error_set(DD_ERR_IO, "%s: cannot create directory: %s", path, strerror(errno));
+            return dd_error_set(DD_ERR_IO, "%s: cannot create directory: %s", path,
+                                strerror(errno));
         }
         if (!slash) break;
         path[used++] = '/';
@@ -221,14 +236,16 @@ static dd_status clear_slot(const char *src, const char *rel, const char *path) 
     if (lstat(path, &st) != 0) return DD_OK;
     if (S_ISDIR(st.st_mode))
         return dd_error_set(DD_ERR_ARCHIVE, "%s: entry '%s' would replace a directory", src, rel);
-    if (unlink(path) != 0) return dd_error_set(DD_ERR_IO, "%s: cannot replace: %s", path, strerror(errno));
+    if (unlink(path) != 0)
+        return dd_error_set(DD_ERR_IO, "%s: cannot replace: %s", path, strerror(errno));
     return DD_OK;
 }
 
-static dd_status extract_file(struct archive *a, const char *src, const char *rel, const char *path, mode_t perm,
-                              void *buf, uint64_t limit, uint64_t *total) {
+static dd_status extract_file(struct archive *a, const char *src, const char *rel, const char *path,
+                              mode_t perm, void *buf, uint64_t limit, uint64_t *total) {
     DD_TRY(clear_slot(src, rel, path));
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (perm & 0111) ? 0755 : 0644);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  (perm & 0111) ? 0755 : 0644);
     if (fd < 0) return dd_error_set(DD_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
     dd_status s = DD_OK;
     for (;;) {
@@ -241,13 +258,15 @@ static dd_status extract_file(struct archive *a, const char *src, const char *re
         if (got == 0) break;
         *total += (uint64_t)got;
         if (*total > limit) {
-            s = dd_error_set(DD_ERR_ARCHIVE, "%s: extracts to more than the declared limit of %llu bytes (at '%s')",
+            s = dd_error_set(DD_ERR_ARCHIVE,
+                             "%s: extracts to more than the declared limit of %llu bytes (at '%s')",
                              src, (unsigned long long)limit, rel);
             break;
         }
         if ((s = write_all(fd, buf, (size_t)got, path)) != DD_OK) break;
     }
-    if (close(fd) != 0 && s == DD_OK) s = dd_error_set(DD_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    if (close(fd) != 0 && s == DD_OK)
+        s = dd_error_set(DD_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
     return s;
 }
 
@@ -289,7 +308,8 @@ dd_status dd_unpack_tar_reserved(const char *src, const char *dst_dir, uint64_t 
         int r = archive_read_next_header(a, &e);
         if (r == ARCHIVE_EOF) break;
         if (r < ARCHIVE_WARN) {
-            s = arch_error(a, src, entries ? "corrupt or truncated archive" : "not a readable tar archive");
+            s = arch_error(a, src,
+                           entries ? "corrupt or truncated archive" : "not a readable tar archive");
             goto done;
         }
         entries++;
@@ -301,9 +321,10 @@ dd_status dd_unpack_tar_reserved(const char *src, const char *dst_dir, uint64_t 
         char rel[4096], path[8192];
         int depth;
         if ((s = clean_path(src, raw, raw, rel, sizeof rel, &depth)) != DD_OK) goto done;
-        if (depth == 0) continue;  // "./" itself
+        if (depth == 0) continue; // "./" itself
         if (is_reserved(rel, reserved)) {
-            s = dd_error_set(DD_ERR_ARCHIVE, "%s: entry '%s' collides with the cache's own files", src, raw);
+            s = dd_error_set(DD_ERR_ARCHIVE, "%s: entry '%s' collides with the cache's own files",
+                             src, raw);
             goto done;
         }
         snprintf(path, sizeof path, "%s/%s", dst_dir, rel);
@@ -314,21 +335,26 @@ dd_status dd_unpack_tar_reserved(const char *src, const char *dst_dir, uint64_t 
             int hdepth;
             if ((s = clean_path(src, raw, hard, hrel, sizeof hrel, &hdepth)) != DD_OK) goto done;
             if (hdepth == 0) {
-                s = dd_error_set(DD_ERR_ARCHIVE, "%s: entry '%s': hard link to the target directory refused", src, raw);
+                s = dd_error_set(DD_ERR_ARCHIVE,
+                                 "%s: entry '%s': hard link to the target directory refused", src,
+                                 raw);
                 goto done;
             }
             if ((s = make_parents(src, dst_dir, hrel, 0)) != DD_OK) goto done;
             snprintf(hpath, sizeof hpath, "%s/%s", dst_dir, hrel);
             struct stat hs;
             if (lstat(hpath, &hs) != 0 || !S_ISREG(hs.st_mode)) {
-                s = dd_error_set(DD_ERR_ARCHIVE, "%s: entry '%s': hard link target '%s' is not a file extracted before",
-                                 src, raw, hard);
+                s = dd_error_set(
+                    DD_ERR_ARCHIVE,
+                    "%s: entry '%s': hard link target '%s' is not a file extracted before", src,
+                    raw, hard);
                 goto done;
             }
             if ((s = make_parents(src, dst_dir, rel, 0)) != DD_OK) goto done;
             if ((s = clear_slot(src, rel, path)) != DD_OK) goto done;
             if (link(hpath, path) != 0) {
-                s = dd_error_set(DD_ERR_IO, "%s: cannot create hard link: %s", path, strerror(errno));
+                s = dd_error_set(DD_ERR_IO, "%s: cannot create hard link: %s", path,
+                                 strerror(errno));
                 goto done;
             }
         } else if (type == AE_IFDIR) {
@@ -337,23 +363,30 @@ dd_status dd_unpack_tar_reserved(const char *src, const char *dst_dir, uint64_t 
             if (archive_entry_size_is_set(e) && archive_entry_size(e) > 0 &&
                 (uint64_t)archive_entry_size(e) > limit - total) {
                 s = dd_error_set(DD_ERR_ARCHIVE,
-                                 "%s: extracts to more than the declared limit of %llu bytes (entry '%s' is %lld bytes)",
-                                 src, (unsigned long long)limit, rel, (long long)archive_entry_size(e));
+                                 "%s: extracts to more than the declared limit of %llu bytes "
+                                 "(entry '%s' is %lld bytes)",
+                                 src, (unsigned long long)limit, rel,
+                                 (long long)archive_entry_size(e));
                 goto done;
             }
             if ((s = make_parents(src, dst_dir, rel, 0)) != DD_OK) goto done;
-            if ((s = extract_file(a, src, rel, path, archive_entry_perm(e), buf, limit, &total)) != DD_OK) goto done;
+            if ((s = extract_file(a, src, rel, path, archive_entry_perm(e), buf, limit, &total)) !=
+                DD_OK)
+                goto done;
         } else if (type == AE_IFLNK) {
             const char *target = archive_entry_symlink(e);
-            if ((s = check_link_target(src, rel, target ? target : "", depth - 1)) != DD_OK) goto done;
+            if ((s = check_link_target(src, rel, target ? target : "", depth - 1)) != DD_OK)
+                goto done;
             if ((s = make_parents(src, dst_dir, rel, 0)) != DD_OK) goto done;
             if ((s = clear_slot(src, rel, path)) != DD_OK) goto done;
             if (symlink(target, path) != 0) {
-                s = dd_error_set(DD_ERR_IO, "%s: cannot create symbolic link: %s", path, strerror(errno));
+                s = dd_error_set(DD_ERR_IO, "%s: cannot create symbolic link: %s", path,
+                                 strerror(errno));
                 goto done;
             }
         } else {
-            s = dd_error_set(DD_ERR_ARCHIVE, "%s: entry '%s': unsupported entry type (device, fifo or socket)", src,
+            s = dd_error_set(DD_ERR_ARCHIVE,
+                             "%s: entry '%s': unsupported entry type (device, fifo or socket)", src,
                              raw);
             goto done;
         }

@@ -16,8 +16,8 @@
  * (DD_ERR_ARCHIVE). `sha256` (may be NULL) receives the payload digest,
  * `size` (may be NULL) its length. A file that is not gzip, or is truncated
  * or corrupt, gives DD_ERR_ARCHIVE naming `src`. */
-DD_API dd_status dd_unpack_gz(const char *src, const char *dst, uint64_t limit, uint8_t sha256[DD_SHA256_SIZE],
-                              uint64_t *size);
+DD_API dd_status dd_unpack_gz(const char *src, const char *dst, uint64_t limit,
+                              uint8_t sha256[DD_SHA256_SIZE], uint64_t *size);
 
 /** Extracts the tar (plain or compressed) `src` into the existing directory
  * `dst_dir`. Regular files, directories, symbolic links and hard links are
@@ -29,7 +29,8 @@ DD_API dd_status dd_unpack_gz(const char *src, const char *dst, uint64_t limit, 
  * Nothing is ever written outside `dst_dir`; after an error, entries already
  * extracted stay inside it (callers mark success separately). `size` (may be
  * NULL) receives the number of bytes extracted. */
-DD_API dd_status dd_unpack_tar(const char *src, const char *dst_dir, uint64_t limit, uint64_t *size);
+DD_API dd_status dd_unpack_tar(const char *src, const char *dst_dir, uint64_t limit,
+                               uint64_t *size);
 
 /** As dd_unpack_tar, and also refuses entries whose first path component
  * starts with one of `reserved` (NULL-terminated, may be NULL): the cache

@@ -47,7 +47,8 @@ typedef struct conn {
 } conn;
 
 static const char *norm(const char *path) {
-    while (*path == '/') path++;
+    while (*path == '/')
+        path++;
     return path;
 }
 
@@ -114,14 +115,22 @@ static long log_request(fetch_httpd *s, const fetch_httpd_request *r) {
 
 static const char *reason(int status) {
     switch (status) {
-    case 200: return "OK";
-    case 206: return "Partial Content";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 416: return "Range Not Satisfiable";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Status";
+    case 200:
+        return "OK";
+    case 206:
+        return "Partial Content";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 416:
+        return "Range Not Satisfiable";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Status";
     }
 }
 
@@ -141,7 +150,8 @@ static void handle(fetch_httpd *s, int fd) {
     char method[8] = "", target[1024] = "";
     if (sscanf(req, "%7s %1023s", method, target) != 2) {
         log_request(s, &log);
-        const char *bad = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        const char *bad =
+            "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
         send_all(s, fd, bad, strlen(bad));
         return;
     }
@@ -190,10 +200,13 @@ static void handle(fetch_httpd *s, int fd) {
     size_t body_len = has_body ? len - start : 0;
 
     char head[512];
-    int hl = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\nAccept-Ranges: bytes\r\nConnection: close\r\n",
-                      status, reason(status), body_len);
+    int hl = snprintf(
+        head, sizeof head,
+        "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\nAccept-Ranges: bytes\r\nConnection: close\r\n",
+        status, reason(status), body_len);
     if (status == 206)
-        hl += snprintf(head + hl, sizeof head - (size_t)hl, "Content-Range: bytes %zu-%zu/%zu\r\n", start, len - 1, len);
+        hl += snprintf(head + hl, sizeof head - (size_t)hl, "Content-Range: bytes %zu-%zu/%zu\r\n",
+                       start, len - 1, len);
     else if (status == 416)
         hl += snprintf(head + hl, sizeof head - (size_t)hl, "Content-Range: bytes */%zu\r\n", len);
     hl += snprintf(head + hl, sizeof head - (size_t)hl, "\r\n");
@@ -206,13 +219,15 @@ static void handle(fetch_httpd *s, int fd) {
             (size_t)fault.drop_after < limit)
             limit = (size_t)fault.drop_after;
         if (fault.wrong_bytes)
-            for (size_t i = start; i < len; i++) body[i] ^= 0xff;
+            for (size_t i = start; i < len; i++)
+                body[i] ^= 0xff;
         size_t piece = fault.trickle_bytes > 0 ? (size_t)fault.trickle_bytes : 65536;
         size_t sent = 0;
         while (sent < limit) {
             if (fault.trickle_bytes > 0) {
                 if (is_stopping(s)) break;
-                struct timespec ts = {fault.trickle_ms / 1000, (long)(fault.trickle_ms % 1000) * 1000000L};
+                struct timespec ts = {fault.trickle_ms / 1000,
+                                      (long)(fault.trickle_ms % 1000) * 1000000L};
                 nanosleep(&ts, NULL);
             }
             size_t n = limit - sent < piece ? limit - sent : piece;
@@ -286,7 +301,8 @@ dd_status fetch_httpd_start(fetch_httpd **out) {
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
         bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 64) != 0 ||
         getsockname(fd, (struct sockaddr *)&a, &al) != 0) {
-        dd_status st = dd_error_set(DD_ERR_IO, "fetch_httpd: cannot listen on 127.0.0.1: %s", strerror(errno));
+        dd_status st =
+            dd_error_set(DD_ERR_IO, "fetch_httpd: cannot listen on 127.0.0.1: %s", strerror(errno));
         if (fd >= 0) close(fd);
         free(s);
         return st;
@@ -314,7 +330,8 @@ void fetch_httpd_stop(fetch_httpd *s) {
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);
     pthread_mutex_lock(&s->mu);
-    while (s->active > 0) pthread_cond_wait(&s->idle, &s->mu);
+    while (s->active > 0)
+        pthread_cond_wait(&s->idle, &s->mu);
     pthread_mutex_unlock(&s->mu);
     close(s->listen_fd);
     for (size_t i = 0; i < s->n_res; i++) {
@@ -328,9 +345,13 @@ void fetch_httpd_stop(fetch_httpd *s) {
     free(s);
 }
 
-int fetch_httpd_port(const fetch_httpd *s) { return s->port; }
+int fetch_httpd_port(const fetch_httpd *s) {
+    return s->port;
+}
 
-const char *fetch_httpd_url(const fetch_httpd *s) { return s->url; }
+const char *fetch_httpd_url(const fetch_httpd *s) {
+    return s->url;
+}
 
 dd_status fetch_httpd_add(fetch_httpd *s, const char *path, const void *data, size_t n) {
     unsigned char *copy = malloc(n ? n : 1);
@@ -389,7 +410,8 @@ void fetch_httpd_set_fault(fetch_httpd *s, const char *path, const fetch_httpd_f
     pthread_mutex_unlock(&s->mu);
 }
 
-size_t fetch_httpd_requests(fetch_httpd *s, const char *path, fetch_httpd_request *out, size_t cap) {
+size_t fetch_httpd_requests(fetch_httpd *s, const char *path, fetch_httpd_request *out,
+                            size_t cap) {
     size_t n = 0;
     pthread_mutex_lock(&s->mu);
     for (size_t i = 0; i < s->n_log; i++) {
@@ -403,7 +425,8 @@ size_t fetch_httpd_requests(fetch_httpd *s, const char *path, fetch_httpd_reques
 
 void fetch_httpd_wait_idle(fetch_httpd *s) {
     pthread_mutex_lock(&s->mu);
-    while (s->active > 0) pthread_cond_wait(&s->idle, &s->mu);
+    while (s->active > 0)
+        pthread_cond_wait(&s->idle, &s->mu);
     pthread_mutex_unlock(&s->mu);
 }
 

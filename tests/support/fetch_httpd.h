@@ -31,10 +31,10 @@ typedef struct fetch_httpd fetch_httpd;
 /** Faults for one path; a zeroed struct means "behave". Requests for a path
  * are numbered from 1 in arrival order. */
 typedef struct fetch_httpd_fault {
-    int fail_first;    /**< answer requests 1..fail_first with HTTP 500 */
-    int status;        /**< nonzero: answer every request with this status and an empty body */
-    long drop_after;   /**< >0: close the connection after this many body bytes ... */
-    int drop_times;    /**< ... on the first drop_times requests after the failed ones (0: on all) */
+    int fail_first;  /**< answer requests 1..fail_first with HTTP 500 */
+    int status;      /**< nonzero: answer every request with this status and an empty body */
+    long drop_after; /**< >0: close the connection after this many body bytes ... */
+    int drop_times;  /**< ... on the first drop_times requests after the failed ones (0: on all) */
     int trickle_bytes; /**< >0: send the body in pieces of this many bytes ... */
     int trickle_ms;    /**< ... sleeping this many milliseconds before each piece */
     int wrong_bytes;   /**< send every body byte inverted (same length, wrong content) */

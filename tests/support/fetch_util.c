@@ -114,7 +114,8 @@ static la_ssize_t mem_write(struct archive *a, void *user, const void *buf, size
     membuf *m = user;
     if (m->n + n > m->cap) {
         size_t nc = m->cap ? m->cap : 65536;
-        while (nc < m->n + n) nc *= 2;
+        while (nc < m->n + n)
+            nc *= 2;
         unsigned char *np = realloc(m->p, nc);
         if (!np) {
             m->failed = 1;
@@ -140,14 +141,16 @@ static dd_status finish(struct archive *a, membuf *m, int ok, unsigned char **ou
     return DD_OK;
 }
 
-dd_status fetch_make_tar(const fetch_tar_entry *entries, size_t n, int gzip, unsigned char **out, size_t *out_n) {
+dd_status fetch_make_tar(const fetch_tar_entry *entries, size_t n, int gzip, unsigned char **out,
+                         size_t *out_n) {
     struct archive *a = archive_write_new();
     membuf m = {0};
     if (!a) return dd_error_set(DD_ERR_NOMEM, "fetch_util: archive_write_new");
     archive_write_set_format_pax_restricted(a);
     if (gzip) archive_write_add_filter_gzip(a);
     archive_write_set_bytes_in_last_block(a, 1);
-    if (archive_write_open(a, &m, NULL, mem_write, NULL) != ARCHIVE_OK) return finish(a, &m, 0, out, out_n);
+    if (archive_write_open(a, &m, NULL, mem_write, NULL) != ARCHIVE_OK)
+        return finish(a, &m, 0, out, out_n);
     int ok = 1;
     for (size_t i = 0; i < n && ok; i++) {
         const fetch_tar_entry *e = &entries[i];
@@ -183,7 +186,8 @@ dd_status fetch_make_tar(const fetch_tar_entry *entries, size_t n, int gzip, uns
             if (!data) {
                 pattern = malloc(e->size);
                 if (!pattern) ok = 0;
-                for (size_t k = 0; ok && k < e->size; k++) pattern[k] = (unsigned char)(k % 251);
+                for (size_t k = 0; ok && k < e->size; k++)
+                    pattern[k] = (unsigned char)(k % 251);
                 data = pattern;
             }
             if (ok && archive_write_data(a, data, e->size) != (la_ssize_t)e->size) ok = 0;
@@ -201,7 +205,8 @@ dd_status fetch_make_gz(const void *data, size_t n, unsigned char **out, size_t 
     archive_write_set_format_raw(a);
     archive_write_add_filter_gzip(a);
     archive_write_set_bytes_in_last_block(a, 1);
-    if (archive_write_open(a, &m, NULL, mem_write, NULL) != ARCHIVE_OK) return finish(a, &m, 0, out, out_n);
+    if (archive_write_open(a, &m, NULL, mem_write, NULL) != ARCHIVE_OK)
+        return finish(a, &m, 0, out, out_n);
     struct archive_entry *ae = archive_entry_new();
     archive_entry_set_pathname(ae, "payload");
     archive_entry_set_filetype(ae, AE_IFREG);

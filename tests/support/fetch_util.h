@@ -30,15 +30,16 @@ void fetch_md5_hex(const void *data, size_t n, char out[33]);
 
 /** One archive member. */
 typedef struct fetch_tar_entry {
-    const char *path;   /**< stored verbatim, so "../x" and "/abs" are possible */
-    char type;          /**< 'f' file, 'd' directory, 'l' symbolic link, 'h' hard link */
-    const char *data;   /**< 'f': contents (NULL: `size` bytes of a pattern); 'l'/'h': link target */
-    size_t size;        /**< 'f': number of bytes */
+    const char *path; /**< stored verbatim, so "../x" and "/abs" are possible */
+    char type;        /**< 'f' file, 'd' directory, 'l' symbolic link, 'h' hard link */
+    const char *data; /**< 'f': contents (NULL: `size` bytes of a pattern); 'l'/'h': link target */
+    size_t size;      /**< 'f': number of bytes */
 } fetch_tar_entry;
 
 /** Builds a ustar/pax archive of the entries, gzip'ed if `gzip`. *out is
  * malloc'ed (caller frees). */
-dd_status fetch_make_tar(const fetch_tar_entry *entries, size_t n, int gzip, unsigned char **out, size_t *out_n);
+dd_status fetch_make_tar(const fetch_tar_entry *entries, size_t n, int gzip, unsigned char **out,
+                         size_t *out_n);
 
 /** gzip-compresses a buffer (a single-member .gz). *out is malloc'ed. */
 dd_status fetch_make_gz(const void *data, size_t n, unsigned char **out, size_t *out_n);

@@ -31,11 +31,11 @@ typedef struct fx {
     fetch_httpd *srv;
     char *root;
     char cache[4096], manifests[4096], local[4096];
-    unsigned char *data;  // data.bin: DATA_N pseudo-random bytes
-    unsigned char *pay;   // payload of pay.gz
-    unsigned char *gz;    // pay.gz
+    unsigned char *data; // data.bin: DATA_N pseudo-random bytes
+    unsigned char *pay;  // payload of pay.gz
+    unsigned char *gz;   // pay.gz
     size_t gz_n;
-    unsigned char *tgz;   // bundle.tar.gz
+    unsigned char *tgz; // bundle.tar.gz
     size_t tgz_n;
     char data_sha[65], gz_md5[33], pay_sha[65], tgz_sha[65];
     dd_fetch_options opt;
@@ -61,7 +61,8 @@ static int setup(void **state) {
     if (!f->data || !f->pay) return -1;
     fill(f->data, DATA_N, 1);
     // Compressible payload (like an IDX file) so the .gz is smaller.
-    for (size_t i = 0; i < PAY_N; i++) f->pay[i] = (unsigned char)((i % 784) < 200 ? 0 : (i * 31) & 0xff);
+    for (size_t i = 0; i < PAY_N; i++)
+        f->pay[i] = (unsigned char)((i % 784) < 200 ? 0 : (i * 31) & 0xff);
     if (fetch_make_gz(f->pay, PAY_N, &f->gz, &f->gz_n) != DD_OK) return -1;
     const fetch_tar_entry e[] = {
         {"bundle/", 'd', NULL, 0},
@@ -110,20 +111,23 @@ static int teardown(void **state) {
 static void write_manifest(fx *f, const char *name, const char *const *mirrors, const char *which) {
     char text[8192];
     size_t u = 0;
-    u += (size_t)snprintf(text + u, sizeof text - u, "name: %s\nreader: mnist\nunpacked_limit: 10000000\nmirrors:\n",
-                          name);
+    u += (size_t)snprintf(text + u, sizeof text - u,
+                          "name: %s\nreader: mnist\nunpacked_limit: 10000000\nmirrors:\n", name);
     for (const char *const *m = mirrors; *m; m++)
-        u += (size_t)snprintf(text + u, sizeof text - u, "  - %s%s\n", strstr(*m, "://") ? "" : fetch_httpd_url(f->srv),
-                              *m);
+        u += (size_t)snprintf(text + u, sizeof text - u, "  - %s%s\n",
+                              strstr(*m, "://") ? "" : fetch_httpd_url(f->srv), *m);
     u += (size_t)snprintf(text + u, sizeof text - u, "files:\n");
     if (strchr(which, 'd'))
-        u += (size_t)snprintf(text + u, sizeof text - u, "  - {name: data.bin, archive: none, size: %d, sha256: %s}\n",
-                              DATA_N, f->data_sha);
+        u += (size_t)snprintf(text + u, sizeof text - u,
+                              "  - {name: data.bin, archive: none, size: %d, sha256: %s}\n", DATA_N,
+                              f->data_sha);
     if (strchr(which, 'g'))
         u += (size_t)snprintf(text + u, sizeof text - u,
-                              "  - {name: pay.gz, archive: gz, md5: %s, payload_sha256: %s}\n", f->gz_md5, f->pay_sha);
+                              "  - {name: pay.gz, archive: gz, md5: %s, payload_sha256: %s}\n",
+                              f->gz_md5, f->pay_sha);
     if (strchr(which, 't'))
-        u += (size_t)snprintf(text + u, sizeof text - u, "  - {name: bundle.tar.gz, archive: tar.gz, sha256: %s}\n",
+        u += (size_t)snprintf(text + u, sizeof text - u,
+                              "  - {name: bundle.tar.gz, archive: tar.gz, sha256: %s}\n",
                               f->tgz_sha);
     char path[4200];
     snprintf(path, sizeof path, "%s/%s.yaml", f->manifests, name);
@@ -193,7 +197,7 @@ static void test_fetch_all_kinds_then_idempotent(void **state) {
     snprintf(want_root, sizeof want_root, "%s/toy", f->cache);
     assert_string_equal(root, want_root);
     assert_bytes(root, "data.bin", f->data, DATA_N);
-    assert_bytes(root, "pay", f->pay, PAY_N);  // .gz decompressed beside
+    assert_bytes(root, "pay", f->pay, PAY_N); // .gz decompressed beside
     assert_bytes(root, "bundle/a.txt", "alpha\n", 6);
     assert_bytes(root, "bundle/link", "alpha\n", 6);
     assert_true(cache_has(f, "toy", "downloads/pay.gz"));
@@ -287,7 +291,7 @@ static void test_500_forever_fails_clearly(void **state) {
 static void test_trickle_times_out(void **state) {
     fx *f = *state;
     write_manifest(f, "toy", (const char *const[]){"m/", NULL}, "d");
-    fetch_httpd_fault fault = {.trickle_bytes = 40, .trickle_ms = 100};  // ~400 B/s
+    fetch_httpd_fault fault = {.trickle_bytes = 40, .trickle_ms = 100}; // ~400 B/s
     fetch_httpd_set_fault(f->srv, "m/data.bin", &fault);
     f->opt.low_speed_limit = 1000;
     f->opt.low_speed_time_s = 1;
@@ -302,7 +306,8 @@ static void test_trickle_times_out(void **state) {
     const char *msg = dd_error_message();
     char url[512];
     snprintf(url, sizeof url, "%sm/data.bin", fetch_httpd_url(f->srv));
-    if (!strstr(msg, url) || !strstr(msg, "too slow")) fail_msg("message '%s' lacks the URL or 'too slow'", msg);
+    if (!strstr(msg, url) || !strstr(msg, "too slow"))
+        fail_msg("message '%s' lacks the URL or 'too slow'", msg);
     assert_false(cache_has(f, "toy", "data.bin"));
     assert_false(cache_has(f, "toy", "downloads/data.bin"));
 }
@@ -353,12 +358,12 @@ static void test_mirror_order_and_fallback(void **state) {
     fetch_httpd_request log[8];
     fetch_httpd_wait_idle(f->srv);
     size_t n = fetch_httpd_requests(f->srv, NULL, log, 8);
-    assert_int_equal(n, 3);  // 404 is not retried; a checksum failure moves on
+    assert_int_equal(n, 3); // 404 is not retried; a checksum failure moves on
     assert_string_equal(log[0].path, "a/data.bin");
     assert_int_equal(log[0].status, 404);
     assert_string_equal(log[1].path, "b/data.bin");
     assert_string_equal(log[2].path, "m/data.bin");
-    assert_int_equal(log[2].range_start, -1);  // the bad bytes were not kept to resume from
+    assert_int_equal(log[2].range_start, -1); // the bad bytes were not kept to resume from
 
     // Extra mirrors (dataset.mirrors) come before the manifest's.
     fetch_httpd_add(f->srv, "c/pay.gz", f->gz, f->gz_n);
@@ -410,8 +415,10 @@ static void test_concurrent_fetch_lock(void **state) {
     fetch_httpd_set_fault(f->srv, "m/data.bin", &slow);
     worker w[2] = {{.f = f}, {.f = f}};
     pthread_t t[2];
-    for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&t[i], NULL, run_worker, &w[i]), 0);
-    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, run_worker, &w[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
     for (int i = 0; i < 2; i++) {
         if (w[i].s != DD_OK) fail_msg("worker %d: %s", i, w[i].msg);
         assert_bytes(w[i].root, "data.bin", f->data, DATA_N);
@@ -470,7 +477,8 @@ static void test_local_path(void **state) {
     assert_int_equal(s, DD_OK);
     free(root);
     assert_non_null(err);
-    if (!strstr(err, "warning") || !strstr(err, "not verified")) fail_msg("no warning in '%s'", err);
+    if (!strstr(err, "warning") || !strstr(err, "not verified"))
+        fail_msg("no warning in '%s'", err);
     free(err);
     assert_int_equal(count(f, NULL), 0);
 
@@ -525,7 +533,7 @@ static void test_payload_checksum_accepts_recompressed(void **state) {
     unsigned char *re = malloc(f->gz_n);
     assert_non_null(re);
     memcpy(re, f->gz, f->gz_n);
-    re[4] ^= 0x5a;  // gzip header MTIME: changes the file, not the payload
+    re[4] ^= 0x5a; // gzip header MTIME: changes the file, not the payload
     fetch_httpd_add(f->srv, "d/pay.gz", re, f->gz_n);
     free(re);
     write_manifest(f, "toy", (const char *const[]){"d/", NULL}, "g");
@@ -556,7 +564,7 @@ static void test_crash_mid_unpack_is_redone(void **state) {
     assert_bytes(root, "bundle/a.txt", "alpha\n", 6);
     assert_bytes(root, "pay", f->pay, PAY_N);
     free(root);
-    assert_int_equal(count(f, NULL), before);  // redone from the verified download
+    assert_int_equal(count(f, NULL), before); // redone from the verified download
 }
 
 static void test_resume_edge_cases(void **state) {
@@ -645,7 +653,8 @@ static void test_unreachable_host_skipped_for_later_files(void **state) {
     assert_non_null(err);
     // data.bin: 1 + retries attempts on the dead host; pay.gz: none.
     size_t tries = 0;
-    for (const char *p = err; (p = strstr(p, "downloading http://127.0.0.1:1/data.bin")); p++) tries++;
+    for (const char *p = err; (p = strstr(p, "downloading http://127.0.0.1:1/data.bin")); p++)
+        tries++;
     assert_int_equal(tries, 3);
     assert_null(strstr(err, "downloading http://127.0.0.1:1/pay.gz"));
     assert_non_null(strstr(err, "skipping http://127.0.0.1:1/pay.gz"));
@@ -681,7 +690,8 @@ static void test_e2e_fashion_mnist_debian(void **state) {
     int dropped = 0;
     for (size_t i = 0; i < n;) {
         size_t j = i;
-        while (j < n && text[j] != '\n') j++;
+        while (j < n && text[j] != '\n')
+            j++;
         if (j < n) j++;
         int is_http_mirror = (j - i > 10) && memmem(text + i, j - i, "  - http", 8) == text + i;
         if (is_http_mirror)
@@ -757,11 +767,14 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_offline_empty_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_fetch_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_path, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unverified_extra_mirror_not_trusted_later, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_payload_checksum_accepts_recompressed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unverified_extra_mirror_not_trusted_later, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_payload_checksum_accepts_recompressed, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_crash_mid_unpack_is_redone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_edge_cases, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unreachable_host_skipped_for_later_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unreachable_host_skipped_for_later_files, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -98,27 +98,36 @@ static void expect_error(const char *from, const char *to, const char *needle) {
 
 static void test_parse_errors(void **state) {
     (void)state;
-    expect_error("reader: mnist\n", "reader: mnist\nlicence: MIT\n", "bad.yaml:5:1: unknown key 'licence'");
+    expect_error("reader: mnist\n", "reader: mnist\nlicence: MIT\n",
+                 "bad.yaml:5:1: unknown key 'licence'");
     expect_error("    size: 123\n", "    sizes: 123\n", "bad.yaml:12:5: unknown key 'sizes'");
-    expect_error("    archive: tgz\n", "    archive: zip\n", "bad.yaml:16:14: unknown archive kind 'zip'");
-    expect_error("    md5: 0123456789ABCDEF0123456789abcdef\n", "    md5: 0123\n", "13:10: 'md5' must be 32 hex digits");
-    expect_error("    md5: 0123456789ABCDEF0123456789abcdef\n", "    md5: 0123456789ABCDEF0123456789abcdeg\n",
-                 "hex digits");
-    expect_error("    size: 123\n", "    size: -5\n", "12:11: 'size' must be a non-negative integer");
-    expect_error("  test: [y.tgz]\n", "  test: [z.tgz]\n", "21:10: split 'test' names 'z.tgz', which is not in 'files'");
+    expect_error("    archive: tgz\n", "    archive: zip\n",
+                 "bad.yaml:16:14: unknown archive kind 'zip'");
+    expect_error("    md5: 0123456789ABCDEF0123456789abcdef\n", "    md5: 0123\n",
+                 "13:10: 'md5' must be 32 hex digits");
+    expect_error("    md5: 0123456789ABCDEF0123456789abcdef\n",
+                 "    md5: 0123456789ABCDEF0123456789abcdeg\n", "hex digits");
+    expect_error("    size: 123\n", "    size: -5\n",
+                 "12:11: 'size' must be a non-negative integer");
+    expect_error("  test: [y.tgz]\n", "  test: [z.tgz]\n",
+                 "21:10: split 'test' names 'z.tgz', which is not in 'files'");
     expect_error("name: toy\n", "", "has no 'name'");
     expect_error("unpacked_limit: 1_000_000\n", "", "has no 'unpacked_limit'");
     expect_error("  - name: x.gz\n", "  - name: ../x.gz\n", "must be a plain name");
     expect_error("  - name: y.tgz\n", "  - name: x.gz\n", "listed twice");
     // A file without any checksum can never be trusted.
-    expect_error("    sha256: ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\n", "",
-                 "file 'y.tgz' has no checksum");
-    expect_error("    archive: tgz\n", "    archive: tgz\n    payload_sha256: "
+    expect_error("    sha256: ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\n",
+                 "", "file 'y.tgz' has no checksum");
+    expect_error("    archive: tgz\n",
+                 "    archive: tgz\n    payload_sha256: "
                  "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n",
                  "only meaningful for archive: gz");
-    expect_error("  - name: x.gz\n    archive: gz\n", "  - name: x.bin\n    archive: gz\n", "does not end in .gz");
-    expect_error("mirrors:\n  - http://a.example/base/\n  - file:///srv/toy\n", "", "has no mirrors");
-    expect_error("mirrors:\n  - http://a.example/base/\n", "mirrors:\n  - not a url\n", "7:5: 'mirrors' entries must be URLs");
+    expect_error("  - name: x.gz\n    archive: gz\n", "  - name: x.bin\n    archive: gz\n",
+                 "does not end in .gz");
+    expect_error("mirrors:\n  - http://a.example/base/\n  - file:///srv/toy\n", "",
+                 "has no mirrors");
+    expect_error("mirrors:\n  - http://a.example/base/\n", "mirrors:\n  - not a url\n",
+                 "7:5: 'mirrors' entries must be URLs");
     // libyaml's own error, positioned.
     expect_error("reader: mnist\n", "reader: [mnist\n", "bad.yaml:");
     expect_error("name: toy\n", "name: Toy/../x\n", "may only use");
@@ -163,7 +172,7 @@ static void test_shipped_manifests(void **state) {
         const char *name, *reader;
         size_t files;
     } want[] = {
-        {"mnist", "mnist", 4},       {"fashion-mnist", "mnist", 4}, {"cifar10", "cifar10", 1},
+        {"mnist", "mnist", 4},           {"fashion-mnist", "mnist", 4}, {"cifar10", "cifar10", 1},
         {"pascal-voc", "pascal-voc", 2}, {"cub200", "cub200", 1},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
@@ -191,8 +200,9 @@ static void test_shipped_manifests(void **state) {
     for (size_t k = 0; k < m->n_mirrors; k++)
         if (strcmp(m->mirrors[k], "file:///usr/share/datasets/fashion-mnist/") == 0) debian = 1;
     assert_true(debian);
-    assert_int_equal(strncmp(m->mirrors[0], "http://fashion-mnist.s3", 23), 0);  // official first
-    for (size_t k = 0; k < m->n_files; k++) assert_true(m->files[k].has_payload_sha256 && m->files[k].has_md5);
+    assert_int_equal(strncmp(m->mirrors[0], "http://fashion-mnist.s3", 23), 0); // official first
+    for (size_t k = 0; k < m->n_files; k++)
+        assert_true(m->files[k].has_payload_sha256 && m->files[k].has_md5);
     dd_manifest_destroy(m);
 }
 

@@ -20,7 +20,7 @@
 #include "unpack.h"
 
 typedef struct fx {
-    char *root;   // scratch dir: holds target/, the archive and a decoy
+    char *root; // scratch dir: holds target/, the archive and a decoy
     char target[4096], archive[4096], outside[4096];
 } fx;
 
@@ -51,8 +51,8 @@ static void assert_nothing_outside(const fx *f) {
     struct dirent *e;
     while ((e = readdir(d))) {
         const char *n = e->d_name;
-        if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, "target") || !strcmp(n, "archive.bin") ||
-            !strcmp(n, "outside.txt"))
+        if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, "target") ||
+            !strcmp(n, "archive.bin") || !strcmp(n, "outside.txt"))
             continue;
         fail_msg("unexpected entry outside the target: %s", n);
     }
@@ -129,7 +129,7 @@ static void test_gz_over_limit(void **state) {
     assert_non_null(payload);
     assert_int_equal(fetch_make_gz(payload, big, &gz, &gzn), DD_OK);
     free(payload);
-    assert_true(gzn < 100000);  // a small file that inflates 30x+: a bomb in miniature
+    assert_true(gzn < 100000); // a small file that inflates 30x+: a bomb in miniature
     assert_int_equal(fetch_write_file(f->archive, gz, gzn), 0);
     free(gz);
     char dst[8192], tmp[8300];
@@ -152,7 +152,8 @@ static void test_gz_not_gzip_and_truncated(void **state) {
     assert_false(fetch_exists(dst));
 
     unsigned char payload[50000], *gz;
-    for (size_t i = 0; i < sizeof payload; i++) payload[i] = (unsigned char)(i * 7919 >> 3);
+    for (size_t i = 0; i < sizeof payload; i++)
+        payload[i] = (unsigned char)(i * 7919 >> 3);
     size_t gzn;
     assert_int_equal(fetch_make_gz(payload, sizeof payload, &gz, &gzn), DD_OK);
     assert_int_equal(fetch_write_file(f->archive, gz, gzn / 2), 0);
@@ -171,7 +172,7 @@ static void test_tar_good(void **state) {
             {"./", 'd', NULL, 0},
             {"./top/", 'd', NULL, 0},
             {"./top/a.txt", 'f', "alpha", 5},
-            {"top/sub/b.bin", 'f', "beta", 4},  // parent dir not listed first
+            {"top/sub/b.bin", 'f', "beta", 4}, // parent dir not listed first
             {"top/link-a", 'l', "a.txt", 0},
             {"top/sub/up", 'l', "../a.txt", 0},
             {"top/hard-a", 'h', "top/a.txt", 0},
@@ -242,7 +243,8 @@ static void test_hostile_symlink_escape(void **state) {
     expect_refused(f, e4, 2, 0, "escapes");
 
     // Even a link that stays inside is never written through.
-    const fetch_tar_entry e5[] = {{"real/", 'd', NULL, 0}, {"alias", 'l', "real", 0}, {"alias/f.txt", 'f', "x", 1}};
+    const fetch_tar_entry e5[] = {
+        {"real/", 'd', NULL, 0}, {"alias", 'l', "real", 0}, {"alias/f.txt", 'f', "x", 1}};
     expect_refused(f, e5, 3, 0, "symbolic link");
 }
 
@@ -255,7 +257,8 @@ static void test_hostile_hardlink(void **state) {
     const fetch_tar_entry e2[] = {{"h2", 'h', abs, 0}};
     expect_refused(f, e2, 1, 0, "absolute");
     // A hard link through an escaping symlink can't be created either.
-    const fetch_tar_entry e3[] = {{"l", 'l', "sub", 0}, {"sub/", 'd', NULL, 0}, {"h3", 'h', "l/x", 0}};
+    const fetch_tar_entry e3[] = {
+        {"l", 'l', "sub", 0}, {"sub/", 'd', NULL, 0}, {"h3", 'h', "l/x", 0}};
     expect_refused(f, e3, 3, 0, "symbolic link");
 }
 
@@ -311,7 +314,8 @@ static void test_reserved_names(void **state) {
     static const char *const reserved[] = {"downloads", ".unpacked-", NULL};
     const fetch_tar_entry e[] = {{".unpacked-other.tar", 'f', "cache verified\n", 15}};
     write_archive(f, e, 1, 0);
-    assert_int_equal(dd_unpack_tar_reserved(f->archive, f->target, 1 << 20, reserved, NULL), DD_ERR_ARCHIVE);
+    assert_int_equal(dd_unpack_tar_reserved(f->archive, f->target, 1 << 20, reserved, NULL),
+                     DD_ERR_ARCHIVE);
     assert_non_null(strstr(dd_error_message(), "cache"));
     char p[8192];
     snprintf(p, sizeof p, "%s/.unpacked-other.tar", f->target);
