@@ -263,7 +263,7 @@ dd_status dd_evaluate_run(dd_model *m, const dd_objective_handle *obj, const dd_
     do {                                                                                           \
         snprintf(status, sizeof status, fmt, __VA_ARGS__);                                         \
         if (bar) dd_progress_update(bar, ++done, status);                                          \
-        dd_info("evaluate: %s", status);                                                           \
+        dd_debug("evaluate: %s", status);                                                          \
     } while (0)
     dd_status s = dd_evaluate_set(m, obj, test, NULL, NULL, &ec, &out->untrained);
     if (s == DD_OK) TICK("untrained %s %.4f", out->metric, out->untrained.mean);
