@@ -27,16 +27,26 @@ void dd_graph_destroy(dd_graph *g) {
 
 const char *dd_op_name(dd_op_kind kind) {
     switch (kind) {
-    case DD_OP_CONV: return "conv2d";
-    case DD_OP_LINEAR: return "linear";
-    case DD_OP_RELU: return "relu";
-    case DD_OP_TANH: return "tanh";
-    case DD_OP_SIGMOID: return "sigmoid";
-    case DD_OP_MAXPOOL: return "maxpool";
-    case DD_OP_AVGPOOL: return "avgpool";
-    case DD_OP_LRN: return "lrn";
-    case DD_OP_INSTNORM: return "instancenorm";
-    case DD_OP_FLATTEN: return "flatten";
+    case DD_OP_CONV:
+        return "conv2d";
+    case DD_OP_LINEAR:
+        return "linear";
+    case DD_OP_RELU:
+        return "relu";
+    case DD_OP_TANH:
+        return "tanh";
+    case DD_OP_SIGMOID:
+        return "sigmoid";
+    case DD_OP_MAXPOOL:
+        return "maxpool";
+    case DD_OP_AVGPOOL:
+        return "avgpool";
+    case DD_OP_LRN:
+        return "lrn";
+    case DD_OP_INSTNORM:
+        return "instancenorm";
+    case DD_OP_FLATTEN:
+        return "flatten";
     }
     return "?";
 }
@@ -101,10 +111,11 @@ static dd_status check_window(dd_graph *g, const char *what, int kernel, int str
                                     "(need kernel > 0, stride > 0, 0 <= padding < kernel)",
                                     what, kernel, stride, pad));
     if (g->cur_h + 2 * pad < kernel || g->cur_w + 2 * pad < kernel)
-        return fail(g, dd_error_set(DD_ERR_INVALID,
-                                    "graph: %s: kernel %d does not fit the %d×%d input (padding %d) "
-                                    "at layer %d; use a larger input",
-                                    what, kernel, g->cur_h, g->cur_w, pad, g->n_layers));
+        return fail(g,
+                    dd_error_set(DD_ERR_INVALID,
+                                 "graph: %s: kernel %d does not fit the %d×%d input (padding %d) "
+                                 "at layer %d; use a larger input",
+                                 what, kernel, g->cur_h, g->cur_w, pad, g->n_layers));
     return DD_OK;
 }
 
@@ -145,9 +156,15 @@ static dd_status pointwise(dd_graph *g, dd_op_kind kind) {
     return push(g, &L, 0, 0);
 }
 
-dd_status dd_graph_relu(dd_graph *g) { return pointwise(g, DD_OP_RELU); }
-dd_status dd_graph_tanh(dd_graph *g) { return pointwise(g, DD_OP_TANH); }
-dd_status dd_graph_sigmoid(dd_graph *g) { return pointwise(g, DD_OP_SIGMOID); }
+dd_status dd_graph_relu(dd_graph *g) {
+    return pointwise(g, DD_OP_RELU);
+}
+dd_status dd_graph_tanh(dd_graph *g) {
+    return pointwise(g, DD_OP_TANH);
+}
+dd_status dd_graph_sigmoid(dd_graph *g) {
+    return pointwise(g, DD_OP_SIGMOID);
+}
 
 static dd_status pool(dd_graph *g, dd_op_kind kind, int kernel, int stride, int pad) {
     dd_layer L;
@@ -188,7 +205,8 @@ dd_status dd_graph_instancenorm(dd_graph *g, float eps) {
     dd_layer L;
     DD_TRY(begin(g, DD_OP_INSTNORM, &L));
     if (!(eps > 0.0f))
-        return fail(g, dd_error_set(DD_ERR_INVALID, "graph: instancenorm: eps %g must be > 0", eps));
+        return fail(g,
+                    dd_error_set(DD_ERR_INVALID, "graph: instancenorm: eps %g must be > 0", eps));
     L.eps = eps;
     return push(g, &L, (size_t)L.in_c, (size_t)L.in_c);
 }

@@ -8,11 +8,13 @@
 
 dd_status dd_loss_check_labels(int64_t batch, int K, dd_labels y) {
     if ((y.hard == NULL) == (y.soft == NULL))
-        return dd_error_set(DD_ERR_INVALID, "labels: exactly one of hard or soft labels must be given");
+        return dd_error_set(DD_ERR_INVALID,
+                            "labels: exactly one of hard or soft labels must be given");
     if (y.hard) {
         for (int64_t b = 0; b < batch; b++)
             if (y.hard[b] < 0 || y.hard[b] >= K)
-                return dd_error_set(DD_ERR_INVALID, "labels: sample %lld has label %d, outside [0, %d)",
+                return dd_error_set(DD_ERR_INVALID,
+                                    "labels: sample %lld has label %d, outside [0, %d)",
                                     (long long)b, (int)y.hard[b], K);
     }
     return DD_OK;
@@ -41,9 +43,11 @@ dd_status dd_loss_forward(dd_loss_kind kind, int64_t batch, int K, const float *
             continue;
         }
         float mx = zb[0];
-        for (int k = 1; k < K; k++) mx = zb[k] > mx ? zb[k] : mx;
+        for (int k = 1; k < K; k++)
+            mx = zb[k] > mx ? zb[k] : mx;
         double se = 0.0;
-        for (int k = 0; k < K; k++) se += exp((double)zb[k] - mx);
+        for (int k = 0; k < K; k++)
+            se += exp((double)zb[k] - mx);
         const double lse = mx + log(se);
         float *pb = probs + (size_t)b * K;
         double l = 0.0, sy = 0.0;
@@ -56,10 +60,12 @@ dd_status dd_loss_forward(dd_loss_kind kind, int64_t batch, int K, const float *
         total += l;
         // ∂/∂z of −Σ t_k log p_k = (Σ t) p − t
         if (db)
-            for (int k = 0; k < K; k++) db[k] = ((float)sy * pb[k] - target(y, b, K, k)) * invB;
+            for (int k = 0; k < K; k++)
+                db[k] = ((float)sy * pb[k] - target(y, b, K, k)) * invB;
     }
     if (!isfinite(total))
-        return dd_error_set(DD_ERR_NUMERIC, "loss: non-finite loss (%g); the network diverged", total);
+        return dd_error_set(DD_ERR_NUMERIC, "loss: non-finite loss (%g); the network diverged",
+                            total);
     if (loss) *loss = total / (double)batch;
     return DD_OK;
 }

@@ -21,8 +21,8 @@ typedef struct workspace {
     uint64_t last_use;
     dd_layer_exec *exec;
     float **act, **aux;
-    float *g[2];   /* ping-pong cotangents */
-    float *probs;  /* softmax of the logits */
+    float *g[2];  /* ping-pong cotangents */
+    float *probs; /* softmax of the logits */
     int has_tangent;
     float **tan, **auxd; /* tangents of act (tan[l] NULL = zero) */
     float *gd[2];
@@ -45,7 +45,8 @@ struct dd_model {
 static void ws_free(dd_model *m, workspace *w) {
     const int n = m->g->n_layers;
     if (w->exec)
-        for (int l = 0; l < n; l++) dd_layer_exec_fini(&w->exec[l]);
+        for (int l = 0; l < n; l++)
+            dd_layer_exec_fini(&w->exec[l]);
     for (int l = 0; l < n; l++) {
         const dd_layer *L = &m->g->layers[l];
         if (w->act && L->kind != DD_OP_FLATTEN) dd_free(w->act[l + 1]);
@@ -99,7 +100,8 @@ static dd_status ws_init(dd_model *m, workspace *w, int64_t batch) {
     for (int l = 0; l < n; l++) {
         const dd_layer *L = &m->g->layers[l];
         DD_TRY(dd_layer_exec_init(&w->exec[l], L, batch, m->backend, m->dnnl));
-        if (L->kind != DD_OP_FLATTEN && !(w->act[l + 1] = dd_alloc_floats(B * dd_layer_out_size(L))))
+        if (L->kind != DD_OP_FLATTEN &&
+            !(w->act[l + 1] = dd_alloc_floats(B * dd_layer_out_size(L))))
             return DD_ERR_NOMEM;
         size_t na = dd_layer_aux_floats(L, batch);
         if (na && !(w->aux[l] = dd_alloc_floats(na))) return DD_ERR_NOMEM;
@@ -174,8 +176,11 @@ static dd_status make_summary(dd_model *m) {
             snprintf(extra, sizeof extra, " size %d alpha %g beta %g k %g", L->size, L->alpha,
                      L->beta, L->k);
             break;
-        case DD_OP_INSTNORM: snprintf(extra, sizeof extra, " eps %g", L->eps); break;
-        default: break;
+        case DD_OP_INSTNORM:
+            snprintf(extra, sizeof extra, " eps %g", L->eps);
+            break;
+        default:
+            break;
         }
         len += (size_t)snprintf(s + len, cap - len, "%2d %s%s → %d×%d×%d (%zu params)\n", l,
                                 dd_op_name(L->kind), extra, L->out_c, L->out_h, L->out_w,
@@ -246,8 +251,8 @@ dd_status dd_model_create(const dd_model_config *cfg, dd_model **out) {
                             cfg->n_outputs);
     dd_graph *g;
     DD_TRY(dd_graph_create(cfg->channels, cfg->height, cfg->width, &g));
-    dd_status s = ops->build(g, cfg->options, cfg->channels, cfg->height, cfg->width,
-                             cfg->n_outputs);
+    dd_status s =
+        ops->build(g, cfg->options, cfg->channels, cfg->height, cfg->width, cfg->n_outputs);
     if (s == DD_OK && g->error != DD_OK) s = dd_error_set(g->error, "a layer failed to build");
     if (s != DD_OK) {
         dd_graph_destroy(g);
@@ -277,13 +282,27 @@ void dd_model_destroy(dd_model *m) {
     free(m);
 }
 
-size_t dd_model_param_count(const dd_model *m) { return m->g->n_params; }
-int dd_model_output_dim(const dd_model *m) { return m->n_out; }
-size_t dd_model_input_size(const dd_model *m) { return m->in_size; }
-dd_loss_kind dd_model_loss(const dd_model *m) { return m->g->loss; }
-const char *dd_model_summary(const dd_model *m) { return m->summary; }
-const dd_graph *dd_model_graph(const dd_model *m) { return m->g; }
-dd_backend dd_model_backend(const dd_model *m) { return m->backend; }
+size_t dd_model_param_count(const dd_model *m) {
+    return m->g->n_params;
+}
+int dd_model_output_dim(const dd_model *m) {
+    return m->n_out;
+}
+size_t dd_model_input_size(const dd_model *m) {
+    return m->in_size;
+}
+dd_loss_kind dd_model_loss(const dd_model *m) {
+    return m->g->loss;
+}
+const char *dd_model_summary(const dd_model *m) {
+    return m->summary;
+}
+const dd_graph *dd_model_graph(const dd_model *m) {
+    return m->g;
+}
+dd_backend dd_model_backend(const dd_model *m) {
+    return m->backend;
+}
 
 /* ---- init --------------------------------------------------------------- */
 
@@ -311,7 +330,8 @@ dd_status dd_model_init_params(dd_model *m, float *theta, const char *scheme, fl
         const dd_layer *L = &m->g->layers[l];
         float *w = theta + L->param_off, *b = w + L->n_weight;
         if (L->kind == DD_OP_INSTNORM) {
-            for (size_t i = 0; i < L->n_weight; i++) w[i] = 1.0f;
+            for (size_t i = 0; i < L->n_weight; i++)
+                w[i] = 1.0f;
             memset(b, 0, L->n_bias * sizeof *b);
             continue;
         }
@@ -383,8 +403,8 @@ static dd_status run_tangent_forward(dd_model *m, workspace *w, const float *the
 // Backward from cotangent dy_top (and, with tangents, from its tangent
 // dyd_top) down to the input. Each output pointer is optional.
 static dd_status run_backward(dd_model *m, workspace *w, const float *theta, const float *v,
-                              const float *dy_top, const float *dyd_top, float *grad,
-                              float *grad_x, float *hv, float *mixed_x) {
+                              const float *dy_top, const float *dyd_top, float *grad, float *grad_x,
+                              float *hv, float *mixed_x) {
     const int want_x = grad_x || mixed_x;
     const float *dy = dy_top, *dyd = dyd_top;
     for (int l = m->g->n_layers - 1; l >= 0; l--) {
@@ -429,8 +449,7 @@ dd_status dd_model_forward(dd_model *m, const float *theta, const float *x, int6
     workspace *w;
     DD_TRY(ws_get(m, batch, 0, &w));
     DD_TRY(run_forward(m, w, theta, x));
-    if (logits)
-        memcpy(logits, w->act[m->g->n_layers], (size_t)batch * m->n_out * sizeof *logits);
+    if (logits) memcpy(logits, w->act[m->g->n_layers], (size_t)batch * m->n_out * sizeof *logits);
     return DD_OK;
 }
 
@@ -462,9 +481,9 @@ dd_status dd_model_backward_from(dd_model *m, const float *theta, const float *x
     return run_backward(m, w, theta, NULL, dlogits, NULL, grad_theta, grad_x, NULL, NULL);
 }
 
-dd_status dd_model_hvp(dd_model *m, const float *theta, const float *x, int64_t batch,
-                       dd_labels y, const float *v, float *hv, float *mixed_x, float *mixed_y,
-                       float *grad, double *loss) {
+dd_status dd_model_hvp(dd_model *m, const float *theta, const float *x, int64_t batch, dd_labels y,
+                       const float *v, float *hv, float *mixed_x, float *mixed_y, float *grad,
+                       double *loss) {
     DD_TRY(check_args(m, theta, x, batch));
     if (!v) return dd_error_set(DD_ERR_INVALID, "model: hvp: v must not be NULL");
     DD_TRY(dd_loss_check_labels(batch, m->n_out, y));
@@ -498,11 +517,13 @@ uint64_t dd_model_pattern_hash(const dd_model *m, int64_t batch) {
         const dd_layer *L = &m->g->layers[l];
         if (L->kind == DD_OP_RELU) {
             const size_t n = (size_t)batch * dd_layer_in_size(L);
-            for (size_t i = 0; i < n; i++) h = (h ^ (uint64_t)(w->act[l][i] > 0.0f)) * 1099511628211ull;
+            for (size_t i = 0; i < n; i++)
+                h = (h ^ (uint64_t)(w->act[l][i] > 0.0f)) * 1099511628211ull;
         } else if (L->kind == DD_OP_MAXPOOL) {
             const size_t n = (size_t)batch * dd_layer_out_size(L);
             const int32_t *a = (const int32_t *)w->aux[l];
-            for (size_t i = 0; i < n; i++) h = (h ^ (uint64_t)(uint32_t)a[i]) * 1099511628211ull;
+            for (size_t i = 0; i < n; i++)
+                h = (h ^ (uint64_t)(uint32_t)a[i]) * 1099511628211ull;
         }
     }
     return h;

@@ -22,13 +22,13 @@ typedef struct dd_layer_exec {
     const dd_layer *L;
     int64_t batch;
     dd_backend backend;
-    int nthreads;        /**< threads the reference kernels use */
-    float *scratch;      /**< owned */
+    int nthreads;   /**< threads the reference kernels use */
+    float *scratch; /**< owned */
     size_t scratch_n;
-    float *scratch2;     /**< owned; second buffer (oneDNN sums of two terms) */
+    float *scratch2; /**< owned; second buffer (oneDNN sums of two terms) */
     size_t scratch2_n;
-    struct dd_dnnl_conv *conv;     /**< oneDNN backend only */
-    struct dd_dnnl_linear *lin;    /**< oneDNN backend only */
+    struct dd_dnnl_conv *conv;  /**< oneDNN backend only */
+    struct dd_dnnl_linear *lin; /**< oneDNN backend only */
 } dd_layer_exec;
 
 /** Floats of per-call state the forward keeps for the backward (argmax,
@@ -55,18 +55,18 @@ DD_API dd_status dd_layer_jvp(dd_layer_exec *e, const float *x, const float *y, 
 /** Tangent of the VJP along (xd, wd) with cotangent tangent dyd:
  * dxd = d/dε dx, dwd = d/dε dw (each optional). xd NULL means zero. */
 DD_API dd_status dd_layer_tbwd(dd_layer_exec *e, const float *x, const float *y, const float *aux,
-                               const float *xd, const float *yd, const float *auxd,
-                               const float *w, const float *wd, const float *dy, const float *dyd,
-                               float *dxd, float *dwd);
+                               const float *xd, const float *yd, const float *auxd, const float *w,
+                               const float *wd, const float *dy, const float *dyd, float *dxd,
+                               float *dwd);
 
 /* ---- kernels shared between op files (ops_*.c) ---- */
 
 /** C[M×N] += A·B with A(m,k) = A[m*sam + k*sak], B row-major (ldb), C (ldc). */
-void dd_gemm_acc(int M, int N, int K, const float *A, ptrdiff_t sam, ptrdiff_t sak,
-                 const float *B, int ldb, float *C, int ldc, int parallel);
+void dd_gemm_acc(int M, int N, int K, const float *A, ptrdiff_t sam, ptrdiff_t sak, const float *B,
+                 int ldb, float *C, int ldc, int parallel);
 /** C[M×N] += A·Bᵀ with A[M×K] (lda) and B[N×K] (ldb). */
-void dd_gemm_nt_acc(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
-                    float *C, int ldc, int parallel);
+void dd_gemm_nt_acc(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                    int ldc, int parallel);
 
 /* per-family implementations, dispatched by ops_dispatch.c */
 dd_status dd_dense_exec_init(dd_layer_exec *e, struct dd_dnnl *dnnl);
@@ -77,8 +77,7 @@ dd_status dd_dense_backward(dd_layer_exec *e, const float *x, const float *w, co
 dd_status dd_dense_jvp(dd_layer_exec *e, const float *x, const float *w, const float *xd,
                        const float *wd, float *yd);
 dd_status dd_dense_tbwd(dd_layer_exec *e, const float *x, const float *xd, const float *w,
-                        const float *wd, const float *dy, const float *dyd, float *dxd,
-                        float *dwd);
+                        const float *wd, const float *dy, const float *dyd, float *dxd, float *dwd);
 
 void dd_act_forward(const dd_layer_exec *e, const float *x, float *y);
 void dd_act_backward(const dd_layer_exec *e, const float *x, const float *y, const float *dy,

@@ -95,7 +95,8 @@ static void conv_ref_fwd(dd_layer_exec *e, const float *x1, const float *w1, con
         for (int o = 0; o < d.O; o++) {
             float bv = b ? b[o] : 0.0f;
             float *yr = yn + (size_t)o * d.P;
-            for (int p = 0; p < d.P; p++) yr[p] = bv;
+            for (int p = 0; p < d.P; p++)
+                yr[p] = bv;
         }
         if (x1 && w1) {
             im2col(&d, x1 + (size_t)n * in, col);
@@ -109,8 +110,8 @@ static void conv_ref_fwd(dd_layer_exec *e, const float *x1, const float *w1, con
 }
 
 // dx = w1ᵀ ⋆ dy1 + w2ᵀ ⋆ dy2 (second pair optional).
-static void conv_ref_bwd_data(dd_layer_exec *e, const float *dy1, const float *w1,
-                              const float *dy2, const float *w2, float *dx) {
+static void conv_ref_bwd_data(dd_layer_exec *e, const float *dy1, const float *w1, const float *dy2,
+                              const float *w2, float *dx) {
     conv_dims d = conv_dims_of(e->L);
     const size_t tf = conv_thread_floats(&d);
     const size_t in = (size_t)d.C * d.H * d.W, out = (size_t)d.O * d.P;
@@ -158,7 +159,8 @@ static void conv_ref_bwd_weights(dd_layer_exec *e, const float *x1, const float 
                 for (int o = 0; o < d.O; o++) {
                     const float *r = dyn + (size_t)o * d.P;
                     float s = 0.0f;
-                    for (int p = 0; p < d.P; p++) s += r[p];
+                    for (int p = 0; p < d.P; p++)
+                        s += r[p];
                     pb[o] += s;
                 }
             }
@@ -170,9 +172,11 @@ static void conv_ref_bwd_weights(dd_layer_exec *e, const float *x1, const float 
             memcpy(dw, pw, nw * sizeof *dw);
             if (db) memcpy(db, pb, (size_t)d.O * sizeof *db);
         } else {
-            for (size_t i = 0; i < nw; i++) dw[i] += pw[i];
+            for (size_t i = 0; i < nw; i++)
+                dw[i] += pw[i];
             if (db)
-                for (int o = 0; o < d.O; o++) db[o] += pb[o];
+                for (int o = 0; o < d.O; o++)
+                    db[o] += pb[o];
         }
     }
 }
@@ -183,13 +187,14 @@ static void lin_ref_fwd(dd_layer_exec *e, const float *x1, const float *w1, cons
                         const float *w2, const float *b, float *y) {
     const int B = (int)e->batch, I = (int)dd_layer_in_size(e->L), O = e->L->out_c;
     for (int n = 0; n < B; n++)
-        for (int o = 0; o < O; o++) y[(size_t)n * O + o] = b ? b[o] : 0.0f;
+        for (int o = 0; o < O; o++)
+            y[(size_t)n * O + o] = b ? b[o] : 0.0f;
     if (x1 && w1) dd_gemm_nt_acc(B, O, I, x1, I, w1, I, y, O, 1);
     if (x2 && w2) dd_gemm_nt_acc(B, O, I, x2, I, w2, I, y, O, 1);
 }
 
-static void lin_ref_bwd_data(dd_layer_exec *e, const float *dy1, const float *w1,
-                             const float *dy2, const float *w2, float *dx) {
+static void lin_ref_bwd_data(dd_layer_exec *e, const float *dy1, const float *w1, const float *dy2,
+                             const float *w2, float *dx) {
     const int B = (int)e->batch, I = (int)dd_layer_in_size(e->L), O = e->L->out_c;
     memset(dx, 0, (size_t)B * I * sizeof *dx);
     dd_gemm_acc(B, I, O, dy1, O, 1, w1, I, dx, I, 1);
@@ -206,7 +211,8 @@ static void lin_ref_bwd_weights(dd_layer_exec *e, const float *x1, const float *
     if (db) {
         for (int o = 0; o < O; o++) {
             float s = 0.0f;
-            for (int n = 0; n < B; n++) s += dy1[(size_t)n * O + o];
+            for (int n = 0; n < B; n++)
+                s += dy1[(size_t)n * O + o];
             db[o] = s;
         }
     }
@@ -216,15 +222,21 @@ static void lin_ref_bwd_weights(dd_layer_exec *e, const float *x1, const float *
 
 static void add_into(float *dst, const float *src, size_t n) {
 #pragma omp parallel for schedule(static) if (n >= 65536)
-    for (size_t i = 0; i < n; i++) dst[i] += src[i];
+    for (size_t i = 0; i < n; i++)
+        dst[i] += src[i];
 }
 
-static size_t n_in(const dd_layer_exec *e) { return (size_t)e->batch * dd_layer_in_size(e->L); }
-static size_t n_out(const dd_layer_exec *e) { return (size_t)e->batch * dd_layer_out_size(e->L); }
+static size_t n_in(const dd_layer_exec *e) {
+    return (size_t)e->batch * dd_layer_in_size(e->L);
+}
+static size_t n_out(const dd_layer_exec *e) {
+    return (size_t)e->batch * dd_layer_out_size(e->L);
+}
 
 /* oneDNN: each call is one primitive; a second term goes through scratch2
  * and is added (the primitives overwrite their outputs). */
-static dd_status dn_fwd(dd_layer_exec *e, const float *x, const float *w, const float *b, float *y) {
+static dd_status dn_fwd(dd_layer_exec *e, const float *x, const float *w, const float *b,
+                        float *y) {
     if (e->conv) return dd_dnnl_conv_forward(e->conv, x, w, b, y);
     return dd_dnnl_linear_forward(e->lin, x, w, b, y);
 }
@@ -275,8 +287,8 @@ static dd_status k_bwd_data(dd_layer_exec *e, const float *dy1, const float *w1,
 }
 
 // dw = x1 ⋆ dy1 + x2 ⋆ dy2; db = Σ dy1 only (db may be NULL).
-static dd_status k_bwd_weights(dd_layer_exec *e, const float *x1, const float *dy1,
-                               const float *x2, const float *dy2, float *dw, float *db) {
+static dd_status k_bwd_weights(dd_layer_exec *e, const float *x1, const float *dy1, const float *x2,
+                               const float *dy2, float *dw, float *db) {
     if (e->conv || e->lin) {
         DD_TRY(dn_bwd_weights(e, x1, dy1, dw, db));
         if (x2 && dy2) {
@@ -297,7 +309,7 @@ dd_status dd_dense_exec_init(dd_layer_exec *e, struct dd_dnnl *dnnl) {
     if (e->backend == DD_BACKEND_ONEDNN && dnnl) {
         dd_status s;
         if (L->kind == DD_OP_CONV) {
-            dd_dnnl_conv_shape cs = {e->batch, L->in_c,     L->in_h, L->in_w,
+            dd_dnnl_conv_shape cs = {e->batch, L->in_c,   L->in_h,   L->in_w,
                                      L->out_c, L->kernel, L->stride, L->pad};
             s = dd_dnnl_conv_create(dnnl, &cs, &e->conv);
         } else {

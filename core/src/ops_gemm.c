@@ -12,7 +12,9 @@ static inline v8 ld8(const float *p) {
     return v;
 }
 
-static inline void st8(float *p, v8 v) { memcpy(p, &v, sizeof v); }
+static inline void st8(float *p, v8 v) {
+    memcpy(p, &v, sizeof v);
+}
 
 static inline float hsum8(v8 v) {
     return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
@@ -50,10 +52,18 @@ static void nn_block(int mr, int nn, int K, const float *A, ptrdiff_t sam, ptrdi
     int j = 0;
     for (; j + 16 <= nn; j += 16) {
         switch (mr) {
-        case 4: nn_tile(4, K, A, sam, sak, B + j, ldb, C + j, ldc); break;
-        case 3: nn_tile(3, K, A, sam, sak, B + j, ldb, C + j, ldc); break;
-        case 2: nn_tile(2, K, A, sam, sak, B + j, ldb, C + j, ldc); break;
-        default: nn_tile(1, K, A, sam, sak, B + j, ldb, C + j, ldc); break;
+        case 4:
+            nn_tile(4, K, A, sam, sak, B + j, ldb, C + j, ldc);
+            break;
+        case 3:
+            nn_tile(3, K, A, sam, sak, B + j, ldb, C + j, ldc);
+            break;
+        case 2:
+            nn_tile(2, K, A, sam, sak, B + j, ldb, C + j, ldc);
+            break;
+        default:
+            nn_tile(1, K, A, sam, sak, B + j, ldb, C + j, ldc);
+            break;
         }
     }
     if (j < nn) {
@@ -62,14 +72,15 @@ static void nn_block(int mr, int nn, int K, const float *A, ptrdiff_t sam, ptrdi
             for (int k = 0; k < K; k++) {
                 float a = A[i * sam + k * sak];
                 const float *b = B + (ptrdiff_t)k * ldb;
-                for (int jj = j; jj < nn; jj++) c[jj] += a * b[jj];
+                for (int jj = j; jj < nn; jj++)
+                    c[jj] += a * b[jj];
             }
         }
     }
 }
 
-void dd_gemm_acc(int M, int N, int K, const float *A, ptrdiff_t sam, ptrdiff_t sak,
-                 const float *B, int ldb, float *C, int ldc, int parallel) {
+void dd_gemm_acc(int M, int N, int K, const float *A, ptrdiff_t sam, ptrdiff_t sak, const float *B,
+                 int ldb, float *C, int ldc, int parallel) {
     if (M <= 0 || N <= 0 || K <= 0) return;
     const int mblocks = (M + 3) / 4, nblocks = (N + NN_NB - 1) / NN_NB;
     const int par = parallel && (double)M * N * K > 1e5 && mblocks * nblocks > 1;
@@ -104,21 +115,23 @@ static void nt_tile(int mr, int nr, int K, const float *A, int lda, const float 
         for (; k + 8 <= K; k += 8) {
             for (int i = 0; i < mr; i++) {
                 v8 a = ld8(A + (ptrdiff_t)i * lda + k);
-                for (int j = 0; j < nr; j++) acc[i][j] += a * ld8(B + (ptrdiff_t)j * ldb + k);
+                for (int j = 0; j < nr; j++)
+                    acc[i][j] += a * ld8(B + (ptrdiff_t)j * ldb + k);
             }
         }
     }
     for (int i = 0; i < mr; i++) {
         for (int j = 0; j < nr; j++) {
             float s = hsum8(acc[i][j]);
-            for (int kk = k; kk < K; kk++) s += A[(ptrdiff_t)i * lda + kk] * B[(ptrdiff_t)j * ldb + kk];
+            for (int kk = k; kk < K; kk++)
+                s += A[(ptrdiff_t)i * lda + kk] * B[(ptrdiff_t)j * ldb + kk];
             C[(ptrdiff_t)i * ldc + j] += s;
         }
     }
 }
 
-void dd_gemm_nt_acc(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
-                    float *C, int ldc, int parallel) {
+void dd_gemm_nt_acc(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                    int ldc, int parallel) {
     if (M <= 0 || N <= 0 || K <= 0) return;
     const int mblocks = (M + 1) / 2, nblocks = (N + 3) / 4;
     const int par = parallel && (double)M * N * K > 1e5;

@@ -31,8 +31,12 @@ static lrn_dims lrn_dims_of(const dd_layer *L) {
     return d;
 }
 
-static inline int imax(int a, int b) { return a > b ? a : b; }
-static inline int imin(int a, int b) { return a < b ? a : b; }
+static inline int imax(int a, int b) {
+    return a > b ? a : b;
+}
+static inline int imin(int a, int b) {
+    return a < b ? a : b;
+}
 
 // out[c] = Σ_{c'∈[c−lo, c+hi]} in[c'] per position (planes of M floats).
 static void channel_window_sum(const lrn_dims *d, int lo, int hi, const float *in, float *out) {
@@ -41,7 +45,8 @@ static void channel_window_sum(const lrn_dims *d, int lo, int hi, const float *i
         memset(o, 0, (size_t)d->M * sizeof *o);
         for (int c2 = imax(0, c - lo); c2 <= imin(d->C - 1, c + hi); c2++) {
             const float *ip = in + (size_t)c2 * d->M;
-            for (int m = 0; m < d->M; m++) o[m] += ip[m];
+            for (int m = 0; m < d->M; m++)
+                o[m] += ip[m];
         }
     }
 }
@@ -63,7 +68,8 @@ void dd_lrn_forward(const dd_layer_exec *e, const float *x, float *y, float *aux
     for (int64_t n = 0; n < e->batch; n++) {
         float *sq = thread_buf(e, per);
         const float *xn = x + (size_t)n * sz;
-        for (size_t i = 0; i < sz; i++) sq[i] = xn[i] * xn[i];
+        for (size_t i = 0; i < sz; i++)
+            sq[i] = xn[i] * xn[i];
         float *sn = S + (size_t)n * sz, *qn = Q + (size_t)n * sz, *yn = y + (size_t)n * sz;
         channel_window_sum(&d, d.lo, d.hi, sq, sn);
         for (size_t i = 0; i < sz; i++) {
@@ -85,7 +91,8 @@ void dd_lrn_backward(const dd_layer_exec *e, const float *x, const float *aux, c
         float *t = thread_buf(e, per), *U = t + sz;
         const size_t off = (size_t)n * sz;
         // t_c = dy_c x_c s_c^{-β-1};  dx_j = dy_j q_j − 2aβ x_j Σ_{c∈T(j)} t_c
-        for (size_t i = 0; i < sz; i++) t[i] = dy[off + i] * x[off + i] * Q[off + i] / S[off + i];
+        for (size_t i = 0; i < sz; i++)
+            t[i] = dy[off + i] * x[off + i] * Q[off + i] / S[off + i];
         channel_window_sum(&d, d.hi, d.lo, t, U);
         for (size_t i = 0; i < sz; i++)
             dx[off + i] = dy[off + i] * Q[off + i] - c2 * x[off + i] * U[i];
@@ -106,14 +113,15 @@ void dd_lrn_jvp(const dd_layer_exec *e, const float *x, const float *aux, const 
     for (int64_t n = 0; n < e->batch; n++) {
         float *t = thread_buf(e, per);
         const size_t off = (size_t)n * sz;
-        for (size_t i = 0; i < sz; i++) t[i] = x[off + i] * xd[off + i];
+        for (size_t i = 0; i < sz; i++)
+            t[i] = x[off + i] * xd[off + i];
         float *sd = auxd + off;
         channel_window_sum(&d, d.lo, d.hi, t, sd);
         // ṡ = 2a Σ x ẋ;  ẏ = ẋ q − β x q ṡ / s
         for (size_t i = 0; i < sz; i++) {
             sd[i] *= 2.0f * d.a;
-            yd[off + i] = xd[off + i] * Q[off + i] -
-                          d.beta * x[off + i] * Q[off + i] * sd[i] / S[off + i];
+            yd[off + i] =
+                xd[off + i] * Q[off + i] - d.beta * x[off + i] * Q[off + i] * sd[i] / S[off + i];
         }
     }
 }
@@ -176,10 +184,12 @@ void dd_inorm_forward(const dd_layer_exec *e, const float *x, const float *w, fl
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *xp = x + (size_t)pl * M;
         double s = 0.0;
-        for (size_t i = 0; i < M; i++) s += xp[i];
+        for (size_t i = 0; i < M; i++)
+            s += xp[i];
         const double mu = s / (double)M;
         double v = 0.0;
-        for (size_t i = 0; i < M; i++) v += ((double)xp[i] - mu) * ((double)xp[i] - mu);
+        for (size_t i = 0; i < M; i++)
+            v += ((double)xp[i] - mu) * ((double)xp[i] - mu);
         const float inv = (float)(1.0 / sqrt(v / (double)M + (double)L->eps));
         const int c = (int)(pl % C);
         float *hp = xh + (size_t)pl * M, *yp = y + (size_t)pl * M;
@@ -200,7 +210,8 @@ static void inorm_proj(size_t M, float inv, const float *xh, const float *g, flo
         m2 += (double)g[i] * xh[i];
     }
     const float a = (float)(m1 / (double)M), b = (float)(m2 / (double)M);
-    for (size_t i = 0; i < M; i++) out[i] = inv * (g[i] - a - xh[i] * b);
+    for (size_t i = 0; i < M; i++)
+        out[i] = inv * (g[i] - a - xh[i] * b);
 }
 
 static void reduce_param_partials(const dd_layer_exec *e, const float *part, float *dw) {
@@ -264,7 +275,8 @@ void dd_inorm_jvp(const dd_layer_exec *e, const float *aux, const float *w, cons
             const float *xdp = xd + (size_t)pl * M;
             // x̂̇ = inv (ẋ − mean ẋ − x̂ mean(x̂ ẋ)),  inv̇/inv = −inv mean(x̂ ẋ)
             double m2 = 0.0;
-            for (size_t i = 0; i < M; i++) m2 += (double)hp[i] * xdp[i];
+            for (size_t i = 0; i < M; i++)
+                m2 += (double)hp[i] * xdp[i];
             rho[pl] = -inv * (float)(m2 / (double)M);
             inorm_proj(M, inv, hp, xdp, hdp);
         } else {
@@ -272,7 +284,8 @@ void dd_inorm_jvp(const dd_layer_exec *e, const float *aux, const float *w, cons
             memset(hdp, 0, M * sizeof *hdp);
         }
         // ẏ = γ̇ x̂ + γ x̂̇ + β̇
-        for (size_t i = 0; i < M; i++) ydp[i] = wd[c] * hp[i] + w[c] * hdp[i] + wd[C + c];
+        for (size_t i = 0; i < M; i++)
+            ydp[i] = wd[c] * hp[i] + w[c] * hdp[i] + wd[C + c];
     }
 }
 

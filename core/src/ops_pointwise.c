@@ -8,22 +8,27 @@
 
 #define PAR_MIN 32768
 
-static size_t n_out(const dd_layer_exec *e) { return (size_t)e->batch * dd_layer_out_size(e->L); }
+static size_t n_out(const dd_layer_exec *e) {
+    return (size_t)e->batch * dd_layer_out_size(e->L);
+}
 
 void dd_act_forward(const dd_layer_exec *e, const float *x, float *y) {
     const size_t n = n_out(e);
     switch (e->L->kind) {
     case DD_OP_RELU:
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-        for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        for (size_t i = 0; i < n; i++)
+            y[i] = x[i] > 0.0f ? x[i] : 0.0f;
         break;
     case DD_OP_TANH:
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-        for (size_t i = 0; i < n; i++) y[i] = tanhf(x[i]);
+        for (size_t i = 0; i < n; i++)
+            y[i] = tanhf(x[i]);
         break;
     default:
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-        for (size_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
+        for (size_t i = 0; i < n; i++)
+            y[i] = 1.0f / (1.0f + expf(-x[i]));
         break;
     }
 }
@@ -40,7 +45,8 @@ void dd_act_backward(const dd_layer_exec *e, const float *x, const float *y, con
     const size_t n = n_out(e);
     const dd_op_kind k = e->L->kind;
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-    for (size_t i = 0; i < n; i++) dx[i] = dy[i] * dact(k, x[i], y[i]);
+    for (size_t i = 0; i < n; i++)
+        dx[i] = dy[i] * dact(k, x[i], y[i]);
 }
 
 void dd_act_jvp(const dd_layer_exec *e, const float *x, const float *y, const float *xd,
@@ -52,7 +58,8 @@ void dd_act_jvp(const dd_layer_exec *e, const float *x, const float *y, const fl
         return;
     }
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-    for (size_t i = 0; i < n; i++) yd[i] = xd[i] * dact(k, x[i], y[i]);
+    for (size_t i = 0; i < n; i++)
+        yd[i] = xd[i] * dact(k, x[i], y[i]);
 }
 
 void dd_act_tbwd(const dd_layer_exec *e, const float *x, const float *y, const float *xd,
@@ -62,7 +69,8 @@ void dd_act_tbwd(const dd_layer_exec *e, const float *x, const float *y, const f
     if (k == DD_OP_RELU || !yd) {
         // relu is piecewise linear: its second derivative vanishes a.e.
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-        for (size_t i = 0; i < n; i++) dxd[i] = dyd[i] * dact(k, x[i], y[i]);
+        for (size_t i = 0; i < n; i++)
+            dxd[i] = dyd[i] * dact(k, x[i], y[i]);
         return;
     }
     if (k == DD_OP_TANH) {
@@ -117,7 +125,8 @@ void dd_pool_forward(const dd_layer_exec *e, const float *x, float *y, float *au
                 } else {
                     float sum = 0.0f;
                     for (int h = h0; h < h1; h++)
-                        for (int w = w0; w < w1; w++) sum += xp[h * W + w];
+                        for (int w = w0; w < w1; w++)
+                            sum += xp[h * W + w];
                     // count_include_pad: the divisor is always k², so the op is linear
                     // with one fixed matrix.
                     yp[oh * OW + ow] = sum * inv;
@@ -143,7 +152,8 @@ void dd_pool_backward(const dd_layer_exec *e, const float *aux, const float *dy,
         memset(dxp, 0, in * sizeof *dxp);
         if (is_max) {
             const int32_t *ap = arg + (size_t)pl * out;
-            for (size_t o = 0; o < out; o++) dxp[ap[o]] += dyp[o];
+            for (size_t o = 0; o < out; o++)
+                dxp[ap[o]] += dyp[o];
             continue;
         }
         for (int oh = 0; oh < OH; oh++) {
@@ -156,7 +166,8 @@ void dd_pool_backward(const dd_layer_exec *e, const float *aux, const float *dy,
                 if (w1 > W) w1 = W;
                 float g = dyp[oh * OW + ow] * inv;
                 for (int h = h0; h < h1; h++)
-                    for (int w = w0; w < w1; w++) dxp[h * W + w] += g;
+                    for (int w = w0; w < w1; w++)
+                        dxp[h * W + w] += g;
             }
         }
     }
@@ -181,6 +192,7 @@ void dd_pool_jvp(const dd_layer_exec *e, const float *aux, const float *xd, floa
         const float *xp = xd + (size_t)pl * in;
         const int32_t *ap = arg + (size_t)pl * out;
         float *yp = yd + (size_t)pl * out;
-        for (size_t o = 0; o < out; o++) yp[o] = xp[ap[o]];
+        for (size_t o = 0; o < out; o++)
+            yp[o] = xp[ap[o]];
     }
 }

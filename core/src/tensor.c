@@ -30,12 +30,15 @@ float *dd_alloc_floats(size_t n) {
     return (float *)dd_alloc_aligned(n * sizeof(float));
 }
 
-void dd_free(void *p) { free(p); }
+void dd_free(void *p) {
+    free(p);
+}
 
 dd_status dd_tensor_create(int ndim, const int64_t *dims, dd_tensor **out) {
     *out = NULL;
     if (ndim < 0 || ndim > DD_MAX_DIMS)
-        return dd_error_set(DD_ERR_INVALID, "tensor: %d dimensions (at most %d)", ndim, DD_MAX_DIMS);
+        return dd_error_set(DD_ERR_INVALID, "tensor: %d dimensions (at most %d)", ndim,
+                            DD_MAX_DIMS);
     if (ndim > 0 && !dims) return dd_error_set(DD_ERR_INVALID, "tensor: dims is NULL");
     size_t numel = 1;
     for (int i = 0; i < ndim; i++) {
@@ -54,7 +57,8 @@ dd_status dd_tensor_create(int ndim, const int64_t *dims, dd_tensor **out) {
         return DD_ERR_NOMEM;
     }
     t->ndim = ndim;
-    for (int i = 0; i < ndim; i++) t->dims[i] = dims[i];
+    for (int i = 0; i < ndim; i++)
+        t->dims[i] = dims[i];
     t->numel = numel;
     *out = t;
     return DD_OK;

@@ -40,7 +40,8 @@ int compute_check_hvp(dd_model *m, int64_t batch, int soft, double eps, uint64_t
             ysoft[b * K + k] = u;
             s += u;
         }
-        for (int k = 0; k < K; k++) ysoft[b * K + k] /= s;
+        for (int k = 0; k < K; k++)
+            ysoft[b * K + k] /= s;
     }
     dd_labels y = soft ? (dd_labels){NULL, ysoft} : (dd_labels){yhard, NULL};
     double rms = compute_norm(theta, P) / sqrt((double)P);
@@ -63,10 +64,12 @@ int compute_check_hvp(dd_model *m, int64_t batch, int soft, double eps, uint64_t
     const uint64_t base = dd_model_pattern_hash(m, batch);
     out->kink_free = 0;
     for (int attempt = 0; attempt < 6; attempt++, eps /= 3.0) {
-        for (size_t i = 0; i < P; i++) tp[i] = (float)(theta[i] + eps * v[i]);
+        for (size_t i = 0; i < P; i++)
+            tp[i] = (float)(theta[i] + eps * v[i]);
         if (dd_model_loss_grad(m, tp, x, batch, y, NULL, gp, gxp, NULL) != DD_OK) goto done;
         uint64_t hp = dd_model_pattern_hash(m, batch);
-        for (size_t i = 0; i < P; i++) tp[i] = (float)(theta[i] - eps * v[i]);
+        for (size_t i = 0; i < P; i++)
+            tp[i] = (float)(theta[i] - eps * v[i]);
         if (dd_model_loss_grad(m, tp, x, batch, y, NULL, gm, gxm, NULL) != DD_OK) goto done;
         uint64_t hm = dd_model_pattern_hash(m, batch);
         if (hp == base && hm == base) {
@@ -75,9 +78,11 @@ int compute_check_hvp(dd_model *m, int64_t batch, int soft, double eps, uint64_t
         }
     }
     out->eps_used = eps;
-    for (size_t i = 0; i < P; i++) fd[i] = ((double)gp[i] - gm[i]) / (2.0 * eps);
+    for (size_t i = 0; i < P; i++)
+        fd[i] = ((double)gp[i] - gm[i]) / (2.0 * eps);
     out->hv = compute_rel_err_d(hv, fd, P, 1e-12);
-    for (size_t i = 0; i < X; i++) fd[i] = ((double)gxp[i] - gxm[i]) / (2.0 * eps);
+    for (size_t i = 0; i < X; i++)
+        fd[i] = ((double)gxp[i] - gxm[i]) / (2.0 * eps);
     out->mixed_x = compute_rel_err_d(mx, fd, X, 1e-12);
 
     out->mixed_y = -1.0;

@@ -71,13 +71,15 @@ void compute_fill_normal(float *x, size_t n, float std, uint64_t seed) {
 
 double compute_norm(const float *a, size_t n) {
     double s = 0.0;
-    for (size_t i = 0; i < n; i++) s += (double)a[i] * a[i];
+    for (size_t i = 0; i < n; i++)
+        s += (double)a[i] * a[i];
     return sqrt(s);
 }
 
 double compute_dot(const float *a, const float *b, size_t n) {
     double s = 0.0;
-    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    for (size_t i = 0; i < n; i++)
+        s += (double)a[i] * b[i];
     return s;
 }
 

@@ -52,21 +52,25 @@ static void fx_init(fixture *f, dd_model *m, int64_t B) {
     f->K = dd_model_output_dim(m);
     f->theta = dd_alloc_floats(f->P), f->v = dd_alloc_floats(f->P), f->g = dd_alloc_floats(f->P);
     f->tmp = dd_alloc_floats(f->P);
-    f->x = dd_alloc_floats(B * f->D), f->gx = dd_alloc_floats(B * f->D), f->tx = dd_alloc_floats(B * f->D);
+    f->x = dd_alloc_floats(B * f->D), f->gx = dd_alloc_floats(B * f->D),
+    f->tx = dd_alloc_floats(B * f->D);
     f->logits = dd_alloc_floats(B * f->K), f->ysoft = dd_alloc_floats(B * f->K);
     assert_int_equal(dd_model_init_params(m, f->theta, "xavier", 1.0f, 1), DD_OK);
-    for (size_t i = 0; i < f->P; i++) f->theta[i] += 0.01f * (float)((i * 7) % 5);
+    for (size_t i = 0; i < f->P; i++)
+        f->theta[i] += 0.01f * (float)((i * 7) % 5);
     compute_fill_normal(f->x, B * f->D, 1.0f, 2);
     compute_fill_normal(f->v, f->P, 0.1f, 3);
     for (int64_t b = 0; b < B; b++) {
         f->y[b] = (int32_t)((b * 3 + 1) % f->K);
-        for (int k = 0; k < f->K; k++) f->ysoft[b * f->K + k] = (float)(k + b + 1) / (float)(f->K * (f->K + 1) / 2 + b * f->K);
+        for (int k = 0; k < f->K; k++)
+            f->ysoft[b * f->K + k] = (float)(k + b + 1) / (float)(f->K * (f->K + 1) / 2 + b * f->K);
     }
 }
 
 static void fx_fini(fixture *f) {
     float *all[] = {f->theta, f->x, f->v, f->g, f->gx, f->tmp, f->tx, f->logits, f->ysoft};
-    for (size_t i = 0; i < sizeof all / sizeof *all; i++) dd_free(all[i]);
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        dd_free(all[i]);
     dd_model_destroy(f->m);
 }
 
@@ -82,20 +86,25 @@ static void check_gradients(dd_backend be, dd_loss_kind lk, int soft) {
     fx_init(&f, smooth_model(be, lk), 3);
     dd_labels y = soft ? (dd_labels){NULL, f.ysoft} : (dd_labels){f.y, NULL};
     double l0;
-    assert_int_equal(dd_model_loss_grad(f.m, f.theta, f.x, f.B, y, &l0, f.g, f.gx, f.logits), DD_OK);
+    assert_int_equal(dd_model_loss_grad(f.m, f.theta, f.x, f.B, y, &l0, f.g, f.gx, f.logits),
+                     DD_OK);
     const double eps = 1e-2;
-    for (size_t i = 0; i < f.P; i++) f.tmp[i] = f.theta[i] + (float)(eps * f.v[i]);
+    for (size_t i = 0; i < f.P; i++)
+        f.tmp[i] = f.theta[i] + (float)(eps * f.v[i]);
     double lp = loss_at(&f, f.tmp, f.x, y);
-    for (size_t i = 0; i < f.P; i++) f.tmp[i] = f.theta[i] - (float)(eps * f.v[i]);
+    for (size_t i = 0; i < f.P; i++)
+        f.tmp[i] = f.theta[i] - (float)(eps * f.v[i]);
     double lm = loss_at(&f, f.tmp, f.x, y);
     double fd = (lp - lm) / (2 * eps), an = compute_dot(f.g, f.v, f.P);
     if (fabs(fd - an) > 2e-3 * (fabs(an) + 1e-3))
         fail_msg("dθ: fd %.7g vs %.7g (loss %d soft %d)", fd, an, (int)lk, soft);
     float *u = dd_alloc_floats(f.B * f.D);
     compute_fill_normal(u, f.B * f.D, 1.0f, 9);
-    for (size_t i = 0; i < f.B * f.D; i++) f.tx[i] = f.x[i] + (float)(eps * u[i]);
+    for (size_t i = 0; i < f.B * f.D; i++)
+        f.tx[i] = f.x[i] + (float)(eps * u[i]);
     lp = loss_at(&f, f.theta, f.tx, y);
-    for (size_t i = 0; i < f.B * f.D; i++) f.tx[i] = f.x[i] - (float)(eps * u[i]);
+    for (size_t i = 0; i < f.B * f.D; i++)
+        f.tx[i] = f.x[i] - (float)(eps * u[i]);
     lm = loss_at(&f, f.theta, f.tx, y);
     fd = (lp - lm) / (2 * eps), an = compute_dot(f.gx, u, f.B * f.D);
     if (fabs(fd - an) > 2e-3 * (fabs(an) + 1e-3)) fail_msg("dx: fd %.7g vs %.7g", fd, an);
@@ -127,13 +136,16 @@ static void test_loss_values(void **state) {
         float x[4] = {1, 2, -1, 0.5f};
         int32_t y[2] = {2, 0};
         double loss, expect = 0;
-        assert_int_equal(dd_model_loss_grad(m, theta, x, 2, (dd_labels){y, NULL}, &loss, NULL, NULL, NULL), DD_OK);
+        assert_int_equal(
+            dd_model_loss_grad(m, theta, x, 2, (dd_labels){y, NULL}, &loss, NULL, NULL, NULL),
+            DD_OK);
         for (int b = 0; b < 2; b++) {
             double z[3];
             for (int k = 0; k < 3; k++)
                 z[k] = theta[2 * k] * x[2 * b] + theta[2 * k + 1] * x[2 * b + 1] + theta[6 + k];
             if (lk == DD_LOSS_MSE) {
-                for (int k = 0; k < 3; k++) expect += 0.5 * pow(z[k] - (k == y[b]), 2) / 2;
+                for (int k = 0; k < 3; k++)
+                    expect += 0.5 * pow(z[k] - (k == y[b]), 2) / 2;
             } else {
                 double se = exp(z[0]) + exp(z[1]) + exp(z[2]);
                 expect += (log(se) - z[y[b]]) / 2;
@@ -155,13 +167,15 @@ static void test_consistency(void **state) {
     float *g2 = dd_alloc_floats(f.P), *gx2 = dd_alloc_floats(f.B * f.D), *hv = dd_alloc_floats(f.P);
     float *hv2 = dd_alloc_floats(f.P), *v2 = dd_alloc_floats(f.P), *mx = dd_alloc_floats(f.B * f.D);
     float *mx2 = dd_alloc_floats(f.B * f.D);
-    assert_int_equal(dd_model_loss_grad(f.m, f.theta, f.x, f.B, y, &l0, f.g, f.gx, f.logits), DD_OK);
+    assert_int_equal(dd_model_loss_grad(f.m, f.theta, f.x, f.B, y, &l0, f.g, f.gx, f.logits),
+                     DD_OK);
     assert_int_equal(dd_model_forward(f.m, f.theta, f.x, f.B, z), DD_OK);
     assert_memory_equal(z, f.logits, f.B * f.K * sizeof(float));
     // dlogits of mean cross-entropy: (softmax − onehot) / B
     for (int64_t b = 0; b < f.B; b++) {
         double se = 0;
-        for (int k = 0; k < f.K; k++) se += exp(z[b * f.K + k]);
+        for (int k = 0; k < f.K; k++)
+            se += exp(z[b * f.K + k]);
         for (int k = 0; k < f.K; k++)
             dz[b * f.K + k] = (float)((exp(z[b * f.K + k]) / se - (k == f.y[b])) / f.B);
     }
@@ -171,16 +185,22 @@ static void test_consistency(void **state) {
     // hvp is linear in v: H(2v − v') = 2 Hv − Hv'
     compute_fill_normal(v2, f.P, 0.1f, 11);
     assert_int_equal(dd_model_hvp(f.m, f.theta, f.x, f.B, y, f.v, hv, mx, NULL, NULL, NULL), DD_OK);
-    assert_int_equal(dd_model_hvp(f.m, f.theta, f.x, f.B, y, v2, hv2, mx2, NULL, NULL, NULL), DD_OK);
-    for (size_t i = 0; i < f.P; i++) f.tmp[i] = 2 * f.v[i] - v2[i];
+    assert_int_equal(dd_model_hvp(f.m, f.theta, f.x, f.B, y, v2, hv2, mx2, NULL, NULL, NULL),
+                     DD_OK);
+    for (size_t i = 0; i < f.P; i++)
+        f.tmp[i] = 2 * f.v[i] - v2[i];
     float *hv3 = dd_alloc_floats(f.P), *mx3 = dd_alloc_floats(f.B * f.D);
-    assert_int_equal(dd_model_hvp(f.m, f.theta, f.x, f.B, y, f.tmp, hv3, mx3, NULL, NULL, NULL), DD_OK);
-    for (size_t i = 0; i < f.P; i++) hv2[i] = 2 * hv[i] - hv2[i];
-    for (size_t i = 0; i < f.B * f.D; i++) mx2[i] = 2 * mx[i] - mx2[i];
+    assert_int_equal(dd_model_hvp(f.m, f.theta, f.x, f.B, y, f.tmp, hv3, mx3, NULL, NULL, NULL),
+                     DD_OK);
+    for (size_t i = 0; i < f.P; i++)
+        hv2[i] = 2 * hv[i] - hv2[i];
+    for (size_t i = 0; i < f.B * f.D; i++)
+        mx2[i] = 2 * mx[i] - mx2[i];
     assert_true(compute_rel_err(hv3, hv2, f.P, 1e-9) < 1e-4);
     assert_true(compute_rel_err(mx3, mx2, f.B * f.D, 1e-9) < 1e-4);
     // symmetry of the Hessian: ⟨v', H v⟩ = ⟨v, H v'⟩
-    assert_int_equal(dd_model_hvp(f.m, f.theta, f.x, f.B, y, v2, hv2, NULL, NULL, NULL, NULL), DD_OK);
+    assert_int_equal(dd_model_hvp(f.m, f.theta, f.x, f.B, y, v2, hv2, NULL, NULL, NULL, NULL),
+                     DD_OK);
     double a = compute_dot(v2, hv, f.P), b = compute_dot(f.v, hv2, f.P);
     assert_true(fabs(a - b) < 1e-4 * (fabs(a) + fabs(b)) + 1e-7);
     dd_free(z), dd_free(dz), dd_free(g2), dd_free(gx2), dd_free(hv), dd_free(hv2), dd_free(v2);
@@ -200,22 +220,27 @@ static void test_workspace_cache(void **state) {
     for (int round = 0; round < 2; round++) {
         for (int64_t B = 1; B <= 4; B++) {
             double l;
-            assert_int_equal(dd_model_loss_grad(f.m, f.theta, f.x, B, lab, &l, f.g, NULL, NULL), DD_OK);
+            assert_int_equal(dd_model_loss_grad(f.m, f.theta, f.x, B, lab, &l, f.g, NULL, NULL),
+                             DD_OK);
             double hl;
-            assert_int_equal(dd_model_hvp(f.m, f.theta, f.x, B, lab, f.v, f.tmp, NULL, NULL, NULL, &hl), DD_OK);
+            assert_int_equal(
+                dd_model_hvp(f.m, f.theta, f.x, B, lab, f.v, f.tmp, NULL, NULL, NULL, &hl), DD_OK);
             if (round == 0) {
                 first[B - 1][0] = l;
                 first[B - 1][1] = compute_dot(f.tmp, f.v, f.P);
             } else {
                 assert_true(l == first[B - 1][0]);
-                assert_true(fabs(compute_dot(f.tmp, f.v, f.P) - first[B - 1][1]) <= 1e-6 * fabs(first[B - 1][1]));
+                assert_true(fabs(compute_dot(f.tmp, f.v, f.P) - first[B - 1][1]) <=
+                            1e-6 * fabs(first[B - 1][1]));
             }
             assert_true(hl == l);
         }
         // a fifth batch size evicts one of the four cached workspaces
         float *x5 = dd_alloc_floats(5 * f.D);
         int32_t y5[5] = {0, 1, 2, 3, 4};
-        assert_int_equal(dd_model_loss_grad(f.m, f.theta, x5, 5, (dd_labels){y5, NULL}, NULL, gref, NULL, NULL), DD_OK);
+        assert_int_equal(
+            dd_model_loss_grad(f.m, f.theta, x5, 5, (dd_labels){y5, NULL}, NULL, gref, NULL, NULL),
+            DD_OK);
         dd_free(x5);
     }
     dd_free(gref);
@@ -261,10 +286,13 @@ static void test_init_schemes(void **state) {
             if (fabs(var / expect - 1.0) > 0.08)
                 fail_msg("%s layer %d: variance %.4g expected %.4g", s[i].scheme, j, var, expect);
             if (s[i].uniform) assert_true(mx <= sqrt(3 * expect) * 1.0001);
-            for (size_t k = 0; k < Ls[j]->n_bias; k++) assert_true(w[Ls[j]->n_weight + k] == 0.0f);
+            for (size_t k = 0; k < Ls[j]->n_bias; k++)
+                assert_true(w[Ls[j]->n_weight + k] == 0.0f);
         }
-        for (size_t k = 0; k < norm->n_weight; k++) assert_true(t[norm->param_off + k] == 1.0f);
-        for (size_t k = 0; k < norm->n_bias; k++) assert_true(t[norm->param_off + norm->n_weight + k] == 0.0f);
+        for (size_t k = 0; k < norm->n_weight; k++)
+            assert_true(t[norm->param_off + k] == 1.0f);
+        for (size_t k = 0; k < norm->n_bias; k++)
+            assert_true(t[norm->param_off + norm->n_weight + k] == 0.0f);
         assert_int_equal(dd_model_init_params(m, t2, s[i].scheme, gain, 5), DD_OK);
         assert_memory_equal(t, t2, P * sizeof(float));
         assert_int_equal(dd_model_init_params(m, t2, s[i].scheme, gain, 6), DD_OK);
@@ -282,15 +310,28 @@ static void test_errors(void **state) {
     fx_init(&f, smooth_model(DD_BACKEND_REFERENCE, DD_LOSS_CROSS_ENTROPY), 2);
     int32_t bad[2] = {0, 5};
     double l;
-    assert_int_equal(dd_model_loss_grad(f.m, f.theta, f.x, 2, (dd_labels){bad, NULL}, &l, f.g, NULL, NULL), DD_ERR_INVALID);
+    assert_int_equal(
+        dd_model_loss_grad(f.m, f.theta, f.x, 2, (dd_labels){bad, NULL}, &l, f.g, NULL, NULL),
+        DD_ERR_INVALID);
     assert_non_null(strstr(dd_error_message(), "label 5"));
-    assert_int_equal(dd_model_loss_grad(f.m, f.theta, f.x, 2, (dd_labels){f.y, f.ysoft}, &l, f.g, NULL, NULL), DD_ERR_INVALID);
-    assert_int_equal(dd_model_loss_grad(f.m, f.theta, f.x, 0, (dd_labels){f.y, NULL}, &l, f.g, NULL, NULL), DD_ERR_INVALID);
-    assert_int_equal(dd_model_hvp(f.m, f.theta, f.x, 2, (dd_labels){f.y, NULL}, f.v, f.g, NULL, f.tmp, NULL, NULL), DD_ERR_INVALID);
-    assert_int_equal(dd_model_hvp(f.m, f.theta, f.x, 2, (dd_labels){f.y, NULL}, NULL, f.g, NULL, NULL, NULL, NULL), DD_ERR_INVALID);
+    assert_int_equal(
+        dd_model_loss_grad(f.m, f.theta, f.x, 2, (dd_labels){f.y, f.ysoft}, &l, f.g, NULL, NULL),
+        DD_ERR_INVALID);
+    assert_int_equal(
+        dd_model_loss_grad(f.m, f.theta, f.x, 0, (dd_labels){f.y, NULL}, &l, f.g, NULL, NULL),
+        DD_ERR_INVALID);
+    assert_int_equal(dd_model_hvp(f.m, f.theta, f.x, 2, (dd_labels){f.y, NULL}, f.v, f.g, NULL,
+                                  f.tmp, NULL, NULL),
+                     DD_ERR_INVALID);
+    assert_int_equal(dd_model_hvp(f.m, f.theta, f.x, 2, (dd_labels){f.y, NULL}, NULL, f.g, NULL,
+                                  NULL, NULL, NULL),
+                     DD_ERR_INVALID);
     // a diverged network is reported, not returned as a number
-    for (size_t i = 0; i < f.P; i++) f.tmp[i] = NAN;
-    assert_int_equal(dd_model_loss_grad(f.m, f.tmp, f.x, 2, (dd_labels){f.y, NULL}, &l, NULL, NULL, NULL), DD_ERR_NUMERIC);
+    for (size_t i = 0; i < f.P; i++)
+        f.tmp[i] = NAN;
+    assert_int_equal(
+        dd_model_loss_grad(f.m, f.tmp, f.x, 2, (dd_labels){f.y, NULL}, &l, NULL, NULL, NULL),
+        DD_ERR_NUMERIC);
     fx_fini(&f);
 
     // graph builder refusals
@@ -308,9 +349,9 @@ static void test_errors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gradients_fd),     cmocka_unit_test(test_loss_values),
-        cmocka_unit_test(test_consistency),      cmocka_unit_test(test_workspace_cache),
-        cmocka_unit_test(test_init_schemes),     cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_gradients_fd), cmocka_unit_test(test_loss_values),
+        cmocka_unit_test(test_consistency),  cmocka_unit_test(test_workspace_cache),
+        cmocka_unit_test(test_init_schemes), cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,8 +45,8 @@ static const model_case cases[] = {
 #define N_CASES (sizeof cases / sizeof cases[0])
 
 static dd_model *create(const model_case *c, dd_backend be) {
-    dd_model *m = compute_model_create(c->plugin, c->kv[0] ? c->kv : NULL, c->c, c->h, c->w,
-                                       c->n_out, be);
+    dd_model *m =
+        compute_model_create(c->plugin, c->kv[0] ? c->kv : NULL, c->c, c->h, c->w, c->n_out, be);
     if (!m) fail_msg("cannot create model %s", c->plugin);
     return m;
 }
@@ -60,7 +60,8 @@ static void check_hvp_fd(dd_backend be) {
             compute_hvp_errors e;
             assert_int_equal(compute_check_hvp(m, c->batch, soft, 1e-3, 7 + i, &e), 0);
             const double tol = c->smooth ? 5e-3 : 6e-2;
-            printf("  %-12s %-9s %s labels: |Hv| %.3g, eps %.2g, err Hv %.2e mixed_x %.2e mixed_y %.2e\n",
+            printf("  %-12s %-9s %s labels: |Hv| %.3g, eps %.2g, err Hv %.2e mixed_x %.2e mixed_y "
+                   "%.2e\n",
                    c->plugin, bn, soft ? "soft" : "hard", e.hv_norm, e.eps_used, e.hv, e.mixed_x,
                    e.mixed_y);
             if (!c->smooth && !e.kink_free)
@@ -126,12 +127,14 @@ static void test_onednn_matches_reference(void **state) {
         const size_t n[5] = {Y, P, X, P, X};
         for (int j = 0; j < 5; j++) {
             double e = compute_rel_err(out[1][j], out[0][j], n[j], 1e-6);
-            if (e > 1e-4) fail_msg("%s: onednn vs reference %s: relative error %.3g", c->plugin, what[j], e);
+            if (e > 1e-4)
+                fail_msg("%s: onednn vs reference %s: relative error %.3g", c->plugin, what[j], e);
         }
         assert_true(fabs(loss[0] - loss[1]) < 1e-5 * (1.0 + fabs(loss[0])));
         assert_true(fabs(loss2[0] - loss[0]) < 1e-9);
         for (int k = 0; k < 2; k++)
-            for (int j = 0; j < 5; j++) dd_free(out[k][j]);
+            for (int j = 0; j < 5; j++)
+                dd_free(out[k][j]);
         dd_free(theta), dd_free(v), dd_free(x);
         dd_model_destroy(r);
         dd_model_destroy(d);

@@ -35,21 +35,51 @@ typedef struct op_case {
     dd_status (*add)(dd_graph *g);
 } op_case;
 
-static dd_status add_conv(dd_graph *g) { return dd_graph_conv2d(g, 4, 3, 1, 1); }
-static dd_status add_conv_s2(dd_graph *g) { return dd_graph_conv2d(g, 5, 3, 2, 0); }
-static dd_status add_conv_k5(dd_graph *g) { return dd_graph_conv2d(g, 3, 5, 1, 2); }
-static dd_status add_linear(dd_graph *g) { return dd_graph_linear(g, 7); }
-static dd_status add_relu(dd_graph *g) { return dd_graph_relu(g); }
-static dd_status add_tanh(dd_graph *g) { return dd_graph_tanh(g); }
-static dd_status add_sigmoid(dd_graph *g) { return dd_graph_sigmoid(g); }
-static dd_status add_maxpool(dd_graph *g) { return dd_graph_maxpool(g, 2, 2, 0); }
-static dd_status add_maxpool3(dd_graph *g) { return dd_graph_maxpool(g, 3, 2, 1); }
-static dd_status add_avgpool(dd_graph *g) { return dd_graph_avgpool(g, 2, 2, 0); }
-static dd_status add_avgpool3(dd_graph *g) { return dd_graph_avgpool(g, 3, 2, 1); }
-static dd_status add_lrn(dd_graph *g) { return dd_graph_lrn(g, 4, 0.5f, 0.75f, 1.0f); }
-static dd_status add_lrn5(dd_graph *g) { return dd_graph_lrn(g, 5, 1.0f, 0.75f, 2.0f); }
-static dd_status add_inorm(dd_graph *g) { return dd_graph_instancenorm(g, 1e-5f); }
-static dd_status add_flatten(dd_graph *g) { return dd_graph_flatten(g); }
+static dd_status add_conv(dd_graph *g) {
+    return dd_graph_conv2d(g, 4, 3, 1, 1);
+}
+static dd_status add_conv_s2(dd_graph *g) {
+    return dd_graph_conv2d(g, 5, 3, 2, 0);
+}
+static dd_status add_conv_k5(dd_graph *g) {
+    return dd_graph_conv2d(g, 3, 5, 1, 2);
+}
+static dd_status add_linear(dd_graph *g) {
+    return dd_graph_linear(g, 7);
+}
+static dd_status add_relu(dd_graph *g) {
+    return dd_graph_relu(g);
+}
+static dd_status add_tanh(dd_graph *g) {
+    return dd_graph_tanh(g);
+}
+static dd_status add_sigmoid(dd_graph *g) {
+    return dd_graph_sigmoid(g);
+}
+static dd_status add_maxpool(dd_graph *g) {
+    return dd_graph_maxpool(g, 2, 2, 0);
+}
+static dd_status add_maxpool3(dd_graph *g) {
+    return dd_graph_maxpool(g, 3, 2, 1);
+}
+static dd_status add_avgpool(dd_graph *g) {
+    return dd_graph_avgpool(g, 2, 2, 0);
+}
+static dd_status add_avgpool3(dd_graph *g) {
+    return dd_graph_avgpool(g, 3, 2, 1);
+}
+static dd_status add_lrn(dd_graph *g) {
+    return dd_graph_lrn(g, 4, 0.5f, 0.75f, 1.0f);
+}
+static dd_status add_lrn5(dd_graph *g) {
+    return dd_graph_lrn(g, 5, 1.0f, 0.75f, 2.0f);
+}
+static dd_status add_inorm(dd_graph *g) {
+    return dd_graph_instancenorm(g, 1e-5f);
+}
+static dd_status add_flatten(dd_graph *g) {
+    return dd_graph_flatten(g);
+}
 
 static const op_case cases[] = {
     {"conv3x3 s1 p1", 3, 6, 5, 2, GEN_NORMAL, add_conv},
@@ -83,15 +113,18 @@ typedef struct harness {
 static void harness_fill_x(harness *H, xgen gen, uint64_t seed) {
     compute_fill_normal(H->x, H->nx, 1.0f, seed);
     if (gen == GEN_AWAY_FROM_ZERO) {
-        for (size_t i = 0; i < H->nx; i++) H->x[i] = copysignf(0.2f + fabsf(H->x[i]), H->x[i]);
+        for (size_t i = 0; i < H->nx; i++)
+            H->x[i] = copysignf(0.2f + fabsf(H->x[i]), H->x[i]);
     } else if (gen == GEN_DISTINCT) {
         // a random permutation of a grid with spacing 0.05: no ties, no near-ties
         int64_t *idx = malloc(H->nx * sizeof *idx);
         assert_non_null(idx);
-        for (size_t i = 0; i < H->nx; i++) idx[i] = (int64_t)i;
+        for (size_t i = 0; i < H->nx; i++)
+            idx[i] = (int64_t)i;
         dd_rng r = dd_rng_make(seed, 5);
         dd_rng_shuffle(&r, idx, H->nx);
-        for (size_t i = 0; i < H->nx; i++) H->x[i] = 0.05f * (float)idx[i] - 0.025f * (float)H->nx;
+        for (size_t i = 0; i < H->nx; i++)
+            H->x[i] = 0.05f * (float)idx[i] - 0.025f * (float)H->nx;
         free(idx);
     }
 }
@@ -116,18 +149,22 @@ static void harness_init(harness *H, const op_case *c, dd_backend be, uint64_t s
     H->na = dd_layer_aux_floats(H->L, c->batch);
     H->nad = dd_layer_auxd_floats(H->L, c->batch);
     float **bx[] = {&H->x, &H->dx, &H->xd, &H->dxd, &H->tx, &H->tdx, &H->tdx2};
-    for (size_t i = 0; i < sizeof bx / sizeof *bx; i++) *bx[i] = must(H->nx);
+    for (size_t i = 0; i < sizeof bx / sizeof *bx; i++)
+        *bx[i] = must(H->nx);
     float **by[] = {&H->y, &H->dy, &H->yd, &H->dyd, &H->ty, &H->tdy};
-    for (size_t i = 0; i < sizeof by / sizeof *by; i++) *by[i] = must(H->ny);
+    for (size_t i = 0; i < sizeof by / sizeof *by; i++)
+        *by[i] = must(H->ny);
     float **bp[] = {&H->w, &H->dw, &H->wd, &H->dwd, &H->tw, &H->tdw, &H->tdw2};
-    for (size_t i = 0; i < sizeof bp / sizeof *bp; i++) *bp[i] = must(H->np);
+    for (size_t i = 0; i < sizeof bp / sizeof *bp; i++)
+        *bp[i] = must(H->np);
     H->aux = must(H->na);
     H->taux = must(H->na);
     H->auxd = must(H->nad);
     harness_fill_x(H, c->gen, seed);
     compute_fill_normal(H->w, H->np, 0.5f, seed + 1);
     if (H->L->kind == DD_OP_INSTNORM)
-        for (size_t i = 0; i < H->L->n_weight; i++) H->w[i] += 1.0f;
+        for (size_t i = 0; i < H->L->n_weight; i++)
+            H->w[i] += 1.0f;
     compute_fill_normal(H->dy, H->ny, 1.0f, seed + 2);
     compute_fill_normal(H->xd, H->nx, 1.0f, seed + 3);
     compute_fill_normal(H->wd, H->np, 1.0f, seed + 4);
@@ -136,19 +173,23 @@ static void harness_init(harness *H, const op_case *c, dd_backend be, uint64_t s
 
 static void harness_fini(harness *H) {
     dd_layer_exec_fini(&H->e);
-    float *all[] = {H->x, H->w, H->y, H->aux, H->auxd, H->dy, H->dx, H->dw, H->xd, H->wd, H->yd,
-                    H->dyd, H->dxd, H->dwd, H->tx, H->tw, H->ty, H->tdy, H->taux, H->tdx, H->tdw,
-                    H->tdx2, H->tdw2};
-    for (size_t i = 0; i < sizeof all / sizeof *all; i++) dd_free(all[i]);
+    float *all[] = {H->x,  H->w,   H->y,    H->aux, H->auxd, H->dy,   H->dx,  H->dw,
+                    H->xd, H->wd,  H->yd,   H->dyd, H->dxd,  H->dwd,  H->tx,  H->tw,
+                    H->ty, H->tdy, H->taux, H->tdx, H->tdw,  H->tdx2, H->tdw2};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        dd_free(all[i]);
     dd_graph_destroy(H->g);
 }
 
 // Perturbed point x + s·xd, w + s·wd, dy + s·dyd (s may be 0); xd_on selects
 // whether the input moves.
 static void perturb(harness *H, double s, int xd_on) {
-    for (size_t i = 0; i < H->nx; i++) H->tx[i] = (float)(H->x[i] + (xd_on ? s * H->xd[i] : 0.0));
-    for (size_t i = 0; i < H->np; i++) H->tw[i] = (float)(H->w[i] + s * H->wd[i]);
-    for (size_t i = 0; i < H->ny; i++) H->tdy[i] = (float)(H->dy[i] + s * H->dyd[i]);
+    for (size_t i = 0; i < H->nx; i++)
+        H->tx[i] = (float)(H->x[i] + (xd_on ? s * H->xd[i] : 0.0));
+    for (size_t i = 0; i < H->np; i++)
+        H->tw[i] = (float)(H->w[i] + s * H->wd[i]);
+    for (size_t i = 0; i < H->ny; i++)
+        H->tdy[i] = (float)(H->dy[i] + s * H->dyd[i]);
 }
 
 static void check_case(const op_case *c, dd_backend be, int xd_on) {
@@ -184,28 +225,32 @@ static void check_case(const op_case *c, dd_backend be, int xd_on) {
 
     // JVP: yd vs (f(+) − f(−)) / 2eps, full vector
     float *fdv = must(H.ny > H.nx ? (H.ny > H.np ? H.ny : H.np) : (H.nx > H.np ? H.nx : H.np));
-    for (size_t i = 0; i < H.ny; i++) fdv[i] = (float)(((double)yp[i] - ym[i]) / (2 * eps));
+    for (size_t i = 0; i < H.ny; i++)
+        fdv[i] = (float)(((double)yp[i] - ym[i]) / (2 * eps));
     double e = compute_rel_err(H.yd, fdv, H.ny, 1e-3);
-    if (e > TOL) fail_msg("%s [%s] JVP: relative error %.3g (xd %s)", c->name, bn, e, xd_on ? "on" : "zero");
+    if (e > TOL)
+        fail_msg("%s [%s] JVP: relative error %.3g (xd %s)", c->name, bn, e, xd_on ? "on" : "zero");
 
     // Tangent of VJP: (dx, dw)(x ± eps·xd, w ± eps·wd, dy ± eps·dyd)
     perturb(&H, eps, xd_on);
     assert_int_equal(dd_layer_forward(&H.e, H.tx, H.tw, H.ty, H.taux), DD_OK);
-    assert_int_equal(dd_layer_backward(&H.e, H.tx, H.ty, H.taux, H.tw, H.tdy, H.tdx,
-                                       H.np ? H.tdw : NULL),
-                     DD_OK);
+    assert_int_equal(
+        dd_layer_backward(&H.e, H.tx, H.ty, H.taux, H.tw, H.tdy, H.tdx, H.np ? H.tdw : NULL),
+        DD_OK);
     perturb(&H, -eps, xd_on);
     assert_int_equal(dd_layer_forward(&H.e, H.tx, H.tw, H.ty, H.taux), DD_OK);
-    assert_int_equal(dd_layer_backward(&H.e, H.tx, H.ty, H.taux, H.tw, H.tdy, H.tdx2,
-                                       H.np ? H.tdw2 : NULL),
-                     DD_OK);
-    for (size_t i = 0; i < H.nx; i++) fdv[i] = (float)(((double)H.tdx[i] - H.tdx2[i]) / (2 * eps));
+    assert_int_equal(
+        dd_layer_backward(&H.e, H.tx, H.ty, H.taux, H.tw, H.tdy, H.tdx2, H.np ? H.tdw2 : NULL),
+        DD_OK);
+    for (size_t i = 0; i < H.nx; i++)
+        fdv[i] = (float)(((double)H.tdx[i] - H.tdx2[i]) / (2 * eps));
     e = compute_rel_err(H.dxd, fdv, H.nx, 1e-3);
     if (e > TOL)
         fail_msg("%s [%s] tangent of VJP (dx): relative error %.3g (xd %s)", c->name, bn, e,
                  xd_on ? "on" : "zero");
     if (H.np) {
-        for (size_t i = 0; i < H.np; i++) fdv[i] = (float)(((double)H.tdw[i] - H.tdw2[i]) / (2 * eps));
+        for (size_t i = 0; i < H.np; i++)
+            fdv[i] = (float)(((double)H.tdw[i] - H.tdw2[i]) / (2 * eps));
         e = compute_rel_err(H.dwd, fdv, H.np, 1e-3);
         if (e > TOL)
             fail_msg("%s [%s] tangent of VJP (dw): relative error %.3g (xd %s)", c->name, bn, e,
@@ -250,22 +295,26 @@ static void test_dense_onednn_matches_reference(void **state) {
         for (int k = 0; k < 2; k++) {
             harness *H = hs[k];
             assert_int_equal(dd_layer_forward(&H->e, H->x, H->w, H->y, H->aux), DD_OK);
-            assert_int_equal(dd_layer_backward(&H->e, H->x, H->y, H->aux, H->w, H->dy, H->dx, H->dw), DD_OK);
-            assert_int_equal(dd_layer_jvp(&H->e, H->x, H->y, H->aux, H->w, H->xd, H->wd, H->yd, H->auxd), DD_OK);
-            assert_int_equal(dd_layer_tbwd(&H->e, H->x, H->y, H->aux, H->xd, H->yd, H->auxd, H->w, H->wd,
-                                           H->dy, H->dyd, H->dxd, H->dwd),
+            assert_int_equal(
+                dd_layer_backward(&H->e, H->x, H->y, H->aux, H->w, H->dy, H->dx, H->dw), DD_OK);
+            assert_int_equal(
+                dd_layer_jvp(&H->e, H->x, H->y, H->aux, H->w, H->xd, H->wd, H->yd, H->auxd), DD_OK);
+            assert_int_equal(dd_layer_tbwd(&H->e, H->x, H->y, H->aux, H->xd, H->yd, H->auxd, H->w,
+                                           H->wd, H->dy, H->dyd, H->dxd, H->dwd),
                              DD_OK);
         }
         const struct {
             const char *what;
             float *a, *b;
             size_t n;
-        } cmp[] = {{"forward", D.y, R.y, R.ny},      {"dx", D.dx, R.dx, R.nx},
-                   {"dw", D.dw, R.dw, R.np},         {"jvp", D.yd, R.yd, R.ny},
+        } cmp[] = {{"forward", D.y, R.y, R.ny},        {"dx", D.dx, R.dx, R.nx},
+                   {"dw", D.dw, R.dw, R.np},           {"jvp", D.yd, R.yd, R.ny},
                    {"tangent dx", D.dxd, R.dxd, R.nx}, {"tangent dw", D.dwd, R.dwd, R.np}};
         for (size_t j = 0; j < sizeof cmp / sizeof *cmp; j++) {
             double e = compute_rel_err(cmp[j].a, cmp[j].b, cmp[j].n, 1e-6);
-            if (e > 1e-5) fail_msg("%s: onednn vs reference %s: relative error %.3g", c->name, cmp[j].what, e);
+            if (e > 1e-5)
+                fail_msg("%s: onednn vs reference %s: relative error %.3g", c->name, cmp[j].what,
+                         e);
         }
         checked++;
         harness_fini(&D);

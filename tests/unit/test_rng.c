@@ -74,7 +74,8 @@ static void test_moments(void **state) {
     dd_rng r = dd_rng_make(1, 0);
     dd_rng_normal(&r, x, N, 2.0f, 3.0f);
     double m = 0, v = 0, k4 = 0;
-    for (size_t i = 0; i < N; i++) m += x[i];
+    for (size_t i = 0; i < N; i++)
+        m += x[i];
     m /= N;
     for (size_t i = 0; i < N; i++) {
         double d = (x[i] - m) / 3.0;
@@ -96,7 +97,8 @@ static void test_moments(void **state) {
         mx = x[i] > mx ? x[i] : mx;
     }
     m /= N;
-    for (size_t i = 0; i < N; i++) v += (x[i] - m) * (x[i] - m);
+    for (size_t i = 0; i < N; i++)
+        v += (x[i] - m) * (x[i] - m);
     v /= N;
     assert_true(mn >= -1.0 && mx < 3.0);
     assert_true(mn < -0.999 && mx > 2.999);
@@ -116,12 +118,14 @@ static void test_below_and_shuffle(void **state) {
         hist[v]++;
     }
     double chi2 = 0;
-    for (int k = 0; k < K; k++) chi2 += pow(hist[k] - DRAWS / K, 2) / (DRAWS / K);
+    for (int k = 0; k < K; k++)
+        chi2 += pow(hist[k] - DRAWS / K, 2) / (DRAWS / K);
     assert_true(chi2 < 30.0); // 9 degrees of freedom: p < 1e-3 above 27.9
     assert_int_equal(dd_rng_below(&r, 1), 0);
 
     int64_t a[100], b[100];
-    for (int i = 0; i < 100; i++) a[i] = b[i] = i;
+    for (int i = 0; i < 100; i++)
+        a[i] = b[i] = i;
     dd_rng s1 = dd_rng_make(5, 5), s2 = dd_rng_make(5, 5);
     dd_rng_shuffle(&s1, a, 100);
     dd_rng_shuffle(&s2, b, 100);
@@ -131,7 +135,8 @@ static void test_below_and_shuffle(void **state) {
         seen[a[i]]++;
         moved += a[i] != i;
     }
-    for (int i = 0; i < 100; i++) assert_int_equal(seen[i], 1);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(seen[i], 1);
     assert_true(moved > 80);
 }
 

@@ -14,7 +14,8 @@ static void test_alloc(void **state) {
         float *p = dd_alloc_floats(n);
         assert_non_null(p);
         assert_int_equal((uintptr_t)p % DD_ALIGN, 0);
-        for (size_t i = 0; i < n; i++) assert_true(p[i] == 0.0f);
+        for (size_t i = 0; i < n; i++)
+            assert_true(p[i] == 0.0f);
         dd_free(p);
     }
     dd_free(NULL);
@@ -31,7 +32,8 @@ static void test_tensor(void **state) {
     assert_int_equal(t->ndim, 4);
     assert_int_equal(t->dims[3], 7);
     assert_int_equal((uintptr_t)t->data % DD_ALIGN, 0);
-    for (size_t i = 0; i < t->numel; i++) assert_true(t->data[i] == 0.0f);
+    for (size_t i = 0; i < t->numel; i++)
+        assert_true(t->data[i] == 0.0f);
     dd_tensor_destroy(t);
     dd_tensor_destroy(NULL);
 
