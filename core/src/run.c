@@ -15,6 +15,8 @@
 #include "engine_stages.h"
 #include "fetch.h"
 #include "options.h"
+#include "pool.h"
+#include "pretrain.h"
 
 static dd_status nomem(void) { return dd_error_set(DD_ERR_NOMEM, "out of memory"); }
 
@@ -155,7 +157,7 @@ typedef dd_status (*stage_fn)(dd_run *run);
 static const stage_fn stages[DD_STAGE_COUNT] = {
     [DD_STAGE_FETCH] = stage_fetch,
     [DD_STAGE_LOAD] = stage_load,
-    [DD_STAGE_PRETRAIN] = NULL,
+    [DD_STAGE_PRETRAIN] = dd_stage_pretrain,
     [DD_STAGE_DISTILL] = dd_stage_distill,
     [DD_STAGE_EVALUATE] = dd_stage_evaluate,
     [DD_STAGE_REPORT] = dd_stage_report,
@@ -179,6 +181,7 @@ dd_status dd_run_pipeline(const dd_registry *reg, const dd_pipeline *p, const dd
         if (s != DD_OK) dd_error_prefix("stage '%s'", dd_stage_name(st));
     }
     dd_stage_state_destroy(run.engine);
+    dd_pool_destroy(run.pool);
     free(run.out_dir);
     free(run.data_root);
     dd_dataset_destroy(run.train);

@@ -27,6 +27,7 @@ typedef struct dd_run {
     dd_dataset *train; /**< set by load (owned) */
     dd_dataset *test;  /**< set by load (owned) */
     struct dd_stage_state *engine; /**< distill/evaluate/report state (owned; engine_stages.h) */
+    struct dd_pool *pool; /**< pretrained pool, set by the pretrain stage (owned; pool.h) */
 } dd_run;
 
 /** Runs every stage of `p`. Writes <out>/config.yaml (the resolved pipeline)
