@@ -131,7 +131,20 @@ static const dd_param_spec pretrain_spec[] = {
     {"source", DD_PARAM_STRING, NULL, 0, 0, 0, NULL,
      "dataset the pool is trained on (manifest name); default: the pipeline's dataset"},
     {"pool_dir", DD_PARAM_STRING, NULL, DD_PARAM_PATH, 0, 0, NULL,
-     "where the pretrained pool is stored; default: <out>/pool"},
+     "directory of pools: the pool is stored in <pool_dir>/<hash of its configuration> and "
+     "reused by any pipeline with the same configuration; default: <cache_dir>/pools"},
+    {"weight_decay", DD_PARAM_FLOAT, "0", MIN_, 0, 0, NULL, "SGD weight decay (L2)"},
+    {"lr_schedule", DD_PARAM_ENUM, "cosine", 0, 0, 0, "constant|cosine",
+     "SGD learning rate: constant, or cosine-annealed to 0 over all epochs"},
+    {"transform", DD_PARAM_ENUM, "none", 0, 0, 0, "none|invert|rotate90|hflip",
+     "applied to the source images (a domain shift between pool and target): invert = 1 - "
+     "pixel, rotate90 = quarter turn, hflip = mirror"},
+    {"classes", DD_PARAM_LIST, "", 0, 0, 0, NULL,
+     "class indices of the source kept for pretraining; empty = all"},
+    {"max_images", DD_PARAM_INT, "0", MIN_, 0, 0, NULL,
+     "train on a random subset of this many source images; 0 = all"},
+    {"source_path", DD_PARAM_STRING, NULL, DD_PARAM_PATH, 0, 0, NULL,
+     "local directory holding pretrain.source's files (default: the cache)"},
     END_,
 };
 
