@@ -10,7 +10,9 @@ function(add_distill_plugin name)
   set_target_properties(${name} PROPERTIES
     PREFIX ""
     C_VISIBILITY_PRESET hidden
-    OUTPUT_NAME ${name})
+    OUTPUT_NAME ${name}
+    # installed into <libdir>/distill/plugins: find libdistill two levels up
+    INSTALL_RPATH "$ORIGIN/../..")
   if(P_OUTPUT_DIR)
     set_target_properties(${name} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${P_OUTPUT_DIR})
   elseif(DEFINED DISTILL_BUILD_PLUGIN_DIR)

@@ -115,7 +115,8 @@ static void numbers(const dd_progress *p, double now, int final, char *buf, size
         snprintf(buf + len, n - (size_t)len, " in %s (%s)", t, el > 0 ? rate_s : "-");
         return;
     }
-    if (p->done == 0 || el <= 0) {
+    // a rate over a few milliseconds is noise ("31 GiB/s"): wait for a real one
+    if (p->done == 0 || el < 0.25) {
         snprintf(buf + len, n - (size_t)len, " -");
         return;
     }
