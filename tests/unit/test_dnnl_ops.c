@@ -210,8 +210,11 @@ static void check_conv_numerics(dd_dnnl *d, const conv_layer *l, int64_t batch, 
     free(ry), free(my), free(rdx), free(mdx), free(rdw), free(mdw), free(rdb), free(mdb);
 }
 
-static void check_linear_numerics(dd_dnnl *d, const linear_layer *l, int64_t batch, int with_bias) {
-    const int64_t N = batch, I = l->in, O = l->out;
+/* Inner product vs a double loop. For the huge AlexNet layers only every
+ * row_step-th output row is checked in y, dw and db (dx needs every row). */
+static void check_linear_numerics(dd_dnnl *d, const linear_layer *l, int64_t batch, int with_bias,
+                                  int64_t row_step) {
+    const int64_t N = batch, I = l->in, O = l->out, R = (O + row_step - 1) / row_step;
     dd_dnnl_linear_shape s = {N, I, O};
     dd_dnnl_linear *lin = NULL;
     assert_int_equal(dd_dnnl_linear_create(d, &s, &lin), DD_OK);
@@ -222,53 +225,90 @@ static void check_linear_numerics(dd_dnnl *d, const linear_layer *l, int64_t bat
     fill(w, nw, 6);
     fill(b, (size_t)O, 7);
     fill(dy, ny, 8);
-    double *ry = dalloc(ny), *my = dalloc(ny), *rdx = dalloc(nx), *mdx = dalloc(nx);
-    double *rdw = dalloc(nw), *mdw = dalloc(nw), *rdb = dalloc((size_t)O), *mdb = dalloc((size_t)O);
+    // Reference values of the checked rows only: y[n][r], dw[r][i], db[r].
+    size_t nyr = (size_t)(N * R), nwr = (size_t)(R * I);
+    double *ry = dalloc(nyr), *my = dalloc(nyr), *rdx = dalloc(nx), *mdx = dalloc(nx);
+    double *rdw = dalloc(nwr), *mdw = dalloc(nwr), *rdb = dalloc((size_t)R), *mdb = dalloc((size_t)R);
     for (int64_t n = 0; n < N; n++)
         for (int64_t o = 0; o < O; o++) {
-            double acc = with_bias ? b[o] : 0.0, mag = with_bias ? fabs(b[o]) : 0.0;
             double g = dy[n * O + o];
-            rdb[o] += g;
-            mdb[o] += fabs(g);
+            for (int64_t i = 0; i < I; i++) {
+                rdx[n * I + i] += g * w[o * I + i];
+                mdx[n * I + i] += fabs(g * w[o * I + i]);
+            }
+            if (o % row_step) continue;
+            int64_t r = o / row_step;
+            double acc = with_bias ? b[o] : 0.0, mag = with_bias ? fabs(b[o]) : 0.0;
+            rdb[r] += g;
+            mdb[r] += fabs(g);
             for (int64_t i = 0; i < I; i++) {
                 double xv = x[n * I + i], wv = w[o * I + i];
                 acc += xv * wv;
                 mag += fabs(xv * wv);
-                rdx[n * I + i] += g * wv;
-                mdx[n * I + i] += fabs(g * wv);
-                rdw[o * I + i] += g * xv;
-                mdw[o * I + i] += fabs(g * xv);
+                rdw[r * I + i] += g * xv;
+                mdw[r * I + i] += fabs(g * xv);
             }
-            ry[n * O + o] = acc;
-            my[n * O + o] = mag;
+            ry[n * R + r] = acc;
+            my[n * R + r] = mag;
         }
-    for (int rep = 0; rep < 2; rep++) {
-        memset(y, 0xff, sizeof(float) * ny);
-        memset(dx, 0xff, sizeof(float) * nx);
-        memset(dw, 0xff, sizeof(float) * nw);
-        memset(db, 0xff, sizeof(float) * (size_t)O);
-        assert_int_equal(dd_dnnl_linear_forward(lin, x, w, with_bias ? b : NULL, y), DD_OK);
-        assert_int_equal(dd_dnnl_linear_backward_data(lin, dy, w, dx), DD_OK);
-        assert_int_equal(dd_dnnl_linear_backward_weights(lin, x, dy, dw, with_bias ? db : NULL),
-                         DD_OK);
-        check_close("forward", l->name, y, ry, my, ny);
-        check_close("backward_data", l->name, dx, rdx, mdx, nx);
-        check_close("backward_weights (dw)", l->name, dw, rdw, mdw, nw);
-        if (with_bias) check_close("backward_weights (db)", l->name, db, rdb, mdb, (size_t)O);
+    float *gy = falloc(nyr), *gdw = falloc(nwr), *gdb = falloc((size_t)R);
+    float *y0 = falloc(ny), *dx0 = falloc(nx), *dw0 = falloc(nw), *db0 = falloc((size_t)O);
+    for (int rep = 0; rep < 3; rep++) {
+        // rep 0, 1: plain calls (twice: reuse); rep 2: accumulating calls.
+        int acc = rep == 2;
+        if (acc) {
+            fill(y, ny, 9), fill(dx, nx, 10), fill(dw, nw, 11), fill(db, (size_t)O, 12);
+        } else {
+            memset(y, 0xff, sizeof(float) * ny);
+            memset(dx, 0xff, sizeof(float) * nx);
+            memset(dw, 0xff, sizeof(float) * nw);
+            memset(db, 0xff, sizeof(float) * (size_t)O);
+        }
+        memcpy(y0, y, sizeof(float) * ny), memcpy(dx0, dx, sizeof(float) * nx);
+        memcpy(dw0, dw, sizeof(float) * nw), memcpy(db0, db, sizeof(float) * (size_t)O);
+        const float *bb = with_bias ? b : NULL;
+        float *dbb = with_bias ? db : NULL;
+        if (acc) {
+            assert_int_equal(dd_dnnl_linear_forward_acc(lin, x, w, bb, y), DD_OK);
+            assert_int_equal(dd_dnnl_linear_backward_data_acc(lin, dy, w, dx), DD_OK);
+            assert_int_equal(dd_dnnl_linear_backward_weights_acc(lin, x, dy, dw, dbb), DD_OK);
+        } else {
+            assert_int_equal(dd_dnnl_linear_forward(lin, x, w, bb, y), DD_OK);
+            assert_int_equal(dd_dnnl_linear_backward_data(lin, dy, w, dx), DD_OK);
+            assert_int_equal(dd_dnnl_linear_backward_weights(lin, x, dy, dw, dbb), DD_OK);
+        }
+        // Subtract what an accumulating call started from, then compare.
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t r = 0; r < R; r++) {
+                size_t k = (size_t)(n * O + r * row_step);
+                gy[n * R + r] = acc ? (float)((double)y[k] - y0[k]) : y[k];
+            }
+        for (int64_t r = 0; r < R; r++) {
+            for (int64_t i = 0; i < I; i++) {
+                size_t k = (size_t)(r * row_step * I + i);
+                gdw[r * I + i] = acc ? (float)((double)dw[k] - dw0[k]) : dw[k];
+            }
+            size_t k = (size_t)(r * row_step);
+            gdb[r] = acc ? (float)((double)db[k] - db0[k]) : db[k];
+        }
+        if (acc) {
+            for (size_t i = 0; i < nx; i++) dx[i] = (float)((double)dx[i] - dx0[i]);
+            // The float sum lost up to an ulp of the old value: widen the bound.
+            for (size_t i = 0; i < nyr; i++) my[i] += 2.0;
+            for (size_t i = 0; i < nx; i++) mdx[i] += 2.0;
+            for (size_t i = 0; i < nwr; i++) mdw[i] += 2.0;
+            for (int64_t r = 0; r < R; r++) mdb[r] += 2.0;
+        }
+        const char *what = acc ? "accumulating" : "plain";
+        check_close(what, l->name, gy, ry, my, nyr);
+        check_close(what, l->name, dx, rdx, mdx, nx);
+        check_close(what, l->name, gdw, rdw, mdw, nwr);
+        if (with_bias) check_close(what, l->name, gdb, rdb, mdb, (size_t)R);
+        else if (acc) assert_memory_equal(db, db0, sizeof(float) * (size_t)O);
     }
-    fill(y, ny, 9), fill(dx, nx, 10), fill(dw, nw, 11), fill(db, (size_t)O, 12);
-    float *y0 = copy_of(y, ny), *dx0 = copy_of(dx, nx), *dw0 = copy_of(dw, nw), *db0 = copy_of(db, (size_t)O);
-    assert_int_equal(dd_dnnl_linear_forward_acc(lin, x, w, with_bias ? b : NULL, y), DD_OK);
-    assert_int_equal(dd_dnnl_linear_backward_data_acc(lin, dy, w, dx), DD_OK);
-    assert_int_equal(dd_dnnl_linear_backward_weights_acc(lin, x, dy, dw, with_bias ? db : NULL), DD_OK);
-    check_acc("forward_acc", l->name, y, y0, ry, my, ny);
-    check_acc("backward_data_acc", l->name, dx, dx0, rdx, mdx, nx);
-    check_acc("backward_weights_acc (dw)", l->name, dw, dw0, rdw, mdw, nw);
-    if (with_bias) check_acc("backward_weights_acc (db)", l->name, db, db0, rdb, mdb, (size_t)O);
-    else assert_memory_equal(db, db0, sizeof(float) * (size_t)O);
-    free(y0), free(dx0), free(dw0), free(db0);
     dd_dnnl_linear_destroy(lin);
     free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw), free(db);
+    free(gy), free(gdw), free(gdb), free(y0), free(dx0), free(dw0), free(db0);
     free(ry), free(my), free(rdx), free(mdx), free(rdw), free(mdw), free(rdb), free(mdb);
 }
 
@@ -297,11 +337,11 @@ static void test_linear_numerics(void **state) {
     dd_dnnl *d = NULL;
     assert_int_equal(dd_dnnl_create(&d), DD_OK);
     for (size_t i = 0; i < sizeof hot_linears / sizeof hot_linears[0]; i++) {
-        check_linear_numerics(d, &hot_linears[i], 3, 1);
-        check_linear_numerics(d, &hot_linears[i], 1, 0);
+        check_linear_numerics(d, &hot_linears[i], 3, 1, 1);
+        check_linear_numerics(d, &hot_linears[i], 1, 0, 1);
     }
     for (size_t i = 0; i < sizeof alexnet_linears / sizeof alexnet_linears[0]; i++)
-        check_linear_numerics(d, &alexnet_linears[i], 2, 1);
+        check_linear_numerics(d, &alexnet_linears[i], 2, 1, 61);
     dd_dnnl_destroy(d);
 }
 
