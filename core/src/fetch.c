@@ -351,8 +351,9 @@ static get_result http_get(const char *url, const char *part, const fetch_cfg *c
         // verification decides, and a failed resumed file is fetched afresh.
         return GET_OK;
     }
-    if (rc == CURLE_RANGE_ERROR && x.offset > 0) {
-        // libcurl refuses a 200 answer to a resume request: start over.
+    if ((rc == CURLE_RANGE_ERROR || rc == CURLE_BAD_DOWNLOAD_RESUME) && x.offset > 0) {
+        // libcurl refuses a 200 answer to a resume request, or the partial
+        // file is longer than the source (file://, ftp://): start over.
         if (truncate(part, 0) != 0) {
             snprintf(why, why_cap, "cannot truncate %s: %s", part, strerror(errno));
             return GET_FATAL;

@@ -661,6 +661,33 @@ static void test_unreachable_host_skipped_for_later_files(void **state) {
     free(err);
 }
 
+static void test_file_mirror_with_oversized_part(void **state) {
+    fx *f = *state;
+    // A file:// mirror, and a stale .part longer than the file: libcurl
+    // cannot resume it, so it is restarted from scratch.
+    char p[8192], mirror[4200];
+    snprintf(p, sizeof p, "%s/data.bin", f->local);
+    assert_int_equal(fetch_write_file(p, f->data, DATA_N), 0);
+    snprintf(mirror, sizeof mirror, "file://%s/", f->local);
+    write_manifest(f, "toy", (const char *const[]){mirror, NULL}, "d");
+    snprintf(p, sizeof p, "%s/toy", f->cache);
+    assert_int_equal(mkdir(f->cache, 0755), 0);
+    assert_int_equal(mkdir(p, 0755), 0);
+    snprintf(p, sizeof p, "%s/toy/downloads", f->cache);
+    assert_int_equal(mkdir(p, 0755), 0);
+    snprintf(p, sizeof p, "%s/toy/downloads/data.bin.part", f->cache);
+    unsigned char *big = calloc(1, DATA_N + 100);
+    assert_non_null(big);
+    assert_int_equal(fetch_write_file(p, big, DATA_N + 100), 0);
+    free(big);
+    char *root;
+    dd_status s = dd_fetch_dataset("toy", &f->opt, &root);
+    if (s != DD_OK) fail_msg("%s", dd_error_message());
+    assert_bytes(root, "data.bin", f->data, DATA_N);
+    free(root);
+    assert_false(fetch_exists(p));
+}
+
 /* ---- e2e: the real Fashion-MNIST from Debian's package ------------------ */
 
 static void test_e2e_fashion_mnist_debian(void **state) {
@@ -775,6 +802,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_resume_edge_cases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreachable_host_skipped_for_later_files, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_file_mirror_with_oversized_part, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
