@@ -117,6 +117,13 @@ static const dd_param_spec evaluate_spec[] = {
     {"lr_search", DD_PARAM_INT, "30", MIN_, 0, 0, NULL,
      "iterations of step-size optimisation for the baselines"},
     {"batch", DD_PARAM_INT, "1000", MIN_, 1, 0, NULL, "batch size for test-set evaluation"},
+    {"full_training_epochs", DD_PARAM_INT, "0", MIN_, 0, 0, NULL,
+     "reference row: train the same networks on the whole real training set for this many "
+     "epochs (SGD, momentum 0.9, cosine lr); 0 = skip"},
+    {"full_training_lr", DD_PARAM_FLOAT, "0.01", GT_, 0, 0, NULL,
+     "learning rate of the full-training reference"},
+    {"full_training_batch", DD_PARAM_INT, "128", MIN_, 1, 0, NULL,
+     "batch size of the full-training reference"},
     END_,
 };
 
