@@ -572,8 +572,13 @@ static dd_status hypergrad_accum(dd_engine *e, const float *theta0, const float 
 {
     const size_t P = e->P;
     const size_t MD = (size_t)e->M * e->D, MO = (size_t)e->M * (size_t)e->n_out;
+    double t0 = now_seconds();
     DD_TRY(unroll(e, theta0));
+    double t1 = now_seconds();
     DD_TRY(outer(e, x, y, batch, loss, mnum, mden, 1));
+    double t2 = now_seconds();
+    e->stats.t_unroll += t1 - t0;
+    e->stats.t_outer += t2 - t1;
     if (!isfinite(*loss)) return DD_OK; // the caller reports it with context
     for (int k = e->K - 1; k >= 0; k--) {
         const int s = k % e->S;
@@ -598,6 +603,7 @@ static dd_status hypergrad_accum(dd_engine *e, const float *theta0, const float 
         }
         for (size_t i = 0; i < P; i++) e->a[i] -= lr * e->hv[i];
     }
+    e->stats.t_reverse += now_seconds() - t2;
     return DD_OK;
 }
 

@@ -140,6 +140,7 @@ typedef struct dd_distill_stats {
     int64_t timed_iterations;    /**< iterations in `seconds` */
     double seconds_per_iteration;
     double last_loss, last_metric; /**< last outer loss and first metric on its real batch */
+    double t_unroll, t_outer, t_reverse; /**< seconds in each phase (this process) */
     double *loss_history;        /**< iterations entries (owned by the engine) */
     double *metric_history;
 } dd_distill_stats;

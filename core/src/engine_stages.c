@@ -160,6 +160,12 @@ dd_status dd_stage_distill(dd_run *run)
         dd_info("distill: done, %lld iterations, %.3f s/iteration, final loss %.4f",
                 (long long)st->stats.iterations, st->stats.seconds_per_iteration,
                 st->stats.last_loss);
+        const double tt = st->stats.t_unroll + st->stats.t_outer + st->stats.t_reverse;
+        if (tt > 0)
+            dd_info("distill: time in unrolled steps %.0f %%, real batch %.0f %%, reverse pass "
+                    "%.0f %%",
+                    100 * st->stats.t_unroll / tt, 100 * st->stats.t_outer / tt,
+                    100 * st->stats.t_reverse / tt);
     }
     dd_engine_destroy(e);
     return s;
