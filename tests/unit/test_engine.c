@@ -135,8 +135,12 @@ static dd_status reg_metrics(void *state, const float *z, const int32_t *lab, in
 }
 
 static const char *const reg_metric_names[] = {"mse", NULL};
-static const dd_objective_ops reg_ops = {sizeof(dd_objective_ops), reg_create, free, reg_loss,
-                                         reg_metric_names, reg_metrics, 0, NULL, {0}};
+static const dd_objective_ops reg_ops = {.struct_size = sizeof(dd_objective_ops),
+                                         .create = reg_create,
+                                         .destroy = free,
+                                         .outer_loss = reg_loss,
+                                         .metric_names = reg_metric_names,
+                                         .metrics = reg_metrics};
 static const dd_component reg_comp = {sizeof(dd_component), DD_COMPONENT_OBJECTIVE, "t-regress",
                                       "test regression", NULL, &reg_ops, {0}};
 
