@@ -15,6 +15,7 @@
 #include "evaluate.h"
 #include "pipeline.h"
 #include "report.h"
+#include "pool.h"
 #include "run.h"
 
 struct dd_stage_state {
@@ -103,6 +104,19 @@ static dd_status state_get(dd_run *run, dd_stage_state **out)
         st->cfg.init_gain = dd_options_has(mo, "gain") ? dd_options_float(mo, "gain") : 1.0;
         st->cfg.seed = dd_pipeline_seed(p);
         st->cfg.progress = 1;
+        // The objective's preferred init mode unless the pipeline chose one;
+        // the pretrain stage's pool (members for distillation) if there is one.
+        const dd_objective_ops *ops = st->obj.ops;
+        if (!dd_options_is_set(dopt, "init_mode") && ops->default_init_mode)
+            s = dd_init_mode_parse(ops->default_init_mode, &st->cfg.init_mode);
+        if (s == DD_OK && run->pool) {
+            if (run->pool->n_params != dd_model_param_count(st->model))
+                s = dd_error_set(DD_ERR_INVALID,
+                                 "the pretrained pool's networks have %zu parameters, the model "
+                                 "has %zu",
+                                 run->pool->n_params, dd_model_param_count(st->model));
+            st->cfg.theta_pool = dd_pool_train_members(run->pool, &st->cfg.theta_pool_size);
+        }
     }
     if (s != DD_OK) {
         dd_stage_state_destroy(st);
@@ -202,6 +216,7 @@ dd_status dd_stage_evaluate(dd_run *run)
     dd_eval_settings es;
     DD_TRY(dd_eval_settings_from_options(dd_pipeline_section(run->p, "evaluate"), &es));
     es.progress = 1;
+    if (run->pool) es.eval_pool = dd_pool_heldout_members(run->pool, &es.eval_pool_size);
     dd_eval_report_release(&st->eval);
     st->has_eval = 0;
     DD_TRY(dd_evaluate_run(st->model, &st->obj, run->train, run->test, st->set, st->theta0,
