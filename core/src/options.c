@@ -604,7 +604,8 @@ dd_status dd_options_set_kv(dd_options *o, const char *kv, const char *where, co
 dd_status dd_options_set_default(dd_options *o, const char *key, const char *text) {
     int idx = dd_options_index(o, key);
     if (idx < 0) return dd_error_set(DD_ERR_INVALID, "no option '%s' to set a default for", key);
-    if (o->e[idx].state == FROM_USER) return DD_OK;
+    // a user's explicit null (`name: ~`) leaves the key open for the computed default
+    if (o->e[idx].state == FROM_USER && (o->e[idx].v.text || o->e[idx].v.items)) return DD_OK;
     char qkey[300];
     qualified(o, key, qkey, sizeof qkey);
     value v;

@@ -222,7 +222,7 @@ static dd_status load_top(dd_pipeline *p, const loader *L) {
         DD_TRY(dd_options_set_default(p->top, "name", name));
     }
     const char *name = dd_options_string(p->top, "name");
-    if (!*name)
+    if (!name || !*name)
         return dd_error_set(DD_ERR_INVALID, "%s: invalid value for 'name': must not be empty",
                             dd_options_where(p->top, "name"));
     for (const char *c = name; *c; c++)

@@ -358,6 +358,46 @@ static void test_config_round_trip(void **state) {
     unlink(path);
 }
 
+// Loads `len` bytes of `text` from a temp file: must succeed or fail with a
+// message that names the file; never crash.
+static void load_bytes(const char *text, size_t len, const char *what, size_t at) {
+    char path[] = "/tmp/dd_test_mangled_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, len), (ssize_t)len);
+    close(fd);
+    dd_pipeline *p = NULL;
+    dd_error_clear();
+    dd_status s = dd_pipeline_load(path, NULL, reg, &p);
+    if (s == DD_OK) {
+        assert_non_null(p);
+        dd_pipeline_destroy(p);
+    } else {
+        assert_null(p);
+        if (strncmp(dd_error_message(), path, strlen(path)) != 0)
+            fail_msg("%s at %zu: message does not name the file: '%s'", what, at, dd_error_message());
+    }
+    unlink(path);
+}
+
+static void test_truncated_and_corrupted(void **state) {
+    FILE *f = fopen("good.yaml", "rb");
+    assert_non_null(f);
+    char text[4096];
+    size_t len = fread(text, 1, sizeof text, f);
+    fclose(f);
+    for (size_t n = 0; n <= len; n++) load_bytes(text, n, "truncated", n);
+    static const char junk[] = {':', '[', '{', '\0', '\xff', '\t', '&', '*', '-', '"', '!', '%'};
+    for (size_t i = 0; i < len; i++) {
+        for (size_t j = 0; j < sizeof junk; j++) {
+            char copy[4096];
+            memcpy(copy, text, len);
+            copy[i] = junk[j];
+            load_bytes(copy, len, "corrupted", i);
+        }
+    }
+}
+
 static void test_destroy_null(void **state) { dd_pipeline_destroy(NULL); }
 
 int main(void) {
@@ -369,6 +409,7 @@ int main(void) {
         cmocka_unit_test(test_overrides),
         cmocka_unit_test(test_bad_overrides),
         cmocka_unit_test(test_config_round_trip),
+        cmocka_unit_test(test_truncated_and_corrupted),
         cmocka_unit_test(test_destroy_null),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
