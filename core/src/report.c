@@ -364,6 +364,71 @@ static void json_lrs(FILE *f, const float *lrs, int K)
     fputc(']', f);
 }
 
+/* Value of an objective report key on a row ("after") and the untrained
+ * networks ("before"); null when the row lacks that metric. */
+static void json_report_value(FILE *f, const dd_objective_report_key *k, const dd_eval_stats *before,
+                              const dd_eval_stats *after)
+{
+    const int after_stat = k->stat == DD_REPORT_AFTER_MEAN || k->stat == DD_REPORT_AFTER_STD;
+    const int is_std = k->stat == DD_REPORT_BEFORE_STD || k->stat == DD_REPORT_AFTER_STD;
+    const dd_eval_stats *st = after_stat ? after : before;
+    if (!st || k->metric < 0 || k->metric >= st->n_metrics) {
+        fputs("null", f);
+        return;
+    }
+    json_num(f, is_std ? st->metric_std[k->metric] : st->metric_mean[k->metric]);
+}
+
+/* The objective's own section: its declared keys for the distilled set
+ * (after) against the untrained evaluation networks (before), the number of
+ * networks, and the "after" keys of every baseline. */
+static void json_objective_section(FILE *f, const dd_eval_report *ev)
+{
+    const dd_objective_report_key *keys = ev->report_keys;
+    fprintf(f, ",\n  ");
+    json_str(f, ev->report_section);
+    fprintf(f, ": {");
+    for (int i = 0; keys[i].key; i++) {
+        fprintf(f, "%s\n    ", i ? "," : "");
+        json_str(f, keys[i].key);
+        fprintf(f, ": ");
+        json_report_value(f, &keys[i], &ev->untrained, ev->has_distilled ? &ev->distilled : NULL);
+    }
+    fprintf(f, ",\n    \"nets\": %d,\n    \"units\": \"fractions in [0, 1]\"", ev->nets);
+    fprintf(f, ",\n    \"baselines\": {");
+    int first = 1;
+    for (int b = 0; b < ev->n_baselines + ev->n_extra + ev->has_full_training; b++) {
+        const dd_eval_stats *st;
+        const char *name;
+        if (b < ev->n_baselines) {
+            st = &ev->baselines[b].stats;
+            name = dd_baseline_name(ev->baselines[b].kind);
+        } else if (b < ev->n_baselines + ev->n_extra) {
+            st = &ev->extra[b - ev->n_baselines].stats;
+            name = ev->extra[b - ev->n_baselines].name;
+        } else {
+            st = &ev->full_training;
+            name = "full_training";
+        }
+        fprintf(f, "%s\n      ", first ? "" : ",");
+        first = 0;
+        json_str(f, name);
+        fprintf(f, ": {");
+        int fk = 1;
+        for (int i = 0; keys[i].key; i++) {
+            if (keys[i].stat != DD_REPORT_AFTER_MEAN && keys[i].stat != DD_REPORT_AFTER_STD)
+                continue;
+            fprintf(f, "%s", fk ? "" : ", ");
+            fk = 0;
+            json_str(f, keys[i].key);
+            fprintf(f, ": ");
+            json_report_value(f, &keys[i], NULL, st);
+        }
+        fprintf(f, "}");
+    }
+    fprintf(f, "\n    }\n  }");
+}
+
 static dd_status write_metrics_json(const dd_report_info *r)
 {
     out_file o;
@@ -443,7 +508,28 @@ static dd_status write_metrics_json(const dd_report_info *r)
             json_num(f, b->stats_init_lr.std);
             fprintf(f, "}}");
         }
+        for (int i = 0; i < ev->n_extra; i++) {
+            const dd_eval_baseline *b = &ev->extra[i];
+            fprintf(f, "%s\n    ", ev->n_baselines + i ? "," : "");
+            json_str(f, b->name);
+            fprintf(f, ": ");
+            json_stats(f, metric, &b->stats);
+            fprintf(f, ", \"lr_search_iterations\": %lld, \"lrs\": ", (long long)ev->lr_search);
+            if (b->lrs) json_lrs(f, b->lrs, K);
+            else fputs("null", f);
+            fprintf(f, ", \"initial_lr\": {\"test_%s_mean\": ", metric);
+            json_num(f, b->stats_init_lr.mean);
+            fprintf(f, ", \"test_%s_std\": ", metric);
+            json_num(f, b->stats_init_lr.std);
+            fprintf(f, "}}");
+        }
         fprintf(f, "\n  }");
+        if (ev->has_full_training) {
+            fprintf(f, ",\n  \"full_training\": ");
+            json_stats(f, metric, &ev->full_training);
+            fprintf(f, ", \"epochs\": %d}", ev->full_training_epochs);
+        }
+        if (ev->report_section && ev->report_keys) json_objective_section(f, ev);
         fprintf(f, ",\n  \"evaluate_seconds\": ");
         json_num(f, ev->seconds);
     }
@@ -533,6 +619,21 @@ static dd_status write_report_md(const dd_report_info *r)
             md_value(f, metric, &b->stats_init_lr);
             fprintf(f, " |\n");
         }
+        for (int i = 0; i < ev->n_extra; i++) {
+            const dd_eval_baseline *b = &ev->extra[i];
+            fprintf(f, "| Objective baseline: %s | ", b->name);
+            md_value(f, metric, &b->stats);
+            fprintf(f, " | step sizes optimised (%lld iterations); with lr_init: ",
+                    (long long)ev->lr_search);
+            md_value(f, metric, &b->stats_init_lr);
+            fprintf(f, " |\n");
+        }
+        if (ev->has_full_training) {
+            fprintf(f, "| Full training set (reference) | ");
+            md_value(f, metric, &ev->full_training);
+            fprintf(f, " | %d epoch(s) of SGD on every real training image |\n",
+                    ev->full_training_epochs);
+        }
         fprintf(f, "| Untrained network | ");
         md_value(f, metric, &ev->untrained);
         fprintf(f, " | θ0 before any step |\n\n");
@@ -543,6 +644,22 @@ static dd_status write_report_md(const dd_report_info *r)
             fprintf(f, "Distilled images %s every baseline.\n\n",
                     ev->n_baselines == 0 ? "were not compared with any"
                                          : beats ? "beat" : "do **not** beat");
+        }
+        if (ev->report_section && ev->report_keys && ev->metric_names) {
+            fprintf(f, "### %s\n\n| metric (mean ± std over %d nets) | before the distilled steps "
+                       "| after |\n|---|---|---|\n",
+                    ev->report_section, ev->nets);
+            const dd_eval_stats *a = ev->has_distilled ? &ev->distilled : NULL;
+            for (int i = 0; i < ev->n_metrics && i < ev->untrained.n_metrics; i++) {
+                fprintf(f, "| %s | %.2f ± %.2f %% | ", ev->metric_names[i],
+                        100.0 * ev->untrained.metric_mean[i], 100.0 * ev->untrained.metric_std[i]);
+                if (a && i < a->n_metrics)
+                    fprintf(f, "%.2f ± %.2f %% |\n", 100.0 * a->metric_mean[i],
+                            100.0 * a->metric_std[i]);
+                else
+                    fprintf(f, "— |\n");
+            }
+            fprintf(f, "\n");
         }
         fprintf(f, "Evaluation took %.1f s.\n\n", ev->seconds);
     }
