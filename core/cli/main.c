@@ -80,7 +80,9 @@ static int opt_value(args *a, const char *name, const char **value) {
     return 1;
 }
 
-static int is_help(const char *s) { return strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0; }
+static int is_help(const char *s) {
+    return strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0;
+}
 
 static dd_status load_registry(int lenient, dd_registry **reg) {
     dd_status s = dd_registry_load(lenient, reg);
@@ -101,22 +103,29 @@ static int cmd_run(args *a, int validate_only) {
         const char *s = a->argv[a->i], *v = NULL;
         int m;
         if (is_help(s)) {
-            printf("%s", validate_only
-                             ? "usage: distill validate PIPELINE [--set KEY=VALUE]...\n"
-                             : "usage: distill run PIPELINE [--set KEY=VALUE]... [--out DIR] [--resume] "
-                               "[--offline] [--cache-dir DIR]\n");
+            printf("%s",
+                   validate_only
+                       ? "usage: distill validate PIPELINE [--set KEY=VALUE]...\n"
+                       : "usage: distill run PIPELINE [--set KEY=VALUE]... [--out DIR] [--resume] "
+                         "[--offline] [--cache-dir DIR]\n");
             free(sets);
             return EXIT_OK;
         }
         if ((m = opt_value(a, "--set", &v)) != 0) {
-            if (m < 0) rc = usage_error("option '%s' needs KEY=VALUE", s);
-            else sets[n_sets++] = v;
+            if (m < 0)
+                rc = usage_error("option '%s' needs KEY=VALUE", s);
+            else
+                sets[n_sets++] = v;
         } else if (!validate_only && (m = opt_value(a, "--out", &v)) != 0) {
-            if (m < 0) rc = usage_error("option '%s' needs a directory", s);
-            else ro.out_dir = v;
+            if (m < 0)
+                rc = usage_error("option '%s' needs a directory", s);
+            else
+                ro.out_dir = v;
         } else if (!validate_only && (m = opt_value(a, "--cache-dir", &v)) != 0) {
-            if (m < 0) rc = usage_error("option '%s' needs a directory", s);
-            else ro.cache_dir = v;
+            if (m < 0)
+                rc = usage_error("option '%s' needs a directory", s);
+            else
+                ro.cache_dir = v;
         } else if (!validate_only && strcmp(s, "--resume") == 0) {
             ro.resume = 1;
         } else if (!validate_only && strcmp(s, "--offline") == 0) {
@@ -159,7 +168,10 @@ static void print_params_table(const dd_param_spec *spec, const char *indent) {
     char def[256], range[256];
     for (const dd_param_spec *p = spec; p && p->name; p++) {
         dd_param_range_str(p, range, sizeof range);
-        snprintf(def, sizeof def, "%s", p->flags & DD_PARAM_REQUIRED ? "(required)" : p->default_value ? (*p->default_value ? p->default_value : "[]") : "-");
+        snprintf(def, sizeof def, "%s",
+                 p->flags & DD_PARAM_REQUIRED ? "(required)"
+                 : p->default_value           ? (*p->default_value ? p->default_value : "[]")
+                                              : "-");
         if (strlen(p->name) > wk) wk = strlen(p->name);
         if (strlen(dd_param_type_str(p)) > wt) wt = strlen(dd_param_type_str(p));
         if (strlen(def) > wd) wd = strlen(def);
@@ -167,13 +179,17 @@ static void print_params_table(const dd_param_spec *spec, const char *indent) {
     }
     if (wd > 24) wd = 24;
     if (wr > 32) wr = 32;
-    printf("%s%-*s  %-*s  %-*s  %-*s  %s\n", indent, (int)wk, "KEY", (int)wt, "TYPE", (int)wd, "DEFAULT",
-           (int)wr, "RANGE", "DESCRIPTION");
+    printf("%s%-*s  %-*s  %-*s  %-*s  %s\n", indent, (int)wk, "KEY", (int)wt, "TYPE", (int)wd,
+           "DEFAULT", (int)wr, "RANGE", "DESCRIPTION");
     for (const dd_param_spec *p = spec; p && p->name; p++) {
         dd_param_range_str(p, range, sizeof range);
-        snprintf(def, sizeof def, "%s", p->flags & DD_PARAM_REQUIRED ? "(required)" : p->default_value ? (*p->default_value ? p->default_value : "[]") : "-");
-        printf("%s%-*s  %-*s  %-*s  %-*s  %s\n", indent, (int)wk, p->name, (int)wt, dd_param_type_str(p),
-               (int)wd, def, (int)wr, range[0] ? range : "-", p->doc ? p->doc : "");
+        snprintf(def, sizeof def, "%s",
+                 p->flags & DD_PARAM_REQUIRED ? "(required)"
+                 : p->default_value           ? (*p->default_value ? p->default_value : "[]")
+                                              : "-");
+        printf("%s%-*s  %-*s  %-*s  %-*s  %s\n", indent, (int)wk, p->name, (int)wt,
+               dd_param_type_str(p), (int)wd, def, (int)wr, range[0] ? range : "-",
+               p->doc ? p->doc : "");
     }
 }
 
@@ -184,12 +200,14 @@ static void describe_component(const dd_registry *reg, size_t plugin, const dd_c
     if (c->kind == DD_COMPONENT_DATASET) {
         const dd_dataset_ops *ops = c->ops;
         printf("  reads datasets:");
-        for (size_t i = 0; ops->datasets[i]; i++) printf("%s %s", i ? "," : "", ops->datasets[i]);
+        for (size_t i = 0; ops->datasets[i]; i++)
+            printf("%s %s", i ? "," : "", ops->datasets[i]);
         printf("\n");
     } else if (c->kind == DD_COMPONENT_OBJECTIVE) {
         const dd_objective_ops *ops = c->ops;
         printf("  metrics:");
-        for (size_t i = 0; ops->metric_names[i]; i++) printf("%s %s", i ? "," : "", ops->metric_names[i]);
+        for (size_t i = 0; ops->metric_names[i]; i++)
+            printf("%s %s", i ? "," : "", ops->metric_names[i]);
         printf("\n");
     }
     printf("\n  section '%s', core keys:\n", dd_section_name(c->kind));
@@ -249,10 +267,11 @@ static int describe(const dd_registry *reg, const char *name) {
         print_params_table(dd_pipeline_top_spec(), "  ");
         return EXIT_OK;
     }
-    dd_error_set(DD_ERR_NOT_FOUND,
-                 "no component, plugin or section named '%s' (see 'distill plugins'; sections: pipeline, "
-                 "dataset, model, objective, pretrain, distill, evaluate, report)",
-                 name);
+    dd_error_set(
+        DD_ERR_NOT_FOUND,
+        "no component, plugin or section named '%s' (see 'distill plugins'; sections: pipeline, "
+        "dataset, model, objective, pretrain, distill, evaluate, report)",
+        name);
     return fail();
 }
 
@@ -281,13 +300,16 @@ static int cmd_plugins(args *a) {
         rc = describe(reg, describe_name);
     } else {
         size_t n = dd_registry_plugin_count(reg);
-        if (n == 0) printf("no plugins found (search path: DISTILL_PLUGIN_PATH, build tree, install prefix)\n");
+        if (n == 0)
+            printf("no plugins found (search path: DISTILL_PLUGIN_PATH, build tree, install "
+                   "prefix)\n");
         for (size_t i = 0; i < n; i++) {
             const dd_plugin_descriptor *d = dd_registry_plugin(reg, i);
             printf("%s %s  %s\n", d->name, d->version, dd_registry_plugin_path(reg, i));
             for (size_t c = 0; c < d->n_components; c++) {
                 const dd_component *comp = &d->components[c];
-                printf("  %-10s %-16s %s\n", dd_component_kind_str(comp->kind), comp->name, comp->description);
+                printf("  %-10s %-16s %s\n", dd_component_kind_str(comp->kind), comp->name,
+                       comp->description);
             }
         }
         for (size_t i = 0; i < dd_registry_refused_count(reg); i++)
@@ -321,8 +343,10 @@ static int cmd_datasets(args *a) {
     printf("%-16s %-10s %-10s %s\n", "NAME", "CACHED", "DOWNLOAD", "DESCRIPTION");
     for (size_t i = 0; i < n; i++) {
         char size[32] = "?";
-        if (list[i].download_bytes) snprintf(size, sizeof size, "%.1f MB", (double)list[i].download_bytes / 1e6);
-        printf("%-16s %-10s %-10s %s\n", list[i].name, list[i].cached ? "yes" : "no", size, list[i].description);
+        if (list[i].download_bytes)
+            snprintf(size, sizeof size, "%.1f MB", (double)list[i].download_bytes / 1e6);
+        printf("%-16s %-10s %-10s %s\n", list[i].name, list[i].cached ? "yes" : "no", size,
+               list[i].description);
     }
     free(list);
     return EXIT_OK;
@@ -339,16 +363,21 @@ static int cmd_fetch(args *a) {
         const char *s = a->argv[a->i], *v = NULL;
         int m;
         if (is_help(s)) {
-            printf("usage: distill fetch DATASET [--cache-dir DIR] [--offline] [--mirror URL]...\n");
+            printf(
+                "usage: distill fetch DATASET [--cache-dir DIR] [--offline] [--mirror URL]...\n");
             free(mirrors);
             return EXIT_OK;
         }
         if ((m = opt_value(a, "--cache-dir", &v)) != 0) {
-            if (m < 0) rc = usage_error("option '%s' needs a directory", s);
-            else fo.cache_dir = v;
+            if (m < 0)
+                rc = usage_error("option '%s' needs a directory", s);
+            else
+                fo.cache_dir = v;
         } else if ((m = opt_value(a, "--mirror", &v)) != 0) {
-            if (m < 0) rc = usage_error("option '%s' needs a URL", s);
-            else mirrors[n_m++] = v;
+            if (m < 0)
+                rc = usage_error("option '%s' needs a URL", s);
+            else
+                mirrors[n_m++] = v;
         } else if (strcmp(s, "--offline") == 0) {
             fo.offline = 1;
         } else if (s[0] == '-' && s[1] != '\0') {
@@ -359,7 +388,8 @@ static int cmd_fetch(args *a) {
             rc = usage_error("unexpected argument '%s' (one dataset at a time)", s);
         }
     }
-    if (rc == EXIT_OK && !dataset) rc = usage_error("%s: missing DATASET (see 'distill datasets')", "fetch");
+    if (rc == EXIT_OK && !dataset)
+        rc = usage_error("%s: missing DATASET (see 'distill datasets')", "fetch");
     if (rc == EXIT_OK) {
         fo.extra_mirrors = mirrors;
         char *root = NULL;
@@ -402,7 +432,9 @@ int main(int argc, char **argv) {
                 verbosity += *c == 'v' ? 1 : -1;
             }
         } else if ((m = opt_value(&a, "--log-level", &v)) != 0) {
-            if (m < 0) return usage_error("option '%s' needs a level (error, warn, info, debug, trace)", s);
+            if (m < 0)
+                return usage_error("option '%s' needs a level (error, warn, info, debug, trace)",
+                                   s);
             if (dd_log_level_parse(v, &level) != DD_OK) {
                 fprintf(stderr, "distill: %s\nTry 'distill --help'.\n", dd_error_message());
                 return EXIT_USAGE;
@@ -440,5 +472,6 @@ int main(int argc, char **argv) {
         printf("%s", usage_text);
         return EXIT_OK;
     }
-    return usage_error("unknown command '%s' (commands: run, validate, plugins, datasets, fetch)", a.cmd);
+    return usage_error("unknown command '%s' (commands: run, validate, plugins, datasets, fetch)",
+                       a.cmd);
 }

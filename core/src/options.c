@@ -47,13 +47,18 @@ typedef struct origin {
     const char *label;
 } origin;
 
-static char *xstrdup(const char *s) { return s ? strdup(s) : NULL; }
+static char *xstrdup(const char *s) {
+    return s ? strdup(s) : NULL;
+}
 
-static dd_status nomem(void) { return dd_error_set(DD_ERR_NOMEM, "out of memory"); }
+static dd_status nomem(void) {
+    return dd_error_set(DD_ERR_NOMEM, "out of memory");
+}
 
 static void value_free(value *v) {
     free(v->text);
-    for (size_t i = 0; i < v->n_items; i++) free(v->items[i]);
+    for (size_t i = 0; i < v->n_items; i++)
+        free(v->items[i]);
     free(v->items);
     memset(v, 0, sizeof *v);
 }
@@ -75,7 +80,8 @@ dd_status dd_options_create(const char *context, const dd_param_spec *const *spe
     *out = NULL;
     size_t total = 0;
     for (size_t s = 0; s < n_specs; s++)
-        for (const dd_param_spec *p = specs[s]; p && p->name; p++) total++;
+        for (const dd_param_spec *p = specs[s]; p && p->name; p++)
+            total++;
     dd_options *o = calloc(1, sizeof *o);
     if (!o) return nomem();
     o->e = calloc(total ? total : 1, sizeof *o->e);
@@ -227,12 +233,18 @@ static void fmt_num(double x, char *buf, size_t n) {
 
 const char *dd_param_type_str(const dd_param_spec *p) {
     switch (p->type) {
-    case DD_PARAM_BOOL: return "bool";
-    case DD_PARAM_INT: return "int";
-    case DD_PARAM_FLOAT: return "float";
-    case DD_PARAM_STRING: return (p->flags & DD_PARAM_PATH) ? "path" : "string";
-    case DD_PARAM_ENUM: return "enum";
-    case DD_PARAM_LIST: return "list";
+    case DD_PARAM_BOOL:
+        return "bool";
+    case DD_PARAM_INT:
+        return "int";
+    case DD_PARAM_FLOAT:
+        return "float";
+    case DD_PARAM_STRING:
+        return (p->flags & DD_PARAM_PATH) ? "path" : "string";
+    case DD_PARAM_ENUM:
+        return "enum";
+    case DD_PARAM_LIST:
+        return "list";
     }
     return "?";
 }
@@ -309,13 +321,15 @@ static dd_status resolve_path(const char *text, const char *base_dir, char **out
         *out = strdup(text);
     } else if (text[0] == '~' && (text[1] == '/' || text[1] == '\0')) {
         const char *home = getenv("HOME");
-        if (!home || !*home) return dd_error_set(DD_ERR_INVALID, "cannot expand '~': HOME is not set");
+        if (!home || !*home)
+            return dd_error_set(DD_ERR_INVALID, "cannot expand '~': HOME is not set");
         if (asprintf(out, "%s%s", home, text + 1) < 0) *out = NULL;
     } else {
         char cwd[4096];
         if (!base_dir) {
             if (!getcwd(cwd, sizeof cwd))
-                return dd_error_set(DD_ERR_IO, "cannot resolve '%s': getcwd: %s", text, strerror(errno));
+                return dd_error_set(DD_ERR_IO, "cannot resolve '%s': getcwd: %s", text,
+                                    strerror(errno));
             base_dir = cwd;
         }
         if (strcmp(text, ".") == 0) {
@@ -418,7 +432,8 @@ static dd_status parse_scalar(const dd_param_spec *p, const char *qkey, const ch
     case DD_PARAM_LIST:
         if (p->choices && !in_choices(p->choices, text)) {
             char *c = choices_list(p->choices);
-            dd_status s = bad_value(at, qkey, "list item '%s' is not one of: %s", text, c ? c : p->choices);
+            dd_status s =
+                bad_value(at, qkey, "list item '%s' is not one of: %s", text, c ? c : p->choices);
             free(c);
             return s;
         }
@@ -442,7 +457,8 @@ static dd_status list_append(value *v, value *add) {
     char **items = realloc(v->items, (v->n_items + add->n_items + 1) * sizeof *items);
     if (!items) return nomem();
     v->items = items;
-    for (size_t i = 0; i < add->n_items; i++) v->items[v->n_items++] = add->items[i];
+    for (size_t i = 0; i < add->n_items; i++)
+        v->items[v->n_items++] = add->items[i];
     free(add->items);
     add->items = NULL;
     add->n_items = 0;
@@ -482,7 +498,8 @@ static dd_status parse_node(const dd_options *o, int idx, const dd_ynode *node, 
             if (it->kind != DD_YNODE_SCALAR || dd_ynode_is_null(it)) {
                 value_free(v);
                 return bad_value(at, qkey, "list items must be non-empty scalars, got %s",
-                                 it->kind == DD_YNODE_SCALAR ? "an empty value" : dd_ynode_kind_str(it));
+                                 it->kind == DD_YNODE_SCALAR ? "an empty value"
+                                                             : dd_ynode_kind_str(it));
             }
             value one;
             dd_status s = parse_scalar(p, qkey, it->scalar, 0, at, base_dir, &one);
@@ -496,9 +513,10 @@ static dd_status parse_node(const dd_options *o, int idx, const dd_ynode *node, 
         if (!v->items && !(v->items = calloc(1, sizeof *v->items))) return nomem();
         return DD_OK;
     }
-    static const char *const what[] = {"", "a boolean", "an integer", "a number", "a string",
-                                       "one of the choices", "a list"};
-    const char *expected = p->type >= DD_PARAM_BOOL && p->type <= DD_PARAM_LIST ? what[p->type] : "a value";
+    static const char *const what[] = {"",         "a boolean",          "an integer", "a number",
+                                       "a string", "one of the choices", "a list"};
+    const char *expected =
+        p->type >= DD_PARAM_BOOL && p->type <= DD_PARAM_LIST ? what[p->type] : "a value";
     if (p->type == DD_PARAM_STRING && (p->flags & DD_PARAM_PATH)) expected = "a path";
     if (p->type == DD_PARAM_LIST && node->kind == DD_YNODE_MAPPING)
         return bad_value(at, qkey, "expected a list, got a mapping");
@@ -519,7 +537,8 @@ static dd_status set_node_at(dd_options *o, const char *key, const dd_ynode *val
                     where_str(org, en->line, en->col, at, sizeof at);
                     return dd_error_set(DD_ERR_INVALID, "%s: key too long", at);
                 }
-                DD_TRY(set_node_at(o, sub, en->value, org, en->line, en->col, base_dir, where_store));
+                DD_TRY(
+                    set_node_at(o, sub, en->value, org, en->line, en->col, base_dir, where_store));
             }
             return DD_OK;
         }
@@ -556,7 +575,8 @@ dd_status dd_options_set_node(dd_options *o, const char *key, const dd_ynode *va
 }
 
 dd_status dd_options_set_yaml_text(dd_options *o, const char *key, const char *text,
-                                   const char *where, const char *err_prefix, const char *base_dir) {
+                                   const char *where, const char *err_prefix,
+                                   const char *base_dir) {
     if (!o || !key || !text || !where)
         return dd_error_set(DD_ERR_INVALID, "dd_options_set_yaml_text: NULL argument");
     const char *label = err_prefix ? err_prefix : where;
@@ -578,24 +598,28 @@ dd_status dd_options_set_yaml_text(dd_options *o, const char *key, const char *t
     dd_ynode empty = {.kind = DD_YNODE_SCALAR, .scalar = "", .plain = 1, .line = 1, .col = 1};
     const dd_ynode *use = node ? node : &empty;
     origin org = {NULL, 0, 0, label};
-    if (use->kind == DD_YNODE_MAPPING && dd_options_index(o, key) < 0 && dd_options_has_group(o, key))
-        s = dd_error_set(DD_ERR_INVALID, "%s: '%s' is a group of keys; set each one (e.g. %s.%s=...)",
-                         label, key, key, "<key>");
+    if (use->kind == DD_YNODE_MAPPING && dd_options_index(o, key) < 0 &&
+        dd_options_has_group(o, key))
+        s = dd_error_set(DD_ERR_INVALID,
+                         "%s: '%s' is a group of keys; set each one (e.g. %s.%s=...)", label, key,
+                         key, "<key>");
     else
         s = set_node_at(o, key, use, &org, 1, 1, base_dir, where);
     dd_ynode_destroy(node);
     return s;
 }
 
-dd_status dd_options_set_kv(dd_options *o, const char *kv, const char *where, const char *base_dir) {
-    if (!o || !kv || !where) return dd_error_set(DD_ERR_INVALID, "dd_options_set_kv: NULL argument");
+dd_status dd_options_set_kv(dd_options *o, const char *kv, const char *where,
+                            const char *base_dir) {
+    if (!o || !kv || !where)
+        return dd_error_set(DD_ERR_INVALID, "dd_options_set_kv: NULL argument");
     const char *eq = strchr(kv, '=');
     char prefix[1200];
     snprintf(prefix, sizeof prefix, "%s %s", where, kv);
-    if (!eq || eq == kv)
-        return dd_error_set(DD_ERR_USAGE, "%s: expected KEY=VALUE", prefix);
+    if (!eq || eq == kv) return dd_error_set(DD_ERR_USAGE, "%s: expected KEY=VALUE", prefix);
     char key[512];
-    if ((size_t)(eq - kv) >= sizeof key) return dd_error_set(DD_ERR_INVALID, "%s: key too long", prefix);
+    if ((size_t)(eq - kv) >= sizeof key)
+        return dd_error_set(DD_ERR_INVALID, "%s: key too long", prefix);
     memcpy(key, kv, (size_t)(eq - kv));
     key[eq - kv] = '\0';
     return dd_options_set_yaml_text(o, key, eq + 1, where, prefix, base_dir);
@@ -616,14 +640,17 @@ dd_status dd_options_set_default(dd_options *o, const char *key, const char *tex
 // Parses a spec's default (list defaults are comma-separated) into v.
 static dd_status parse_default(const dd_param_spec *p, const char *qkey, value *v) {
     memset(v, 0, sizeof *v);
-    if (p->type != DD_PARAM_LIST) return parse_scalar(p, qkey, p->default_value, 0, "<default>", NULL, v);
+    if (p->type != DD_PARAM_LIST)
+        return parse_scalar(p, qkey, p->default_value, 0, "<default>", NULL, v);
     const char *c = p->default_value;
     if (!(v->items = calloc(1, sizeof *v->items))) return nomem();
     while (*c) {
-        while (*c == ' ') c++;
+        while (*c == ' ')
+            c++;
         size_t len = strcspn(c, ",");
         size_t tl = len;
-        while (tl > 0 && c[tl - 1] == ' ') tl--;
+        while (tl > 0 && c[tl - 1] == ' ')
+            tl--;
         char item[256];
         snprintf(item, sizeof item, "%.*s", (int)tl, c);
         value one;
@@ -672,7 +699,8 @@ static const entry *lookup(const dd_options *o, const char *key, const char *get
     int idx = o ? dd_options_index(o, key) : -1;
     if (idx < 0) {
         dd_log(DD_LOG_ERROR, "%s: option '%s' is not in the spec%s%s (programming error)", getter,
-               key ? key : "(null)", o && o->context ? " of " : "", o && o->context ? o->context : "");
+               key ? key : "(null)", o && o->context ? " of " : "",
+               o && o->context ? o->context : "");
         assert(!"option key not in spec");
         return NULL;
     }
@@ -736,13 +764,15 @@ const char *dd_options_where(const dd_options *o, const char *key) {
     return e->where;
 }
 
-dd_status dd_options_from_strings(const dd_param_spec *spec, const char *const *kv, dd_options **out) {
+dd_status dd_options_from_strings(const dd_param_spec *spec, const char *const *kv,
+                                  dd_options **out) {
     if (!out) return dd_error_set(DD_ERR_INVALID, "dd_options_from_strings: NULL argument");
     *out = NULL;
     dd_options *o = NULL;
     DD_TRY(dd_options_create(NULL, &spec, 1, &o));
     dd_status s = DD_OK;
-    for (size_t i = 0; kv && kv[i] && s == DD_OK; i++) s = dd_options_set_kv(o, kv[i], "--set", NULL);
+    for (size_t i = 0; kv && kv[i] && s == DD_OK; i++)
+        s = dd_options_set_kv(o, kv[i], "--set", NULL);
     if (s == DD_OK) s = dd_options_finalize(o, "options");
     if (s != DD_OK) {
         dd_options_destroy(o);
@@ -752,13 +782,17 @@ dd_status dd_options_from_strings(const dd_param_spec *spec, const char *const *
     return DD_OK;
 }
 
-size_t dd_options_count(const dd_options *o) { return o ? o->n : 0; }
+size_t dd_options_count(const dd_options *o) {
+    return o ? o->n : 0;
+}
 
 const dd_param_spec *dd_options_spec(const dd_options *o, size_t i) {
     return o && i < o->n ? o->e[i].spec : NULL;
 }
 
-const char *dd_options_context(const dd_options *o) { return o ? o->context : NULL; }
+const char *dd_options_context(const dd_options *o) {
+    return o ? o->context : NULL;
+}
 
 const char *dd_options_where_at(const dd_options *o, size_t i) {
     return o && i < o->n ? o->e[i].where : NULL;
@@ -769,7 +803,8 @@ const char *dd_options_where_at(const dd_options *o, size_t i) {
 // Nonzero if `s` reads back from YAML as the same plain string.
 static int plain_safe(const char *s) {
     if (!*s) return 0;
-    if (strchr("-?:,[]{}#&*!|>'\"%@` \t", s[0])) return s[0] == '-' && s[1] && s[1] != ' ' && !strchr(s, '#');
+    if (strchr("-?:,[]{}#&*!|>'\"%@` \t", s[0]))
+        return s[0] == '-' && s[1] && s[1] != ' ' && !strchr(s, '#');
     for (const char *c = s; *c; c++) {
         if ((unsigned char)*c < 0x20 || *c == '#' || (c[0] == ':' && (c[1] == ' ' || c[1] == '\0')))
             return 0;
@@ -847,12 +882,13 @@ dd_status dd_param_spec_check(const dd_param_spec *spec, const char *owner) {
             size_t ql = strlen(q->name), nl = strlen(n);
             if ((ql < nl && strncmp(q->name, n, ql) == 0 && n[ql] == '.') ||
                 (nl < ql && strncmp(q->name, n, nl) == 0 && q->name[nl] == '.'))
-                return dd_error_set(DD_ERR_PLUGIN, "%s: parameter '%s' is both a key and a group ('%s')",
-                                    owner, strlen(q->name) < nl ? q->name : n,
-                                    strlen(q->name) < nl ? n : q->name);
+                return dd_error_set(
+                    DD_ERR_PLUGIN, "%s: parameter '%s' is both a key and a group ('%s')", owner,
+                    strlen(q->name) < nl ? q->name : n, strlen(q->name) < nl ? n : q->name);
         }
         if (p->type < DD_PARAM_BOOL || p->type > DD_PARAM_LIST)
-            return dd_error_set(DD_ERR_PLUGIN, "%s: parameter '%s' has unknown type %d", owner, n, (int)p->type);
+            return dd_error_set(DD_ERR_PLUGIN, "%s: parameter '%s' has unknown type %d", owner, n,
+                                (int)p->type);
         if (!p->doc || !*p->doc)
             return dd_error_set(DD_ERR_PLUGIN, "%s: parameter '%s' has no documentation", owner, n);
         if (p->type == DD_PARAM_ENUM && (!p->choices || !*p->choices))
@@ -860,7 +896,8 @@ dd_status dd_param_spec_check(const dd_param_spec *spec, const char *owner) {
         if ((p->flags & DD_PARAM_HAS_MIN) && (p->flags & DD_PARAM_HAS_MAX) && p->min > p->max)
             return dd_error_set(DD_ERR_PLUGIN, "%s: parameter '%s' has min > max", owner, n);
         if ((p->flags & DD_PARAM_REQUIRED) && p->default_value)
-            return dd_error_set(DD_ERR_PLUGIN, "%s: required parameter '%s' has a default", owner, n);
+            return dd_error_set(DD_ERR_PLUGIN, "%s: required parameter '%s' has a default", owner,
+                                n);
         if (p->default_value) {
             value v;
             dd_status s = parse_default(p, n, &v);
@@ -868,8 +905,9 @@ dd_status dd_param_spec_check(const dd_param_spec *spec, const char *owner) {
             if (s != DD_OK) {
                 char msg[2048];
                 snprintf(msg, sizeof msg, "%s", dd_error_message());
-                return dd_error_set(DD_ERR_PLUGIN, "%s: default of parameter '%s' does not validate: %s",
-                                    owner, n, msg);
+                return dd_error_set(DD_ERR_PLUGIN,
+                                    "%s: default of parameter '%s' does not validate: %s", owner, n,
+                                    msg);
             }
         }
     }

@@ -19,9 +19,9 @@
 enum { N_STAGE_SECTIONS = 4, N_KINDS = 4 };
 static const char *const stage_sections[N_STAGE_SECTIONS] = {"pretrain", "distill", "evaluate",
                                                              "report"};
-static const char *const top_keys[] = {"name",    "description", "seed",     "stages",
+static const char *const top_keys[] = {"name",    "description", "seed",      "stages",
                                        "dataset", "model",       "objective", "pretrain",
-                                       "distill", "evaluate",    "report",   NULL};
+                                       "distill", "evaluate",    "report",    NULL};
 
 struct dd_pipeline {
     char *path, *dir;
@@ -38,9 +38,9 @@ struct dd_pipeline {
 
 // One --set argument split into section and key.
 typedef struct override {
-    const char *orig;  // "distill.steps=5"
-    char section[64];  // "distill" (or a top-level key such as "seed")
-    const char *key;   // "steps" inside orig (NULL for a top-level key)
+    const char *orig; // "distill.steps=5"
+    char section[64]; // "distill" (or a top-level key such as "seed")
+    const char *key;  // "steps" inside orig (NULL for a top-level key)
     char keybuf[256];
     const char *value; // "5" inside orig
 } override;
@@ -53,13 +53,17 @@ typedef struct loader {
     size_t n_ov;
 } loader;
 
-static dd_status nomem(void) { return dd_error_set(DD_ERR_NOMEM, "out of memory"); }
+static dd_status nomem(void) {
+    return dd_error_set(DD_ERR_NOMEM, "out of memory");
+}
 
 void dd_pipeline_destroy(dd_pipeline *p) {
     if (!p) return;
     dd_options_destroy(p->top);
-    for (int i = 0; i < N_STAGE_SECTIONS; i++) dd_options_destroy(p->stage_opts[i]);
-    for (int i = 0; i < N_KINDS; i++) dd_options_destroy(p->comp_opts[i]);
+    for (int i = 0; i < N_STAGE_SECTIONS; i++)
+        dd_options_destroy(p->stage_opts[i]);
+    for (int i = 0; i < N_KINDS; i++)
+        dd_options_destroy(p->comp_opts[i]);
     free(p->path);
     free(p->dir);
     free(p);
@@ -73,7 +77,8 @@ static int is_top_key(const char *k) {
 
 static char *top_keys_list(void) {
     size_t len = 0;
-    for (int i = 0; top_keys[i]; i++) len += strlen(top_keys[i]) + 2;
+    for (int i = 0; top_keys[i]; i++)
+        len += strlen(top_keys[i]) + 2;
     char *s = malloc(len + 1);
     if (!s) return NULL;
     s[0] = '\0';
@@ -89,7 +94,8 @@ static dd_status parse_overrides(const char *const *overrides, override **out, s
     *out = NULL;
     *n_out = 0;
     size_t n = 0;
-    while (overrides && overrides[n]) n++;
+    while (overrides && overrides[n])
+        n++;
     if (!n) return DD_OK;
     override *ov = calloc(n, sizeof *ov);
     if (!ov) return nomem();
@@ -99,7 +105,8 @@ static dd_status parse_overrides(const char *const *overrides, override **out, s
         ov[i].orig = s;
         if (!eq || eq == s) {
             free(ov);
-            return dd_error_set(DD_ERR_USAGE, "--set %s: expected KEY=VALUE (e.g. distill.steps=5)", s);
+            return dd_error_set(DD_ERR_USAGE, "--set %s: expected KEY=VALUE (e.g. distill.steps=5)",
+                                s);
         }
         size_t klen = (size_t)(eq - s);
         const char *dot = memchr(s, '.', klen);
@@ -118,8 +125,9 @@ static dd_status parse_overrides(const char *const *overrides, override **out, s
         ov[i].value = eq + 1;
         if (!is_top_key(ov[i].section)) {
             char *valid = top_keys_list();
-            dd_status st = dd_error_set(DD_ERR_INVALID, "--set %s: unknown key '%s' (valid keys: %s)",
-                                        s, ov[i].section, valid ? valid : "?");
+            dd_status st =
+                dd_error_set(DD_ERR_INVALID, "--set %s: unknown key '%s' (valid keys: %s)", s,
+                             ov[i].section, valid ? valid : "?");
             free(valid);
             free(ov);
             return st;
@@ -145,12 +153,14 @@ static dd_status apply_overrides(const loader *L, const char *section, dd_option
         const char *key = v->key;
         if (is_scalar_key(section)) {
             if (key)
-                return dd_error_set(DD_ERR_INVALID, "%s: '%s' is not a section (use --set %s=VALUE)",
-                                    prefix, section, section);
+                return dd_error_set(DD_ERR_INVALID,
+                                    "%s: '%s' is not a section (use --set %s=VALUE)", prefix,
+                                    section, section);
             key = section;
         } else if (!key || !*key) {
-            return dd_error_set(DD_ERR_INVALID, "%s: '%s' is a section; set one of its keys (%s.KEY=VALUE)",
-                                prefix, section, section);
+            return dd_error_set(DD_ERR_INVALID,
+                                "%s: '%s' is a section; set one of its keys (%s.KEY=VALUE)", prefix,
+                                section, section);
         }
         // paths given on the command line are relative to the current directory
         DD_TRY(dd_options_set_yaml_text(o, key, v->value, "--set", prefix, NULL));
@@ -173,14 +183,16 @@ static dd_status section_node(const loader *L, const char *section, const dd_yen
     const dd_ynode *v = (*entry)->value;
     if (dd_ynode_is_null(v)) return DD_OK;
     if (v->kind != DD_YNODE_MAPPING)
-        return dd_error_set(DD_ERR_INVALID, "%s:%d:%d: section '%s' must be a mapping of keys, got %s",
-                            L->file, v->line, v->col, section, dd_ynode_kind_str(v));
+        return dd_error_set(DD_ERR_INVALID,
+                            "%s:%d:%d: section '%s' must be a mapping of keys, got %s", L->file,
+                            v->line, v->col, section, dd_ynode_kind_str(v));
     *map = v;
     return DD_OK;
 }
 
 // Sets every entry of a section mapping into o.
-static dd_status apply_yaml(const loader *L, const dd_ynode *map, dd_options *o, const char *base_dir) {
+static dd_status apply_yaml(const loader *L, const dd_ynode *map, dd_options *o,
+                            const char *base_dir) {
     for (size_t i = 0; map && i < map->n; i++) {
         const dd_yentry *e = &map->entries[i];
         DD_TRY(dd_options_set_node(o, e->key, e->value, L->file, e->line, e->col, base_dir));
@@ -205,7 +217,8 @@ static dd_status load_top(dd_pipeline *p, const loader *L) {
         DD_TRY(dd_options_set_node(p->top, e->key, e->value, L->file, e->line, e->col, p->dir));
     }
     static const char *const scalar_keys[] = {"name", "description", "seed", "stages"};
-    for (int k = 0; k < 4; k++) DD_TRY(apply_overrides(L, scalar_keys[k], p->top));
+    for (int k = 0; k < 4; k++)
+        DD_TRY(apply_overrides(L, scalar_keys[k], p->top));
     char where[1100];
     section_where(L, NULL, where, sizeof where);
     DD_TRY(dd_options_finalize(p->top, where));
@@ -226,17 +239,20 @@ static dd_status load_top(dd_pipeline *p, const loader *L) {
         return dd_error_set(DD_ERR_INVALID, "%s: invalid value for 'name': must not be empty",
                             dd_options_where(p->top, "name"));
     for (const char *c = name; *c; c++)
-        if (!(isalnum((unsigned char)*c) || *c == '.' || *c == '_' || *c == '-') || (c == name && *c == '.'))
-            return dd_error_set(DD_ERR_INVALID,
-                                "%s: invalid value for 'name': '%s' may only contain letters, digits, "
-                                "'.', '_' and '-' (it names the run directory)",
-                                dd_options_where(p->top, "name"), name);
+        if (!(isalnum((unsigned char)*c) || *c == '.' || *c == '_' || *c == '-') ||
+            (c == name && *c == '.'))
+            return dd_error_set(
+                DD_ERR_INVALID,
+                "%s: invalid value for 'name': '%s' may only contain letters, digits, "
+                "'.', '_' and '-' (it names the run directory)",
+                dd_options_where(p->top, "name"), name);
     return DD_OK;
 }
 
 // Loads one component section (dataset/model/objective) if the file or the
 // overrides mention it, or if `force` (then its default plugin is used).
-static dd_status load_component(dd_pipeline *p, const loader *L, dd_component_kind kind, int force) {
+static dd_status load_component(dd_pipeline *p, const loader *L, dd_component_kind kind,
+                                int force) {
     const char *section = dd_section_name(kind);
     const dd_yentry *entry;
     const dd_ynode *map;
@@ -266,7 +282,8 @@ static dd_status load_component(dd_pipeline *p, const loader *L, dd_component_ki
     if (s == DD_OK && !dd_options_has(probe, "plugin") && core[0].default_value)
         s = dd_options_set_default(probe, "plugin", core[0].default_value);
     if (s == DD_OK && !dd_options_has(probe, "plugin"))
-        s = dd_error_set(DD_ERR_INVALID, "%s: missing required key 'plugin' in '%s'", where, section);
+        s = dd_error_set(DD_ERR_INVALID, "%s: missing required key 'plugin' in '%s'", where,
+                         section);
     if (s == DD_OK) {
         const char *plugin = dd_options_string(probe, "plugin");
         s = dd_registry_find(p->reg, kind, plugin, &p->comp[kind]);
@@ -316,10 +333,11 @@ static dd_status load_component(dd_pipeline *p, const loader *L, dd_component_ki
             snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", ops->datasets[i]);
         }
         if (!ok)
-            return dd_error_set(DD_ERR_INVALID,
-                                "%s: invalid value for 'dataset.name': plugin '%s' does not read '%s' "
-                                "(it reads: %s)",
-                                dd_options_where(o, "name"), c->name, name, list);
+            return dd_error_set(
+                DD_ERR_INVALID,
+                "%s: invalid value for 'dataset.name': plugin '%s' does not read '%s' "
+                "(it reads: %s)",
+                dd_options_where(o, "name"), c->name, name, list);
     }
     return DD_OK;
 }
@@ -345,7 +363,9 @@ static dd_status resolve_stages(dd_pipeline *p, const loader *L) {
     const char *where = dd_options_where(p->top, "stages");
     if (dd_options_is_set(p->top, "stages")) {
         size_t n = dd_options_list_len(p->top, "stages");
-        if (n == 0) return dd_error_set(DD_ERR_INVALID, "%s: invalid value for 'stages': the list is empty", where);
+        if (n == 0)
+            return dd_error_set(DD_ERR_INVALID, "%s: invalid value for 'stages': the list is empty",
+                                where);
         for (size_t i = 0; i < n; i++) {
             dd_stage s;
             DD_TRY(dd_stage_parse(dd_options_list_item(p->top, "stages", i), &s));
@@ -375,17 +395,19 @@ static dd_status resolve_stages(dd_pipeline *p, const loader *L) {
         dd_stage s = p->stages[i];
         if (s != DD_STAGE_PRETRAIN && s != DD_STAGE_DISTILL && s != DD_STAGE_EVALUATE) continue;
         if (!dd_pipeline_has_stage(p, DD_STAGE_LOAD))
-            return dd_error_set(DD_ERR_INVALID, "%s: stage '%s' needs the 'load' stage before it", where,
-                                dd_stage_name(s));
+            return dd_error_set(DD_ERR_INVALID, "%s: stage '%s' needs the 'load' stage before it",
+                                where, dd_stage_name(s));
         if (!p->comp_present[DD_COMPONENT_MODEL])
-            return dd_error_set(DD_ERR_INVALID, "%s: missing section 'model' (needed by stage '%s')", doc,
+            return dd_error_set(DD_ERR_INVALID,
+                                "%s: missing section 'model' (needed by stage '%s')", doc,
                                 dd_stage_name(s));
     }
     return DD_OK;
 }
 
 static int needs_objective(const dd_pipeline *p) {
-    return dd_pipeline_has_stage(p, DD_STAGE_PRETRAIN) || dd_pipeline_has_stage(p, DD_STAGE_DISTILL) ||
+    return dd_pipeline_has_stage(p, DD_STAGE_PRETRAIN) ||
+           dd_pipeline_has_stage(p, DD_STAGE_DISTILL) ||
            dd_pipeline_has_stage(p, DD_STAGE_EVALUATE);
 }
 
@@ -401,24 +423,27 @@ static dd_status load_all(dd_pipeline *p, loader *L) {
 
 dd_status dd_pipeline_load(const char *path, const char *const *overrides, const dd_registry *reg,
                            dd_pipeline **out) {
-    if (!path || !reg || !out) return dd_error_set(DD_ERR_INVALID, "dd_pipeline_load: NULL argument");
+    if (!path || !reg || !out)
+        return dd_error_set(DD_ERR_INVALID, "dd_pipeline_load: NULL argument");
     *out = NULL;
     loader L = {.file = path};
     DD_TRY(parse_overrides(overrides, &L.ov, &L.n_ov));
     dd_ynode *root = NULL;
     dd_status s = dd_yaml_load_file(path, &root);
     if (s == DD_OK && !root)
-        s = dd_error_set(DD_ERR_INVALID, "%s: the pipeline is empty (expected a mapping with at least "
-                                         "a 'dataset' section)", path);
+        s = dd_error_set(DD_ERR_INVALID,
+                         "%s: the pipeline is empty (expected a mapping with at least "
+                         "a 'dataset' section)",
+                         path);
     if (s == DD_OK && root->kind != DD_YNODE_MAPPING)
-        s = dd_error_set(DD_ERR_INVALID, "%s:%d:%d: a pipeline must be a mapping of keys, got %s", path,
-                         root->line, root->col, dd_ynode_kind_str(root));
+        s = dd_error_set(DD_ERR_INVALID, "%s:%d:%d: a pipeline must be a mapping of keys, got %s",
+                         path, root->line, root->col, dd_ynode_kind_str(root));
     for (size_t i = 0; s == DD_OK && i < root->n; i++) {
         const dd_yentry *e = &root->entries[i];
         if (is_top_key(e->key)) continue;
         char *valid = top_keys_list();
-        s = dd_error_set(DD_ERR_INVALID, "%s:%d:%d: unknown top-level key '%s' (valid keys: %s)", path,
-                         e->line, e->col, e->key, valid ? valid : "?");
+        s = dd_error_set(DD_ERR_INVALID, "%s:%d:%d: unknown top-level key '%s' (valid keys: %s)",
+                         path, e->line, e->col, e->key, valid ? valid : "?");
         free(valid);
     }
     dd_pipeline *p = NULL;
@@ -432,8 +457,10 @@ dd_status dd_pipeline_load(const char *path, const char *const *overrides, const
             s = dd_error_set(DD_ERR_IO, "%s: %s", path, strerror(errno));
         else {
             char *slash = strrchr(real, '/');
-            if (slash == real) slash[1] = '\0';
-            else if (slash) *slash = '\0';
+            if (slash == real)
+                slash[1] = '\0';
+            else if (slash)
+                *slash = '\0';
             if (!(p->dir = strdup(real))) s = nomem();
         }
     }
@@ -453,18 +480,30 @@ dd_status dd_pipeline_load(const char *path, const char *const *overrides, const
 
 /* ---- getters ------------------------------------------------------------- */
 
-const char *dd_pipeline_path(const dd_pipeline *p) { return p->path; }
-const char *dd_pipeline_dir(const dd_pipeline *p) { return p->dir; }
-const char *dd_pipeline_name(const dd_pipeline *p) { return dd_options_string(p->top, "name"); }
+const char *dd_pipeline_path(const dd_pipeline *p) {
+    return p->path;
+}
+const char *dd_pipeline_dir(const dd_pipeline *p) {
+    return p->dir;
+}
+const char *dd_pipeline_name(const dd_pipeline *p) {
+    return dd_options_string(p->top, "name");
+}
 
 const char *dd_pipeline_description(const dd_pipeline *p) {
     const char *d = dd_options_string(p->top, "description");
     return d ? d : "";
 }
 
-uint64_t dd_pipeline_seed(const dd_pipeline *p) { return (uint64_t)dd_options_int(p->top, "seed"); }
-size_t dd_pipeline_stage_count(const dd_pipeline *p) { return p->n_stages; }
-dd_stage dd_pipeline_stage(const dd_pipeline *p, size_t i) { return p->stages[i]; }
+uint64_t dd_pipeline_seed(const dd_pipeline *p) {
+    return (uint64_t)dd_options_int(p->top, "seed");
+}
+size_t dd_pipeline_stage_count(const dd_pipeline *p) {
+    return p->n_stages;
+}
+dd_stage dd_pipeline_stage(const dd_pipeline *p, size_t i) {
+    return p->stages[i];
+}
 
 int dd_pipeline_has_stage(const dd_pipeline *p, dd_stage s) {
     for (size_t i = 0; i < p->n_stages; i++)
@@ -544,7 +583,8 @@ static void write_keys(FILE *f, const dd_options *o, const char *prefix, int ind
 
 dd_status dd_pipeline_write_config(const dd_pipeline *p, FILE *f) {
     fprintf(f, "# Resolved pipeline written by distill %s from %s.\n", dd_version(), p->path);
-    fprintf(f, "# Every key with the value used; '# where' marks values not taken from defaults.\n");
+    fprintf(f,
+            "# Every key with the value used; '# where' marks values not taken from defaults.\n");
     fprintf(f, "name: ");
     dd_yaml_write_scalar(f, dd_pipeline_name(p));
     fprintf(f, "\n");
@@ -554,7 +594,8 @@ dd_status dd_pipeline_write_config(const dd_pipeline *p, FILE *f) {
         fprintf(f, "\n");
     }
     fprintf(f, "seed: %llu\nstages: [", (unsigned long long)dd_pipeline_seed(p));
-    for (size_t i = 0; i < p->n_stages; i++) fprintf(f, "%s%s", i ? ", " : "", dd_stage_name(p->stages[i]));
+    for (size_t i = 0; i < p->n_stages; i++)
+        fprintf(f, "%s%s", i ? ", " : "", dd_stage_name(p->stages[i]));
     fprintf(f, "]\n");
     for (int k = DD_COMPONENT_DATASET; k <= DD_COMPONENT_OBJECTIVE; k++) {
         if (!p->comp_opts[k]) continue;
@@ -567,7 +608,8 @@ dd_status dd_pipeline_write_config(const dd_pipeline *p, FILE *f) {
         fprintf(f, "%s:\n", stage_sections[i]);
         write_keys(f, p->stage_opts[i], "", 2);
     }
-    if (ferror(f)) return dd_error_set(DD_ERR_IO, "writing the resolved pipeline: %s", strerror(errno));
+    if (ferror(f))
+        return dd_error_set(DD_ERR_IO, "writing the resolved pipeline: %s", strerror(errno));
     return DD_OK;
 }
 
@@ -588,8 +630,11 @@ void dd_pipeline_summary(const dd_pipeline *p, char *buf, size_t n) {
     buf[0] = '\0';
     append(buf, n, &len, "%s:", dd_pipeline_name(p));
     const dd_options *d = p->comp_opts[DD_COMPONENT_DATASET];
-    if (d) append(buf, n, &len, " dataset %s/%s", dd_options_string(d, "plugin"), dd_options_string(d, "name"));
-    if (p->comp[DD_COMPONENT_MODEL]) append(buf, n, &len, ", model %s", p->comp[DD_COMPONENT_MODEL]->name);
+    if (d)
+        append(buf, n, &len, " dataset %s/%s", dd_options_string(d, "plugin"),
+               dd_options_string(d, "name"));
+    if (p->comp[DD_COMPONENT_MODEL])
+        append(buf, n, &len, ", model %s", p->comp[DD_COMPONENT_MODEL]->name);
     if (p->comp[DD_COMPONENT_OBJECTIVE])
         append(buf, n, &len, ", objective %s", p->comp[DD_COMPONENT_OBJECTIVE]->name);
     append(buf, n, &len, "; seed %llu; stages:", (unsigned long long)dd_pipeline_seed(p));

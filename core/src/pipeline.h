@@ -45,7 +45,8 @@ DD_API int dd_pipeline_section_present(const dd_pipeline *p, const char *section
 /** The selected component of a kind (NULL if the pipeline has none) and its
  * options (core keys such as "plugin" plus the plugin's own). */
 DD_API const dd_component *dd_pipeline_component(const dd_pipeline *p, dd_component_kind kind);
-DD_API const dd_options *dd_pipeline_component_options(const dd_pipeline *p, dd_component_kind kind);
+DD_API const dd_options *dd_pipeline_component_options(const dd_pipeline *p,
+                                                       dd_component_kind kind);
 
 /** Writes the resolved pipeline (every key with its value) as YAML that
  * `distill run` accepts. */

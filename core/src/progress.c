@@ -89,7 +89,8 @@ dd_status dd_progress_create_config(const char *label, uint64_t total, const cha
     return DD_OK;
 }
 
-dd_status dd_progress_create(const char *label, uint64_t total, const char *unit, dd_progress **out) {
+dd_status dd_progress_create(const char *label, uint64_t total, const char *unit,
+                             dd_progress **out) {
     dd_progress_config cfg = {.tty = -1};
     return dd_progress_create_config(label, total, unit, &cfg, out);
 }
@@ -108,7 +109,8 @@ static void numbers(const dd_progress *p, double now, int final, char *buf, size
         snprintf(rate_s, sizeof rate_s, "%.2f %s/s", rate, p->unit);
     else
         snprintf(rate_s, sizeof rate_s, "%.1f %s/s", rate, p->unit);
-    int len = p->total ? snprintf(buf, n, "%s/%s", done_s, total_s) : snprintf(buf, n, "%s", done_s);
+    int len =
+        p->total ? snprintf(buf, n, "%s/%s", done_s, total_s) : snprintf(buf, n, "%s", done_s);
     if (len < 0 || (size_t)len >= n) return;
     if (final) {
         dd_format_duration(el, t, sizeof t);
@@ -141,12 +143,14 @@ static void draw(dd_progress *p, double now, int final) {
         char bar[48] = "";
         if (p->total && w >= 10) {
             int fill = (int)(frac * w);
-            for (int i = 0; i < w; i++) bar[i] = i < fill ? '#' : '-';
+            for (int i = 0; i < w; i++)
+                bar[i] = i < fill ? '#' : '-';
             bar[w] = '\0';
         }
         int len;
         if (bar[0])
-            len = snprintf(line, sizeof line, "\r%s [%s] %3.0f%% %s", p->label, bar, frac * 100, nums);
+            len = snprintf(line, sizeof line, "\r%s [%s] %3.0f%% %s", p->label, bar, frac * 100,
+                           nums);
         else if (p->total)
             len = snprintf(line, sizeof line, "\r%s %3.0f%% %s", p->label, frac * 100, nums);
         else
@@ -157,8 +161,9 @@ static void draw(dd_progress *p, double now, int final) {
         if ((int)strlen(line) > p->width) line[p->width] = '\0';
         fprintf(p->out, "%s\033[K%s", line, final ? "\n" : "");
     } else {
-        int len = p->total ? snprintf(line, sizeof line, "%s: %3.0f%% %s", p->label, frac * 100, nums)
-                           : snprintf(line, sizeof line, "%s: %s", p->label, nums);
+        int len = p->total
+                      ? snprintf(line, sizeof line, "%s: %3.0f%% %s", p->label, frac * 100, nums)
+                      : snprintf(line, sizeof line, "%s: %s", p->label, nums);
         if (p->status[0] && len > 0 && (size_t)len < sizeof line)
             snprintf(line + len, sizeof line - (size_t)len, "  %s", p->status);
         fprintf(p->out, "%s\n", line);

@@ -9,13 +9,13 @@
 #include "distill/log.h"
 
 typedef struct dd_progress_config {
-    FILE *out;              /**< NULL: stderr */
-    int tty;                /**< 1: redraw one line; 0: plain lines; -1: isatty(out) */
-    double interval;        /**< seconds between plain lines (<= 0: 5 s; TTY redraws every 0.1 s) */
-    int width;              /**< TTY line width (<= 0: $COLUMNS or 80) */
+    FILE *out;       /**< NULL: stderr */
+    int tty;         /**< 1: redraw one line; 0: plain lines; -1: isatty(out) */
+    double interval; /**< seconds between plain lines (<= 0: 5 s; TTY redraws every 0.1 s) */
+    int width;       /**< TTY line width (<= 0: $COLUMNS or 80) */
     double (*clock)(void *ctx); /**< seconds, monotonic (NULL: CLOCK_MONOTONIC) */
     void *clock_ctx;
-    int force;              /**< print even below DD_LOG_INFO */
+    int force; /**< print even below DD_LOG_INFO */
 } dd_progress_config;
 
 DD_API dd_status dd_progress_create_config(const char *label, uint64_t total, const char *unit,

@@ -36,13 +36,18 @@ struct dd_registry {
     size_t n_bad;
 };
 
-static dd_status nomem(void) { return dd_error_set(DD_ERR_NOMEM, "out of memory"); }
+static dd_status nomem(void) {
+    return dd_error_set(DD_ERR_NOMEM, "out of memory");
+}
 
 const char *dd_component_kind_str(dd_component_kind kind) {
     switch (kind) {
-    case DD_COMPONENT_DATASET: return "dataset";
-    case DD_COMPONENT_MODEL: return "model";
-    case DD_COMPONENT_OBJECTIVE: return "objective";
+    case DD_COMPONENT_DATASET:
+        return "dataset";
+    case DD_COMPONENT_MODEL:
+        return "model";
+    case DD_COMPONENT_OBJECTIVE:
+        return "objective";
     }
     return "unknown";
 }
@@ -68,7 +73,9 @@ void dd_registry_destroy(dd_registry *r) {
     free(r);
 }
 
-size_t dd_registry_plugin_count(const dd_registry *r) { return r ? r->n : 0; }
+size_t dd_registry_plugin_count(const dd_registry *r) {
+    return r ? r->n : 0;
+}
 
 const dd_plugin_descriptor *dd_registry_plugin(const dd_registry *r, size_t i) {
     return r && i < r->n ? r->p[i].desc : NULL;
@@ -78,7 +85,9 @@ const char *dd_registry_plugin_path(const dd_registry *r, size_t i) {
     return r && i < r->n ? r->p[i].path : NULL;
 }
 
-size_t dd_registry_refused_count(const dd_registry *r) { return r ? r->n_bad : 0; }
+size_t dd_registry_refused_count(const dd_registry *r) {
+    return r ? r->n_bad : 0;
+}
 
 const char *dd_registry_refused_path(const dd_registry *r, size_t i) {
     return r && i < r->n_bad ? r->bad[i].path : NULL;
@@ -133,7 +142,8 @@ static void plugin_basename(const char *path, char *buf, size_t n) {
     snprintf(buf, n, "%.*s", (int)len, b);
 }
 
-static dd_status refuse(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static dd_status refuse(const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static dd_status refuse(const char *path, const char *fmt, ...) {
     char why[2048];
     va_list ap;
@@ -146,7 +156,7 @@ static dd_status refuse(const char *path, const char *fmt, ...) {
 #define NEED(cond, what)                                                                           \
     do {                                                                                           \
         if (!(cond))                                                                               \
-            return refuse(path, "%s '%s': required member '%s' is NULL", kind_s, c->name, what); \
+            return refuse(path, "%s '%s': required member '%s' is NULL", kind_s, c->name, what);   \
     } while (0)
 
 // Checks a component's vtable for its kind's required members.
@@ -156,7 +166,8 @@ static dd_status check_ops(const char *path, const dd_component *c) {
     case DD_COMPONENT_DATASET: {
         const dd_dataset_ops *ops = c->ops;
         if (ops->struct_size < offsetof(dd_dataset_ops, reserved))
-            return refuse(path, "dataset '%s': ops struct_size %zu is too small", c->name, ops->struct_size);
+            return refuse(path, "dataset '%s': ops struct_size %zu is too small", c->name,
+                          ops->struct_size);
         NEED(ops->datasets, "datasets");
         NEED(ops->load, "load");
         if (!ops->datasets[0])
@@ -166,7 +177,8 @@ static dd_status check_ops(const char *path, const dd_component *c) {
     case DD_COMPONENT_MODEL: {
         const dd_model_ops *ops = c->ops;
         if (ops->struct_size < offsetof(dd_model_ops, reserved))
-            return refuse(path, "model '%s': ops struct_size %zu is too small", c->name, ops->struct_size);
+            return refuse(path, "model '%s': ops struct_size %zu is too small", c->name,
+                          ops->struct_size);
         NEED(ops->build, "build");
         break;
     }
@@ -188,15 +200,17 @@ static dd_status check_ops(const char *path, const dd_component *c) {
 }
 
 // Validates a descriptor against the registry's current contents.
-static dd_status check_descriptor(const dd_registry *r, const char *path, const dd_plugin_descriptor *d) {
+static dd_status check_descriptor(const dd_registry *r, const char *path,
+                                  const dd_plugin_descriptor *d) {
     if (!d) return refuse(path, "entry symbol '%s' returned NULL", DD_PLUGIN_ENTRY_SYMBOL);
     if (d->abi_version != DD_PLUGIN_ABI_VERSION)
-        return refuse(path, "ABI version mismatch: plugin built for ABI %u, this distill uses ABI %u "
-                            "(rebuild the plugin against this distill)",
+        return refuse(path,
+                      "ABI version mismatch: plugin built for ABI %u, this distill uses ABI %u "
+                      "(rebuild the plugin against this distill)",
                       (unsigned)d->abi_version, (unsigned)DD_PLUGIN_ABI_VERSION);
     if (d->struct_size < offsetof(dd_plugin_descriptor, reserved))
-        return refuse(path, "descriptor struct_size %zu is too small (expected %zu)", d->struct_size,
-                      sizeof *d);
+        return refuse(path, "descriptor struct_size %zu is too small (expected %zu)",
+                      d->struct_size, sizeof *d);
     if (!d->name) return refuse(path, "required member 'name' is NULL");
     if (!d->version) return refuse(path, "required member 'version' is NULL");
     if (!d->description) return refuse(path, "required member 'description' is NULL");
@@ -214,8 +228,10 @@ static dd_status check_descriptor(const dd_registry *r, const char *path, const 
             c->kind != DD_COMPONENT_OBJECTIVE)
             return refuse(path, "component %zu: unknown kind %d", i, (int)c->kind);
         const char *kind_s = dd_component_kind_str(c->kind);
-        if (!c->name || !*c->name) return refuse(path, "%s component %zu: required member 'name' is NULL", kind_s, i);
-        if (!c->description) return refuse(path, "%s '%s': required member 'description' is NULL", kind_s, c->name);
+        if (!c->name || !*c->name)
+            return refuse(path, "%s component %zu: required member 'name' is NULL", kind_s, i);
+        if (!c->description)
+            return refuse(path, "%s '%s': required member 'description' is NULL", kind_s, c->name);
         if (!c->ops) return refuse(path, "%s '%s': required member 'ops' is NULL", kind_s, c->name);
         DD_TRY(check_ops(path, c));
         for (size_t j = 0; j < i; j++)
@@ -223,7 +239,8 @@ static dd_status check_descriptor(const dd_registry *r, const char *path, const 
                 return refuse(path, "duplicate %s '%s' within the plugin", kind_s, c->name);
         const char *owner = NULL;
         if (find_component(r, c->kind, c->name, &owner))
-            return refuse(path, "duplicate %s '%s' (already provided by %s)", kind_s, c->name, owner);
+            return refuse(path, "duplicate %s '%s' (already provided by %s)", kind_s, c->name,
+                          owner);
         char who[300];
         snprintf(who, sizeof who, "%s '%s'", kind_s, c->name);
         dd_status s = dd_param_spec_check(c->params, who);
@@ -235,8 +252,10 @@ static dd_status check_descriptor(const dd_registry *r, const char *path, const 
         for (const dd_param_spec *p = c->params; p && p->name; p++)
             for (const dd_param_spec *q = core; q && q->name; q++)
                 if (strcmp(p->name, q->name) == 0 ||
-                    (strncmp(p->name, q->name, strlen(q->name)) == 0 && p->name[strlen(q->name)] == '.'))
-                    return refuse(path, "%s: parameter '%s' redefines the core key '%s' of section '%s'",
+                    (strncmp(p->name, q->name, strlen(q->name)) == 0 &&
+                     p->name[strlen(q->name)] == '.'))
+                    return refuse(path,
+                                  "%s: parameter '%s' redefines the core key '%s' of section '%s'",
                                   who, p->name, q->name, dd_section_name(c->kind));
     }
     return DD_OK;
@@ -248,7 +267,8 @@ dd_status dd_registry_add_file(dd_registry *r, const char *path) {
     plugin_basename(path, base, sizeof base);
     for (size_t i = 0; i < r->n; i++)
         if (strcmp(r->p[i].desc->name, base) == 0)
-            return refuse(path, "a plugin named '%s' is already loaded from %s", base, r->p[i].path);
+            return refuse(path, "a plugin named '%s' is already loaded from %s", base,
+                          r->p[i].path);
     dlerror();
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
@@ -264,7 +284,8 @@ dd_status dd_registry_add_file(dd_registry *r, const char *path) {
     *(void **)&entry = dlsym(h, DD_PLUGIN_ENTRY_SYMBOL);
     if (!entry) {
         dlclose(h);
-        return refuse(path, "not a distill plugin: missing entry symbol '%s'", DD_PLUGIN_ENTRY_SYMBOL);
+        return refuse(path, "not a distill plugin: missing entry symbol '%s'",
+                      DD_PLUGIN_ENTRY_SYMBOL);
     }
     const dd_plugin_descriptor *d = entry();
     dd_status s = check_descriptor(r, path, d);
@@ -339,7 +360,8 @@ static dd_status load_dir(dd_registry *r, const char *dir, int lenient) {
         int shadowed = 0;
         for (size_t k = 0; k < r->n && !shadowed; k++) {
             if (strcmp(r->p[k].desc->name, base) == 0) {
-                dd_debug("plugin %s: skipped, '%s' already loaded from %s", path, base, r->p[k].path);
+                dd_debug("plugin %s: skipped, '%s' already loaded from %s", path, base,
+                         r->p[k].path);
                 shadowed = 1;
             }
         }
@@ -351,7 +373,8 @@ static dd_status load_dir(dd_registry *r, const char *dir, int lenient) {
             s = remember_refusal(r, path, dd_error_message());
         }
     }
-    for (size_t i = 0; i < n; i++) free(names[i]);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
     free(names);
     return s;
 }
@@ -374,12 +397,14 @@ static int same_dir(const char *a, const char *b) {
 }
 
 dd_status dd_registry_plugin_dirs(char ***out, size_t *n_out) {
-    if (!out || !n_out) return dd_error_set(DD_ERR_INVALID, "dd_registry_plugin_dirs: NULL argument");
+    if (!out || !n_out)
+        return dd_error_set(DD_ERR_INVALID, "dd_registry_plugin_dirs: NULL argument");
     *out = NULL;
     *n_out = 0;
     const char *env = getenv("DISTILL_PLUGIN_PATH");
     size_t cap = 3;
-    for (const char *c = env; c && *c; c++) cap += *c == ':';
+    for (const char *c = env; c && *c; c++)
+        cap += *c == ':';
     char **dirs = calloc(cap + 1, sizeof *dirs);
     if (!dirs) return nomem();
     size_t n = 0;
@@ -406,7 +431,8 @@ dd_status dd_registry_plugin_dirs(char ***out, size_t *n_out) {
     *n_out = n;
     return DD_OK;
 oom:
-    for (size_t i = 0; i < n; i++) free(dirs[i]);
+    for (size_t i = 0; i < n; i++)
+        free(dirs[i]);
     free(dirs);
     return nomem();
 }
@@ -421,10 +447,12 @@ dd_status dd_registry_load(int lenient, dd_registry **out) {
     dd_status s = dd_registry_create(&r);
     for (size_t i = 0; i < n && s == DD_OK; i++) {
         int dup = 0;
-        for (size_t j = 0; j < i; j++) dup |= strcmp(dirs[i], dirs[j]) == 0;
+        for (size_t j = 0; j < i; j++)
+            dup |= strcmp(dirs[i], dirs[j]) == 0;
         if (!dup) s = load_dir(r, dirs[i], lenient);
     }
-    for (size_t i = 0; i < n; i++) free(dirs[i]);
+    for (size_t i = 0; i < n; i++)
+        free(dirs[i]);
     free(dirs);
     if (s != DD_OK) {
         dd_registry_destroy(r);

@@ -50,9 +50,12 @@ int dd_ynode_is_null(const dd_ynode *n) {
 const char *dd_ynode_kind_str(const dd_ynode *n) {
     if (!n) return "nothing";
     switch (n->kind) {
-    case DD_YNODE_SCALAR: return "a scalar";
-    case DD_YNODE_SEQUENCE: return "a list";
-    case DD_YNODE_MAPPING: return "a mapping";
+    case DD_YNODE_SCALAR:
+        return "a scalar";
+    case DD_YNODE_SEQUENCE:
+        return "a list";
+    case DD_YNODE_MAPPING:
+        return "a mapping";
     }
     return "a node";
 }
@@ -64,7 +67,9 @@ const dd_yentry *dd_ynode_get(const dd_ynode *map, const char *key) {
     return NULL;
 }
 
-static dd_status nomem(void) { return dd_error_set(DD_ERR_NOMEM, "out of memory reading YAML"); }
+static dd_status nomem(void) {
+    return dd_error_set(DD_ERR_NOMEM, "out of memory reading YAML");
+}
 
 static dd_ynode *node_new(dd_ynode_kind kind, yaml_mark_t m) {
     dd_ynode *n = calloc(1, sizeof *n);
@@ -98,8 +103,9 @@ static dd_status attach(builder *b, dd_ynode *n) {
         // n is a key; only scalars get here (collections are refused at their start)
         const dd_yentry *dup = dd_ynode_get(p, n->scalar);
         if (dup) {
-            dd_status s = dd_error_set(DD_ERR_PARSE, "%s:%d:%d: duplicate key '%s' (first defined at %d:%d)",
-                                       b->name, n->line, n->col, n->scalar, dup->line, dup->col);
+            dd_status s =
+                dd_error_set(DD_ERR_PARSE, "%s:%d:%d: duplicate key '%s' (first defined at %d:%d)",
+                             b->name, n->line, n->col, n->scalar, dup->line, dup->col);
             dd_ynode_destroy(n);
             return s;
         }
@@ -128,9 +134,10 @@ static dd_status syntax_error(builder *b, const yaml_parser_t *ps) {
         return dd_error_set(DD_ERR_PARSE, "%s: invalid text at byte %zu: %s", b->name,
                             ps->problem_offset, problem);
     if (ps->context)
-        return dd_error_set(DD_ERR_PARSE, "%s:%zu:%zu: YAML syntax error: %s (%s at %zu:%zu)", b->name,
-                            ps->problem_mark.line + 1, ps->problem_mark.column + 1, problem,
-                            ps->context, ps->context_mark.line + 1, ps->context_mark.column + 1);
+        return dd_error_set(DD_ERR_PARSE, "%s:%zu:%zu: YAML syntax error: %s (%s at %zu:%zu)",
+                            b->name, ps->problem_mark.line + 1, ps->problem_mark.column + 1,
+                            problem, ps->context, ps->context_mark.line + 1,
+                            ps->context_mark.column + 1);
     return dd_error_set(DD_ERR_PARSE, "%s:%zu:%zu: YAML syntax error: %s", b->name,
                         ps->problem_mark.line + 1, ps->problem_mark.column + 1, problem);
 }
@@ -148,12 +155,13 @@ static dd_status on_event(builder *b, const yaml_event_t *ev, int *done) {
         return DD_OK;
     case YAML_DOCUMENT_START_EVENT:
         if (++b->documents > 1)
-            return dd_error_set(DD_ERR_PARSE, "%s:%zu:%zu: only one YAML document is allowed per file",
-                                b->name, m.line + 1, m.column + 1);
+            return dd_error_set(DD_ERR_PARSE,
+                                "%s:%zu:%zu: only one YAML document is allowed per file", b->name,
+                                m.line + 1, m.column + 1);
         return DD_OK;
     case YAML_ALIAS_EVENT:
-        return dd_error_set(DD_ERR_PARSE, "%s:%zu:%zu: YAML aliases (*%s) are not supported", b->name,
-                            m.line + 1, m.column + 1, (const char *)ev->data.alias.anchor);
+        return dd_error_set(DD_ERR_PARSE, "%s:%zu:%zu: YAML aliases (*%s) are not supported",
+                            b->name, m.line + 1, m.column + 1, (const char *)ev->data.alias.anchor);
     case YAML_SCALAR_EVENT: {
         dd_ynode *n = node_new(DD_YNODE_SCALAR, m);
         if (!n) return nomem();
@@ -183,9 +191,8 @@ static dd_status on_event(builder *b, const yaml_event_t *ev, int *done) {
         if (b->depth == MAX_DEPTH)
             return dd_error_set(DD_ERR_PARSE, "%s:%zu:%zu: nesting deeper than %d levels", b->name,
                                 m.line + 1, m.column + 1, MAX_DEPTH);
-        dd_ynode *n = node_new(ev->type == YAML_SEQUENCE_START_EVENT ? DD_YNODE_SEQUENCE
-                                                                     : DD_YNODE_MAPPING,
-                               m);
+        dd_ynode *n = node_new(
+            ev->type == YAML_SEQUENCE_START_EVENT ? DD_YNODE_SEQUENCE : DD_YNODE_MAPPING, m);
         if (!n) return nomem();
         b->stack[b->depth++] = (frame){n, NULL, 0, 0};
         return DD_OK;

@@ -2,4 +2,6 @@
 #include "distill/distill.h"
 
 DD_PLUGIN_EXPORT int dd_not_the_entry(void);
-int dd_not_the_entry(void) { return 42; }
+int dd_not_the_entry(void) {
+    return 42;
+}

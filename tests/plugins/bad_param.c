@@ -14,7 +14,13 @@ __attribute__((unused)) static const dd_param_spec corekey_params[] = {
 static const dd_objective_ops ops = BROKEN_OBJECTIVE_OPS(broken_loss);
 
 static const dd_component components[] = {
-    {sizeof(dd_component), DD_COMPONENT_OBJECTIVE, "paramobj", "broken on purpose", bad_params, &ops, {0}},
+    {sizeof(dd_component),
+     DD_COMPONENT_OBJECTIVE,
+     "paramobj",
+     "broken on purpose",
+     bad_params,
+     &ops,
+     {0}},
 };
 
 static const dd_plugin_descriptor descriptor = {

@@ -12,7 +12,8 @@
 static const char *const testdata_names[] = {"testdata", "testdata-alt", NULL};
 
 static const dd_param_spec testdata_params[] = {
-    {"classes", DD_PARAM_INT, "3", DD_PARAM_HAS_MIN | DD_PARAM_HAS_MAX, 2, 10, NULL, "number of classes"},
+    {"classes", DD_PARAM_INT, "3", DD_PARAM_HAS_MIN | DD_PARAM_HAS_MAX, 2, 10, NULL,
+     "number of classes"},
     {"per_class", DD_PARAM_INT, "4", DD_PARAM_HAS_MIN, 1, 0, NULL, "training images per class"},
     {"noise", DD_PARAM_FLOAT, "0.1", DD_PARAM_HAS_MIN, 0, 0, NULL, "noise added to each pixel"},
     {NULL, 0, NULL, 0, 0, 0, NULL, NULL},
@@ -37,7 +38,8 @@ static dd_status make_split(const char *name, int classes, int per_class, double
     return DD_OK;
 }
 
-static dd_status testdata_load(const dd_dataset_request *req, dd_dataset **train, dd_dataset **test) {
+static dd_status testdata_load(const dd_dataset_request *req, dd_dataset **train,
+                               dd_dataset **test) {
     *train = *test = NULL;
     int classes = (int)dd_options_int(req->options, "classes");
     int per_class = (int)dd_options_int(req->options, "per_class");
@@ -67,7 +69,8 @@ static const dd_param_spec testnet_params[] = {
     {NULL, 0, NULL, 0, 0, 0, NULL, NULL},
 };
 
-static dd_status testnet_build(dd_graph *g, const dd_options *opts, int c, int h, int w, int n_out) {
+static dd_status testnet_build(dd_graph *g, const dd_options *opts, int c, int h, int w,
+                               int n_out) {
     DD_TRY(dd_graph_linear(g, (int)dd_options_int(opts, "hidden")));
     if (strcmp(dd_options_string(opts, "activation"), "tanh") == 0)
         DD_TRY(dd_graph_tanh(g));
@@ -91,7 +94,8 @@ static const dd_param_spec testobj_params[] = {
     {NULL, 0, NULL, 0, 0, 0, NULL, NULL},
 };
 
-static dd_status testobj_create(const dd_options *opts, const dd_objective_info *info, void **state) {
+static dd_status testobj_create(const dd_options *opts, const dd_objective_info *info,
+                                void **state) {
     double *w = malloc(sizeof *w);
     if (!w) return dd_error_set(DD_ERR_NOMEM, "out of memory");
     *w = dd_options_float(opts, "weight");
@@ -99,19 +103,24 @@ static dd_status testobj_create(const dd_options *opts, const dd_objective_info 
     return DD_OK;
 }
 
-static void testobj_destroy(void *state) { free(state); }
+static void testobj_destroy(void *state) {
+    free(state);
+}
 
-static dd_status testobj_loss(void *state, const float *logits, const int32_t *labels, int64_t batch,
-                              int k, double *loss, float *dlogits) {
+static dd_status testobj_loss(void *state, const float *logits, const int32_t *labels,
+                              int64_t batch, int k, double *loss, float *dlogits) {
     double w = *(const double *)state, total = 0;
     for (int64_t b = 0; b < batch; b++) {
         const float *z = logits + b * k;
         double m = z[0], sum = 0;
-        for (int j = 1; j < k; j++) m = z[j] > m ? z[j] : m;
-        for (int j = 0; j < k; j++) sum += exp(z[j] - m);
+        for (int j = 1; j < k; j++)
+            m = z[j] > m ? z[j] : m;
+        for (int j = 0; j < k; j++)
+            sum += exp(z[j] - m);
         total += -(z[labels[b]] - m - log(sum));
         for (int j = 0; j < k; j++)
-            dlogits[b * k + j] = (float)(w * (exp(z[j] - m) / sum - (j == labels[b])) / (double)batch);
+            dlogits[b * k + j] =
+                (float)(w * (exp(z[j] - m) / sum - (j == labels[b])) / (double)batch);
     }
     *loss = w * total / (double)batch;
     return DD_OK;
@@ -119,8 +128,8 @@ static dd_status testobj_loss(void *state, const float *logits, const int32_t *l
 
 static const char *const testobj_metrics[] = {"accuracy", NULL};
 
-static dd_status testobj_metric(void *state, const float *logits, const int32_t *labels, int64_t batch,
-                                int k, double *num, double *den) {
+static dd_status testobj_metric(void *state, const float *logits, const int32_t *labels,
+                                int64_t batch, int k, double *num, double *den) {
     for (int64_t b = 0; b < batch; b++) {
         int best = 0;
         for (int j = 1; j < k; j++)
@@ -141,12 +150,27 @@ static const dd_objective_ops testobj_ops = {
 };
 
 static const dd_component components[] = {
-    {sizeof(dd_component), DD_COMPONENT_DATASET, "testdata", "synthetic striped images (tests)",
-     testdata_params, &testdata_ops, {0}},
-    {sizeof(dd_component), DD_COMPONENT_MODEL, "testnet", "two linear layers (tests)", testnet_params,
-     &testnet_ops, {0}},
-    {sizeof(dd_component), DD_COMPONENT_OBJECTIVE, "testobj", "cross-entropy (tests)", testobj_params,
-     &testobj_ops, {0}},
+    {sizeof(dd_component),
+     DD_COMPONENT_DATASET,
+     "testdata",
+     "synthetic striped images (tests)",
+     testdata_params,
+     &testdata_ops,
+     {0}},
+    {sizeof(dd_component),
+     DD_COMPONENT_MODEL,
+     "testnet",
+     "two linear layers (tests)",
+     testnet_params,
+     &testnet_ops,
+     {0}},
+    {sizeof(dd_component),
+     DD_COMPONENT_OBJECTIVE,
+     "testobj",
+     "cross-entropy (tests)",
+     testobj_params,
+     &testobj_ops,
+     {0}},
 };
 
 static const dd_plugin_descriptor descriptor = {

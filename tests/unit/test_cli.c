@@ -32,10 +32,11 @@ static void slurp(const char *path, char *buf, size_t n) {
 // the test plugin dir (with testkit alone) and the build tree are searched.
 static int cli(const char *args) {
     char cmd[4096];
-    snprintf(cmd, sizeof cmd,
-             "cd '%s' && env -u DISTILL_LOG DISTILL_PLUGIN_PATH= '%s' --plugin-path '%s/plugins' %s "
-             ">'%s/out' 2>'%s/err'",
-             FIXTURES, DD_TEST_CLI, tmp, args, tmp, tmp);
+    snprintf(
+        cmd, sizeof cmd,
+        "cd '%s' && env -u DISTILL_LOG DISTILL_PLUGIN_PATH= '%s' --plugin-path '%s/plugins' %s "
+        ">'%s/out' 2>'%s/err'",
+        FIXTURES, DD_TEST_CLI, tmp, args, tmp, tmp);
     int rc = system(cmd);
     char path[512];
     snprintf(path, sizeof path, "%s/out", tmp);
@@ -48,17 +49,18 @@ static int cli(const char *args) {
 static void expect(const char *args, int code, const char *in_out, const char *in_err) {
     int rc = cli(args);
     if (rc != code || (in_out && !strstr(out, in_out)) || (in_err && !strstr(err, in_err)))
-        fail_msg("distill %s\n  exit %d (expected %d)\n  stdout: %s\n  stderr: %s\n  wanted stdout ⊇ "
-                 "'%s', stderr ⊇ '%s'",
-                 args, rc, code, out, err, in_out ? in_out : "", in_err ? in_err : "");
+        fail_msg(
+            "distill %s\n  exit %d (expected %d)\n  stdout: %s\n  stderr: %s\n  wanted stdout ⊇ "
+            "'%s', stderr ⊇ '%s'",
+            args, rc, code, out, err, in_out ? in_out : "", in_err ? in_err : "");
 }
 
 static int setup(void **state) {
     snprintf(tmp, sizeof tmp, "/tmp/dd_test_cli_XXXXXX");
     if (!mkdtemp(tmp)) return -1;
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "mkdir '%s/plugins' && ln -s '%s/testkit.so' '%s/plugins/testkit.so'", tmp,
-             DD_TEST_PLUGIN_DIR, tmp);
+    snprintf(cmd, sizeof cmd, "mkdir '%s/plugins' && ln -s '%s/testkit.so' '%s/plugins/testkit.so'",
+             tmp, DD_TEST_PLUGIN_DIR, tmp);
     return system(cmd) == 0 ? 0 : -1;
 }
 
@@ -74,7 +76,8 @@ static void test_help_version_usage(void **state) {
     expect("help", 0, "commands:", NULL);
     expect("run --help", 0, "usage: distill run PIPELINE", NULL);
     expect("", 2, NULL, "usage: distill");
-    expect("bogus", 2, NULL, "distill: unknown command 'bogus' (commands: run, validate, plugins, datasets, fetch)");
+    expect("bogus", 2, NULL,
+           "distill: unknown command 'bogus' (commands: run, validate, plugins, datasets, fetch)");
     expect("--bogus plugins", 2, NULL, "distill: unknown option '--bogus'");
     expect("--log-level loud plugins", 2, NULL, "unknown log level 'loud'");
     expect("run", 2, NULL, "distill: run: missing PIPELINE (a .yaml file)");
@@ -94,35 +97,42 @@ static void test_validate(void **state) {
            NULL);
     assert_string_equal(err, "");
     expect("validate good.yaml --set distill.steps=2 --set=seed=3", 0, "seed 3;", NULL);
-    expect("validate unknown_key.yaml", 1, NULL,
-           "distill: error: unknown_key.yaml:6:3: unknown key 'lr' in 'distill' (valid keys: steps,");
+    expect(
+        "validate unknown_key.yaml", 1, NULL,
+        "distill: error: unknown_key.yaml:6:3: unknown key 'lr' in 'distill' (valid keys: steps,");
     assert_string_equal(out, "");
     expect("validate good.yaml --set distill.steps=0", 1, NULL,
-           "distill: error: --set distill.steps=0: invalid value for 'distill.steps': 0 is out of range "
+           "distill: error: --set distill.steps=0: invalid value for 'distill.steps': 0 is out of "
+           "range "
            "(must be >= 1)\n");
-    expect("validate missing.yaml", 1, NULL, "distill: error: missing.yaml: cannot open: No such file");
+    expect("validate missing.yaml", 1, NULL,
+           "distill: error: missing.yaml: cannot open: No such file");
 }
 
 static void test_plugins(void **state) {
     expect("plugins", 0, "testkit 1.0.0  ", NULL);
     assert_non_null(strstr(out, "  model      testnet          two linear layers (tests)\n"));
-    assert_non_null(strstr(out, "  dataset    testdata         synthetic striped images (tests)\n"));
+    assert_non_null(
+        strstr(out, "  dataset    testdata         synthetic striped images (tests)\n"));
     expect("plugins --describe testobj", 0, "objective 'testobj' — cross-entropy (tests)", NULL);
     assert_non_null(strstr(out, "metrics: accuracy"));
     assert_non_null(strstr(out, "weight    float  1.0"));
     assert_non_null(strstr(out, "scale of the loss"));
     expect("plugins --describe=objective/testobj", 0, "objective 'testobj'", NULL);
-    expect("plugins --describe model/testobj", 1, NULL, "no component, plugin or section named 'model/testobj'");
+    expect("plugins --describe model/testobj", 1, NULL,
+           "no component, plugin or section named 'model/testobj'");
     expect("plugins --describe testkit", 0, "dataset 'testdata'", NULL);
     assert_non_null(strstr(out, "model 'testnet'"));
     expect("plugins --describe distill", 0, "section 'distill' (stage options):", NULL);
     assert_non_null(strstr(out, "optimizer.lr"));
-    expect("plugins --describe nothing", 1, NULL, "distill: error: no component, plugin or section named 'nothing'");
+    expect("plugins --describe nothing", 1, NULL,
+           "distill: error: no component, plugin or section named 'nothing'");
 }
 
 static void test_run_through_load(void **state) {
     char args[1024], path[600];
-    snprintf(args, sizeof args, "run good.yaml --out '%s/run1' --set stages=[load] --set dataset.path=.", tmp);
+    snprintf(args, sizeof args,
+             "run good.yaml --out '%s/run1' --set stages=[load] --set dataset.path=.", tmp);
     expect(args, 0, NULL, "loaded testdata-alt: 20 training / 10 test images, 1×8×8, 5 classes");
     snprintf(path, sizeof path, "%s/run1/config.yaml", tmp);
     static char config[1 << 15];
@@ -137,11 +147,14 @@ static void test_run_through_load(void **state) {
     snprintf(args, sizeof args, "run good.yaml --resume --out '%s/none' --set stages=[load]", tmp);
     expect(args, 1, NULL, "nothing to resume");
     // -q silences info messages
-    snprintf(args, sizeof args, "-q run good.yaml --out '%s/run2' --set stages=[load] --set dataset.path=.", tmp);
+    snprintf(args, sizeof args,
+             "-q run good.yaml --out '%s/run2' --set stages=[load] --set dataset.path=.", tmp);
     expect(args, 0, NULL, NULL);
     assert_string_equal(err, "");
     // a later stage that is not available stops the run cleanly (warning)
-    snprintf(args, sizeof args, "-v run good.yaml --out '%s/run3' --set stages=[load,report] --set dataset.path=.", tmp);
+    snprintf(args, sizeof args,
+             "-v run good.yaml --out '%s/run3' --set stages=[load,report] --set dataset.path=.",
+             tmp);
     int rc = cli(args);
     assert_true(rc == 0 || rc == 1);
     assert_non_null(strstr(err, "loaded testdata-alt"));

@@ -39,8 +39,10 @@ static dd_options *default_options(const dd_component *c) {
     const dd_param_spec *specs[2] = {dd_section_core_spec(c->kind), c->params};
     dd_options *o = NULL;
     if (dd_options_create(dd_section_name(c->kind), specs, 2, &o) != DD_OK ||
-        dd_options_set_default(o, "plugin", c->name) != DD_OK || dd_options_finalize(o, "defaults") != DD_OK)
-        fail_msg("%s '%s': default options: %s", dd_component_kind_str(c->kind), c->name, dd_error_message());
+        dd_options_set_default(o, "plugin", c->name) != DD_OK ||
+        dd_options_finalize(o, "defaults") != DD_OK)
+        fail_msg("%s '%s': default options: %s", dd_component_kind_str(c->kind), c->name,
+                 dd_error_message());
     return o;
 }
 
@@ -60,7 +62,8 @@ static void test_plugins_exist_and_descriptors(void **state) {
         const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
         char expect[256];
         snprintf(expect, sizeof expect, "%s.so", d->name);
-        if (strcmp(base, expect) != 0) fail_msg("%s: descriptor name '%s' != file name", path, d->name);
+        if (strcmp(base, expect) != 0)
+            fail_msg("%s: descriptor name '%s' != file name", path, d->name);
         assert_int_equal(d->abi_version, DD_PLUGIN_ABI_VERSION);
         assert_true(d->struct_size >= offsetof(dd_plugin_descriptor, reserved));
         assert_true(d->version && *d->version);
@@ -85,13 +88,15 @@ static void test_parameters_documented(void **state) {
         for (size_t c = 0; c < d->n_components; c++) {
             const dd_component *comp = &d->components[c];
             for (const dd_param_spec *p = comp->params; p && p->name; p++) {
-                if (!p->doc || !*p->doc) fail_msg("%s: parameter '%s' has no doc", comp->name, p->name);
-                if (!(p->flags & DD_PARAM_REQUIRED) && !p->default_value && p->type != DD_PARAM_STRING &&
-                    p->type != DD_PARAM_LIST)
+                if (!p->doc || !*p->doc)
+                    fail_msg("%s: parameter '%s' has no doc", comp->name, p->name);
+                if (!(p->flags & DD_PARAM_REQUIRED) && !p->default_value &&
+                    p->type != DD_PARAM_STRING && p->type != DD_PARAM_LIST)
                     fail_msg("%s: optional parameter '%s' has no default", comp->name, p->name);
             }
             // names, types, choices, ranges, and every default against its own spec
-            if (dd_param_spec_check(comp->params, comp->name) != DD_OK) fail_msg("%s", dd_error_message());
+            if (dd_param_spec_check(comp->params, comp->name) != DD_OK)
+                fail_msg("%s", dd_error_message());
             if (has_required_param(comp)) continue;
             dd_options *o = default_options(comp);
             dd_options_destroy(o);
@@ -105,7 +110,8 @@ static void check_dataset(const dd_component *c) {
     assert_non_null(ops->load);
     assert_non_null(ops->datasets);
     assert_non_null(ops->datasets[0]);
-    for (size_t i = 0; ops->datasets[i]; i++) assert_true(*ops->datasets[i]);
+    for (size_t i = 0; ops->datasets[i]; i++)
+        assert_true(*ops->datasets[i]);
 }
 
 static void check_model(const dd_component *c) {
@@ -115,20 +121,26 @@ static void check_model(const dd_component *c) {
     if (has_required_param(c)) return;
     dd_options *o = default_options(c);
     // the smallest of these input shapes the model accepts
-    static const int shapes[][3] = {{1, 28, 28}, {3, 32, 32}, {3, 64, 64}, {3, 128, 128}, {3, 224, 224}};
+    static const int shapes[][3] = {
+        {1, 28, 28}, {3, 32, 32}, {3, 64, 64}, {3, 128, 128}, {3, 224, 224}};
     dd_model *m = NULL;
     char errors[4096] = "";
     int shape = -1;
     for (int s = 0; s < 5 && !m; s++) {
-        dd_model_config cfg = {.struct_size = sizeof cfg, .plugin = c, .options = o,
-                               .channels = shapes[s][0], .height = shapes[s][1], .width = shapes[s][2],
-                               .n_outputs = 10, .backend = DD_BACKEND_ONEDNN};
+        dd_model_config cfg = {.struct_size = sizeof cfg,
+                               .plugin = c,
+                               .options = o,
+                               .channels = shapes[s][0],
+                               .height = shapes[s][1],
+                               .width = shapes[s][2],
+                               .n_outputs = 10,
+                               .backend = DD_BACKEND_ONEDNN};
         if (dd_model_create(&cfg, &m) == DD_OK) {
             shape = s;
         } else {
             size_t len = strlen(errors);
-            snprintf(errors + len, sizeof errors - len, "\n  %dx%dx%d: %s", shapes[s][0], shapes[s][1],
-                     shapes[s][2], dd_error_message());
+            snprintf(errors + len, sizeof errors - len, "\n  %dx%dx%d: %s", shapes[s][0],
+                     shapes[s][1], shapes[s][2], dd_error_message());
             m = NULL;
         }
     }
@@ -144,11 +156,14 @@ static void check_model(const dd_component *c) {
     float logits[20];
     assert_non_null(theta);
     assert_non_null(x);
-    for (size_t i = 0; i < 2 * in; i++) x[i] = (float)((i * 37 % 101) / 50.0 - 1.0);
+    for (size_t i = 0; i < 2 * in; i++)
+        x[i] = (float)((i * 37 % 101) / 50.0 - 1.0);
     const char *init = ops->default_init ? ops->default_init : "xavier";
     assert_int_equal(dd_model_init_params(m, theta, init, 1.0f, 1), DD_OK);
-    if (dd_model_forward(m, theta, x, 2, logits) != DD_OK) fail_msg("%s: forward: %s", c->name, dd_error_message());
-    for (int i = 0; i < 20; i++) assert_true(isfinite(logits[i]));
+    if (dd_model_forward(m, theta, x, 2, logits) != DD_OK)
+        fail_msg("%s: forward: %s", c->name, dd_error_message());
+    for (int i = 0; i < 20; i++)
+        assert_true(isfinite(logits[i]));
     dd_free(theta);
     dd_free(x);
     dd_model_destroy(m);
@@ -170,21 +185,26 @@ static void check_objective(const dd_component *c) {
     const char *names[10] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
     dd_objective_info info = {.struct_size = sizeof info, .n_classes = 10, .class_names = names};
     void *st = NULL;
-    if (ops->create(o, &info, &st) != DD_OK) fail_msg("%s: create: %s", c->name, dd_error_message());
+    if (ops->create(o, &info, &st) != DD_OK)
+        fail_msg("%s: create: %s", c->name, dd_error_message());
     float logits[30], dlogits[30];
     int32_t labels[3] = {0, 4, 9};
-    for (int i = 0; i < 30; i++) logits[i] = (float)((i * 7 % 11) - 5) * 0.3f;
+    for (int i = 0; i < 30; i++)
+        logits[i] = (float)((i * 7 % 11) - 5) * 0.3f;
     double loss = NAN;
     if (ops->outer_loss(st, logits, labels, 3, 10, &loss, dlogits) != DD_OK)
         fail_msg("%s: outer_loss: %s", c->name, dd_error_message());
     assert_true(isfinite(loss));
-    for (int i = 0; i < 30; i++) assert_true(isfinite(dlogits[i]));
+    for (int i = 0; i < 30; i++)
+        assert_true(isfinite(dlogits[i]));
     size_t n_metrics = 0;
-    while (ops->metric_names[n_metrics]) n_metrics++;
+    while (ops->metric_names[n_metrics])
+        n_metrics++;
     double num[16] = {0}, den[16] = {0};
     assert_true(n_metrics <= 16);
     assert_int_equal(ops->metrics(st, logits, labels, 3, 10, num, den), DD_OK);
-    for (size_t i = 0; i < n_metrics; i++) assert_true(isfinite(num[i]) && den[i] > 0);
+    for (size_t i = 0; i < n_metrics; i++)
+        assert_true(isfinite(num[i]) && den[i] > 0);
     if (ops->destroy) ops->destroy(st);
     dd_options_destroy(o);
 }
@@ -197,13 +217,20 @@ static void test_kinds(void **state) {
             const dd_component *comp = &d->components[c];
             counts[comp->kind]++;
             switch (comp->kind) {
-            case DD_COMPONENT_DATASET: check_dataset(comp); break;
-            case DD_COMPONENT_MODEL: check_model(comp); break;
-            case DD_COMPONENT_OBJECTIVE: check_objective(comp); break;
+            case DD_COMPONENT_DATASET:
+                check_dataset(comp);
+                break;
+            case DD_COMPONENT_MODEL:
+                check_model(comp);
+                break;
+            case DD_COMPONENT_OBJECTIVE:
+                check_objective(comp);
+                break;
             }
         }
     }
-    print_message("components: %zu datasets, %zu models, %zu objectives\n", counts[1], counts[2], counts[3]);
+    print_message("components: %zu datasets, %zu models, %zu objectives\n", counts[1], counts[2],
+                  counts[3]);
     dd_dataset_destroy(NULL);
 }
 

@@ -55,27 +55,35 @@ static int teardown(void **state) {
 }
 
 static void test_install_and_out_of_tree_plugin(void **state) {
-    must(sh("cmake --install '%s' --prefix '%s/prefix'", DD_TEST_BINARY_DIR, tmp), "cmake --install");
+    must(sh("cmake --install '%s' --prefix '%s/prefix'", DD_TEST_BINARY_DIR, tmp),
+         "cmake --install");
 
     // layout: CLI, library, headers, package config, plugins
     must(sh("test -x '%s/prefix/bin/distill'", tmp), "installed CLI");
-    must(sh("test -f '%s/prefix/include/distill/distill.h' && test -f '%s/prefix/include/distill/plugin.h'",
+    must(sh("test -f '%s/prefix/include/distill/distill.h' && test -f "
+            "'%s/prefix/include/distill/plugin.h'",
             tmp, tmp),
          "installed headers");
-    must(sh("ls '%s'/prefix/lib*/libdistill.so* '%s'/prefix/lib*/*/libdistill.so* 2>/dev/null | grep -q .",
+    must(sh("ls '%s'/prefix/lib*/libdistill.so* '%s'/prefix/lib*/*/libdistill.so* 2>/dev/null | "
+            "grep -q .",
             tmp, tmp),
          "installed libdistill");
-    must(sh("find '%s/prefix' -name distillConfig.cmake | grep -q .", tmp), "installed distillConfig.cmake");
+    must(sh("find '%s/prefix' -name distillConfig.cmake | grep -q .", tmp),
+         "installed distillConfig.cmake");
     // every plugin of the build tree is installed, none of the test-only ones
-    must(sh("cd '%s/plugins-out' && for p in *.so; do find '%s/prefix' -path '*/distill/plugins/'$p | grep -q . "
+    must(sh("cd '%s/plugins-out' && for p in *.so; do find '%s/prefix' -path "
+            "'*/distill/plugins/'$p | grep -q . "
             "|| { echo missing $p; exit 1; }; done",
             DD_TEST_BINARY_DIR, tmp),
          "installed plugins");
-    assert_int_not_equal(sh("find '%s/prefix' -name 'testkit.so' -o -name 'bad_*.so' | grep -q .", tmp), 0);
+    assert_int_not_equal(
+        sh("find '%s/prefix' -name 'testkit.so' -o -name 'bad_*.so' | grep -q .", tmp), 0);
 
     // build the example objective out of tree against the installed SDK only
-    must(sh("cp -r '%s/tests/install/myobjective' '%s/src'", DD_TEST_SOURCE_DIR, tmp), "copy sources");
-    must(sh("cmake -S '%s/src' -B '%s/build' -DCMAKE_PREFIX_PATH='%s/prefix' -DCMAKE_BUILD_TYPE=Release",
+    must(sh("cp -r '%s/tests/install/myobjective' '%s/src'", DD_TEST_SOURCE_DIR, tmp),
+         "copy sources");
+    must(sh("cmake -S '%s/src' -B '%s/build' -DCMAKE_PREFIX_PATH='%s/prefix' "
+            "-DCMAKE_BUILD_TYPE=Release",
             tmp, tmp, tmp),
          "configure the out-of-tree plugin");
     must(sh("cmake --build '%s/build'", tmp), "build the out-of-tree plugin");
@@ -83,7 +91,8 @@ static void test_install_and_out_of_tree_plugin(void **state) {
 
     // the installed CLI (installed libdistill, installed plugins) loads it
     const char *env = "env -u DISTILL_PLUGIN_PATH -u DISTILL_LOG";
-    must(sh("%s '%s/prefix/bin/distill' --plugin-path '%s/build' plugins", env, tmp, tmp), "distill plugins");
+    must(sh("%s '%s/prefix/bin/distill' --plugin-path '%s/build' plugins", env, tmp, tmp),
+         "distill plugins");
     char line[600];
     snprintf(line, sizeof line, "myobjective 1.0.0  %s/build/myobjective.so\n", tmp);
     assert_non_null(strstr(out, line));
@@ -94,8 +103,9 @@ static void test_install_and_out_of_tree_plugin(void **state) {
     assert_non_null(strstr(out, line));
     assert_null(strstr(out, DD_TEST_BINARY_DIR "/plugins-out"));
 
-    must(sh("%s DISTILL_PLUGIN_PATH='%s/build' '%s/prefix/bin/distill' plugins --describe myobjective", env,
-            tmp, tmp),
+    must(sh("%s DISTILL_PLUGIN_PATH='%s/build' '%s/prefix/bin/distill' plugins --describe "
+            "myobjective",
+            env, tmp, tmp),
          "distill plugins --describe");
     assert_non_null(strstr(out, "scale  float  1.0  "));
     assert_non_null(strstr(out, "multiplies the loss"));

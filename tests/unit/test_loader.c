@@ -21,8 +21,8 @@ static void expect_refused(dd_registry *r, const char *path, const char *message
     dd_error_clear();
     dd_status s = dd_registry_add_file(r, path);
     if (s != DD_ERR_PLUGIN || strcmp(dd_error_message(), message) != 0)
-        fail_msg("%s:\n  got      %d '%s'\n  expected %d '%s'", path, s, dd_error_message(), DD_ERR_PLUGIN,
-                 message);
+        fail_msg("%s:\n  got      %d '%s'\n  expected %d '%s'", path, s, dd_error_message(),
+                 DD_ERR_PLUGIN, message);
 }
 
 static void test_good_plugin(void **state) {
@@ -43,7 +43,8 @@ static void test_good_plugin(void **state) {
     assert_null(dd_registry_plugin(r, 1));
     // loading the same name twice is refused
     expect_refused(r, TP "/testkit.so",
-                   TP "/testkit.so: a plugin named 'testkit' is already loaded from " TP "/testkit.so");
+                   TP "/testkit.so: a plugin named 'testkit' is already loaded from " TP
+                      "/testkit.so");
     dd_registry_destroy(r);
 }
 
@@ -51,16 +52,19 @@ static void test_broken_plugins(void **state) {
     static const struct {
         const char *file, *reason;
     } cases[] = {
-        {"bad_abi.so", "ABI version mismatch: plugin built for ABI 999, this distill uses ABI 1 (rebuild "
-                       "the plugin against this distill)"},
+        {"bad_abi.so",
+         "ABI version mismatch: plugin built for ABI 999, this distill uses ABI 1 (rebuild "
+         "the plugin against this distill)"},
         {"bad_nosym.so", "not a distill plugin: missing entry symbol 'dd_plugin_entry'"},
         {"bad_null.so", "objective 'nullobj': required member 'outer_loss' is NULL"},
         {"bad_name.so", "plugin name 'not_bad_name' does not match its file name 'bad_name'"},
         {"bad_param.so", "objective 'paramobj': default of parameter 'steps' does not validate: "
                          "<default>: invalid value for 'steps': 0 is out of range (must be >= 1)"},
-        {"bad_corekey.so", "objective 'corekeyobj': parameter 'plugin' redefines the core key 'plugin' "
-                           "of section 'objective'"},
-        {"does_not_exist.so", "cannot load: cannot open shared object file: No such file or directory"},
+        {"bad_corekey.so",
+         "objective 'corekeyobj': parameter 'plugin' redefines the core key 'plugin' "
+         "of section 'objective'"},
+        {"does_not_exist.so",
+         "cannot load: cannot open shared object file: No such file or directory"},
     };
     dd_registry *r = NULL;
     assert_int_equal(dd_registry_create(&r), DD_OK);
@@ -79,7 +83,8 @@ static void test_duplicate_component(void **state) {
     assert_int_equal(dd_registry_create(&r), DD_OK);
     assert_int_equal(dd_registry_add_file(r, TP "/testkit.so"), DD_OK);
     expect_refused(r, TP "/bad_dup.so",
-                   TP "/bad_dup.so: duplicate objective 'testobj' (already provided by " TP "/testkit.so)");
+                   TP "/bad_dup.so: duplicate objective 'testobj' (already provided by " TP
+                      "/testkit.so)");
     assert_int_equal(dd_registry_plugin_count(r), 1);
     dd_registry_destroy(r);
 }
@@ -120,7 +125,8 @@ static void test_not_a_shared_object(void **state) {
     link_plugin(dir, "renamed.so", TP "/testkit.so");
     snprintf(path, sizeof path, "%s/renamed.so", dir);
     char msg[1024];
-    snprintf(msg, sizeof msg, "%s: plugin name 'testkit' does not match its file name 'renamed'", path);
+    snprintf(msg, sizeof msg, "%s: plugin name 'testkit' does not match its file name 'renamed'",
+             path);
     expect_refused(r, path, msg);
     dd_registry_destroy(r);
     rm_rf(dir);
@@ -145,7 +151,8 @@ static void test_search_order_and_shadowing(void **state) {
     assert_string_equal(dirs[1], b);
     // this test runs against the build tree's libdistill
     assert_string_equal(dirs[2], DD_TEST_BINARY_DIR "/plugins-out");
-    for (size_t i = 0; i < n; i++) free(dirs[i]);
+    for (size_t i = 0; i < n; i++)
+        free(dirs[i]);
     free(dirs);
 
     // lenient, so a broken plugin elsewhere in the build tree cannot interfere
@@ -179,14 +186,15 @@ static void test_strict_and_lenient_directory_load(void **state) {
     // strict: the first broken plugin in name order (bad_abi) fails the load
     assert_int_equal(dd_registry_load(0, &r), DD_ERR_PLUGIN);
     assert_null(r);
-    assert_string_equal(dd_error_message(), TP "/bad_abi.so: ABI version mismatch: plugin built for ABI "
-                                               "999, this distill uses ABI 1 (rebuild the plugin "
-                                               "against this distill)");
+    assert_string_equal(dd_error_message(),
+                        TP "/bad_abi.so: ABI version mismatch: plugin built for ABI "
+                           "999, this distill uses ABI 1 (rebuild the plugin "
+                           "against this distill)");
     // lenient: broken ones are recorded, the rest load (bad_dup comes before
     // testkit, so testkit's objective is the duplicate)
     assert_int_equal(dd_registry_load(1, &r), DD_OK);
-    const char *refused[] = {"bad_abi", "bad_corekey", "bad_name", "bad_nosym", "bad_null", "bad_param",
-                             "testkit"};
+    const char *refused[] = {"bad_abi",  "bad_corekey", "bad_name", "bad_nosym",
+                             "bad_null", "bad_param",   "testkit"};
     assert_int_equal(dd_registry_refused_count(r), 7);
     for (size_t i = 0; i < 7; i++) {
         char path[600];

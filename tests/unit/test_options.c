@@ -16,15 +16,16 @@
 
 static const dd_param_spec spec[] = {
     {"count", DD_PARAM_INT, "3", DD_PARAM_HAS_MIN | DD_PARAM_HAS_MAX, 1, 16, NULL, "a bounded int"},
-    {"rate", DD_PARAM_FLOAT, "0.5", DD_PARAM_HAS_MIN | DD_PARAM_MIN_EXCLUSIVE | DD_PARAM_HAS_MAX, 0, 1,
-     NULL, "a float in (0, 1]"},
+    {"rate", DD_PARAM_FLOAT, "0.5", DD_PARAM_HAS_MIN | DD_PARAM_MIN_EXCLUSIVE | DD_PARAM_HAS_MAX, 0,
+     1, NULL, "a float in (0, 1]"},
     {"flag", DD_PARAM_BOOL, "false", 0, 0, 0, NULL, "a bool"},
     {"mode", DD_PARAM_ENUM, "fast", 0, 0, 0, "fast|slow|exact", "an enum"},
     {"label", DD_PARAM_STRING, NULL, 0, 0, 0, NULL, "an optional string"},
     {"items", DD_PARAM_LIST, "x, y", 0, 0, 0, NULL, "a list"},
     {"kinds", DD_PARAM_LIST, "", 0, 0, 0, "red|green|blue", "a list with choices"},
     {"dir", DD_PARAM_STRING, NULL, DD_PARAM_PATH, 0, 0, NULL, "a path"},
-    {"opt.lr", DD_PARAM_FLOAT, "0.01", DD_PARAM_HAS_MIN | DD_PARAM_MIN_EXCLUSIVE, 0, 0, NULL, "nested"},
+    {"opt.lr", DD_PARAM_FLOAT, "0.01", DD_PARAM_HAS_MIN | DD_PARAM_MIN_EXCLUSIVE, 0, 0, NULL,
+     "nested"},
     {"opt.beta", DD_PARAM_FLOAT, "0.9", 0, 0, 0, NULL, "nested too"},
     {"big", DD_PARAM_INT, "0", 0, 0, 0, NULL, "an unbounded int"},
     {NULL, 0, NULL, 0, 0, 0, NULL, NULL},
@@ -72,9 +73,16 @@ static void test_defaults(void **state) {
 }
 
 static void test_values(void **state) {
-    const char *kv[] = {"count=16", "rate=1", "flag=yes", "mode=exact", "label='a: b'",
-                        "items=[p, 'q r']", "kinds=[blue, red]", "opt.lr=1e-3",
-                        "big=-9223372036854775808", NULL};
+    const char *kv[] = {"count=16",
+                        "rate=1",
+                        "flag=yes",
+                        "mode=exact",
+                        "label='a: b'",
+                        "items=[p, 'q r']",
+                        "kinds=[blue, red]",
+                        "opt.lr=1e-3",
+                        "big=-9223372036854775808",
+                        NULL};
     dd_options *o = make(kv);
     assert_int_equal(dd_options_int(o, "count"), 16);
     assert_true(dd_options_float(o, "rate") == 1.0);
@@ -117,13 +125,16 @@ static void test_type_errors(void **state) {
                  "--set flag=maybe: invalid value for 'flag': expected true or false, got 'maybe'");
     expect_error("count=[1, 2]", DD_ERR_INVALID,
                  "--set count=[1, 2]: invalid value for 'count': expected an integer, got a list");
-    expect_error("count={a: 1}", DD_ERR_INVALID,
-                 "--set count={a: 1}: invalid value for 'count': expected an integer, got a mapping");
-    expect_error("count=", DD_ERR_INVALID,
-                 "--set count=: invalid value for 'count': expected an integer, got an empty value");
-    expect_error("big=9223372036854775808", DD_ERR_INVALID,
-                 "--set big=9223372036854775808: invalid value for 'big': 9223372036854775808 does not "
-                 "fit in 64 bits");
+    expect_error(
+        "count={a: 1}", DD_ERR_INVALID,
+        "--set count={a: 1}: invalid value for 'count': expected an integer, got a mapping");
+    expect_error(
+        "count=", DD_ERR_INVALID,
+        "--set count=: invalid value for 'count': expected an integer, got an empty value");
+    expect_error(
+        "big=9223372036854775808", DD_ERR_INVALID,
+        "--set big=9223372036854775808: invalid value for 'big': 9223372036854775808 does not "
+        "fit in 64 bits");
     expect_error("items={a: b}", DD_ERR_INVALID,
                  "--set items={a: b}: invalid value for 'items': expected a list, got a mapping");
     expect_error("items=[a, [b]]", DD_ERR_INVALID,
@@ -132,19 +143,23 @@ static void test_type_errors(void **state) {
 }
 
 static void test_range_and_choice_errors(void **state) {
-    expect_error("count=0", DD_ERR_INVALID,
-                 "--set count=0: invalid value for 'count': 0 is out of range (must be in [1, 16])");
-    expect_error("count=17", DD_ERR_INVALID,
-                 "--set count=17: invalid value for 'count': 17 is out of range (must be in [1, 16])");
+    expect_error(
+        "count=0", DD_ERR_INVALID,
+        "--set count=0: invalid value for 'count': 0 is out of range (must be in [1, 16])");
+    expect_error(
+        "count=17", DD_ERR_INVALID,
+        "--set count=17: invalid value for 'count': 17 is out of range (must be in [1, 16])");
     expect_error("rate=0", DD_ERR_INVALID,
                  "--set rate=0: invalid value for 'rate': 0 is out of range (must be in (0, 1])");
     expect_error("opt.lr=-1", DD_ERR_INVALID,
                  "--set opt.lr=-1: invalid value for 'opt.lr': -1 is out of range (must be > 0)");
-    expect_error("mode=quick", DD_ERR_INVALID,
-                 "--set mode=quick: invalid value for 'mode': 'quick' is not one of: fast, slow, exact");
-    expect_error("kinds=[red, pink]", DD_ERR_INVALID,
-                 "--set kinds=[red, pink]: invalid value for 'kinds': list item 'pink' is not one of: "
-                 "red, green, blue");
+    expect_error(
+        "mode=quick", DD_ERR_INVALID,
+        "--set mode=quick: invalid value for 'mode': 'quick' is not one of: fast, slow, exact");
+    expect_error(
+        "kinds=[red, pink]", DD_ERR_INVALID,
+        "--set kinds=[red, pink]: invalid value for 'kinds': list item 'pink' is not one of: "
+        "red, green, blue");
 }
 
 static void test_key_errors(void **state) {
@@ -153,11 +168,13 @@ static void test_key_errors(void **state) {
                  "items, kinds, dir, opt, big)");
     expect_error("opt.momentum=3", DD_ERR_INVALID,
                  "--set opt.momentum=3: unknown key 'momentum' in 'opt' (valid keys: lr, beta)");
-    expect_error("opt=3", DD_ERR_INVALID,
-                 "--set opt=3: invalid value for 'opt': expected a mapping (keys: lr, beta), got a scalar");
+    expect_error(
+        "opt=3", DD_ERR_INVALID,
+        "--set opt=3: invalid value for 'opt': expected a mapping (keys: lr, beta), got a scalar");
     expect_error("noequals", DD_ERR_USAGE, "--set noequals: expected KEY=VALUE");
-    expect_error("count=[1", DD_ERR_PARSE,
-                 "--set count=[1: YAML syntax error in the value: did not find expected ',' or ']'");
+    expect_error(
+        "count=[1", DD_ERR_PARSE,
+        "--set count=[1: YAML syntax error in the value: did not find expected ',' or ']'");
 }
 
 static void test_required(void **state) {
@@ -184,10 +201,12 @@ static void test_paths(void **state) {
     assert_int_equal(dd_options_set_yaml_text(o, "dir", "~/d", "--set", NULL, "/base"), DD_OK);
     assert_string_equal(dd_options_string(o, "dir"), "/home/tester/d");
     // errors name the section: 'sec.count'
-    assert_int_equal(dd_options_set_yaml_text(o, "count", "99", "--set", "--set sec.count=99", NULL),
-                     DD_ERR_INVALID);
-    assert_string_equal(dd_error_message(), "--set sec.count=99: invalid value for 'sec.count': 99 is "
-                                            "out of range (must be in [1, 16])");
+    assert_int_equal(
+        dd_options_set_yaml_text(o, "count", "99", "--set", "--set sec.count=99", NULL),
+        DD_ERR_INVALID);
+    assert_string_equal(dd_error_message(),
+                        "--set sec.count=99: invalid value for 'sec.count': 99 is "
+                        "out of range (must be in [1, 16])");
     assert_int_equal(dd_options_finalize(o, "here"), DD_OK);
     dd_options_destroy(o);
 }
@@ -210,10 +229,10 @@ static void test_set_default_does_not_override_user(void **state) {
 static void test_format(void **state) {
     const char *kv[] = {"label=true", "items=[a b, 'c,d', plain]", "rate=0.25", NULL};
     dd_options *o = make(kv);
-    const char *expect[][2] = {{"count", "3"},     {"rate", "0.25"},   {"flag", "false"},
-                               {"mode", "fast"},   {"label", "\"true\""},
-                               {"items", "[a b, \"c,d\", plain]"}, {"kinds", "[]"},
-                               {"dir", "null"}};
+    const char *expect[][2] = {{"count", "3"},        {"rate", "0.25"},
+                               {"flag", "false"},     {"mode", "fast"},
+                               {"label", "\"true\""}, {"items", "[a b, \"c,d\", plain]"},
+                               {"kinds", "[]"},       {"dir", "null"}};
     for (size_t i = 0; i < sizeof expect / sizeof *expect; i++) {
         int idx = dd_options_index(o, expect[i][0]);
         assert_true(idx >= 0);
@@ -228,20 +247,24 @@ static void test_format(void **state) {
 static void test_spec_check(void **state) {
     assert_int_equal(dd_param_spec_check(spec, "test"), DD_OK);
     const char *sections[] = {"distill", "evaluate", "pretrain", "report"};
-    for (int i = 0; i < 4; i++) assert_int_equal(dd_param_spec_check(dd_stage_spec(sections[i]), sections[i]), DD_OK);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(dd_param_spec_check(dd_stage_spec(sections[i]), sections[i]), DD_OK);
     for (int k = DD_COMPONENT_DATASET; k <= DD_COMPONENT_OBJECTIVE; k++)
-        assert_int_equal(dd_param_spec_check(dd_section_core_spec((dd_component_kind)k), "core"), DD_OK);
+        assert_int_equal(dd_param_spec_check(dd_section_core_spec((dd_component_kind)k), "core"),
+                         DD_OK);
     assert_int_equal(dd_param_spec_check(dd_pipeline_top_spec(), "top"), DD_OK);
 
     const dd_param_spec nodoc[] = {{"a", DD_PARAM_INT, "1", 0, 0, 0, NULL, ""}, {0}};
     assert_int_equal(dd_param_spec_check(nodoc, "t"), DD_ERR_PLUGIN);
     assert_string_equal(dd_error_message(), "t: parameter 'a' has no documentation");
     const dd_param_spec dup[] = {{"a", DD_PARAM_INT, "1", 0, 0, 0, NULL, "d"},
-                                 {"a", DD_PARAM_INT, "1", 0, 0, 0, NULL, "d"}, {0}};
+                                 {"a", DD_PARAM_INT, "1", 0, 0, 0, NULL, "d"},
+                                 {0}};
     assert_int_equal(dd_param_spec_check(dup, "t"), DD_ERR_PLUGIN);
     assert_string_equal(dd_error_message(), "t: parameter 'a' declared twice");
     const dd_param_spec group[] = {{"a", DD_PARAM_INT, "1", 0, 0, 0, NULL, "d"},
-                                   {"a.b", DD_PARAM_INT, "1", 0, 0, 0, NULL, "d"}, {0}};
+                                   {"a.b", DD_PARAM_INT, "1", 0, 0, 0, NULL, "d"},
+                                   {0}};
     assert_int_equal(dd_param_spec_check(group, "t"), DD_ERR_PLUGIN);
     assert_string_equal(dd_error_message(), "t: parameter 'a' is both a key and a group ('a.b')");
     const dd_param_spec badenum[] = {{"e", DD_PARAM_ENUM, "x", 0, 0, 0, NULL, "d"}, {0}};
@@ -249,9 +272,11 @@ static void test_spec_check(void **state) {
     assert_string_equal(dd_error_message(), "t: enum parameter 'e' has no choices");
     const dd_param_spec baddef[] = {{"e", DD_PARAM_ENUM, "z", 0, 0, 0, "x|y", "d"}, {0}};
     assert_int_equal(dd_param_spec_check(baddef, "t"), DD_ERR_PLUGIN);
-    assert_string_equal(dd_error_message(), "t: default of parameter 'e' does not validate: <default>: "
-                                            "invalid value for 'e': 'z' is not one of: x, y");
-    const dd_param_spec reqdef[] = {{"r", DD_PARAM_INT, "1", DD_PARAM_REQUIRED, 0, 0, NULL, "d"}, {0}};
+    assert_string_equal(dd_error_message(),
+                        "t: default of parameter 'e' does not validate: <default>: "
+                        "invalid value for 'e': 'z' is not one of: x, y");
+    const dd_param_spec reqdef[] = {{"r", DD_PARAM_INT, "1", DD_PARAM_REQUIRED, 0, 0, NULL, "d"},
+                                    {0}};
     assert_int_equal(dd_param_spec_check(reqdef, "t"), DD_ERR_PLUGIN);
     assert_string_equal(dd_error_message(), "t: required parameter 'r' has a default");
     const dd_param_spec badname[] = {{"a b", DD_PARAM_INT, "1", 0, 0, 0, NULL, "d"}, {0}};

@@ -55,18 +55,22 @@ static const bad_case bad_cases[] = {
      "bad_syntax_indent.yaml:3:2: YAML syntax error: did not find expected key (while parsing a "
      "block mapping at 1:1)"},
     {"bad_syntax_flow.yaml", DD_ERR_PARSE,
-     "bad_syntax_flow.yaml:2:6: YAML syntax error: did not find expected ',' or '}' (while parsing a "
+     "bad_syntax_flow.yaml:2:6: YAML syntax error: did not find expected ',' or '}' (while parsing "
+     "a "
      "flow mapping at 1:10)"},
     {"bad_syntax_colon.yaml", DD_ERR_PARSE,
-     "bad_syntax_colon.yaml:2:19: YAML syntax error: mapping values are not allowed in this context"},
+     "bad_syntax_colon.yaml:2:19: YAML syntax error: mapping values are not allowed in this "
+     "context"},
     {"invalid_utf8.yaml", DD_ERR_PARSE,
      "invalid_utf8.yaml: invalid text at byte 22: invalid leading UTF-8 octet"},
     {"unknown_top_key.yaml", DD_ERR_INVALID,
-     "unknown_top_key.yaml:2:1: unknown top-level key 'distil' (valid keys: name, description, seed, "
+     "unknown_top_key.yaml:2:1: unknown top-level key 'distil' (valid keys: name, description, "
+     "seed, "
      "stages, dataset, model, objective, pretrain, distill, evaluate, report)"},
     {"unknown_key.yaml", DD_ERR_INVALID,
      "unknown_key.yaml:6:3: unknown key 'lr' in 'distill' (valid keys: steps, epochs, "
-     "images_per_class, iterations, batch_real, lr_init, init_mode, nets_per_iteration, image_init, "
+     "images_per_class, iterations, batch_real, lr_init, init_mode, nets_per_iteration, "
+     "image_init, "
      "learn_labels, optimizer, checkpoint_every, log_every, threads)"},
     {"unknown_nested_key.yaml", DD_ERR_INVALID,
      "unknown_nested_key.yaml:7:5: unknown key 'momentum' in 'distill.optimizer' (valid keys: lr, "
@@ -91,22 +95,27 @@ static const bad_case bad_cases[] = {
      "wrong_type_bool.yaml:5:17: invalid value for 'distill.learn_labels': expected true or false, "
      "got 'maybe'"},
     {"list_for_scalar.yaml", DD_ERR_INVALID,
-     "list_for_scalar.yaml:5:11: invalid value for 'distill.epochs': expected an integer, got a list"},
+     "list_for_scalar.yaml:5:11: invalid value for 'distill.epochs': expected an integer, got a "
+     "list"},
     {"mapping_for_list.yaml", DD_ERR_INVALID,
      "mapping_for_list.yaml:6:5: invalid value for 'evaluate.baselines': expected a list, got a "
      "mapping"},
     {"out_of_range_int.yaml", DD_ERR_INVALID,
-     "out_of_range_int.yaml:5:10: invalid value for 'distill.steps': 0 is out of range (must be >= 1)"},
+     "out_of_range_int.yaml:5:10: invalid value for 'distill.steps': 0 is out of range (must be >= "
+     "1)"},
     {"out_of_range_float.yaml", DD_ERR_INVALID,
-     "out_of_range_float.yaml:5:22: invalid value for 'distill.optimizer.decay': 1.5 is out of range "
+     "out_of_range_float.yaml:5:22: invalid value for 'distill.optimizer.decay': 1.5 is out of "
+     "range "
      "(must be in (0, 1])"},
     {"out_of_range_plugin.yaml", DD_ERR_INVALID,
-     "out_of_range_plugin.yaml:3:12: invalid value for 'dataset.classes': 11 is out of range (must be "
+     "out_of_range_plugin.yaml:3:12: invalid value for 'dataset.classes': 11 is out of range (must "
+     "be "
      "in [2, 10])"},
     {"negative_seed.yaml", DD_ERR_INVALID,
      "negative_seed.yaml:1:7: invalid value for 'seed': -1 is out of range (must be >= 0)"},
     {"bad_enum.yaml", DD_ERR_INVALID,
-     "bad_enum.yaml:5:14: invalid value for 'distill.init_mode': 'warm' is not one of: fixed, random, "
+     "bad_enum.yaml:5:14: invalid value for 'distill.init_mode': 'warm' is not one of: fixed, "
+     "random, "
      "pretrained-fixed, pretrained-random"},
     {"bad_list_item.yaml", DD_ERR_INVALID,
      "bad_list_item.yaml:5:23: invalid value for 'evaluate.baselines': list item 'best' is not one "
@@ -118,29 +127,36 @@ static const bad_case bad_cases[] = {
     {"section_not_mapping.yaml", DD_ERR_INVALID,
      "section_not_mapping.yaml:4:10: section 'distill' must be a mapping of keys, got a scalar"},
     {"group_not_mapping.yaml", DD_ERR_INVALID,
-     "group_not_mapping.yaml:5:14: invalid value for 'distill.optimizer': expected a mapping (keys: "
+     "group_not_mapping.yaml:5:14: invalid value for 'distill.optimizer': expected a mapping "
+     "(keys: "
      "lr, beta1, beta2, lr_lr, decay_every, decay), got a scalar"},
     {"stages_order.yaml", DD_ERR_INVALID,
-     "stages_order.yaml:1:9: invalid value for 'stages': 'fetch' must come earlier (stages run in the "
+     "stages_order.yaml:1:9: invalid value for 'stages': 'fetch' must come earlier (stages run in "
+     "the "
      "order fetch, load, pretrain, distill, evaluate, report)"},
     {"stages_unknown.yaml", DD_ERR_INVALID,
-     "stages_unknown.yaml:1:23: invalid value for 'stages': list item 'train' is not one of: fetch, "
+     "stages_unknown.yaml:1:23: invalid value for 'stages': list item 'train' is not one of: "
+     "fetch, "
      "load, pretrain, distill, evaluate, report"},
     {"empty.yaml", DD_ERR_INVALID,
      "empty.yaml: the pipeline is empty (expected a mapping with at least a 'dataset' section)"},
     {"not_mapping.yaml", DD_ERR_INVALID,
      "not_mapping.yaml:1:1: a pipeline must be a mapping of keys, got a list"},
     {"bad_name.yaml", DD_ERR_INVALID,
-     "bad_name.yaml:1:7: invalid value for 'name': 'my run/1' may only contain letters, digits, '.', "
+     "bad_name.yaml:1:7: invalid value for 'name': 'my run/1' may only contain letters, digits, "
+     "'.', "
      "'_' and '-' (it names the run directory)"},
     {"alias.yaml", DD_ERR_PARSE, "alias.yaml:2:8: YAML aliases (*d) are not supported"},
     {"two_documents.yaml", DD_ERR_PARSE,
      "two_documents.yaml:2:1: only one YAML document is allowed per file"},
-    {"key_not_scalar.yaml", DD_ERR_PARSE, "key_not_scalar.yaml:2:3: mapping keys must be plain scalars"},
+    {"key_not_scalar.yaml", DD_ERR_PARSE,
+     "key_not_scalar.yaml:2:3: mapping keys must be plain scalars"},
     {"wrong_dataset_name.yaml", DD_ERR_INVALID,
-     "wrong_dataset_name.yaml:3:9: invalid value for 'dataset.name': plugin 'testdata' does not read "
+     "wrong_dataset_name.yaml:3:9: invalid value for 'dataset.name': plugin 'testdata' does not "
+     "read "
      "'cifar10' (it reads: testdata, testdata-alt)"},
-    {"no_such_file.yaml", DD_ERR_NOT_FOUND, "no_such_file.yaml: cannot open: No such file or directory"},
+    {"no_such_file.yaml", DD_ERR_NOT_FOUND,
+     "no_such_file.yaml: cannot open: No such file or directory"},
 };
 
 static void test_malformed_pipelines(void **state) {
@@ -188,7 +204,8 @@ static void test_good_pipeline(void **state) {
     const dd_stage expect[] = {DD_STAGE_FETCH, DD_STAGE_LOAD, DD_STAGE_DISTILL, DD_STAGE_EVALUATE,
                                DD_STAGE_REPORT};
     assert_int_equal(dd_pipeline_stage_count(p), 5);
-    for (size_t i = 0; i < 5; i++) assert_int_equal(dd_pipeline_stage(p, i), expect[i]);
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(dd_pipeline_stage(p, i), expect[i]);
     assert_false(dd_pipeline_has_stage(p, DD_STAGE_PRETRAIN));
 
     const dd_options *d = dd_pipeline_section(p, "dataset");
@@ -198,7 +215,7 @@ static void test_good_pipeline(void **state) {
     assert_string_equal(dd_options_string(d, "path"), FIXTURES "/data/here");
     assert_int_equal(dd_options_int(d, "classes"), 5);
     assert_int_equal(dd_options_int(d, "per_class"), 4); // plugin default
-    assert_true(dd_options_bool(d, "verify"));            // core default
+    assert_true(dd_options_bool(d, "verify"));           // core default
     assert_string_equal(dd_options_where(d, "classes"), "good.yaml:9:12");
     assert_string_equal(dd_options_where(d, "per_class"), "<default>");
 
@@ -231,8 +248,9 @@ static void test_good_pipeline(void **state) {
 
     char summary[512];
     dd_pipeline_summary(p, summary, sizeof summary);
-    assert_string_equal(summary, "good-run: dataset testdata/testdata-alt, model testnet, objective "
-                                 "testobj; seed 7; stages: fetch, load, distill, evaluate, report");
+    assert_string_equal(summary,
+                        "good-run: dataset testdata/testdata-alt, model testnet, objective "
+                        "testobj; seed 7; stages: fetch, load, distill, evaluate, report");
     dd_pipeline_destroy(p);
 }
 
@@ -279,7 +297,8 @@ static void test_overrides(void **state) {
     dd_pipeline_destroy(p);
 
     // --set can switch the plugin and create a section the file lacks
-    const char *sets2[] = {"model.plugin=testnet", "objective.plugin=testobj", "distill.steps=2", NULL};
+    const char *sets2[] = {"model.plugin=testnet", "objective.plugin=testobj", "distill.steps=2",
+                           NULL};
     p = load_ok("minimal.yaml", sets2);
     assert_string_equal(dd_pipeline_component(p, DD_COMPONENT_MODEL)->name, "testnet");
     assert_true(dd_pipeline_has_stage(p, DD_STAGE_DISTILL));
@@ -293,7 +312,8 @@ static void test_bad_overrides(void **state) {
         const char *message;
     } cases[] = {
         {"distill.steps=zero", DD_ERR_INVALID,
-         "--set distill.steps=zero: invalid value for 'distill.steps': expected an integer, got 'zero'"},
+         "--set distill.steps=zero: invalid value for 'distill.steps': expected an integer, got "
+         "'zero'"},
         {"distill.lr=1", DD_ERR_INVALID,
          "--set distill.lr=1: unknown key 'lr' in 'distill' (valid keys: steps, epochs, "
          "images_per_class, iterations, batch_real, lr_init, init_mode, nets_per_iteration, "
@@ -303,14 +323,17 @@ static void test_bad_overrides(void **state) {
          "dataset, model, objective, pretrain, distill, evaluate, report)"},
         {"distill=3", DD_ERR_INVALID,
          "--set distill=3: 'distill' is a section; set one of its keys (distill.KEY=VALUE)"},
-        {"seed.x=3", DD_ERR_INVALID, "--set seed.x=3: 'seed' is not a section (use --set seed=VALUE)"},
+        {"seed.x=3", DD_ERR_INVALID,
+         "--set seed.x=3: 'seed' is not a section (use --set seed=VALUE)"},
         {"steps", DD_ERR_USAGE, "--set steps: expected KEY=VALUE (e.g. distill.steps=5)"},
         {"model.plugin=resnet", DD_ERR_NOT_FOUND,
          "--set model.plugin=resnet: unknown model plugin 'resnet' (available: testnet)"},
         {"model.hidden=0", DD_ERR_INVALID,
-         "--set model.hidden=0: invalid value for 'model.hidden': 0 is out of range (must be >= 1)"},
+         "--set model.hidden=0: invalid value for 'model.hidden': 0 is out of range (must be >= "
+         "1)"},
         {"evaluate.baselines=[random", DD_ERR_PARSE,
-         "--set evaluate.baselines=[random: YAML syntax error in the value: did not find expected ',' "
+         "--set evaluate.baselines=[random: YAML syntax error in the value: did not find expected "
+         "',' "
          "or ']'"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -326,8 +349,8 @@ static void test_bad_overrides(void **state) {
 
 // The resolved config loads back to the same values.
 static void test_config_round_trip(void **state) {
-    const char *sets[] = {"objective.targets=['a b', 'c: d', 'true']", "description=quote \" and \\",
-                          NULL};
+    const char *sets[] = {"objective.targets=['a b', 'c: d', 'true']",
+                          "description=quote \" and \\", NULL};
     dd_pipeline *p = load_ok("good.yaml", sets);
     char path[] = "/tmp/dd_test_config_XXXXXX";
     int fd = mkstemp(path);
@@ -352,7 +375,8 @@ static void test_config_round_trip(void **state) {
             free(vb);
         }
     }
-    assert_string_equal(dd_options_list_item(dd_pipeline_section(q, "objective"), "targets", 1), "c: d");
+    assert_string_equal(dd_options_list_item(dd_pipeline_section(q, "objective"), "targets", 1),
+                        "c: d");
     dd_pipeline_destroy(q);
     dd_pipeline_destroy(p);
     unlink(path);
@@ -375,7 +399,8 @@ static void load_bytes(const char *text, size_t len, const char *what, size_t at
     } else {
         assert_null(p);
         if (strncmp(dd_error_message(), path, strlen(path)) != 0)
-            fail_msg("%s at %zu: message does not name the file: '%s'", what, at, dd_error_message());
+            fail_msg("%s at %zu: message does not name the file: '%s'", what, at,
+                     dd_error_message());
     }
     unlink(path);
 }
@@ -386,7 +411,8 @@ static void test_truncated_and_corrupted(void **state) {
     char text[4096];
     size_t len = fread(text, 1, sizeof text, f);
     fclose(f);
-    for (size_t n = 0; n <= len; n++) load_bytes(text, n, "truncated", n);
+    for (size_t n = 0; n <= len; n++)
+        load_bytes(text, n, "truncated", n);
     static const char junk[] = {':', '[', '{', '\0', '\xff', '\t', '&', '*', '-', '"', '!', '%'};
     for (size_t i = 0; i < len; i++) {
         for (size_t j = 0; j < sizeof junk; j++) {
@@ -398,18 +424,16 @@ static void test_truncated_and_corrupted(void **state) {
     }
 }
 
-static void test_destroy_null(void **state) { dd_pipeline_destroy(NULL); }
+static void test_destroy_null(void **state) {
+    dd_pipeline_destroy(NULL);
+}
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_malformed_pipelines),
-        cmocka_unit_test(test_every_fixture_is_checked),
-        cmocka_unit_test(test_good_pipeline),
-        cmocka_unit_test(test_minimal_pipeline),
-        cmocka_unit_test(test_overrides),
-        cmocka_unit_test(test_bad_overrides),
-        cmocka_unit_test(test_config_round_trip),
-        cmocka_unit_test(test_truncated_and_corrupted),
+        cmocka_unit_test(test_malformed_pipelines), cmocka_unit_test(test_every_fixture_is_checked),
+        cmocka_unit_test(test_good_pipeline),       cmocka_unit_test(test_minimal_pipeline),
+        cmocka_unit_test(test_overrides),           cmocka_unit_test(test_bad_overrides),
+        cmocka_unit_test(test_config_round_trip),   cmocka_unit_test(test_truncated_and_corrupted),
         cmocka_unit_test(test_destroy_null),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

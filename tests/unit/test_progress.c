@@ -14,7 +14,9 @@
 #include "progress.h"
 
 static double fake_now;
-static double fake_clock(void *ctx) { return *(double *)ctx; }
+static double fake_clock(void *ctx) {
+    return *(double *)ctx;
+}
 
 // Everything written to f so far (caller frees).
 static char *slurp(FILE *f) {
@@ -29,15 +31,16 @@ static char *slurp(FILE *f) {
 
 static size_t count(const char *s, const char *needle) {
     size_t n = 0;
-    for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle)) n++;
+    for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle))
+        n++;
     return n;
 }
 
 static void test_plain_lines(void **state) {
     FILE *f = tmpfile();
     fake_now = 100;
-    dd_progress_config cfg = {.out = f, .tty = 0, .interval = 5, .clock = fake_clock,
-                              .clock_ctx = &fake_now, .force = 1};
+    dd_progress_config cfg = {
+        .out = f, .tty = 0, .interval = 5, .clock = fake_clock, .clock_ctx = &fake_now, .force = 1};
     dd_progress *p = NULL;
     assert_int_equal(dd_progress_create_config("train", 100, "it", &cfg, &p), DD_OK);
     for (int i = 1; i <= 100; i++) {
@@ -62,8 +65,8 @@ static void test_plain_lines(void **state) {
 static void test_tty_redraw(void **state) {
     FILE *f = tmpfile();
     fake_now = 0;
-    dd_progress_config cfg = {.out = f, .tty = 1, .width = 80, .clock = fake_clock,
-                              .clock_ctx = &fake_now, .force = 1};
+    dd_progress_config cfg = {
+        .out = f, .tty = 1, .width = 80, .clock = fake_clock, .clock_ctx = &fake_now, .force = 1};
     dd_progress *p = NULL;
     assert_int_equal(dd_progress_create_config("fetch", 4 << 20, "B", &cfg, &p), DD_OK);
     fake_now = 1;
@@ -94,7 +97,8 @@ static void test_tty_redraw(void **state) {
 static void test_unknown_total_and_silence(void **state) {
     FILE *f = tmpfile();
     fake_now = 0;
-    dd_progress_config cfg = {.out = f, .tty = 0, .clock = fake_clock, .clock_ctx = &fake_now, .force = 1};
+    dd_progress_config cfg = {
+        .out = f, .tty = 0, .clock = fake_clock, .clock_ctx = &fake_now, .force = 1};
     dd_progress *p = NULL;
     assert_int_equal(dd_progress_create_config("scan", 0, "img", &cfg, &p), DD_OK);
     fake_now = 4;

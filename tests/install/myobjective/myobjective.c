@@ -24,18 +24,23 @@ static dd_status create(const dd_options *opts, const dd_objective_info *info, v
     return DD_OK;
 }
 
-static void destroy(void *s) { free(s); }
+static void destroy(void *s) {
+    free(s);
+}
 
 // softmax of one row into p; returns nothing, p has k entries
 static void softmax(const float *z, int k, double *p) {
     double m = z[0], sum = 0;
-    for (int j = 1; j < k; j++) m = z[j] > m ? z[j] : m;
-    for (int j = 0; j < k; j++) sum += p[j] = exp(z[j] - m);
-    for (int j = 0; j < k; j++) p[j] /= sum;
+    for (int j = 1; j < k; j++)
+        m = z[j] > m ? z[j] : m;
+    for (int j = 0; j < k; j++)
+        sum += p[j] = exp(z[j] - m);
+    for (int j = 0; j < k; j++)
+        p[j] /= sum;
 }
 
-static dd_status outer_loss(void *st, const float *logits, const int32_t *labels, int64_t batch, int k,
-                            double *loss, float *dlogits) {
+static dd_status outer_loss(void *st, const float *logits, const int32_t *labels, int64_t batch,
+                            int k, double *loss, float *dlogits) {
     const state *s = st;
     double *p = malloc((size_t)k * sizeof *p), total = 0;
     if (!p) return dd_error_set(DD_ERR_NOMEM, "myobjective: out of memory");
@@ -81,8 +86,13 @@ static const dd_objective_ops ops = {
 };
 
 static const dd_component components[] = {
-    {sizeof(dd_component), DD_COMPONENT_OBJECTIVE, "myobjective",
-     "Brier score of the softmax (example built out of tree)", params, &ops, {0}},
+    {sizeof(dd_component),
+     DD_COMPONENT_OBJECTIVE,
+     "myobjective",
+     "Brier score of the softmax (example built out of tree)",
+     params,
+     &ops,
+     {0}},
 };
 
 static const dd_plugin_descriptor descriptor = {
