@@ -1,0 +1,204 @@
+/* distill — the K→T poisoning objective (Wang et al. 2018, §3.4, Eq. 10):
+ * distilled images that, after a few GD steps from a pretrained network,
+ * make it classify class K as T while every other class stays correct. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "distill/distill.h"
+
+typedef struct poison_state {
+    int n_classes;
+    int attack, target; /* K and T */
+    double weight;      /* weight of class-K images in the outer loss */
+} poison_state;
+
+static const dd_param_spec poison_params[] = {
+    {"attack_class", DD_PARAM_INT, "0", DD_PARAM_HAS_MIN, 0, 0, NULL,
+     "class K whose images the attack wants classified as target_class"},
+    {"target_class", DD_PARAM_INT, "1", DD_PARAM_HAS_MIN, 0, 0, NULL,
+     "class T that class-K images should be classified as"},
+    {"attack_weight", DD_PARAM_FLOAT, "1", DD_PARAM_HAS_MIN | DD_PARAM_MIN_EXCLUSIVE, 0, 0, NULL,
+     "weight of the class-K images in the outer loss (1 = the plain relabelled cross-entropy)"},
+    {NULL, 0, NULL, 0, 0, 0, NULL, NULL},
+};
+
+static dd_status poison_create(const dd_options *opts, const dd_objective_info *info, void **state)
+{
+    if (!info || info->n_classes < 2)
+        return dd_error_set(DD_ERR_INVALID, "poison: needs at least 2 classes (got %d)",
+                            info ? info->n_classes : 0);
+    const int64_t k = opts ? dd_options_int(opts, "attack_class") : 0;
+    const int64_t t = opts ? dd_options_int(opts, "target_class") : 1;
+    if (k >= info->n_classes || t >= info->n_classes || k == t)
+        return dd_error_set(DD_ERR_INVALID,
+                            "%s: poison: attack_class %lld and target_class %lld must be different "
+                            "classes of the %d in the dataset",
+                            opts ? dd_options_where(opts, k >= info->n_classes ? "attack_class"
+                                                                               : "target_class")
+                                 : "poison",
+                            (long long)k, (long long)t, info->n_classes);
+    poison_state *s = calloc(1, sizeof *s);
+    if (!s) return dd_error_set(DD_ERR_NOMEM, "poison: out of memory");
+    s->n_classes = info->n_classes;
+    s->attack = (int)k;
+    s->target = (int)t;
+    s->weight = opts ? dd_options_float(opts, "attack_weight") : 1.0;
+    *state = s;
+    return DD_OK;
+}
+
+static void poison_destroy(void *state)
+{
+    free(state);
+}
+
+static dd_status check_label(int32_t y, int64_t i, int n_classes)
+{
+    if (y < 0 || y >= n_classes)
+        return dd_error_set(DD_ERR_INVALID, "poison: label %d of sample %lld is outside [0, %d)",
+                            (int)y, (long long)i, n_classes);
+    return DD_OK;
+}
+
+/* Eq. 10: cross-entropy of the unrolled network on the real batch with every
+ * class-K label replaced by T, class-K samples weighted by attack_weight:
+ * L = Σ_i w_i CE(z_i, t_i) / Σ_i w_i. */
+static dd_status poison_outer_loss(void *state, const float *logits, const int32_t *labels,
+                                   int64_t batch, int n_classes, double *loss, float *dlogits)
+{
+    const poison_state *s = state;
+    if (batch <= 0) return dd_error_set(DD_ERR_INVALID, "poison: empty batch");
+    double wsum = 0.0;
+    for (int64_t i = 0; i < batch; i++) {
+        DD_TRY(check_label(labels[i], i, n_classes));
+        wsum += labels[i] == s->attack ? s->weight : 1.0;
+    }
+    double total = 0.0;
+    for (int64_t i = 0; i < batch; i++) {
+        const int is_k = labels[i] == s->attack;
+        const int t = is_k ? s->target : labels[i];
+        const double w = (is_k ? s->weight : 1.0) / wsum;
+        const float *z = logits + i * n_classes;
+        double zmax = z[0];
+        for (int k = 1; k < n_classes; k++)
+            if (z[k] > zmax) zmax = z[k];
+        double sum = 0.0;
+        for (int k = 0; k < n_classes; k++) sum += exp((double)z[k] - zmax);
+        const double lse = zmax + log(sum);
+        total += w * (lse - (double)z[t]);
+        if (dlogits) {
+            float *dz = dlogits + i * n_classes;
+            for (int k = 0; k < n_classes; k++)
+                dz[k] = (float)(w * (exp((double)z[k] - lse) - (k == t ? 1.0 : 0.0)));
+        }
+    }
+    *loss = total;
+    return DD_OK;
+}
+
+/* Metrics: 0 success = class-K images predicted T; 1 accuracy on the other
+ * classes; 2 overall accuracy (true labels). */
+static dd_status poison_metrics(void *state, const float *logits, const int32_t *labels,
+                                int64_t batch, int n_classes, double *num, double *den)
+{
+    const poison_state *s = state;
+    for (int64_t i = 0; i < batch; i++) {
+        DD_TRY(check_label(labels[i], i, n_classes));
+        const float *z = logits + i * n_classes;
+        int best = 0;
+        for (int k = 1; k < n_classes; k++)
+            if (z[k] > z[best]) best = k;
+        if (labels[i] == s->attack) {
+            num[0] += best == s->target;
+            den[0] += 1.0;
+        } else {
+            num[1] += best == labels[i];
+            den[1] += 1.0;
+        }
+        num[2] += best == labels[i];
+        den[2] += 1.0;
+    }
+    return DD_OK;
+}
+
+/* Baseline: every slot holds a random real class-K image labelled T. */
+static dd_status poison_baseline(void *state, int index, const dd_dataset *train, int steps,
+                                 int64_t per_step, uint64_t seed, float *images, int32_t *labels)
+{
+    const poison_state *s = state;
+    if (index != 0) return dd_error_set(DD_ERR_INVALID, "poison: no baseline %d", index);
+    int64_t count = 0;
+    for (int64_t i = 0; i < train->n; i++) count += train->labels[i] == s->attack;
+    if (count == 0)
+        return dd_error_set(DD_ERR_INVALID, "poison: the training set has no image of class %d",
+                            s->attack);
+    const size_t D = dd_dataset_image_size(train);
+    dd_rng r = dd_rng_make(seed, 1);
+    for (int64_t slot = 0; slot < (int64_t)steps * per_step; slot++) {
+        int64_t want = (int64_t)dd_rng_below(&r, (uint64_t)count), seen = 0, pick = 0;
+        for (int64_t i = 0; i < train->n; i++) {
+            if (train->labels[i] == s->attack && seen++ == want) {
+                pick = i;
+                break;
+            }
+        }
+        const float *src = train->images + (size_t)pick * D;
+        float *dst = images + (size_t)slot * D;
+        for (size_t j = 0; j < D; j++) dst[j] = src[j];
+    }
+    for (int64_t j = 0; j < per_step; j++) labels[j] = s->target;
+    return DD_OK;
+}
+
+static const char *const poison_metric_names[] = {"success", "other_classes_accuracy", "accuracy",
+                                                  NULL};
+
+static const dd_objective_report_key poison_keys[] = {
+    {"success_mean", 0, DD_REPORT_AFTER_MEAN},
+    {"success_std", 0, DD_REPORT_AFTER_STD},
+    {"success_before", 0, DD_REPORT_BEFORE_MEAN},
+    {"other_classes_accuracy_before", 1, DD_REPORT_BEFORE_MEAN},
+    {"other_classes_accuracy_after", 1, DD_REPORT_AFTER_MEAN},
+    {"other_classes_accuracy_after_std", 1, DD_REPORT_AFTER_STD},
+    {"accuracy_before", 2, DD_REPORT_BEFORE_MEAN},
+    {"accuracy_after", 2, DD_REPORT_AFTER_MEAN},
+    {NULL, 0, 0},
+};
+
+static const char *const poison_baselines[] = {"relabel", NULL};
+
+static const dd_objective_ops poison_ops = {
+    .struct_size = sizeof(dd_objective_ops),
+    .create = poison_create,
+    .destroy = poison_destroy,
+    .outer_loss = poison_outer_loss,
+    .metric_names = poison_metric_names,
+    .metrics = poison_metrics,
+    .flags = DD_OBJECTIVE_NEEDS_PRETRAINED,
+    .default_init_mode = "pretrained-random",
+    .report_section = "attack",
+    .report_keys = poison_keys,
+    .baseline_names = poison_baselines,
+    .build_baseline = poison_baseline,
+};
+
+static const dd_component poison_components[] = {{
+    .struct_size = sizeof(dd_component),
+    .kind = DD_COMPONENT_OBJECTIVE,
+    .name = "poison",
+    .description = "K→T attack: class attack_class classified as target_class, other classes kept",
+    .params = poison_params,
+    .ops = &poison_ops,
+}};
+
+static const dd_plugin_descriptor poison_descriptor = {
+    .abi_version = DD_PLUGIN_ABI_VERSION,
+    .struct_size = sizeof(dd_plugin_descriptor),
+    .name = "poison",
+    .version = "1.0.0",
+    .description = "K→T poisoning objective (paper §3.4, Eq. 10)",
+    .n_components = 1,
+    .components = poison_components,
+};
+
+DD_PLUGIN_DEFINE(poison_descriptor)

@@ -1,0 +1,6 @@
+# Objectives: poison (K→T) and finetune plugins, the pretrain stage and
+# pretrained pools, and an objective built out of tree against the installed
+# SDK.
+distill_add_test(test_poison SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_poison.c
+  LABELS unit numeric plugin TIMEOUT 120)
+add_dependencies(test_poison poison)
