@@ -4,3 +4,6 @@
 distill_add_test(test_poison SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_poison.c
   LABELS unit numeric plugin TIMEOUT 120)
 add_dependencies(test_poison poison)
+distill_add_test(test_pretrain SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_pretrain.c
+  LABELS unit e2e TIMEOUT 120)
+add_dependencies(test_pretrain finetune mnist linear)
