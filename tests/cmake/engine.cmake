@@ -3,3 +3,7 @@
 distill_add_test(test_engine SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_engine.c
   LABELS unit numeric TIMEOUT 120)
 add_dependencies(test_engine classification)
+# `distill run` end to end on a generated IDX dataset: outputs, SIGINT, --resume.
+distill_add_test(test_engine_cli SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_engine_cli.c
+  LABELS e2e TIMEOUT 180)
+add_dependencies(test_engine_cli distill_cli classification lenet mnist)
