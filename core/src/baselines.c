@@ -6,16 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static size_t image_floats(const dd_dataset *d)
-{
+static size_t image_floats(const dd_dataset *d) {
     return (size_t)d->channels * (size_t)d->height * (size_t)d->width;
 }
 
-
 static const char *const baseline_names[] = {"random", "average", "kmeans"};
 
-dd_status dd_baseline_parse(const char *name, dd_baseline_kind *out)
-{
+dd_status dd_baseline_parse(const char *name, dd_baseline_kind *out) {
     for (int i = 0; i < 3; i++) {
         if (name && strcmp(name, baseline_names[i]) == 0) {
             *out = (dd_baseline_kind)i;
@@ -26,13 +23,11 @@ dd_status dd_baseline_parse(const char *name, dd_baseline_kind *out)
                         name ? name : "(null)");
 }
 
-const char *dd_baseline_name(dd_baseline_kind k)
-{
+const char *dd_baseline_name(dd_baseline_kind k) {
     return (unsigned)k < 3 ? baseline_names[k] : "?";
 }
 
-static double sqdist(const float *a, const float *b, size_t d)
-{
+static double sqdist(const float *a, const float *b, size_t d) {
     double s = 0.0;
     for (size_t i = 0; i < d; i++) {
         double t = (double)a[i] - (double)b[i];
@@ -42,8 +37,7 @@ static double sqdist(const float *a, const float *b, size_t d)
 }
 
 dd_status dd_kmeans(const float *x, int64_t n, size_t d, int k, int max_iter, dd_rng *r,
-                    float *centroids, int32_t *assign_out, double *inertia)
-{
+                    float *centroids, int32_t *assign_out, double *inertia) {
     if (k < 1 || n < 1)
         return dd_error_set(DD_ERR_INVALID, "k-means: need k >= 1 and points (k=%d, n=%lld)", k,
                             (long long)n);
@@ -63,10 +57,12 @@ dd_status dd_kmeans(const float *x, int64_t n, size_t d, int k, int max_iter, dd
     int64_t first = (int64_t)dd_rng_below(r, (uint64_t)n);
     memcpy(centroids, x + (size_t)first * d, d * sizeof(float));
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) dmin[i] = sqdist(x + (size_t)i * d, centroids, d);
+    for (int64_t i = 0; i < n; i++)
+        dmin[i] = sqdist(x + (size_t)i * d, centroids, d);
     for (int c = 1; c < k; c++) {
         double total = 0.0;
-        for (int64_t i = 0; i < n; i++) total += dmin[i];
+        for (int64_t i = 0; i < n; i++)
+            total += dmin[i];
         int64_t pick = 0;
         if (total > 0.0) {
             double u = (double)(dd_rng_u64(r) >> 11) * 0x1.0p-53 * total, acc = 0.0;
@@ -89,7 +85,8 @@ dd_status dd_kmeans(const float *x, int64_t n, size_t d, int k, int max_iter, dd
             if (t < dmin[i]) dmin[i] = t;
         }
     }
-    for (int64_t i = 0; i < n; i++) assign[i] = -1;
+    for (int64_t i = 0; i < n; i++)
+        assign[i] = -1;
     double total = 0.0;
     for (int it = 0; it < (max_iter > 0 ? max_iter : 1); it++) {
         int64_t changed = 0;
@@ -110,20 +107,23 @@ dd_status dd_kmeans(const float *x, int64_t n, size_t d, int k, int max_iter, dd
             assign[i] = best;
         }
         total = 0.0;
-        for (int64_t i = 0; i < n; i++) total += dmin[i];
+        for (int64_t i = 0; i < n; i++)
+            total += dmin[i];
         if (changed == 0) break;
         memset(sums, 0, (size_t)k * d * sizeof *sums);
         memset(count, 0, (size_t)k * sizeof *count);
         for (int64_t i = 0; i < n; i++) {
             double *sc = sums + (size_t)assign[i] * d;
             const float *xi = x + (size_t)i * d;
-            for (size_t j = 0; j < d; j++) sc[j] += xi[j];
+            for (size_t j = 0; j < d; j++)
+                sc[j] += xi[j];
             count[assign[i]]++;
         }
         for (int c = 0; c < k; c++) {
             float *cc = centroids + (size_t)c * d;
             if (count[c] > 0) {
-                for (size_t j = 0; j < d; j++) cc[j] = (float)(sums[(size_t)c * d + j] / count[c]);
+                for (size_t j = 0; j < d; j++)
+                    cc[j] = (float)(sums[(size_t)c * d + j] / count[c]);
             } else {
                 // Re-seed an empty cluster with the worst-fitted point.
                 int64_t far = 0;
@@ -144,8 +144,7 @@ dd_status dd_kmeans(const float *x, int64_t n, size_t d, int k, int max_iter, dd
 }
 
 /* Indices of the training images of each class: idx[off[c] .. off[c+1]). */
-static dd_status class_index(const dd_dataset *t, int64_t **idx, int64_t **off)
-{
+static dd_status class_index(const dd_dataset *t, int64_t **idx, int64_t **off) {
     const int K = t->n_classes;
     *idx = malloc((size_t)(t->n > 0 ? t->n : 1) * sizeof **idx);
     *off = calloc((size_t)K + 1, sizeof **off);
@@ -156,7 +155,8 @@ static dd_status class_index(const dd_dataset *t, int64_t **idx, int64_t **off)
     }
     for (int64_t i = 0; i < t->n; i++)
         if (t->labels[i] >= 0 && t->labels[i] < K) (*off)[t->labels[i] + 1]++;
-    for (int c = 0; c < K; c++) (*off)[c + 1] += (*off)[c];
+    for (int c = 0; c < K; c++)
+        (*off)[c + 1] += (*off)[c];
     int64_t *fill = malloc((size_t)K * sizeof *fill);
     if (!fill) {
         free(*idx);
@@ -171,20 +171,18 @@ static dd_status class_index(const dd_dataset *t, int64_t **idx, int64_t **off)
         if ((*off)[c + 1] == (*off)[c]) {
             free(*idx);
             free(*off);
-            return dd_error_set(DD_ERR_INVALID,
-                                "baselines: class %d (%s) has no training images", c,
-                                t->class_names ? t->class_names[c] : "?");
+            return dd_error_set(DD_ERR_INVALID, "baselines: class %d (%s) has no training images",
+                                c, t->class_names ? t->class_names[c] : "?");
         }
     return DD_OK;
 }
 
 dd_status dd_baseline_build(dd_baseline_kind kind, const dd_dataset *train, int steps, int epochs,
-                            int images_per_class, float lr, uint64_t seed, dd_distilled **out)
-{
+                            int images_per_class, float lr, uint64_t seed, dd_distilled **out) {
     *out = NULL;
     dd_distilled *d;
-    DD_TRY(dd_distilled_create(steps, epochs, images_per_class, train->n_classes,
-                               train->channels, train->height, train->width, lr, &d));
+    DD_TRY(dd_distilled_create(steps, epochs, images_per_class, train->n_classes, train->channels,
+                               train->height, train->width, lr, &d));
     memcpy(d->mean, train->mean, sizeof d->mean);
     memcpy(d->std, train->std, sizeof d->std);
     const size_t D = image_floats(train);
@@ -198,7 +196,7 @@ dd_status dd_baseline_build(dd_baseline_kind kind, const dd_dataset *train, int 
     }
     // Slot (step s, image j) with class c = j % K takes the class's
     // (s × ipc + j / K)-th chosen image.
-#define SLOT(st, c, r) (d->images + ((size_t)(st) * (size_t)d->per_step + (size_t)(r) * K + (c)) * D)
+#define SLOT(st, c, r) (d->images + ((size_t)(st) * (size_t)d->per_step + (size_t)(r)*K + (c)) * D)
     float *buf = NULL;
     int32_t *asg = NULL;
     if (kind == DD_BASELINE_RANDOM) {
@@ -218,12 +216,14 @@ dd_status dd_baseline_build(dd_baseline_kind kind, const dd_dataset *train, int 
             memset(acc, 0, D * sizeof *acc);
             for (int64_t p = off[c]; p < off[c + 1]; p++) {
                 const float *xi = train->images + (size_t)idx[p] * D;
-                for (size_t j = 0; j < D; j++) acc[j] += xi[j];
+                for (size_t j = 0; j < D; j++)
+                    acc[j] += xi[j];
             }
             const double inv = 1.0 / (double)(off[c + 1] - off[c]);
             for (int q = 0; q < per_class; q++) {
                 float *dst = SLOT(q / images_per_class, c, q % images_per_class);
-                for (size_t j = 0; j < D; j++) dst[j] = (float)(acc[j] * inv);
+                for (size_t j = 0; j < D; j++)
+                    dst[j] = (float)(acc[j] * inv);
             }
         }
         free(acc);

@@ -29,33 +29,30 @@ struct dd_ckpt {
     size_t n;
 };
 
-uint32_t dd_crc32(uint32_t crc, const void *data, size_t n)
-{
+uint32_t dd_crc32(uint32_t crc, const void *data, size_t n) {
     const unsigned char *p = data;
     crc = ~crc;
     for (size_t i = 0; i < n; i++) {
         crc ^= p[i];
-        for (int b = 0; b < 8; b++) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+        for (int b = 0; b < 8; b++)
+            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
     }
     return ~crc;
 }
 
-dd_status dd_ckpt_writer_create(dd_ckpt_writer **out)
-{
+dd_status dd_ckpt_writer_create(dd_ckpt_writer **out) {
     *out = calloc(1, sizeof **out);
     if (!*out) return dd_error_set(DD_ERR_NOMEM, "checkpoint: out of memory");
     return DD_OK;
 }
 
-void dd_ckpt_writer_destroy(dd_ckpt_writer *w)
-{
+void dd_ckpt_writer_destroy(dd_ckpt_writer *w) {
     if (!w) return;
     free(w->recs);
     free(w);
 }
 
-dd_status dd_ckpt_writer_add(dd_ckpt_writer *w, const char *tag, const void *data, size_t bytes)
-{
+dd_status dd_ckpt_writer_add(dd_ckpt_writer *w, const char *tag, const void *data, size_t bytes) {
     if (strlen(tag) >= DD_CKPT_TAG_LEN)
         return dd_error_set(DD_ERR_INVALID, "checkpoint: tag '%s' is too long", tag);
     for (size_t i = 0; i < w->n; i++)
@@ -76,8 +73,7 @@ dd_status dd_ckpt_writer_add(dd_ckpt_writer *w, const char *tag, const void *dat
     return DD_OK;
 }
 
-static dd_status write_all(int fd, const void *data, size_t n, uint32_t *crc, const char *path)
-{
+static dd_status write_all(int fd, const void *data, size_t n, uint32_t *crc, const char *path) {
     const unsigned char *p = data;
     *crc = dd_crc32(*crc, data, n);
     while (n > 0) {
@@ -92,8 +88,7 @@ static dd_status write_all(int fd, const void *data, size_t n, uint32_t *crc, co
     return DD_OK;
 }
 
-static dd_status write_records(int fd, const dd_ckpt_writer *w, const char *tmp)
-{
+static dd_status write_records(int fd, const dd_ckpt_writer *w, const char *tmp) {
     uint32_t crc = 0;
     uint32_t hdr[2] = {DD_CKPT_VERSION, (uint32_t)w->n};
     DD_TRY(write_all(fd, DD_CKPT_MAGIC, 8, &crc, tmp));
@@ -107,8 +102,7 @@ static dd_status write_records(int fd, const dd_ckpt_writer *w, const char *tmp)
     return write_all(fd, &final, sizeof final, &dummy, tmp);
 }
 
-dd_status dd_ckpt_writer_commit(dd_ckpt_writer *w, const char *path)
-{
+dd_status dd_ckpt_writer_commit(dd_ckpt_writer *w, const char *path) {
     size_t len = strlen(path);
     char *tmp = malloc(len + 16);
     if (!tmp) return dd_error_set(DD_ERR_NOMEM, "checkpoint: out of memory");
@@ -151,8 +145,7 @@ dd_status dd_ckpt_writer_commit(dd_ckpt_writer *w, const char *path)
     return DD_OK;
 }
 
-void dd_ckpt_destroy(dd_ckpt *c)
-{
+void dd_ckpt_destroy(dd_ckpt *c) {
     if (!c) return;
     free(c->path);
     free(c->buf);
@@ -160,8 +153,7 @@ void dd_ckpt_destroy(dd_ckpt *c)
     free(c);
 }
 
-static dd_status ckpt_parse(dd_ckpt *c)
-{
+static dd_status ckpt_parse(dd_ckpt *c) {
     const char *path = c->path;
     if (c->size < 8 + 8 + 4 || memcmp(c->buf, DD_CKPT_MAGIC, 8) != 0)
         return dd_error_set(DD_ERR_PARSE, "%s: not a distill checkpoint (bad magic)", path);
@@ -196,8 +188,7 @@ static dd_status ckpt_parse(dd_ckpt *c)
     return DD_OK;
 }
 
-dd_status dd_ckpt_read(const char *path, dd_ckpt **out)
-{
+dd_status dd_ckpt_read(const char *path, dd_ckpt **out) {
     *out = NULL;
     dd_ckpt *c = calloc(1, sizeof *c);
     if (!c || !(c->path = strdup(path))) {
@@ -233,8 +224,7 @@ dd_status dd_ckpt_read(const char *path, dd_ckpt **out)
     return DD_OK;
 }
 
-dd_status dd_ckpt_get(const dd_ckpt *c, const char *tag, const void **data, size_t *bytes)
-{
+dd_status dd_ckpt_get(const dd_ckpt *c, const char *tag, const void **data, size_t *bytes) {
     for (size_t i = 0; i < c->n; i++) {
         if (strncmp(c->recs[i].tag, tag, DD_CKPT_TAG_LEN) == 0) {
             *data = c->recs[i].data;
@@ -245,8 +235,7 @@ dd_status dd_ckpt_get(const dd_ckpt *c, const char *tag, const void **data, size
     return dd_error_set(DD_ERR_PARSE, "%s: checkpoint has no record '%s'", c->path, tag);
 }
 
-dd_status dd_ckpt_get_exact(const dd_ckpt *c, const char *tag, void *dst, size_t bytes)
-{
+dd_status dd_ckpt_get_exact(const dd_ckpt *c, const char *tag, void *dst, size_t bytes) {
     const void *p;
     size_t n;
     DD_TRY(dd_ckpt_get(c, tag, &p, &n));

@@ -14,11 +14,9 @@
 #include "distill/log.h"
 #include "distill/tensor.h"
 
-static size_t image_floats(const dd_dataset *d)
-{
+static size_t image_floats(const dd_dataset *d) {
     return (size_t)d->channels * (size_t)d->height * (size_t)d->width;
 }
-
 
 struct dd_engine {
     dd_model *model;
@@ -35,8 +33,8 @@ struct dd_engine {
     float *m_pix, *v_pix, *m_raw, *v_raw, *m_soft, *v_soft; // Adam moments
     int64_t adam_t;
 
-    float *theta0;  // fixed init θ0
-    float *thetas;  // (K + 1) × P
+    float *theta0; // fixed init θ0
+    float *thetas; // (K + 1) × P
     float *a, *hv, *grad, *mixed_x, *mixed_y;
     float *g_pix, *g_raw, *g_soft;
     float *theta_rand; // θ0 sample for random init
@@ -55,48 +53,42 @@ struct dd_engine {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static double now_seconds(void)
-{
+static double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-float dd_lr_from_raw(float raw)
-{
+float dd_lr_from_raw(float raw) {
     // softplus, written to stay finite for large |raw|
     return raw > 20.f ? raw : log1pf(expf(raw));
 }
 
-float dd_lr_to_raw(float lr)
-{
+float dd_lr_to_raw(float lr) {
     return lr > 20.f ? lr : logf(expm1f(lr));
 }
 
-static float sigmoidf_(float x)
-{
+static float sigmoidf_(float x) {
     return 1.f / (1.f + expf(-x));
 }
 
-uint64_t dd_engine_init_seed(uint64_t seed, uint64_t stream, uint64_t index)
-{
+uint64_t dd_engine_init_seed(uint64_t seed, uint64_t stream, uint64_t index) {
     dd_rng r = dd_rng_make(seed, stream);
     r.counter = index;
     return dd_rng_u64(&r);
 }
 
-static int all_finite(const float *x, size_t n)
-{
+static int all_finite(const float *x, size_t n) {
     int ok = 1;
-    for (size_t i = 0; i < n; i++) ok &= isfinite(x[i]) != 0;
+    for (size_t i = 0; i < n; i++)
+        ok &= isfinite(x[i]) != 0;
     return ok;
 }
 
 /* ---- objective handle --------------------------------------------------- */
 
 dd_status dd_objective_handle_init(dd_objective_handle *h, const dd_component *objective,
-                                   const dd_options *opts, const dd_dataset *train)
-{
+                                   const dd_options *opts, const dd_dataset *train) {
     memset(h, 0, sizeof *h);
     if (!objective || objective->kind != DD_COMPONENT_OBJECTIVE || !objective->ops)
         return dd_error_set(DD_ERR_INVALID, "engine: not an objective component");
@@ -114,12 +106,12 @@ dd_status dd_objective_handle_init(dd_objective_handle *h, const dd_component *o
     }
     h->ops = ops;
     h->state = state;
-    while (ops->metric_names[h->n_metrics]) h->n_metrics++;
+    while (ops->metric_names[h->n_metrics])
+        h->n_metrics++;
     return DD_OK;
 }
 
-void dd_objective_handle_release(dd_objective_handle *h)
-{
+void dd_objective_handle_release(dd_objective_handle *h) {
     if (!h) return;
     if (h->ops && h->ops->destroy) h->ops->destroy(h->state);
     memset(h, 0, sizeof *h);
@@ -130,8 +122,7 @@ void dd_objective_handle_release(dd_objective_handle *h)
 static const char *const init_mode_names[] = {"fixed", "random", "pretrained-fixed",
                                               "pretrained-random"};
 
-dd_status dd_init_mode_parse(const char *s, dd_init_mode *out)
-{
+dd_status dd_init_mode_parse(const char *s, dd_init_mode *out) {
     for (int i = 0; i < 4; i++) {
         if (s && strcmp(s, init_mode_names[i]) == 0) {
             *out = (dd_init_mode)i;
@@ -144,13 +135,11 @@ dd_status dd_init_mode_parse(const char *s, dd_init_mode *out)
                         s ? s : "(null)");
 }
 
-const char *dd_init_mode_str(dd_init_mode m)
-{
+const char *dd_init_mode_str(dd_init_mode m) {
     return (unsigned)m < 4 ? init_mode_names[m] : "?";
 }
 
-void dd_distill_config_defaults(dd_distill_config *c)
-{
+void dd_distill_config_defaults(dd_distill_config *c) {
     memset(c, 0, sizeof *c);
     c->steps = 10;
     c->epochs = 3;
@@ -179,14 +168,12 @@ void dd_distill_config_defaults(dd_distill_config *c)
 
 /* ---- distilled sets ----------------------------------------------------- */
 
-size_t dd_distilled_image_size(const dd_distilled *d)
-{
+size_t dd_distilled_image_size(const dd_distilled *d) {
     return (size_t)d->channels * (size_t)d->height * (size_t)d->width;
 }
 
 dd_status dd_distilled_create(int steps, int epochs, int images_per_class, int n_classes,
-                              int channels, int height, int width, float lr, dd_distilled **out)
-{
+                              int channels, int height, int width, float lr, dd_distilled **out) {
     *out = NULL;
     if (steps < 1 || epochs < 1 || images_per_class < 1 || n_classes < 1 || channels < 1 ||
         channels > DD_MAX_CHANNELS || height < 1 || width < 1)
@@ -202,7 +189,8 @@ dd_status dd_distilled_create(int steps, int epochs, int images_per_class, int n
     d->width = width;
     d->per_step = (int64_t)images_per_class * n_classes;
     d->n_outputs = n_classes;
-    for (int c = 0; c < DD_MAX_CHANNELS; c++) d->std[c] = 1.f;
+    for (int c = 0; c < DD_MAX_CHANNELS; c++)
+        d->std[c] = 1.f;
     d->images = dd_alloc_floats((size_t)steps * (size_t)d->per_step * dd_distilled_image_size(d));
     d->labels = malloc((size_t)d->per_step * sizeof *d->labels);
     d->lrs = dd_alloc_floats((size_t)steps * (size_t)epochs);
@@ -210,14 +198,15 @@ dd_status dd_distilled_create(int steps, int epochs, int images_per_class, int n
         dd_distilled_destroy(d);
         return dd_error_set(DD_ERR_NOMEM, "distilled set: out of memory");
     }
-    for (int64_t j = 0; j < d->per_step; j++) d->labels[j] = (int32_t)(j % n_classes);
-    for (int k = 0; k < steps * epochs; k++) d->lrs[k] = lr;
+    for (int64_t j = 0; j < d->per_step; j++)
+        d->labels[j] = (int32_t)(j % n_classes);
+    for (int k = 0; k < steps * epochs; k++)
+        d->lrs[k] = lr;
     *out = d;
     return DD_OK;
 }
 
-void dd_distilled_destroy(dd_distilled *d)
-{
+void dd_distilled_destroy(dd_distilled *d) {
     if (!d) return;
     dd_free(d->images);
     free(d->labels);
@@ -226,10 +215,9 @@ void dd_distilled_destroy(dd_distilled *d)
     free(d);
 }
 
-dd_status dd_distilled_clone(const dd_distilled *d, dd_distilled **out)
-{
-    DD_TRY(dd_distilled_create(d->steps, d->epochs, d->images_per_class, d->n_classes,
-                               d->channels, d->height, d->width, 0.f, out));
+dd_status dd_distilled_clone(const dd_distilled *d, dd_distilled **out) {
+    DD_TRY(dd_distilled_create(d->steps, d->epochs, d->images_per_class, d->n_classes, d->channels,
+                               d->height, d->width, 0.f, out));
     dd_distilled *c = *out;
     size_t n_img = (size_t)d->steps * (size_t)d->per_step * dd_distilled_image_size(d);
     memcpy(c->images, d->images, n_img * sizeof(float));
@@ -253,14 +241,14 @@ dd_status dd_distilled_clone(const dd_distilled *d, dd_distilled **out)
 
 /* ---- engine lifecycle --------------------------------------------------- */
 
-void dd_engine_destroy(dd_engine *e)
-{
+void dd_engine_destroy(dd_engine *e) {
     if (!e) return;
-    float *bufs[] = {e->pixels, e->raw,    e->soft,  e->m_pix,   e->v_pix,   e->m_raw,
-                     e->v_raw,  e->m_soft, e->v_soft, e->theta0, e->thetas,  e->a,
-                     e->hv,     e->grad,   e->mixed_x, e->mixed_y, e->g_pix, e->g_raw,
-                     e->g_soft, e->theta_rand, e->xr, e->logits, e->dlogits};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dd_free(bufs[i]);
+    float *bufs[] = {e->pixels, e->raw,        e->soft,    e->m_pix,   e->v_pix,  e->m_raw,
+                     e->v_raw,  e->m_soft,     e->v_soft,  e->theta0,  e->thetas, e->a,
+                     e->hv,     e->grad,       e->mixed_x, e->mixed_y, e->g_pix,  e->g_raw,
+                     e->g_soft, e->theta_rand, e->xr,      e->logits,  e->dlogits};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        dd_free(bufs[i]);
     free(e->labels);
     free(e->yr);
     free(e->perm);
@@ -271,8 +259,7 @@ void dd_engine_destroy(dd_engine *e)
     free(e);
 }
 
-static dd_status init_pixels_real(dd_engine *e)
-{
+static dd_status init_pixels_real(dd_engine *e) {
     const dd_dataset *t = e->train;
     // Per-class lists of training images, then one random member per slot.
     int64_t *count = calloc((size_t)e->n_classes, sizeof *count);
@@ -313,14 +300,12 @@ static dd_status init_pixels_real(dd_engine *e)
     } while (0)
 
 dd_status dd_engine_create(dd_model *model, const dd_objective_handle *objective,
-                           const dd_dataset *train, const dd_distill_config *cfg, dd_engine **out)
-{
+                           const dd_dataset *train, const dd_distill_config *cfg, dd_engine **out) {
     *out = NULL;
     if (cfg->steps < 1 || cfg->epochs < 1 || cfg->images_per_class < 1 || cfg->iterations < 0 ||
         cfg->batch_real < 1 || !(cfg->lr_init > 0) || cfg->nets_per_iteration < 1)
-        return dd_error_set(DD_ERR_INVALID,
-                            "distill: steps, epochs, images_per_class, batch_real, "
-                            "nets_per_iteration must be >= 1 and lr_init > 0");
+        return dd_error_set(DD_ERR_INVALID, "distill: steps, epochs, images_per_class, batch_real, "
+                                            "nets_per_iteration must be >= 1 and lr_init > 0");
     const int pretrained =
         cfg->init_mode == DD_INIT_PRETRAINED_FIXED || cfg->init_mode == DD_INIT_PRETRAINED_RANDOM;
     if (pretrained && (!cfg->theta_pool || cfg->theta_pool_size < 1))
@@ -399,14 +384,16 @@ dd_status dd_engine_create(dd_model *model, const dd_objective_handle *objective
         !e->stats.metric_history)
         goto nomem;
 
-    for (int64_t j = 0; j < e->M; j++) e->labels[j] = (int32_t)(j % e->n_classes);
+    for (int64_t j = 0; j < e->M; j++)
+        e->labels[j] = (int32_t)(j % e->n_classes);
     if (cfg->init_labels) {
         for (int64_t j = 0; j < e->M; j++) {
             if (cfg->init_labels[j] < 0 || cfg->init_labels[j] >= e->n_classes) {
                 dd_engine_destroy(e);
-                return dd_error_set(DD_ERR_INVALID, "distill: init label %d of slot %lld is "
-                                    "outside [0, %d)", (int)cfg->init_labels[j], (long long)j,
-                                    e->n_classes);
+                return dd_error_set(DD_ERR_INVALID,
+                                    "distill: init label %d of slot %lld is "
+                                    "outside [0, %d)",
+                                    (int)cfg->init_labels[j], (long long)j, e->n_classes);
             }
             e->labels[j] = cfg->init_labels[j];
         }
@@ -419,7 +406,8 @@ dd_status dd_engine_create(dd_model *model, const dd_objective_handle *objective
                         (size_t)e->labels[j]] = 1.f;
     }
     float raw0 = dd_lr_to_raw((float)cfg->lr_init);
-    for (int k = 0; k < e->K; k++) e->raw[k] = raw0;
+    for (int k = 0; k < e->K; k++)
+        e->raw[k] = raw0;
 
     dd_status s = DD_OK;
     if (cfg->init_pixels) {
@@ -453,40 +441,35 @@ nomem:
 
 /* ---- accessors ---------------------------------------------------------- */
 
-float *dd_engine_pixels(dd_engine *e)
-{
+float *dd_engine_pixels(dd_engine *e) {
     return e->pixels;
 }
 
-float *dd_engine_raw_lrs(dd_engine *e)
-{
+float *dd_engine_raw_lrs(dd_engine *e) {
     return e->raw;
 }
 
-float *dd_engine_soft_labels(dd_engine *e)
-{
+float *dd_engine_soft_labels(dd_engine *e) {
     return e->soft;
 }
 
-const float *dd_engine_theta0(const dd_engine *e)
-{
+const float *dd_engine_theta0(const dd_engine *e) {
     return e->theta0;
 }
 
-const dd_distill_stats *dd_engine_stats(const dd_engine *e)
-{
+const dd_distill_stats *dd_engine_stats(const dd_engine *e) {
     return &e->stats;
 }
 
-dd_status dd_engine_export(const dd_engine *e, dd_distilled **out)
-{
+dd_status dd_engine_export(const dd_engine *e, dd_distilled **out) {
     const dd_dataset *t = e->train;
     DD_TRY(dd_distilled_create(e->S, e->E, e->cfg.images_per_class, e->n_classes, t->channels,
                                t->height, t->width, 0.f, out));
     dd_distilled *d = *out;
     memcpy(d->images, e->pixels, (size_t)e->S * (size_t)e->M * e->D * sizeof(float));
     memcpy(d->labels, e->labels, (size_t)e->M * sizeof(int32_t));
-    for (int k = 0; k < e->K; k++) d->lrs[k] = dd_lr_from_raw(e->raw[k]);
+    for (int k = 0; k < e->K; k++)
+        d->lrs[k] = dd_lr_from_raw(e->raw[k]);
     memcpy(d->mean, t->mean, sizeof d->mean);
     memcpy(d->std, t->std, sizeof d->std);
     d->n_outputs = e->n_out;
@@ -504,8 +487,7 @@ dd_status dd_engine_export(const dd_engine *e, dd_distilled **out)
 
 /* ---- the unrolled inner training and its reverse pass ------------------- */
 
-static dd_labels step_labels(const dd_engine *e, int s)
-{
+static dd_labels step_labels(const dd_engine *e, int s) {
     dd_labels y = {NULL, NULL};
     if (e->soft)
         y.soft = e->soft + (size_t)s * (size_t)e->M * (size_t)e->n_out;
@@ -514,14 +496,12 @@ static dd_labels step_labels(const dd_engine *e, int s)
     return y;
 }
 
-static const float *step_pixels(const dd_engine *e, int s)
-{
+static const float *step_pixels(const dd_engine *e, int s) {
     return e->pixels + (size_t)s * (size_t)e->M * e->D;
 }
 
 /* θ_{k+1} = θ_k − η_k g_k for k = 0..K−1, storing every θ_k in e->thetas. */
-static dd_status unroll(dd_engine *e, const float *theta0)
-{
+static dd_status unroll(dd_engine *e, const float *theta0) {
     const size_t P = e->P;
     memcpy(e->thetas, theta0, P * sizeof(float));
     for (int k = 0; k < e->K; k++) {
@@ -532,15 +512,15 @@ static dd_status unroll(dd_engine *e, const float *theta0)
         DD_TRY(dd_model_loss_grad(e->model, th, step_pixels(e, s), e->M, step_labels(e, s), &inner,
                                   e->grad, NULL, NULL));
         const float lr = dd_lr_from_raw(e->raw[k]);
-        for (size_t i = 0; i < P; i++) next[i] = th[i] - lr * e->grad[i];
+        for (size_t i = 0; i < P; i++)
+            next[i] = th[i] - lr * e->grad[i];
     }
     return DD_OK;
 }
 
 /* Outer loss at θ_K on a real batch; with want_grad, a = ∇_θ L. */
-static dd_status outer(dd_engine *e, const float *x, const int32_t *y, int64_t batch,
-                       double *loss, double *metric_num, double *metric_den, int want_grad)
-{
+static dd_status outer(dd_engine *e, const float *x, const int32_t *y, int64_t batch, double *loss,
+                       double *metric_num, double *metric_den, int want_grad) {
     const float *thK = e->thetas + (size_t)e->K * e->P;
     const dd_objective_ops *ops = e->obj->ops;
     DD_TRY(dd_model_forward(e->model, thK, x, batch, e->logits));
@@ -560,16 +540,14 @@ static dd_status outer(dd_engine *e, const float *x, const int32_t *y, int64_t b
         *metric_num = e->obj->n_metrics > 0 ? e->num[0] : 0.0;
         *metric_den = e->obj->n_metrics > 0 ? e->den[0] : 0.0;
     }
-    if (want_grad)
-        DD_TRY(dd_model_backward_from(e->model, thK, x, batch, e->dlogits, e->a, NULL));
+    if (want_grad) DD_TRY(dd_model_backward_from(e->model, thK, x, batch, e->dlogits, e->a, NULL));
     return DD_OK;
 }
 
 /* Adds the hypergradient for one θ0 into gp / graw / gsoft (each optional). */
 static dd_status hypergrad_accum(dd_engine *e, const float *theta0, const float *x,
                                  const int32_t *y, int64_t batch, double *loss, double *mnum,
-                                 double *mden, float *gp, float *graw, float *gsoft)
-{
+                                 double *mden, float *gp, float *graw, float *gsoft) {
     const size_t P = e->P;
     const size_t MD = (size_t)e->M * e->D, MO = (size_t)e->M * (size_t)e->n_out;
     double t0 = now_seconds();
@@ -585,23 +563,27 @@ static dd_status hypergrad_accum(dd_engine *e, const float *theta0, const float 
         const float *th = e->thetas + (size_t)k * P;
         const float lr = dd_lr_from_raw(e->raw[k]);
         DD_TRY(dd_model_hvp(e->model, th, step_pixels(e, s), e->M, step_labels(e, s), e->a, e->hv,
-                            gp ? e->mixed_x : NULL, (gsoft && e->soft) ? e->mixed_y : NULL,
-                            e->grad, NULL));
+                            gp ? e->mixed_x : NULL, (gsoft && e->soft) ? e->mixed_y : NULL, e->grad,
+                            NULL));
         if (graw) {
             double dot = 0.0;
-            for (size_t i = 0; i < P; i++) dot += (double)e->a[i] * (double)e->grad[i];
+            for (size_t i = 0; i < P; i++)
+                dot += (double)e->a[i] * (double)e->grad[i];
             // ∂L/∂η_k = −⟨a_{k+1}, g_k⟩, through η = softplus(raw).
             graw[k] += (float)(-dot * (double)sigmoidf_(e->raw[k]));
         }
         if (gp) {
             float *dst = gp + (size_t)s * MD;
-            for (size_t i = 0; i < MD; i++) dst[i] -= lr * e->mixed_x[i];
+            for (size_t i = 0; i < MD; i++)
+                dst[i] -= lr * e->mixed_x[i];
         }
         if (gsoft && e->soft) {
             float *dst = gsoft + (size_t)s * MO;
-            for (size_t i = 0; i < MO; i++) dst[i] -= lr * e->mixed_y[i];
+            for (size_t i = 0; i < MO; i++)
+                dst[i] -= lr * e->mixed_y[i];
         }
-        for (size_t i = 0; i < P; i++) e->a[i] -= lr * e->hv[i];
+        for (size_t i = 0; i < P; i++)
+            e->a[i] -= lr * e->hv[i];
     }
     e->stats.t_reverse += now_seconds() - t2;
     return DD_OK;
@@ -610,8 +592,7 @@ static dd_status hypergrad_accum(dd_engine *e, const float *theta0, const float 
 dd_status dd_engine_hypergradient(dd_engine *e, const float *theta0, const float *x_real,
                                   const int32_t *y_real, int64_t batch, double *loss,
                                   double *metric, float *g_pixels, float *g_raw_lrs,
-                                  float *g_labels)
-{
+                                  float *g_labels) {
     if (batch > e->B)
         return dd_error_set(DD_ERR_INVALID, "engine: real batch %lld exceeds batch_real %lld",
                             (long long)batch, (long long)e->B);
@@ -630,8 +611,7 @@ dd_status dd_engine_hypergradient(dd_engine *e, const float *theta0, const float
 
 dd_status dd_engine_unrolled_loss(dd_engine *e, const float *theta0, const float *x_real,
                                   const int32_t *y_real, int64_t batch, double *loss,
-                                  float *theta_out)
-{
+                                  float *theta_out) {
     if (batch > e->B)
         return dd_error_set(DD_ERR_INVALID, "engine: real batch %lld exceeds batch_real %lld",
                             (long long)batch, (long long)e->B);
@@ -646,13 +626,13 @@ dd_status dd_engine_unrolled_loss(dd_engine *e, const float *theta0, const float
 /* Real batch of iteration `it`: epochs of the real data are fixed
  * permutations (a pure function of seed and epoch), so any iteration's batch
  * is known without replaying the run — resuming needs only the counter. */
-static void sample_real(dd_engine *e, int64_t it)
-{
+static void sample_real(dd_engine *e, int64_t it) {
     const dd_dataset *t = e->train;
     const int64_t per_epoch = t->n / e->B;
     const int64_t epoch = it / per_epoch, pos = it % per_epoch;
     if (epoch != e->perm_epoch) {
-        for (int64_t i = 0; i < t->n; i++) e->perm[i] = i;
+        for (int64_t i = 0; i < t->n; i++)
+            e->perm[i] = i;
         dd_rng r = dd_rng_make(e->cfg.seed, DD_STREAM_DATA + (uint64_t)epoch);
         dd_rng_shuffle(&r, e->perm, (size_t)t->n);
         e->perm_epoch = epoch;
@@ -665,8 +645,7 @@ static void sample_real(dd_engine *e, int64_t it)
 }
 
 static void adam(float *p, float *m, float *v, const float *g, size_t n, double lr, double b1,
-                 double b2, double eps, double bc1, double bc2)
-{
+                 double b2, double eps, double bc1, double bc2) {
     const float fb1 = (float)b1, fb2 = (float)b2;
     const float step = (float)(lr / bc1), inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
     const float feps = (float)eps;
@@ -678,15 +657,13 @@ static void adam(float *p, float *m, float *v, const float *g, size_t n, double 
 }
 
 double dd_engine_current_lr(const dd_engine *e);
-double dd_engine_current_lr(const dd_engine *e)
-{
+double dd_engine_current_lr(const dd_engine *e) {
     double lr = e->cfg.opt_lr;
     if (e->cfg.decay_every > 0) lr *= pow(e->cfg.decay, (double)(e->iter / e->cfg.decay_every));
     return lr;
 }
 
-dd_status dd_engine_step(dd_engine *e)
-{
+dd_status dd_engine_step(dd_engine *e) {
     const dd_distill_config *c = &e->cfg;
     const size_t SMD = (size_t)e->S * (size_t)e->M * e->D;
     const size_t SMO = (size_t)e->S * (size_t)e->M * (size_t)e->n_out;
@@ -717,8 +694,8 @@ dd_status dd_engine_step(dd_engine *e)
             th0 = c->theta_pool[dd_rng_below(&pr, (uint64_t)c->theta_pool_size)];
         }
         double loss = 0, num = 0, den = 0;
-        dd_status hs = hypergrad_accum(e, th0, e->xr, e->yr, e->B, &loss, &num, &den, gp, graw,
-                                       gsoft);
+        dd_status hs =
+            hypergrad_accum(e, th0, e->xr, e->yr, e->B, &loss, &num, &den, gp, graw, gsoft);
         if (hs == DD_ERR_NUMERIC) {
             dd_error_prefix("distill: iteration %lld stopped without saving this state (the last "
                             "checkpoint on disk is the last good one; lower distill.lr_init or "
@@ -740,11 +717,14 @@ dd_status dd_engine_step(dd_engine *e)
     const float inv = 1.f / (float)nets;
     if (nets > 1) {
         if (gp)
-            for (size_t i = 0; i < SMD; i++) gp[i] *= inv;
+            for (size_t i = 0; i < SMD; i++)
+                gp[i] *= inv;
         if (graw)
-            for (int k = 0; k < e->K; k++) graw[k] *= inv;
+            for (int k = 0; k < e->K; k++)
+                graw[k] *= inv;
         if (gsoft)
-            for (size_t i = 0; i < SMO; i++) gsoft[i] *= inv;
+            for (size_t i = 0; i < SMO; i++)
+                gsoft[i] *= inv;
     }
     if ((gp && !all_finite(gp, SMD)) || (graw && !all_finite(graw, (size_t)e->K)) ||
         (gsoft && !all_finite(gsoft, SMO)))
@@ -781,8 +761,7 @@ dd_status dd_engine_step(dd_engine *e)
 
 /* ---- checkpoints -------------------------------------------------------- */
 
-static void config_signature(const dd_engine *e, int64_t sig[10])
-{
+static void config_signature(const dd_engine *e, int64_t sig[10]) {
     sig[0] = e->S;
     sig[1] = e->E;
     sig[2] = e->M;
@@ -795,8 +774,7 @@ static void config_signature(const dd_engine *e, int64_t sig[10])
     sig[9] = e->B;
 }
 
-dd_status dd_engine_save(const dd_engine *e, const char *path)
-{
+dd_status dd_engine_save(const dd_engine *e, const char *path) {
     const size_t SMD = (size_t)e->S * (size_t)e->M * e->D * sizeof(float);
     const size_t SMO = (size_t)e->S * (size_t)e->M * (size_t)e->n_out * sizeof(float);
     const size_t KB = (size_t)e->K * sizeof(float);
@@ -832,8 +810,7 @@ dd_status dd_engine_save(const dd_engine *e, const char *path)
     return s;
 }
 
-dd_status dd_engine_load(dd_engine *e, const char *path)
-{
+dd_status dd_engine_load(dd_engine *e, const char *path) {
     const size_t SMD = (size_t)e->S * (size_t)e->M * e->D * sizeof(float);
     const size_t SMO = (size_t)e->S * (size_t)e->M * (size_t)e->n_out * sizeof(float);
     const size_t KB = (size_t)e->K * sizeof(float);
@@ -843,10 +820,9 @@ dd_status dd_engine_load(dd_engine *e, const char *path)
     double seconds = 0;
     dd_status s = dd_ckpt_get_exact(c, "signature", sig, sizeof sig);
     config_signature(e, want);
-    static const char *const what[10] = {"steps",      "epochs",         "images per step",
-                                         "image size", "parameters",     "outputs",
-                                         "init_mode",  "learned labels", "seed",
-                                         "batch_real"};
+    static const char *const what[10] = {
+        "steps",   "epochs",    "images per step", "image size", "parameters",
+        "outputs", "init_mode", "learned labels",  "seed",       "batch_real"};
     for (int i = 0; s == DD_OK && i < 10; i++)
         if (sig[i] != want[i])
             s = dd_error_set(DD_ERR_INVALID,
@@ -871,7 +847,8 @@ dd_status dd_engine_load(dd_engine *e, const char *path)
         if (s == DD_OK) s = dd_ckpt_get_exact(c, "labels.m", e->m_soft, SMO);
         if (s == DD_OK) s = dd_ckpt_get_exact(c, "labels.v", e->v_soft, SMO);
     }
-    if (s == DD_OK && e->theta0) s = dd_ckpt_get_exact(c, "theta0", e->theta0, e->P * sizeof(float));
+    if (s == DD_OK && e->theta0)
+        s = dd_ckpt_get_exact(c, "theta0", e->theta0, e->P * sizeof(float));
     if (s == DD_OK) {
         size_t hb = (size_t)counters[0] * sizeof(double);
         s = dd_ckpt_get_exact(c, "loss", e->stats.loss_history, hb);
@@ -895,16 +872,14 @@ dd_status dd_engine_load(dd_engine *e, const char *path)
 
 /* ---- the run ------------------------------------------------------------ */
 
-static dd_status save_checkpoint(dd_engine *e)
-{
+static dd_status save_checkpoint(dd_engine *e) {
     if (!e->cfg.checkpoint_path) return DD_OK;
     dd_status s = dd_engine_save(e, e->cfg.checkpoint_path);
     if (s != DD_OK) dd_error_prefix("distill: writing the checkpoint");
     return s;
 }
 
-dd_status dd_engine_run(dd_engine *e)
-{
+dd_status dd_engine_run(dd_engine *e) {
     const dd_distill_config *c = &e->cfg;
     if (c->resume && c->checkpoint_path) {
         dd_status s = dd_engine_load(e, c->checkpoint_path);
@@ -920,8 +895,8 @@ dd_status dd_engine_run(dd_engine *e)
         }
     }
     dd_progress *bar = NULL;
-    if (c->progress && dd_progress_create(c->label ? c->label : "distill",
-                                          (uint64_t)c->iterations, "it", &bar) != DD_OK) {
+    if (c->progress && dd_progress_create(c->label ? c->label : "distill", (uint64_t)c->iterations,
+                                          "it", &bar) != DD_OK) {
         bar = NULL;
         dd_error_clear();
     }
@@ -949,8 +924,7 @@ dd_status dd_engine_run(dd_engine *e)
         if (e->iter - start > 1 || c->iterations - start == 1) {
             e->stats.seconds += dt;
             e->stats.timed_iterations++;
-            e->stats.seconds_per_iteration =
-                e->stats.seconds / (double)e->stats.timed_iterations;
+            e->stats.seconds_per_iteration = e->stats.seconds / (double)e->stats.timed_iterations;
         }
         if (bar) {
             if (percent)
@@ -962,9 +936,9 @@ dd_status dd_engine_run(dd_engine *e)
             dd_progress_update(bar, (uint64_t)e->iter, status);
         }
         if (c->log_every > 0 && (e->iter % c->log_every == 0 || e->iter == c->iterations))
-            dd_debug("%s: iteration %lld loss %.5f %s %.4f lr[0] %.5f", c->label ? c->label : "distill",
-                     (long long)e->iter, e->stats.last_loss, mname, e->stats.last_metric,
-                     (double)dd_lr_from_raw(e->raw[0]));
+            dd_debug("%s: iteration %lld loss %.5f %s %.4f lr[0] %.5f",
+                     c->label ? c->label : "distill", (long long)e->iter, e->stats.last_loss, mname,
+                     e->stats.last_metric, (double)dd_lr_from_raw(e->raw[0]));
         if (c->checkpoint_every > 0 && e->iter % c->checkpoint_every == 0 &&
             e->iter < c->iterations) {
             s = save_checkpoint(e);
@@ -984,14 +958,12 @@ static volatile sig_atomic_t g_interrupt_flag;
 static struct sigaction g_old_int, g_old_term;
 static int g_installed;
 
-static void on_signal(int sig)
-{
+static void on_signal(int sig) {
     (void)sig;
     g_interrupt_flag = 1;
 }
 
-dd_status dd_signals_install(volatile sig_atomic_t **flag)
-{
+dd_status dd_signals_install(volatile sig_atomic_t **flag) {
     if (g_installed) {
         *flag = &g_interrupt_flag;
         return DD_OK;
@@ -1008,8 +980,7 @@ dd_status dd_signals_install(volatile sig_atomic_t **flag)
     return DD_OK;
 }
 
-void dd_signals_restore(void)
-{
+void dd_signals_restore(void) {
     if (!g_installed) return;
     sigaction(SIGINT, &g_old_int, NULL);
     sigaction(SIGTERM, &g_old_term, NULL);
@@ -1018,8 +989,7 @@ void dd_signals_restore(void)
 
 /* ---- options ------------------------------------------------------------ */
 
-dd_status dd_distill_config_from_options(const dd_options *o, dd_distill_config *c)
-{
+dd_status dd_distill_config_from_options(const dd_options *o, dd_distill_config *c) {
     if (!o) return DD_OK;
 #define GET_INT(key, field)                                                                        \
     if (dd_options_has(o, key)) c->field = dd_options_int(o, key)

@@ -84,8 +84,8 @@ typedef struct dd_distill_config {
     /** Stops the run (checkpoint + DD_ERR_INTERRUPTED) when it becomes non-zero
      * between iterations. May be NULL. */
     const volatile sig_atomic_t *interrupt;
-    int progress;          /**< show a progress bar */
-    const char *label;     /**< progress bar label (NULL = "distill") */
+    int progress;             /**< show a progress bar */
+    const char *label;        /**< progress bar label (NULL = "distill") */
     const float *init_pixels; /**< optional S × M × input floats to start from */
     int64_t log_every;        /**< log the outer loss every this many iterations (0 = never) */
     /** Pretrained θ0s (borrowed, each dd_model_param_count floats) for
@@ -113,12 +113,12 @@ DD_API dd_status dd_distill_config_from_options(const dd_options *o, dd_distill_
 typedef struct dd_distilled {
     int steps, epochs, images_per_class, n_classes;
     int channels, height, width;
-    int64_t per_step;  /**< M */
-    int n_outputs;     /**< soft-label width (model output dim) */
-    float *images;     /**< S × M × C×H×W, normalised like the dataset (owned) */
-    int32_t *labels;   /**< M hard labels, the same for every step (owned) */
-    float *soft;       /**< S × M × n_outputs learned labels, or NULL (owned) */
-    float *lrs;        /**< E × S step sizes, k = e·S + s (owned) */
+    int64_t per_step; /**< M */
+    int n_outputs;    /**< soft-label width (model output dim) */
+    float *images;    /**< S × M × C×H×W, normalised like the dataset (owned) */
+    int32_t *labels;  /**< M hard labels, the same for every step (owned) */
+    float *soft;      /**< S × M × n_outputs learned labels, or NULL (owned) */
+    float *lrs;       /**< E × S step sizes, k = e·S + s (owned) */
     float mean[DD_MAX_CHANNELS], std[DD_MAX_CHANNELS];
 } dd_distilled;
 
@@ -135,13 +135,13 @@ DD_API size_t dd_distilled_image_size(const dd_distilled *d);
 
 /** Statistics of a run. */
 typedef struct dd_distill_stats {
-    int64_t iterations;          /**< completed outer iterations */
-    double seconds;              /**< wall time of the iterations run by this process */
-    int64_t timed_iterations;    /**< iterations in `seconds` */
+    int64_t iterations;       /**< completed outer iterations */
+    double seconds;           /**< wall time of the iterations run by this process */
+    int64_t timed_iterations; /**< iterations in `seconds` */
     double seconds_per_iteration;
-    double last_loss, last_metric; /**< last outer loss and first metric on its real batch */
+    double last_loss, last_metric;       /**< last outer loss and first metric on its real batch */
     double t_unroll, t_outer, t_reverse; /**< seconds in each phase (this process) */
-    double *loss_history;        /**< iterations entries (owned by the engine) */
+    double *loss_history;                /**< iterations entries (owned by the engine) */
     double *metric_history;
 } dd_distill_stats;
 
@@ -183,9 +183,10 @@ DD_API dd_status dd_engine_unrolled_loss(dd_engine *e, const float *theta0, cons
                                          float *theta_out);
 
 /** Mutable views of the learned parameters (for tests and the lr search). */
-DD_API float *dd_engine_pixels(dd_engine *e);    /**< S × M × input */
-DD_API float *dd_engine_raw_lrs(dd_engine *e);   /**< K raw (step size = softplus(raw)) */
-DD_API float *dd_engine_soft_labels(dd_engine *e); /**< S × M × outputs, NULL without learn_labels */
+DD_API float *dd_engine_pixels(dd_engine *e);  /**< S × M × input */
+DD_API float *dd_engine_raw_lrs(dd_engine *e); /**< K raw (step size = softplus(raw)) */
+DD_API float *
+dd_engine_soft_labels(dd_engine *e); /**< S × M × outputs, NULL without learn_labels */
 /** θ0 of a fixed-init run (NULL otherwise); n_params floats. */
 DD_API const float *dd_engine_theta0(const dd_engine *e);
 DD_API const dd_distill_stats *dd_engine_stats(const dd_engine *e);
@@ -214,8 +215,8 @@ enum {
     DD_STREAM_EVAL_INITS = 4,
     DD_STREAM_BASELINE_RANDOM = 5,
     DD_STREAM_KMEANS = 6,
-    DD_STREAM_POOL = 7,     /**< pool members drawn by pretrained-random distillation */
-    DD_STREAM_PRETRAIN = 8, /**< per-member seeds of the pretrain stage */
+    DD_STREAM_POOL = 7,        /**< pool members drawn by pretrained-random distillation */
+    DD_STREAM_PRETRAIN = 8,    /**< per-member seeds of the pretrain stage */
     DD_STREAM_DATA = 1u << 20, /**< + data epoch */
 };
 

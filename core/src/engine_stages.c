@@ -33,8 +33,7 @@ struct dd_stage_state {
     int threads;
 };
 
-void dd_stage_state_destroy(dd_stage_state *st)
-{
+void dd_stage_state_destroy(dd_stage_state *st) {
     if (!st) return;
     dd_eval_report_release(&st->eval);
     dd_distilled_destroy(st->set);
@@ -45,8 +44,7 @@ void dd_stage_state_destroy(dd_stage_state *st)
 }
 
 /* Builds what every stage needs (model, objective, configuration) once. */
-static dd_status state_get(dd_run *run, dd_stage_state **out)
-{
+static dd_status state_get(dd_run *run, dd_stage_state **out) {
     if (run->engine) {
         *out = run->engine;
         return DD_OK;
@@ -56,10 +54,12 @@ static dd_status state_get(dd_run *run, dd_stage_state **out)
     const dd_pipeline *p = run->p;
     const dd_component *mc = dd_pipeline_component(p, DD_COMPONENT_MODEL);
     const dd_component *oc = dd_pipeline_component(p, DD_COMPONENT_OBJECTIVE);
-    if (!mc) return dd_error_set(DD_ERR_INVALID, "%s: the pipeline has no 'model' section",
-                                 dd_pipeline_path(p));
-    if (!oc) return dd_error_set(DD_ERR_INVALID, "%s: the pipeline has no 'objective' section",
-                                 dd_pipeline_path(p));
+    if (!mc)
+        return dd_error_set(DD_ERR_INVALID, "%s: the pipeline has no 'model' section",
+                            dd_pipeline_path(p));
+    if (!oc)
+        return dd_error_set(DD_ERR_INVALID, "%s: the pipeline has no 'objective' section",
+                            dd_pipeline_path(p));
     const dd_options *mo = dd_pipeline_component_options(p, DD_COMPONENT_MODEL);
     dd_stage_state *st = calloc(1, sizeof *st);
     if (!st) return dd_error_set(DD_ERR_NOMEM, "out of memory");
@@ -80,14 +80,13 @@ static dd_status state_get(dd_run *run, dd_stage_state **out)
         .width = run->train->width,
         .n_outputs = run->train->n_classes,
         .backend = (backend && strcmp(backend, "reference") == 0) ? DD_BACKEND_REFERENCE
-                                                                   : DD_BACKEND_ONEDNN,
+                                                                  : DD_BACKEND_ONEDNN,
     };
     s = dd_model_create(&mcfg, &st->model);
     if (s != DD_OK) dd_error_prefix("model '%s'", mc->name);
     if (s == DD_OK) {
-        s = dd_objective_handle_init(&st->obj, oc,
-                                     dd_pipeline_component_options(p, DD_COMPONENT_OBJECTIVE),
-                                     run->train);
+        s = dd_objective_handle_init(
+            &st->obj, oc, dd_pipeline_component_options(p, DD_COMPONENT_OBJECTIVE), run->train);
         st->obj_ready = s == DD_OK;
     }
     if (s == DD_OK) {
@@ -127,8 +126,7 @@ static dd_status state_get(dd_run *run, dd_stage_state **out)
     return DD_OK;
 }
 
-dd_status dd_stage_distill(dd_run *run)
-{
+dd_status dd_stage_distill(dd_run *run) {
     dd_stage_state *st;
     DD_TRY(state_get(run, &st));
     char ckpt[4200];
@@ -185,8 +183,7 @@ dd_status dd_stage_distill(dd_run *run)
     return s;
 }
 
-dd_status dd_stage_evaluate(dd_run *run)
-{
+dd_status dd_stage_evaluate(dd_run *run) {
     dd_stage_state *st;
     DD_TRY(state_get(run, &st));
     if (!st->set) {
@@ -225,8 +222,7 @@ dd_status dd_stage_evaluate(dd_run *run)
     return DD_OK;
 }
 
-static char *read_text(const char *path)
-{
+static char *read_text(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     char *buf = NULL;
@@ -251,8 +247,7 @@ static char *read_text(const char *path)
     return buf;
 }
 
-dd_status dd_stage_report(dd_run *run)
-{
+dd_status dd_stage_report(dd_run *run) {
     dd_stage_state *st;
     DD_TRY(state_get(run, &st));
     const dd_pipeline *p = run->p;
@@ -267,8 +262,8 @@ dd_status dd_stage_report(dd_run *run)
     dd_report_info r = {
         .out_dir = run->out_dir,
         .run_name = dd_pipeline_name(p),
-        .dataset = dso && dd_options_has(dso, "name") ? dd_options_string(dso, "name")
-                                                      : run->train->name,
+        .dataset =
+            dso && dd_options_has(dso, "name") ? dd_options_string(dso, "name") : run->train->name,
         .model = mc ? mc->name : NULL,
         .objective = oc ? oc->name : NULL,
         .backend = mo && dd_options_has(mo, "backend") ? dd_options_string(mo, "backend") : NULL,
@@ -279,8 +274,8 @@ dd_status dd_stage_report(dd_run *run)
         .stats = st->has_stats ? &st->stats : NULL,
         .eval = st->has_eval ? &st->eval : NULL,
         .png = ro && dd_options_has(ro, "png") ? dd_options_bool(ro, "png") : 1,
-        .png_scale = ro && dd_options_has(ro, "png_scale") ? (int)dd_options_int(ro, "png_scale")
-                                                           : 4,
+        .png_scale =
+            ro && dd_options_has(ro, "png_scale") ? (int)dd_options_int(ro, "png_scale") : 4,
         .threads = st->threads,
     };
     dd_status s = dd_report_write(&r);

@@ -12,14 +12,11 @@
 #include "distill/tensor.h"
 #include "pretrain.h"
 
-static size_t image_floats(const dd_dataset *d)
-{
+static size_t image_floats(const dd_dataset *d) {
     return (size_t)d->channels * (size_t)d->height * (size_t)d->width;
 }
 
-
-void dd_eval_config_defaults(dd_eval_config *c)
-{
+void dd_eval_config_defaults(dd_eval_config *c) {
     memset(c, 0, sizeof *c);
     c->init_mode = DD_INIT_FIXED;
     c->init_scheme = "xavier";
@@ -29,8 +26,7 @@ void dd_eval_config_defaults(dd_eval_config *c)
     c->test_batch = 1000;
 }
 
-dd_status dd_evaluate_train(dd_model *m, const dd_distilled *set, const float *lrs, float *theta)
-{
+dd_status dd_evaluate_train(dd_model *m, const dd_distilled *set, const float *lrs, float *theta) {
     const size_t P = dd_model_param_count(m), D = dd_distilled_image_size(set);
     if (D != dd_model_input_size(m))
         return dd_error_set(DD_ERR_INVALID, "evaluate: set images have %zu values, model wants %zu",
@@ -51,7 +47,8 @@ dd_status dd_evaluate_train(dd_model *m, const dd_distilled *set, const float *l
             s = dd_model_loss_grad(m, theta, set->images + (size_t)st * (size_t)set->per_step * D,
                                    set->per_step, y, &loss, g, NULL, NULL);
             const float lr = lrs[k];
-            for (size_t i = 0; s == DD_OK && i < P; i++) theta[i] -= lr * g[i];
+            for (size_t i = 0; s == DD_OK && i < P; i++)
+                theta[i] -= lr * g[i];
         }
     }
     dd_free(g);
@@ -59,8 +56,7 @@ dd_status dd_evaluate_train(dd_model *m, const dd_distilled *set, const float *l
 }
 
 dd_status dd_evaluate_test(dd_model *m, const dd_objective_handle *obj, const dd_dataset *test,
-                           const float *theta, int64_t test_batch, double *metric, double *loss)
-{
+                           const float *theta, int64_t test_batch, double *metric, double *loss) {
     double all[DD_EVAL_MAX_METRICS + 1];
     double *metrics = all;
     if (obj->n_metrics > DD_EVAL_MAX_METRICS &&
@@ -72,10 +68,9 @@ dd_status dd_evaluate_test(dd_model *m, const dd_objective_handle *obj, const dd
     return s;
 }
 
-dd_status dd_evaluate_test_all(dd_model *m, const dd_objective_handle *obj,
-                               const dd_dataset *test, const float *theta, int64_t test_batch,
-                               double *metrics, double *loss)
-{
+dd_status dd_evaluate_test_all(dd_model *m, const dd_objective_handle *obj, const dd_dataset *test,
+                               const float *theta, int64_t test_batch, double *metrics,
+                               double *loss) {
     if (test->n < 1) return dd_error_set(DD_ERR_INVALID, "evaluate: empty test split");
     if (test_batch < 1) test_batch = 1000;
     if (test_batch > test->n) test_batch = test->n;
@@ -99,7 +94,8 @@ dd_status dd_evaluate_test_all(dd_model *m, const dd_objective_handle *obj,
         s = obj->ops->metrics(obj->state, logits, test->labels + b, n, K, num, den);
     }
     if (s == DD_OK) {
-        for (int i = 0; i < nm; i++) metrics[i] = den[i] > 0 ? num[i] / den[i] : 0.0;
+        for (int i = 0; i < nm; i++)
+            metrics[i] = den[i] > 0 ? num[i] / den[i] : 0.0;
         if (loss) *loss = loss_sum / (double)test->n;
     }
     dd_free(logits);
@@ -111,8 +107,7 @@ dd_status dd_evaluate_test_all(dd_model *m, const dd_objective_handle *obj,
 
 dd_status dd_evaluate_set(dd_model *m, const dd_objective_handle *obj, const dd_dataset *test,
                           const dd_distilled *set, const float *lrs, const dd_eval_config *cfg,
-                          dd_eval_stats *out)
-{
+                          dd_eval_stats *out) {
     memset(out, 0, sizeof *out);
     const size_t P = dd_model_param_count(m);
     int nets = (cfg->init_mode == DD_INIT_FIXED || cfg->init_mode == DD_INIT_PRETRAINED_FIXED)
@@ -148,9 +143,9 @@ dd_status dd_evaluate_set(dd_model *m, const dd_objective_handle *obj, const dd_
                                          dd_engine_init_seed(cfg->seed, DD_STREAM_THETA0, 0));
         } else if (cfg->init_mode == DD_INIT_RANDOM) {
             // Held-out inits: a stream the distillation never draws from.
-            s = dd_model_init_params(m, theta, scheme, (float)cfg->init_gain,
-                                     dd_engine_init_seed(cfg->seed, DD_STREAM_EVAL_INITS,
-                                                         (uint64_t)n));
+            s = dd_model_init_params(
+                m, theta, scheme, (float)cfg->init_gain,
+                dd_engine_init_seed(cfg->seed, DD_STREAM_EVAL_INITS, (uint64_t)n));
         } else if (cfg->init_mode == DD_INIT_PRETRAINED_FIXED) {
             memcpy(theta, cfg->theta0 ? cfg->theta0 : cfg->theta_pool[0], P * sizeof(float));
         } else {
@@ -188,8 +183,7 @@ dd_status dd_evaluate_set(dd_model *m, const dd_objective_handle *obj, const dd_
 
 dd_status dd_evaluate_optimize_lrs(dd_model *m, const dd_objective_handle *obj,
                                    const dd_dataset *train, const dd_distill_config *distill,
-                                   int64_t iterations, dd_distilled *set)
-{
+                                   int64_t iterations, dd_distilled *set) {
     if (iterations <= 0) return DD_OK;
     dd_distill_config c = *distill;
     c.iterations = iterations;
@@ -203,23 +197,25 @@ dd_status dd_evaluate_optimize_lrs(dd_model *m, const dd_objective_handle *obj,
     c.resume = 0;
     c.decay_every = 0;
     if (c.label == NULL) c.label = "lr search";
-    if (set->steps != c.steps || set->epochs != c.epochs || set->images_per_class != c.images_per_class)
+    if (set->steps != c.steps || set->epochs != c.epochs ||
+        set->images_per_class != c.images_per_class)
         return dd_error_set(DD_ERR_INVALID, "evaluate: baseline set shape differs from distill");
     // Start from the set's own step sizes.
     c.lr_init = set->lrs[0] > 0 ? set->lrs[0] : distill->lr_init;
     dd_engine *e;
     DD_TRY(dd_engine_create(m, obj, train, &c, &e));
     float *raw = dd_engine_raw_lrs(e);
-    for (int k = 0; k < c.steps * c.epochs; k++) raw[k] = dd_lr_to_raw(set->lrs[k]);
+    for (int k = 0; k < c.steps * c.epochs; k++)
+        raw[k] = dd_lr_to_raw(set->lrs[k]);
     dd_status s = dd_engine_run(e);
     if (s == DD_OK)
-        for (int k = 0; k < c.steps * c.epochs; k++) set->lrs[k] = dd_lr_from_raw(raw[k]);
+        for (int k = 0; k < c.steps * c.epochs; k++)
+            set->lrs[k] = dd_lr_from_raw(raw[k]);
     dd_engine_destroy(e);
     return s;
 }
 
-void dd_eval_settings_defaults(dd_eval_settings *s)
-{
+void dd_eval_settings_defaults(dd_eval_settings *s) {
     memset(s, 0, sizeof *s);
     s->nets = 20;
     s->n_baselines = 3;
@@ -233,8 +229,7 @@ void dd_eval_settings_defaults(dd_eval_settings *s)
     s->full_training_batch = 128;
 }
 
-dd_status dd_eval_settings_from_options(const dd_options *o, dd_eval_settings *s)
-{
+dd_status dd_eval_settings_from_options(const dd_options *o, dd_eval_settings *s) {
     dd_eval_settings_defaults(s);
     if (!o) return DD_OK;
     if (dd_options_has(o, "nets")) s->nets = (int)dd_options_int(o, "nets");
@@ -258,15 +253,15 @@ dd_status dd_eval_settings_from_options(const dd_options *o, dd_eval_settings *s
                 return st;
             }
             int dup = 0;
-            for (int j = 0; j < s->n_baselines; j++) dup |= s->baselines[j] == k;
+            for (int j = 0; j < s->n_baselines; j++)
+                dup |= s->baselines[j] == k;
             if (!dup) s->baselines[s->n_baselines++] = k;
         }
     }
     return DD_OK;
 }
 
-void dd_eval_report_release(dd_eval_report *r)
-{
+void dd_eval_report_release(dd_eval_report *r) {
     if (!r) return;
     for (int i = 0; i < r->n_baselines; i++) {
         free(r->baselines[i].lrs);
@@ -279,8 +274,7 @@ void dd_eval_report_release(dd_eval_report *r)
     memset(r, 0, sizeof *r);
 }
 
-static double seconds_now(void)
-{
+static double seconds_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
@@ -289,16 +283,15 @@ static double seconds_now(void)
 dd_status dd_evaluate_run(dd_model *m, const dd_objective_handle *obj, const dd_dataset *train,
                           const dd_dataset *test, const dd_distilled *set, const float *theta0,
                           const dd_distill_config *distill, const dd_eval_settings *es,
-                          dd_eval_report *out)
-{
+                          dd_eval_report *out) {
     memset(out, 0, sizeof *out);
     const double t0 = seconds_now();
     out->metric = obj->n_metrics > 0 ? obj->ops->metric_names[0] : "metric";
     out->init_mode = distill->init_mode;
-    out->nets = (distill->init_mode == DD_INIT_FIXED ||
-                 distill->init_mode == DD_INIT_PRETRAINED_FIXED)
-                    ? 1
-                    : es->nets;
+    out->nets =
+        (distill->init_mode == DD_INIT_FIXED || distill->init_mode == DD_INIT_PRETRAINED_FIXED)
+            ? 1
+            : es->nets;
     if (distill->init_mode == DD_INIT_PRETRAINED_RANDOM && (size_t)out->nets > es->eval_pool_size)
         out->nets = (int)es->eval_pool_size;
     out->metric_names = obj->ops->metric_names;
@@ -323,7 +316,8 @@ dd_status dd_evaluate_run(dd_model *m, const dd_objective_handle *obj, const dd_
     const int K = distill->steps * distill->epochs;
     float *fixed = malloc((size_t)K * sizeof *fixed);
     if (!fixed) return dd_error_set(DD_ERR_NOMEM, "evaluate: out of memory");
-    for (int k = 0; k < K; k++) fixed[k] = (float)es->fixed_lr;
+    for (int k = 0; k < K; k++)
+        fixed[k] = (float)es->fixed_lr;
 
     dd_progress *bar = NULL;
     const uint64_t total = 1 + (set ? 2 : 0) + (uint64_t)es->n_baselines * 2;
@@ -365,13 +359,16 @@ dd_status dd_evaluate_run(dd_model *m, const dd_objective_handle *obj, const dd_
             c.label = dd_baseline_name(b->kind);
             s = dd_evaluate_optimize_lrs(m, obj, train, &c, es->lr_search, b->set);
         }
-        if (s == DD_OK) TICK("%s: lr optimised (%lld iterations)", dd_baseline_name(b->kind),
-                             (long long)es->lr_search);
+        if (s == DD_OK)
+            TICK("%s: lr optimised (%lld iterations)", dd_baseline_name(b->kind),
+                 (long long)es->lr_search);
         if (s == DD_OK) s = dd_evaluate_set(m, obj, test, b->set, NULL, &ec, &b->stats);
         if (s == DD_OK) {
             b->lrs = malloc((size_t)K * sizeof *b->lrs);
-            if (!b->lrs) s = dd_error_set(DD_ERR_NOMEM, "evaluate: out of memory");
-            else memcpy(b->lrs, b->set->lrs, (size_t)K * sizeof *b->lrs);
+            if (!b->lrs)
+                s = dd_error_set(DD_ERR_NOMEM, "evaluate: out of memory");
+            else
+                memcpy(b->lrs, b->set->lrs, (size_t)K * sizeof *b->lrs);
         }
         if (s == DD_OK)
             TICK("%s %s %.4f ± %.4f", dd_baseline_name(b->kind), out->metric, b->stats.mean,
@@ -387,13 +384,14 @@ dd_status dd_evaluate_run(dd_model *m, const dd_objective_handle *obj, const dd_
             b->name = ops->baseline_names[i];
             out->n_extra = i + 1;
             s = dd_distilled_create(distill->steps, distill->epochs, distill->images_per_class,
-                                    train->n_classes, train->channels, train->height,
-                                    train->width, (float)distill->lr_init, &b->set);
+                                    train->n_classes, train->channels, train->height, train->width,
+                                    (float)distill->lr_init, &b->set);
             if (s == DD_OK) {
                 memcpy(b->set->mean, train->mean, sizeof b->set->mean);
                 memcpy(b->set->std, train->std, sizeof b->set->std);
                 s = ops->build_baseline(obj->state, i, train, distill->steps, b->set->per_step,
-                                        dd_engine_init_seed(distill->seed, DD_STREAM_BASELINE_RANDOM,
+                                        dd_engine_init_seed(distill->seed,
+                                                            DD_STREAM_BASELINE_RANDOM,
                                                             0x1000u + (uint64_t)i),
                                         b->set->images, b->set->labels);
             }
@@ -430,13 +428,14 @@ dd_status dd_evaluate_run(dd_model *m, const dd_objective_handle *obj, const dd_
         if (!theta || !ms) s = dd_error_set(DD_ERR_NOMEM, "evaluate: out of memory");
         for (int n = 0; s == DD_OK && n < nets; n++) {
             if (ec.init_mode == DD_INIT_FIXED)
-                s = theta0 ? (memcpy(theta, theta0, P * sizeof(float)), DD_OK)
-                           : dd_model_init_params(m, theta, ec.init_scheme, (float)ec.init_gain,
-                                                  dd_engine_init_seed(ec.seed, DD_STREAM_THETA0, 0));
+                s = theta0
+                        ? (memcpy(theta, theta0, P * sizeof(float)), DD_OK)
+                        : dd_model_init_params(m, theta, ec.init_scheme, (float)ec.init_gain,
+                                               dd_engine_init_seed(ec.seed, DD_STREAM_THETA0, 0));
             else if (ec.init_mode == DD_INIT_RANDOM)
-                s = dd_model_init_params(m, theta, ec.init_scheme, (float)ec.init_gain,
-                                         dd_engine_init_seed(ec.seed, DD_STREAM_EVAL_INITS,
-                                                             (uint64_t)n));
+                s = dd_model_init_params(
+                    m, theta, ec.init_scheme, (float)ec.init_gain,
+                    dd_engine_init_seed(ec.seed, DD_STREAM_EVAL_INITS, (uint64_t)n));
             else if (ec.init_mode == DD_INIT_PRETRAINED_FIXED)
                 memcpy(theta, theta0 ? theta0 : ec.theta_pool[0], P * sizeof(float));
             else

@@ -73,12 +73,12 @@ DD_API dd_status dd_evaluate_optimize_lrs(dd_model *m, const dd_objective_handle
 
 /** Settings of the evaluate stage (pipeline section `evaluate`). */
 typedef struct dd_eval_settings {
-    int nets;                /**< held-out inits for random init mode */
+    int nets; /**< held-out inits for random init mode */
     int n_baselines;
     dd_baseline_kind baselines[3];
-    double fixed_lr;         /**< step size of the "distilled data, fixed lr" row */
-    int64_t lr_search;       /**< lr-optimisation iterations for each baseline */
-    int64_t batch;           /**< test batch */
+    double fixed_lr;   /**< step size of the "distilled data, fixed lr" row */
+    int64_t lr_search; /**< lr-optimisation iterations for each baseline */
+    int64_t batch;     /**< test batch */
     int progress;
     /** Pretrained init modes: the held-out pool members the rows are measured
      * on (at most `nets` of them). Borrowed. */
@@ -107,9 +107,9 @@ typedef struct dd_eval_baseline {
 
 /** Everything the evaluate stage measured. */
 typedef struct dd_eval_report {
-    const char *metric;     /**< the objective's first metric name (borrowed) */
+    const char *metric; /**< the objective's first metric name (borrowed) */
     dd_init_mode init_mode;
-    int nets;               /**< networks per row */
+    int nets; /**< networks per row */
     int has_distilled;
     dd_eval_stats distilled, fixed_lr, untrained;
     double fixed_lr_value;
@@ -122,9 +122,9 @@ typedef struct dd_eval_report {
     int n_metrics;
     const char *report_section;
     const dd_objective_report_key *report_keys;
-    int n_extra;                               /**< the objective's own baselines */
+    int n_extra; /**< the objective's own baselines */
     dd_eval_baseline extra[DD_EVAL_MAX_EXTRA];
-    int has_full_training;                     /**< reference: full training set */
+    int has_full_training; /**< reference: full training set */
     dd_eval_stats full_training;
     int full_training_epochs;
 } dd_eval_report;

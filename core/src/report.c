@@ -16,8 +16,7 @@
 #include "distill/distill.h"
 #include "distill/tensor.h"
 
-double dd_peak_memory_mib(void)
-{
+double dd_peak_memory_mib(void) {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0) return 0.0;
     return (double)ru.ru_maxrss / 1024.0; // Linux reports KiB
@@ -30,8 +29,7 @@ typedef struct out_file {
     char path[4096], tmp[4120];
 } out_file;
 
-static dd_status out_open(out_file *o, const char *dir, const char *name)
-{
+static dd_status out_open(out_file *o, const char *dir, const char *name) {
     int n = snprintf(o->path, sizeof o->path, "%s/%s", dir, name);
     if (n < 0 || (size_t)n >= sizeof o->path)
         return dd_error_set(DD_ERR_INVALID, "%s/%s: path too long", dir, name);
@@ -41,8 +39,7 @@ static dd_status out_open(out_file *o, const char *dir, const char *name)
     return DD_OK;
 }
 
-static dd_status out_close(out_file *o)
-{
+static dd_status out_close(out_file *o) {
     int bad = ferror(o->f);
     if (fclose(o->f) != 0) bad = 1;
     o->f = NULL;
@@ -59,8 +56,7 @@ static dd_status out_close(out_file *o)
     return DD_OK;
 }
 
-static void json_str(FILE *f, const char *s)
-{
+static void json_str(FILE *f, const char *s) {
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
         if (*p == '"' || *p == '\\')
@@ -76,8 +72,7 @@ static void json_str(FILE *f, const char *s)
 }
 
 /* JSON has no NaN/Inf: write null. */
-static void json_num(FILE *f, double v)
-{
+static void json_num(FILE *f, double v) {
     if (isfinite(v))
         fprintf(f, "%.10g", v);
     else
@@ -86,8 +81,7 @@ static void json_num(FILE *f, double v)
 
 /* ---- PNG grid ----------------------------------------------------------- */
 
-dd_status dd_report_png(const dd_distilled *set, const char *path, int scale)
-{
+dd_status dd_report_png(const dd_distilled *set, const char *path, int scale) {
     if (set->channels != 1 && set->channels != 3)
         return dd_error_set(DD_ERR_UNSUPPORTED, "%s: cannot draw %d-channel images", path,
                             set->channels);
@@ -113,16 +107,14 @@ dd_status dd_report_png(const dd_distilled *set, const char *path, int scale)
 
 /* ---- export ------------------------------------------------------------- */
 
-static void be32(FILE *f, uint32_t v)
-{
+static void be32(FILE *f, uint32_t v) {
     unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
                           (unsigned char)(v >> 8), (unsigned char)v};
     fwrite(b, 1, 4, f);
 }
 
 static dd_status write_idx_f32(const char *dir, const char *name, const float *x, int ndim,
-                               const uint32_t *dims)
-{
+                               const uint32_t *dims) {
     out_file o;
     DD_TRY(out_open(&o, dir, name));
     unsigned char magic[4] = {0, 0, 0x0D, (unsigned char)ndim};
@@ -140,8 +132,7 @@ static dd_status write_idx_f32(const char *dir, const char *name, const float *x
     return out_close(&o);
 }
 
-static dd_status write_lrs_csv(const dd_distilled *set, const char *dir)
-{
+static dd_status write_lrs_csv(const dd_distilled *set, const char *dir) {
     out_file o;
     DD_TRY(out_open(&o, dir, "lrs.csv"));
     fprintf(o.f, "k,epoch,step,lr\n");
@@ -154,8 +145,7 @@ static dd_status write_lrs_csv(const dd_distilled *set, const char *dir)
 }
 
 dd_status dd_report_export(const dd_distilled *set, const char *const *class_names,
-                           const char *out_dir)
-{
+                           const char *out_dir) {
     const uint32_t N = (uint32_t)((int64_t)set->steps * set->per_step);
     uint32_t dims[4];
     int nd;
@@ -173,7 +163,8 @@ dd_status dd_report_export(const dd_distilled *set, const char *const *class_nam
         fwrite(magic, 1, 4, o.f);
         be32(o.f, N);
         for (int s = 0; s < set->steps; s++)
-            for (int64_t j = 0; j < set->per_step; j++) fputc((unsigned char)set->labels[j], o.f);
+            for (int64_t j = 0; j < set->per_step; j++)
+                fputc((unsigned char)set->labels[j], o.f);
         DD_TRY(out_close(&o));
     }
     if (set->soft) {
@@ -199,15 +190,18 @@ dd_status dd_report_export(const dd_distilled *set, const char *const *class_nam
         json_str(f, class_names ? class_names[c] : num);
     }
     fprintf(f, "],\n  \"normalization\": {\"mean\": [");
-    for (int c = 0; c < set->channels; c++) fprintf(f, "%s%.9g", c ? ", " : "", (double)set->mean[c]);
+    for (int c = 0; c < set->channels; c++)
+        fprintf(f, "%s%.9g", c ? ", " : "", (double)set->mean[c]);
     fprintf(f, "], \"std\": [");
-    for (int c = 0; c < set->channels; c++) fprintf(f, "%s%.9g", c ? ", " : "", (double)set->std[c]);
+    for (int c = 0; c < set->channels; c++)
+        fprintf(f, "%s%.9g", c ? ", " : "", (double)set->std[c]);
     fprintf(f, "]},\n");
     fprintf(f, "  \"order\": \"image i belongs to step i / images_per_step; its label is "
                "(i %% images_per_step) %% n_classes\",\n");
     fprintf(f, "  \"values\": \"normalised: pixel / 255 = value * std[c] + mean[c]\",\n");
-    fprintf(f, "  \"files\": {\"images\": \"distilled-images.idx\", \"labels\": "
-               "\"distilled-labels.idx\", \"lrs\": \"lrs.csv\"%s},\n",
+    fprintf(f,
+            "  \"files\": {\"images\": \"distilled-images.idx\", \"labels\": "
+            "\"distilled-labels.idx\", \"lrs\": \"lrs.csv\"%s},\n",
             set->soft ? ", \"soft_labels\": \"distilled-soft-labels.idx\"" : "");
     fprintf(f, "  \"lrs\": [");
     for (int k = 0; k < set->steps * set->epochs; k++)
@@ -216,13 +210,11 @@ dd_status dd_report_export(const dd_distilled *set, const char *const *class_nam
     return out_close(&o);
 }
 
-static uint32_t rd_be32(const unsigned char *b)
-{
+static uint32_t rd_be32(const unsigned char *b) {
     return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
 }
 
-dd_status dd_report_import(const char *dir, dd_distilled **out)
-{
+dd_status dd_report_import(const char *dir, dd_distilled **out) {
     *out = NULL;
     char path[4096];
     snprintf(path, sizeof path, "%s/distilled-images.idx", dir);
@@ -238,7 +230,8 @@ dd_status dd_report_import(const char *dir, dd_distilled **out)
         nd = hdr[3];
         if (fread(hdr + 4, 4, (size_t)nd, f) != (size_t)nd)
             s = dd_error_set(DD_ERR_PARSE, "%s: truncated header", path);
-        for (int i = 0; s == DD_OK && i < nd; i++) dims[i] = rd_be32(hdr + 4 + 4 * i);
+        for (int i = 0; s == DD_OK && i < nd; i++)
+            dims[i] = rd_be32(hdr + 4 + 4 * i);
     }
     int C = 1, H = 0, W = 0;
     if (s == DD_OK) {
@@ -265,8 +258,7 @@ dd_status dd_report_import(const char *dir, dd_distilled **out)
                 int k, e, st;
                 float lr;
                 if (sscanf(line, "%d,%d,%d,%f", &k, &e, &st, &lr) != 4 || k != K || K >= 4096)
-                    s = dd_error_set(DD_ERR_PARSE, "%s:%d: expected 'k,epoch,step,lr'", lp,
-                                     lineno);
+                    s = dd_error_set(DD_ERR_PARSE, "%s:%d: expected 'k,epoch,step,lr'", lp, lineno);
                 else {
                     lrs_buf[K++] = lr;
                     if (st + 1 > steps) steps = st + 1;
@@ -288,7 +280,8 @@ dd_status dd_report_import(const char *dir, dd_distilled **out)
         unsigned char lh[8];
         if (!lf)
             s = dd_error_set(DD_ERR_NOT_FOUND, "%s: %s", lp, strerror(errno));
-        else if (fread(lh, 1, 8, lf) != 8 || lh[2] != 0x08 || lh[3] != 1 || rd_be32(lh + 4) != dims[0])
+        else if (fread(lh, 1, 8, lf) != 8 || lh[2] != 0x08 || lh[3] != 1 ||
+                 rd_be32(lh + 4) != dims[0])
             s = dd_error_set(DD_ERR_PARSE, "%s: expected %u uint8 labels", lp, dims[0]);
         if (s == DD_OK && !(lab = malloc(dims[0] * sizeof *lab)))
             s = dd_error_set(DD_ERR_NOMEM, "import: out of memory");
@@ -338,13 +331,11 @@ dd_status dd_report_import(const char *dir, dd_distilled **out)
 
 /* ---- metrics.json and report.md ----------------------------------------- */
 
-static int is_percent(const char *metric)
-{
+static int is_percent(const char *metric) {
     return metric && strstr(metric, "acc") != NULL;
 }
 
-static void json_stats(FILE *f, const char *metric, const dd_eval_stats *st)
-{
+static void json_stats(FILE *f, const char *metric, const dd_eval_stats *st) {
     fprintf(f, "{\"test_%s_mean\": ", metric);
     json_num(f, st->mean);
     fprintf(f, ", \"test_%s_std\": ", metric);
@@ -354,8 +345,7 @@ static void json_stats(FILE *f, const char *metric, const dd_eval_stats *st)
     fprintf(f, ", \"nets\": %d", st->nets);
 }
 
-static void json_lrs(FILE *f, const float *lrs, int K)
-{
+static void json_lrs(FILE *f, const float *lrs, int K) {
     fputc('[', f);
     for (int k = 0; k < K; k++) {
         if (k) fputs(", ", f);
@@ -366,9 +356,8 @@ static void json_lrs(FILE *f, const float *lrs, int K)
 
 /* Value of an objective report key on a row ("after") and the untrained
  * networks ("before"); null when the row lacks that metric. */
-static void json_report_value(FILE *f, const dd_objective_report_key *k, const dd_eval_stats *before,
-                              const dd_eval_stats *after)
-{
+static void json_report_value(FILE *f, const dd_objective_report_key *k,
+                              const dd_eval_stats *before, const dd_eval_stats *after) {
     const int after_stat = k->stat == DD_REPORT_AFTER_MEAN || k->stat == DD_REPORT_AFTER_STD;
     const int is_std = k->stat == DD_REPORT_BEFORE_STD || k->stat == DD_REPORT_AFTER_STD;
     const dd_eval_stats *st = after_stat ? after : before;
@@ -382,8 +371,7 @@ static void json_report_value(FILE *f, const dd_objective_report_key *k, const d
 /* The objective's own section: its declared keys for the distilled set
  * (after) against the untrained evaluation networks (before), the number of
  * networks, and the "after" keys of every baseline. */
-static void json_objective_section(FILE *f, const dd_eval_report *ev)
-{
+static void json_objective_section(FILE *f, const dd_eval_report *ev) {
     const dd_objective_report_key *keys = ev->report_keys;
     fprintf(f, ",\n  ");
     json_str(f, ev->report_section);
@@ -429,8 +417,7 @@ static void json_objective_section(FILE *f, const dd_eval_report *ev)
     fprintf(f, "\n    }\n  }");
 }
 
-static dd_status write_metrics_json(const dd_report_info *r)
-{
+static dd_status write_metrics_json(const dd_report_info *r) {
     out_file o;
     DD_TRY(out_open(&o, r->out_dir, "metrics.json"));
     FILE *f = o.f;
@@ -500,8 +487,10 @@ static dd_status write_metrics_json(const dd_report_info *r)
             fprintf(f, ": ");
             json_stats(f, metric, &b->stats);
             fprintf(f, ", \"lr_search_iterations\": %lld, \"lrs\": ", (long long)ev->lr_search);
-            if (b->lrs) json_lrs(f, b->lrs, K);
-            else fputs("null", f);
+            if (b->lrs)
+                json_lrs(f, b->lrs, K);
+            else
+                fputs("null", f);
             fprintf(f, ", \"initial_lr\": {\"test_%s_mean\": ", metric);
             json_num(f, b->stats_init_lr.mean);
             fprintf(f, ", \"test_%s_std\": ", metric);
@@ -515,8 +504,10 @@ static dd_status write_metrics_json(const dd_report_info *r)
             fprintf(f, ": ");
             json_stats(f, metric, &b->stats);
             fprintf(f, ", \"lr_search_iterations\": %lld, \"lrs\": ", (long long)ev->lr_search);
-            if (b->lrs) json_lrs(f, b->lrs, K);
-            else fputs("null", f);
+            if (b->lrs)
+                json_lrs(f, b->lrs, K);
+            else
+                fputs("null", f);
             fprintf(f, ", \"initial_lr\": {\"test_%s_mean\": ", metric);
             json_num(f, b->stats_init_lr.mean);
             fprintf(f, ", \"test_%s_std\": ", metric);
@@ -537,26 +528,26 @@ static dd_status write_metrics_json(const dd_report_info *r)
     return out_close(&o);
 }
 
-static void md_value(FILE *f, const char *metric, const dd_eval_stats *st)
-{
+static void md_value(FILE *f, const char *metric, const dd_eval_stats *st) {
     if (is_percent(metric))
         fprintf(f, "%.2f ± %.2f %%", 100.0 * st->mean, 100.0 * st->std);
     else
         fprintf(f, "%.4f ± %.4f", st->mean, st->std);
 }
 
-static const char *baseline_title(dd_baseline_kind k)
-{
+static const char *baseline_title(dd_baseline_kind k) {
     switch (k) {
-    case DD_BASELINE_RANDOM: return "Random real images";
-    case DD_BASELINE_AVERAGE: return "Per-class average images";
-    case DD_BASELINE_KMEANS: return "Per-class k-means centroids";
+    case DD_BASELINE_RANDOM:
+        return "Random real images";
+    case DD_BASELINE_AVERAGE:
+        return "Per-class average images";
+    case DD_BASELINE_KMEANS:
+        return "Per-class k-means centroids";
     }
     return "?";
 }
 
-static dd_status write_report_md(const dd_report_info *r)
-{
+static dd_status write_report_md(const dd_report_info *r) {
     out_file o;
     DD_TRY(out_open(&o, r->out_dir, "report.md"));
     FILE *f = o.f;
@@ -570,8 +561,8 @@ static dd_status write_report_md(const dd_report_info *r)
     fprintf(f, "Written %s by distill %s.\n\n", when, dd_version());
     fprintf(f, "## Setting\n\n| | |\n|---|---|\n");
     fprintf(f, "| dataset | %s |\n| model | %s (%s backend) |\n| objective | %s |\n",
-            r->dataset ? r->dataset : "?", r->model ? r->model : "?",
-            r->backend ? r->backend : "?", r->objective ? r->objective : "?");
+            r->dataset ? r->dataset : "?", r->model ? r->model : "?", r->backend ? r->backend : "?",
+            r->objective ? r->objective : "?");
     if (c) {
         fprintf(f, "| init mode | %s (scheme %s) |\n", dd_init_mode_str(c->init_mode),
                 c->init_scheme ? c->init_scheme : "xavier");
@@ -591,16 +582,17 @@ static dd_status write_report_md(const dd_report_info *r)
     fprintf(f, "| threads | %d |\n| peak memory | %.0f MiB |\n\n", r->threads,
             dd_peak_memory_mib());
     if (ev) {
-        fprintf(f, "## Results\n\nTest %s of networks trained on %s images for the same %d "
-                   "steps × %d epochs, ",
-                metric,
-                r->set ? "the same number of" : "each set's",
-                c ? c->steps : 0, c ? c->epochs : 0);
+        fprintf(f,
+                "## Results\n\nTest %s of networks trained on %s images for the same %d "
+                "steps × %d epochs, ",
+                metric, r->set ? "the same number of" : "each set's", c ? c->steps : 0,
+                c ? c->epochs : 0);
         if (ev->init_mode == DD_INIT_FIXED)
             fprintf(f, "from the fixed initialisation used in distillation (one network).\n\n");
         else
-            fprintf(f, "from %d random initialisations never used in distillation "
-                       "(mean ± std).\n\n",
+            fprintf(f,
+                    "from %d random initialisations never used in distillation "
+                    "(mean ± std).\n\n",
                     ev->nets);
         fprintf(f, "| method | test %s | note |\n|---|---|---|\n", metric);
         if (ev->has_distilled) {
@@ -643,11 +635,13 @@ static dd_status write_report_md(const dd_report_info *r)
                 beats &= ev->distilled.mean > ev->baselines[i].stats.mean;
             fprintf(f, "Distilled images %s every baseline.\n\n",
                     ev->n_baselines == 0 ? "were not compared with any"
-                                         : beats ? "beat" : "do **not** beat");
+                    : beats              ? "beat"
+                                         : "do **not** beat");
         }
         if (ev->report_section && ev->report_keys && ev->metric_names) {
-            fprintf(f, "### %s\n\n| metric (mean ± std over %d nets) | before the distilled steps "
-                       "| after |\n|---|---|---|\n",
+            fprintf(f,
+                    "### %s\n\n| metric (mean ± std over %d nets) | before the distilled steps "
+                    "| after |\n|---|---|---|\n",
                     ev->report_section, ev->nets);
             const dd_eval_stats *a = ev->has_distilled ? &ev->distilled : NULL;
             for (int i = 0; i < ev->n_metrics && i < ev->untrained.n_metrics; i++) {
@@ -671,9 +665,11 @@ static dd_status write_report_md(const dd_report_info *r)
         fprintf(f, "), one column per step%s.\n\n",
                 r->set->images_per_class > 1 ? " (images of a step side by side)" : "");
         fprintf(f, "## Learned step sizes\n\n| epoch |");
-        for (int s = 0; s < r->set->steps; s++) fprintf(f, " step %d |", s);
+        for (int s = 0; s < r->set->steps; s++)
+            fprintf(f, " step %d |", s);
         fprintf(f, "\n|---|");
-        for (int s = 0; s < r->set->steps; s++) fprintf(f, "---|");
+        for (int s = 0; s < r->set->steps; s++)
+            fprintf(f, "---|");
         fprintf(f, "\n");
         for (int e = 0; e < r->set->epochs; e++) {
             fprintf(f, "| %d |", e);
@@ -685,16 +681,18 @@ static dd_status write_report_md(const dd_report_info *r)
     }
     fprintf(f, "## Files\n\n- `metrics.json` — every number above\n");
     if (r->set)
-        fprintf(f, "- `distilled.png`, `lrs.csv`, `distilled-images.idx`, "
-                   "`distilled-labels.idx`, `distilled.json` — the distilled set (see "
-                   "docs/output.md)\n- `checkpoint` — resumable state (`distill run … --resume`)\n");
-    if (r->config_yaml) fprintf(f, "\n## Pipeline\n\n```yaml\n%s%s```\n", r->config_yaml,
-                                r->config_yaml[0] && r->config_yaml[strlen(r->config_yaml) - 1] == '\n' ? "" : "\n");
+        fprintf(f,
+                "- `distilled.png`, `lrs.csv`, `distilled-images.idx`, "
+                "`distilled-labels.idx`, `distilled.json` — the distilled set (see "
+                "docs/output.md)\n- `checkpoint` — resumable state (`distill run … --resume`)\n");
+    if (r->config_yaml)
+        fprintf(f, "\n## Pipeline\n\n```yaml\n%s%s```\n", r->config_yaml,
+                r->config_yaml[0] && r->config_yaml[strlen(r->config_yaml) - 1] == '\n' ? ""
+                                                                                        : "\n");
     return out_close(&o);
 }
 
-dd_status dd_report_write(const dd_report_info *r)
-{
+dd_status dd_report_write(const dd_report_info *r) {
     if (!r->out_dir) return dd_error_set(DD_ERR_INVALID, "report: no output directory");
     if (r->set) {
         if (r->png) {

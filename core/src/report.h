@@ -12,15 +12,15 @@ typedef struct dd_report_info {
     const char *out_dir;
     const char *run_name;
     const char *dataset, *model, *objective, *backend;
-    const char *config_yaml;  /**< the resolved pipeline, quoted in report.md */
+    const char *config_yaml; /**< the resolved pipeline, quoted in report.md */
     const char *const *class_names;
-    const dd_distilled *set;  /**< the distilled set (with its learned step sizes) */
+    const dd_distilled *set; /**< the distilled set (with its learned step sizes) */
     const dd_distill_config *distill;
     const dd_distill_stats *stats;
     const dd_eval_report *eval;
-    int png;                  /**< write distilled.png */
+    int png; /**< write distilled.png */
     int png_scale;
-    int threads;              /**< threads the run used (reported) */
+    int threads; /**< threads the run used (reported) */
 } dd_report_info;
 
 /** Writes metrics.json and report.md (and, with a set: distilled.png,

@@ -25,21 +25,19 @@
 
 /* ---- fixtures: models, objective, data ---------------------------------- */
 
-static dd_status build_linear(dd_graph *g, const dd_options *o, int c, int h, int w, int n_out)
-{
+static dd_status build_linear(dd_graph *g, const dd_options *o, int c, int h, int w, int n_out) {
     return dd_graph_linear(g, n_out);
 }
 
-static dd_status build_linear_mse(dd_graph *g, const dd_options *o, int c, int h, int w, int n_out)
-{
+static dd_status build_linear_mse(dd_graph *g, const dd_options *o, int c, int h, int w,
+                                  int n_out) {
     dd_graph_set_loss(g, DD_LOSS_MSE);
     return dd_graph_linear(g, n_out);
 }
 
 /* conv → relu → maxpool → conv → tanh → linear: every op kind of LeNet
  * plus a smooth nonlinearity, on a 1×6×6 input. */
-static dd_status build_tiny_conv(dd_graph *g, const dd_options *o, int c, int h, int w, int n_out)
-{
+static dd_status build_tiny_conv(dd_graph *g, const dd_options *o, int c, int h, int w, int n_out) {
     DD_TRY(dd_graph_conv2d(g, 3, 3, 1, 1));
     DD_TRY(dd_graph_relu(g));
     DD_TRY(dd_graph_maxpool(g, 2, 2, 0));
@@ -51,16 +49,19 @@ static dd_status build_tiny_conv(dd_graph *g, const dd_options *o, int c, int h,
 static const dd_model_ops linear_ops = {sizeof(dd_model_ops), build_linear, "xavier", {0}};
 static const dd_model_ops linear_mse_ops = {sizeof(dd_model_ops), build_linear_mse, "xavier", {0}};
 static const dd_model_ops tiny_conv_ops = {sizeof(dd_model_ops), build_tiny_conv, "xavier", {0}};
-static const dd_component linear_comp = {sizeof(dd_component), DD_COMPONENT_MODEL, "t-linear",
-                                         "test linear", NULL, &linear_ops, {0}};
-static const dd_component linear_mse_comp = {sizeof(dd_component), DD_COMPONENT_MODEL,
-                                             "t-linear-mse", "test linear regression", NULL,
-                                             &linear_mse_ops, {0}};
-static const dd_component tiny_conv_comp = {sizeof(dd_component), DD_COMPONENT_MODEL, "t-conv",
-                                            "test conv", NULL, &tiny_conv_ops, {0}};
+static const dd_component linear_comp = {
+    sizeof(dd_component), DD_COMPONENT_MODEL, "t-linear", "test linear", NULL, &linear_ops, {0}};
+static const dd_component linear_mse_comp = {sizeof(dd_component),
+                                             DD_COMPONENT_MODEL,
+                                             "t-linear-mse",
+                                             "test linear regression",
+                                             NULL,
+                                             &linear_mse_ops,
+                                             {0}};
+static const dd_component tiny_conv_comp = {
+    sizeof(dd_component), DD_COMPONENT_MODEL, "t-conv", "test conv", NULL, &tiny_conv_ops, {0}};
 
-static dd_model *make_model(const dd_component *comp, int c, int h, int w, int n_out)
-{
+static dd_model *make_model(const dd_component *comp, int c, int h, int w, int n_out) {
     dd_model_config cfg = {sizeof cfg, comp, NULL, c, h, w, n_out, DD_BACKEND_REFERENCE};
     dd_model *m = NULL;
     dd_status s = dd_model_create(&cfg, &m);
@@ -73,8 +74,7 @@ static dd_model *make_model(const dd_component *comp, int c, int h, int w, int n
 static void *g_cls_handle;
 static const dd_component *g_cls;
 
-static const dd_component *classification(void)
-{
+static const dd_component *classification(void) {
     if (g_cls) return g_cls;
     const char *dir = getenv("DISTILL_PLUGIN_PATH");
     char path[4096];
@@ -99,8 +99,7 @@ typedef struct reg_state {
 
 static const float *g_reg_targets;
 
-static dd_status reg_create(const dd_options *o, const dd_objective_info *info, void **state)
-{
+static dd_status reg_create(const dd_options *o, const dd_objective_info *info, void **state) {
     reg_state *s = malloc(sizeof *s);
     if (!s) return DD_ERR_NOMEM;
     s->targets = g_reg_targets;
@@ -109,8 +108,7 @@ static dd_status reg_create(const dd_options *o, const dd_objective_info *info, 
 }
 
 static dd_status reg_loss(void *state, const float *z, const int32_t *lab, int64_t b, int k,
-                          double *loss, float *dz)
-{
+                          double *loss, float *dz) {
     const reg_state *s = state;
     double tot = 0;
     for (int64_t i = 0; i < b; i++) {
@@ -125,8 +123,7 @@ static dd_status reg_loss(void *state, const float *z, const int32_t *lab, int64
 }
 
 static dd_status reg_metrics(void *state, const float *z, const int32_t *lab, int64_t b, int k,
-                             double *num, double *den)
-{
+                             double *num, double *den) {
     double l;
     reg_loss(state, z, lab, b, k, &l, NULL);
     num[0] += l * (double)b;
@@ -141,15 +138,19 @@ static const dd_objective_ops reg_ops = {.struct_size = sizeof(dd_objective_ops)
                                          .outer_loss = reg_loss,
                                          .metric_names = reg_metric_names,
                                          .metrics = reg_metrics};
-static const dd_component reg_comp = {sizeof(dd_component), DD_COMPONENT_OBJECTIVE, "t-regress",
-                                      "test regression", NULL, &reg_ops, {0}};
+static const dd_component reg_comp = {sizeof(dd_component),
+                                      DD_COMPONENT_OBJECTIVE,
+                                      "t-regress",
+                                      "test regression",
+                                      NULL,
+                                      &reg_ops,
+                                      {0}};
 
 /* Test datasets are allocated here (not with dd_dataset_create) so that the
  * engine is tested on exactly the fields it reads. */
 static char *g_names[8] = {"c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7"};
 
-static dd_dataset *blobs_alloc(int n, int c, int h, int w, int k)
-{
+static dd_dataset *blobs_alloc(int n, int c, int h, int w, int k) {
     dd_dataset *d = calloc(1, sizeof *d);
     assert_non_null(d);
     d->name = "blobs";
@@ -161,14 +162,14 @@ static dd_dataset *blobs_alloc(int n, int c, int h, int w, int k)
     d->images = calloc((size_t)n * c * h * w, sizeof(float));
     d->labels = calloc((size_t)n, sizeof(int32_t));
     d->class_names = g_names;
-    for (int i = 0; i < DD_MAX_CHANNELS; i++) d->std[i] = 1.f;
+    for (int i = 0; i < DD_MAX_CHANNELS; i++)
+        d->std[i] = 1.f;
     assert_non_null(d->images);
     assert_non_null(d->labels);
     return d;
 }
 
-static void blobs_free(dd_dataset *d)
-{
+static void blobs_free(dd_dataset *d) {
     free(d->images);
     free(d->labels);
     free(d);
@@ -176,8 +177,7 @@ static void blobs_free(dd_dataset *d)
 
 /* Synthetic classification data: class c is prototype_c + noise·N(0,1). */
 static dd_dataset *make_blobs(int n, int k, int c, int h, int w, float noise, uint64_t seed,
-                              uint64_t proto_seed)
-{
+                              uint64_t proto_seed) {
     dd_dataset *d = blobs_alloc(n, c, h, w, k);
     size_t D = (size_t)c * h * w;
     float *proto = malloc((size_t)k * D * sizeof *proto);
@@ -189,7 +189,8 @@ static dd_dataset *make_blobs(int n, int k, int c, int h, int w, float noise, ui
         int y = i % k;
         d->labels[i] = y;
         dd_rng_normal(&r, d->images + (size_t)i * D, D, 0.f, noise);
-        for (size_t j = 0; j < D; j++) d->images[(size_t)i * D + j] += proto[(size_t)y * D + j];
+        for (size_t j = 0; j < D; j++)
+            d->images[(size_t)i * D + j] += proto[(size_t)y * D + j];
     }
     free(proto);
     return d;
@@ -197,8 +198,7 @@ static dd_dataset *make_blobs(int n, int k, int c, int h, int w, float noise, ui
 
 static char g_tmpdir[256];
 
-static const char *tmp_path(const char *name)
-{
+static const char *tmp_path(const char *name) {
     static char buf[512];
     if (!g_tmpdir[0]) {
         snprintf(g_tmpdir, sizeof g_tmpdir, "/tmp/test_engine.XXXXXX");
@@ -210,28 +210,29 @@ static const char *tmp_path(const char *name)
 
 /* ---- hypergradient vs central differences ------------------------------- */
 
-static double dot(const float *a, const float *b, size_t n)
-{
+static double dot(const float *a, const float *b, size_t n) {
     double s = 0;
-    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    for (size_t i = 0; i < n; i++)
+        s += (double)a[i] * b[i];
     return s;
 }
 
 /* Directional derivative of the unrolled loss along u (on `param`), by
  * central differences with step h. */
 static double fd_dir(dd_engine *e, const float *th0, const dd_dataset *real, float *param,
-                     const float *u, size_t n, double h)
-{
+                     const float *u, size_t n, double h) {
     float *save = malloc(n * sizeof *save);
     assert_non_null(save);
     memcpy(save, param, n * sizeof *save);
     double lp, lm;
-    for (size_t i = 0; i < n; i++) param[i] = save[i] + (float)h * u[i];
-    assert_int_equal(dd_engine_unrolled_loss(e, th0, real->images, real->labels, real->n, &lp, NULL),
-                     DD_OK);
-    for (size_t i = 0; i < n; i++) param[i] = save[i] - (float)h * u[i];
-    assert_int_equal(dd_engine_unrolled_loss(e, th0, real->images, real->labels, real->n, &lm, NULL),
-                     DD_OK);
+    for (size_t i = 0; i < n; i++)
+        param[i] = save[i] + (float)h * u[i];
+    assert_int_equal(
+        dd_engine_unrolled_loss(e, th0, real->images, real->labels, real->n, &lp, NULL), DD_OK);
+    for (size_t i = 0; i < n; i++)
+        param[i] = save[i] - (float)h * u[i];
+    assert_int_equal(
+        dd_engine_unrolled_loss(e, th0, real->images, real->labels, real->n, &lm, NULL), DD_OK);
     memcpy(param, save, n * sizeof *save);
     free(save);
     return (lp - lm) / (2.0 * h);
@@ -241,8 +242,7 @@ static double fd_dir(dd_engine *e, const float *th0, const dd_dataset *real, flo
  * coordinates where |g| is largest. */
 static void check_param(const char *what, dd_engine *e, const float *th0, const dd_dataset *real,
                         float *param, const float *grad, size_t n, double h, double tol,
-                        uint64_t seed)
-{
+                        uint64_t seed) {
     float *u = calloc(n, sizeof *u);
     assert_non_null(u);
     dd_rng r = dd_rng_make(seed, 77);
@@ -251,7 +251,8 @@ static void check_param(const char *what, dd_engine *e, const float *th0, const 
     for (int t = 0; t < 3; t++) {
         dd_rng_normal(&r, u, n, 0.f, 1.f);
         double un = sqrt(dot(u, u, n));
-        for (size_t i = 0; i < n; i++) u[i] = (float)(u[i] / un);
+        for (size_t i = 0; i < n; i++)
+            u[i] = (float)(u[i] / un);
         double an = dot(grad, u, n), fd = fd_dir(e, th0, real, param, u, n, h);
         double err = fabs(an - fd) / (fabs(an) + 1e-3 * gnorm);
         printf("  %-8s dir %d: analytic %+.6e  fd %+.6e  rel.err %.2e\n", what, t, an, fd, err);
@@ -282,8 +283,7 @@ static void check_param(const char *what, dd_engine *e, const float *th0, const 
     free(u);
 }
 
-static void hypergrad_fd(const dd_component *comp, int learn_labels, uint64_t seed)
-{
+static void hypergrad_fd(const dd_component *comp, int learn_labels, uint64_t seed) {
     const int K = 3, C = 1, H = 6, W = 6;
     dd_dataset *real = make_blobs(24, K, C, H, W, 0.8f, seed, 5);
     dd_model *m = make_model(comp, C, H, W, K);
@@ -302,11 +302,13 @@ static void hypergrad_fd(const dd_component *comp, int learn_labels, uint64_t se
     assert_int_equal(dd_engine_create(m, &obj, real, &cfg, &e), DD_OK);
     // Distinct step sizes so that a mix-up of k would show.
     float *raw = dd_engine_raw_lrs(e);
-    for (int k = 0; k < 6; k++) raw[k] = dd_lr_to_raw(0.15f + 0.05f * (float)k);
+    for (int k = 0; k < 6; k++)
+        raw[k] = dd_lr_to_raw(0.15f + 0.05f * (float)k);
     if (learn_labels) {
         float *soft = dd_engine_soft_labels(e);
         dd_rng r = dd_rng_make(seed, 3);
-        for (int i = 0; i < 3 * K * K; i++) soft[i] = 0.2f + 0.6f * (float)(dd_rng_u64(&r) % 1000) / 1000.f;
+        for (int i = 0; i < 3 * K * K; i++)
+            soft[i] = 0.2f + 0.6f * (float)(dd_rng_u64(&r) % 1000) / 1000.f;
     }
     const float *th0 = dd_engine_theta0(e);
     assert_non_null(th0);
@@ -318,8 +320,8 @@ static void hypergrad_fd(const dd_component *comp, int learn_labels, uint64_t se
                                              &acc, gp, gr, learn_labels ? gl : NULL),
                      DD_OK);
     double l2;
-    assert_int_equal(dd_engine_unrolled_loss(e, th0, real->images, real->labels, real->n, &l2, NULL),
-                     DD_OK);
+    assert_int_equal(
+        dd_engine_unrolled_loss(e, th0, real->images, real->labels, real->n, &l2, NULL), DD_OK);
     assert_true(fabs(loss - l2) < 1e-6 * (1 + fabs(loss)));
     printf("%s: loss %.6f acc %.3f\n", comp->name, loss, acc);
     // ReLU and max-pool kinks: keep the steps small enough not to cross one.
@@ -338,18 +340,15 @@ static void hypergrad_fd(const dd_component *comp, int learn_labels, uint64_t se
     blobs_free(real);
 }
 
-static void test_hypergrad_linear(void **st)
-{
+static void test_hypergrad_linear(void **st) {
     hypergrad_fd(&linear_comp, 0, 11);
 }
 
-static void test_hypergrad_linear_soft_labels(void **st)
-{
+static void test_hypergrad_linear_soft_labels(void **st) {
     hypergrad_fd(&linear_comp, 1, 12);
 }
 
-static void test_hypergrad_conv(void **st)
-{
+static void test_hypergrad_conv(void **st) {
     hypergrad_fd(&tiny_conv_comp, 0, 13);
 }
 
@@ -362,8 +361,7 @@ static void test_hypergrad_conv(void **st)
  * least-squares optimum, and M < feat cannot (the component of θ0 outside
  * the span of the M points survives the step). Returns the mean unrolled
  * loss over fresh held-out θ0. */
-static double linear_case(int feat, int M, int iters)
-{
+static double linear_case(int feat, int M, int iters) {
     const int N = 64;
     dd_dataset real = {0};
     real.n = N;
@@ -382,7 +380,8 @@ static double linear_case(int feat, int M, int iters)
     for (int i = 0; i < N; i++) {
         real.labels[i] = i;
         double t = 0.7; // bias of the optimum
-        for (int j = 0; j < feat; j++) t += wstar[j] * real.images[(size_t)i * feat + j];
+        for (int j = 0; j < feat; j++)
+            t += wstar[j] * real.images[(size_t)i * feat + j];
         targets[i] = (float)t;
     }
     g_reg_targets = targets;
@@ -423,8 +422,8 @@ static double linear_case(int feat, int M, int iters)
                          DD_OK);
         mean += l / 20;
     }
-    printf("linear case: %d features, M = %d points: held-out loss %.3e (lr %.4f)\n", feat, M,
-           mean, (double)dd_lr_from_raw(dd_engine_raw_lrs(e)[0]));
+    printf("linear case: %d features, M = %d points: held-out loss %.3e (lr %.4f)\n", feat, M, mean,
+           (double)dd_lr_from_raw(dd_engine_raw_lrs(e)[0]));
     free(th);
     dd_engine_destroy(e);
     dd_objective_handle_release(&obj);
@@ -435,8 +434,7 @@ static double linear_case(int feat, int M, int iters)
     return mean;
 }
 
-static void test_linear_case(void **st)
-{
+static void test_linear_case(void **st) {
     const int feat = 4;
     double enough = linear_case(feat, feat + 1, 3000);
     double too_few = linear_case(feat, feat - 1, 3000);
@@ -454,8 +452,7 @@ typedef struct small_run {
     dd_distill_config cfg;
 } small_run;
 
-static void small_setup(small_run *r, dd_init_mode mode)
-{
+static void small_setup(small_run *r, dd_init_mode mode) {
     r->train = make_blobs(60, 3, 1, 6, 6, 1.0f, 21, 22);
     r->m = make_model(&tiny_conv_comp, 1, 6, 6, 3);
     assert_int_equal(dd_objective_handle_init(&r->obj, classification(), NULL, r->train), DD_OK);
@@ -471,15 +468,13 @@ static void small_setup(small_run *r, dd_init_mode mode)
     r->cfg.seed = 4;
 }
 
-static void small_teardown(small_run *r)
-{
+static void small_teardown(small_run *r) {
     dd_objective_handle_release(&r->obj);
     dd_model_destroy(r->m);
     blobs_free(r->train);
 }
 
-static void resume_case(dd_init_mode mode)
-{
+static void resume_case(dd_init_mode mode) {
     small_run r;
     small_setup(&r, mode);
     const size_t np = (size_t)2 * 3 * 36;
@@ -529,18 +524,15 @@ static void resume_case(dd_init_mode mode)
     small_teardown(&r);
 }
 
-static void test_resume_fixed(void **st)
-{
+static void test_resume_fixed(void **st) {
     resume_case(DD_INIT_FIXED);
 }
 
-static void test_resume_random(void **st)
-{
+static void test_resume_random(void **st) {
     resume_case(DD_INIT_RANDOM);
 }
 
-static void test_checkpoint_corrupt(void **st)
-{
+static void test_checkpoint_corrupt(void **st) {
     const char *p = tmp_path("c.ckpt");
     float data[4] = {1, 2, 3, 4};
     dd_ckpt_writer *w;
@@ -570,8 +562,7 @@ static void test_checkpoint_corrupt(void **st)
     assert_int_equal(dd_ckpt_read(tmp_path("missing.ckpt"), &c), DD_ERR_NOT_FOUND);
 }
 
-static void test_nan_stops(void **st)
-{
+static void test_nan_stops(void **st) {
     small_run r;
     small_setup(&r, DD_INIT_FIXED);
     char ck[512];
@@ -588,7 +579,8 @@ static void test_nan_stops(void **st)
     dd_engine *b;
     assert_int_equal(dd_engine_create(r.m, &r.obj, r.train, &r.cfg, &b), DD_OK);
     assert_int_equal(dd_engine_load(b, ck), DD_OK);
-    for (int k = 0; k < 4; k++) dd_engine_raw_lrs(b)[k] = 1e38f; // θ overflows to Inf
+    for (int k = 0; k < 4; k++)
+        dd_engine_raw_lrs(b)[k] = 1e38f; // θ overflows to Inf
     dd_status s = dd_engine_run(b);
     assert_int_equal(s, DD_ERR_NUMERIC);
     printf("NaN message: %s\n", dd_error_message());
@@ -609,8 +601,7 @@ static void test_nan_stops(void **st)
 
 /* ---- baselines ----------------------------------------------------------- */
 
-static void test_kmeans_blobs(void **st)
-{
+static void test_kmeans_blobs(void **st) {
     // Three tight blobs far apart in 2-D; k-means++ must find their centres.
     const float centre[3][2] = {{0, 0}, {10, 0}, {0, 10}};
     float x[300 * 2];
@@ -633,12 +624,12 @@ static void test_kmeans_blobs(void **st)
         }
         assert_true(best < 0.1 * 0.1);
     }
-    for (int i = 3; i < 300; i++) assert_int_equal(asg[i], asg[i % 3]);
+    for (int i = 3; i < 300; i++)
+        assert_int_equal(asg[i], asg[i % 3]);
     assert_true(inertia < 300 * 2 * 0.3 * 0.3 * 1.5);
 }
 
-static void test_baselines(void **st)
-{
+static void test_baselines(void **st) {
     dd_dataset *t = make_blobs(90, 3, 1, 4, 4, 0.5f, 31, 32);
     const size_t D = 16;
     dd_distilled *avg, *rnd, *km;
@@ -703,8 +694,7 @@ static void test_baselines(void **st)
 
 /* ---- tiny end-to-end ----------------------------------------------------- */
 
-static void test_end_to_end(void **st)
-{
+static void test_end_to_end(void **st) {
     // 4 classes of noisy prototypes; 1 step × 2 epochs × 1 image per class.
     dd_dataset *train = make_blobs(400, 4, 1, 6, 6, 1.0f, 41, 40);
     dd_dataset *test = make_blobs(200, 4, 1, 6, 6, 1.0f, 42, 40);
@@ -759,8 +749,7 @@ static void test_end_to_end(void **st)
     blobs_free(test);
 }
 
-static void test_classification_objective(void **st)
-{
+static void test_classification_objective(void **st) {
     const dd_component *c = classification();
     const dd_objective_ops *ops = c->ops;
     dd_dataset *d = make_blobs(3, 3, 1, 1, 1, 0.f, 1, 1);
@@ -795,8 +784,7 @@ static void test_classification_objective(void **st)
     blobs_free(d);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classification_objective),
         cmocka_unit_test(test_hypergrad_linear),

@@ -21,8 +21,7 @@
 static char *g_dir;
 static char g_cli[4096];
 
-static char *strf(const char *fmt, ...)
-{
+static char *strf(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     char *s = NULL;
@@ -33,8 +32,7 @@ static char *strf(const char *fmt, ...)
 }
 
 /* Starts `distill run PIPELINE --out OUT [--resume]`, stderr to OUT.log. */
-static pid_t spawn_run(const char *out, int resume)
-{
+static pid_t spawn_run(const char *out, int resume) {
     char *pipeline = strf("%s/p.yaml", g_dir);
     char *log = strf("%s%s.log", out, resume ? "-resume" : "");
     pid_t pid = fork();
@@ -56,16 +54,14 @@ static pid_t spawn_run(const char *out, int resume)
     return pid;
 }
 
-static int wait_exit(pid_t pid)
-{
+static int wait_exit(pid_t pid) {
     int st = 0;
     assert_int_equal(waitpid(pid, &st, 0), pid);
     if (WIFEXITED(st)) return WEXITSTATUS(st);
     return 128 + WTERMSIG(st);
 }
 
-static uint8_t *slurp(const char *path, size_t *n)
-{
+static uint8_t *slurp(const char *path, size_t *n) {
     uint8_t *d = NULL;
     if (rg_read_file(path, &d, n) != DD_OK) {
         fprintf(stderr, "cannot read %s\n", path);
@@ -74,8 +70,7 @@ static uint8_t *slurp(const char *path, size_t *n)
     return d;
 }
 
-static void assert_same_file(const char *a_dir, const char *b_dir, const char *name)
-{
+static void assert_same_file(const char *a_dir, const char *b_dir, const char *name) {
     char *a = strf("%s/%s", a_dir, name), *b = strf("%s/%s", b_dir, name);
     size_t na, nb;
     uint8_t *da = slurp(a, &na), *db = slurp(b, &nb);
@@ -89,8 +84,7 @@ static void assert_same_file(const char *a_dir, const char *b_dir, const char *n
     free(b);
 }
 
-static int setup(void **st)
-{
+static int setup(void **st) {
     const char *bin = getenv("DISTILL_BINARY_DIR");
     snprintf(g_cli, sizeof g_cli, "%s/bin/distill", bin ? bin : ".");
     if (access(g_cli, X_OK) != 0) {
@@ -120,23 +114,20 @@ static int setup(void **st)
     return s == DD_OK ? 0 : -1;
 }
 
-static int teardown(void **st)
-{
+static int teardown(void **st) {
     if (g_dir && !getenv("KEEP_TMP")) rg_rmtree(g_dir);
     free(g_dir);
     return 0;
 }
 
-static void test_run_outputs_and_resume(void **st)
-{
+static void test_run_outputs_and_resume(void **st) {
     char *a = strf("%s/a", g_dir), *b = strf("%s/b", g_dir);
     // Uninterrupted.
     assert_int_equal(wait_exit(spawn_run(a, 0)), 0);
-    static const char *const files[] = {"config.yaml",          "checkpoint.bin",
-                                        "distilled.png",        "lrs.csv",
-                                        "metrics.json",         "report.md",
-                                        "distilled-images.idx", "distilled-labels.idx",
-                                        "distilled.json"};
+    static const char *const files[] = {
+        "config.yaml",   "checkpoint.bin", "distilled.png",        "lrs.csv",
+        "metrics.json",  "report.md",      "distilled-images.idx", "distilled-labels.idx",
+        "distilled.json"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         char *f = strf("%s/%s", a, files[i]);
         struct stat sb;
@@ -170,7 +161,8 @@ static void test_run_outputs_and_resume(void **st)
     char *lpath = strf("%s/lrs.csv", a);
     char *lrs = (char *)slurp(lpath, &n);
     int lines = 0;
-    for (size_t i = 0; i < n; i++) lines += lrs[i] == '\n';
+    for (size_t i = 0; i < n; i++)
+        lines += lrs[i] == '\n';
     assert_int_equal(lines, 1 + 4);
     free(lrs);
     free(lpath);
@@ -179,7 +171,8 @@ static void test_run_outputs_and_resume(void **st)
     pid_t pid = spawn_run(b, 0);
     char *ck = strf("%s/checkpoint.bin", b);
     struct timespec ts = {0, 2000000};
-    for (int i = 0; i < 30000 && access(ck, F_OK) != 0; i++) nanosleep(&ts, NULL);
+    for (int i = 0; i < 30000 && access(ck, F_OK) != 0; i++)
+        nanosleep(&ts, NULL);
     assert_int_equal(access(ck, F_OK), 0);
     kill(pid, SIGINT);
     int code = wait_exit(pid);
@@ -203,8 +196,7 @@ static void test_run_outputs_and_resume(void **st)
     free(b);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_outputs_and_resume),
     };

@@ -17,8 +17,7 @@ static const dd_param_spec cls_params[] = {
     {NULL, 0, NULL, 0, 0, 0, NULL, NULL},
 };
 
-static dd_status cls_create(const dd_options *opts, const dd_objective_info *info, void **state)
-{
+static dd_status cls_create(const dd_options *opts, const dd_objective_info *info, void **state) {
     if (!info || info->n_classes < 2)
         return dd_error_set(DD_ERR_INVALID, "classification: needs at least 2 classes (got %d)",
                             info ? info->n_classes : 0);
@@ -30,22 +29,20 @@ static dd_status cls_create(const dd_options *opts, const dd_objective_info *inf
     return DD_OK;
 }
 
-static void cls_destroy(void *state)
-{
+static void cls_destroy(void *state) {
     free(state);
 }
 
-static dd_status check_label(int32_t y, int64_t i, int n_classes)
-{
+static dd_status check_label(int32_t y, int64_t i, int n_classes) {
     if (y < 0 || y >= n_classes)
-        return dd_error_set(DD_ERR_INVALID, "classification: label %d of sample %lld is outside [0, %d)",
-                            (int)y, (long long)i, n_classes);
+        return dd_error_set(DD_ERR_INVALID,
+                            "classification: label %d of sample %lld is outside [0, %d)", (int)y,
+                            (long long)i, n_classes);
     return DD_OK;
 }
 
 static dd_status cls_outer_loss(void *state, const float *logits, const int32_t *labels,
-                                int64_t batch, int n_classes, double *loss, float *dlogits)
-{
+                                int64_t batch, int n_classes, double *loss, float *dlogits) {
     const cls_state *s = state;
     if (batch <= 0) return dd_error_set(DD_ERR_INVALID, "classification: empty batch");
     const double smooth = s ? s->label_smoothing : 0.0;
@@ -59,7 +56,8 @@ static dd_status cls_outer_loss(void *state, const float *logits, const int32_t 
         for (int k = 1; k < n_classes; k++)
             if (z[k] > zmax) zmax = z[k];
         double sum = 0.0;
-        for (int k = 0; k < n_classes; k++) sum += exp((double)z[k] - zmax);
+        for (int k = 0; k < n_classes; k++)
+            sum += exp((double)z[k] - zmax);
         const double lse = zmax + log(sum);
         // Loss of the (possibly smoothed) target distribution t: Σ_k t_k (lse − z_k).
         for (int k = 0; k < n_classes; k++) {
@@ -73,8 +71,7 @@ static dd_status cls_outer_loss(void *state, const float *logits, const int32_t 
 }
 
 static dd_status cls_metrics(void *state, const float *logits, const int32_t *labels, int64_t batch,
-                             int n_classes, double *num, double *den)
-{
+                             int n_classes, double *num, double *den) {
     (void)state;
     int64_t correct = 0;
     for (int64_t i = 0; i < batch; i++) {
