@@ -312,12 +312,18 @@ static void tb_options(text_buf *b, const char *section, const dd_options *o,
 }
 
 /* Loads the source dataset named by pretrain.source with the pipeline's
- * dataset plugin (from pretrain.source_path or the cache). */
-static dd_status load_source(dd_run *run, const char *source, const char *source_path,
-                             dd_dataset **train, dd_dataset **test)
+ * dataset plugin, or pretrain.source_plugin with its default options (from
+ * pretrain.source_path or the cache). */
+static dd_status load_source(dd_run *run, const char *source, const char *source_plugin,
+                             const char *source_path, dd_dataset **train, dd_dataset **test)
 {
     const dd_component *c = dd_pipeline_component(run->p, DD_COMPONENT_DATASET);
     const dd_options *d = dd_pipeline_component_options(run->p, DD_COMPONENT_DATASET);
+    dd_options *own = NULL;
+    if (source_plugin && strcmp(source_plugin, c->name) != 0) {
+        DD_TRY(dd_registry_find(run->reg, DD_COMPONENT_DATASET, source_plugin, &c));
+        DD_TRY(dd_options_from_strings(c->params, NULL, &own));
+    }
     char *root = NULL;
     if (source_path) {
         if (!(root = strdup(source_path))) return dd_error_set(DD_ERR_NOMEM, "out of memory");
@@ -329,19 +335,24 @@ static dd_status load_source(dd_run *run, const char *source, const char *source
         fo.offline = run->ro && run->ro->offline;
         fo.verify = dd_options_bool(d, "verify");
         fo.quiet = dd_log_get_level() < DD_LOG_INFO;
-        DD_TRY(dd_fetch_dataset(source, &fo, &root));
+        dd_status fs = dd_fetch_dataset(source, &fo, &root);
+        if (fs != DD_OK) {
+            dd_options_destroy(own);
+            return fs;
+        }
     }
     const dd_dataset_ops *ops = c->ops;
     dd_dataset_request req = {
         .struct_size = sizeof req,
         .dataset = source,
         .root = root,
-        .options = d,
+        .options = own ? own : d,
         .height = run->train->height,
         .width = run->train->width,
     };
     dd_status s = ops->load(&req, train, test);
     free(root);
+    dd_options_destroy(own);
     if (s == DD_OK && (!*train || !*test || (*train)->n < 1))
         s = dd_error_set(DD_ERR_PLUGIN, "dataset plugin '%s' returned no training images for %s",
                          c->name, source);
@@ -473,7 +484,8 @@ dd_status dd_stage_pretrain(dd_run *run)
     const char *source = dd_options_string(o, "source");
     const char *source_path = dd_options_string(o, "source_path");
     if (source && !(dataset && strcmp(source, dataset) == 0)) {
-        s = load_source(run, source, source_path, &c.src_train, &c.src_test);
+        s = load_source(run, source, dd_options_string(o, "source_plugin"), source_path,
+                        &c.src_train, &c.src_test);
         if (s != DD_OK) dd_error_prefix("pretrain.source %s", source);
     } else {
         source = dataset ? dataset : run->train->name;

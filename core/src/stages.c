@@ -152,6 +152,9 @@ static const dd_param_spec pretrain_spec[] = {
      "train on a random subset of this many source images; 0 = all"},
     {"source_path", DD_PARAM_STRING, NULL, DD_PARAM_PATH, 0, 0, NULL,
      "local directory holding pretrain.source's files (default: the cache)"},
+    {"source_plugin", DD_PARAM_STRING, NULL, 0, 0, 0, NULL,
+     "dataset plugin reading pretrain.source (with its default options); default: the "
+     "pipeline's dataset plugin"},
     END_,
 };
 
