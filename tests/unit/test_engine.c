@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <omp.h>
 
 #include "baselines.h"
 #include "checkpoint.h"
@@ -785,6 +786,9 @@ static void test_classification_objective(void **st) {
 }
 
 int main(void) {
+    // Tiny problems: a second thread only adds barrier waits (and, on a
+    // loaded machine, stalls of whole scheduler slices).
+    omp_set_num_threads(1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classification_objective),
         cmocka_unit_test(test_hypergrad_linear),
