@@ -2,7 +2,7 @@
  * plugin + dataset + SGD, per-member seeds) or reuses the pool stored under a
  * hash of that configuration; plus the SGD trainer it uses (also the
  * evaluate stage's full-training reference) and the source-dataset
- * transforms that build a domain shift (docs/pipelines.md, "pretrain"). */
+ * transforms that build a domain shift (docs/plugins.md, section 5). */
 #ifndef DD_PRETRAIN_H
 #define DD_PRETRAIN_H
 
