@@ -684,7 +684,7 @@ static dd_status write_report_md(const dd_report_info *r) {
         fprintf(f,
                 "- `distilled.png`, `lrs.csv`, `distilled-images.idx`, "
                 "`distilled-labels.idx`, `distilled.json` — the distilled set (see "
-                "docs/output.md)\n- `checkpoint` — resumable state (`distill run … --resume`)\n");
+                "docs/output.md)\n- `checkpoint.bin` — resumable state (`distill run … --resume`)\n");
     if (r->config_yaml)
         fprintf(f, "\n## Pipeline\n\n```yaml\n%s%s```\n", r->config_yaml,
                 r->config_yaml[0] && r->config_yaml[strlen(r->config_yaml) - 1] == '\n' ? ""
