@@ -305,8 +305,10 @@ static void tb_options(text_buf *b, const char *section, const dd_options *o,
         int skipped = 0;
         for (size_t j = 0; skip && skip[j]; j++) skipped |= strcmp(skip[j], sp->name) == 0;
         if (skipped) continue;
+        // Unset keys are left out, so that a key added to the spec later
+        // (unset by default) keeps the pools made before it valid.
         char *v = dd_options_format(o, i);
-        tb_printf(b, "  %s: %s\n", sp->name, v ? v : "null");
+        if (v && strcmp(v, "null") != 0) tb_printf(b, "  %s: %s\n", sp->name, v);
         free(v);
     }
 }
