@@ -589,6 +589,13 @@ static dd_status write_report_md(const dd_report_info *r) {
                 c ? c->epochs : 0);
         if (ev->init_mode == DD_INIT_FIXED)
             fprintf(f, "from the fixed initialisation used in distillation (one network).\n\n");
+        else if (ev->init_mode == DD_INIT_PRETRAINED_FIXED)
+            fprintf(f, "from the pretrained network used in distillation (one network).\n\n");
+        else if (ev->init_mode == DD_INIT_PRETRAINED_RANDOM)
+            fprintf(f,
+                    "from %d held-out pretrained networks never used in distillation "
+                    "(mean ± std).\n\n",
+                    ev->nets);
         else
             fprintf(f,
                     "from %d random initialisations never used in distillation "
