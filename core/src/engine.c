@@ -5,6 +5,7 @@
 #include "engine.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,9 @@
 static size_t image_floats(const dd_dataset *d) {
     return (size_t)d->channels * (size_t)d->height * (size_t)d->width;
 }
+
+/* Distilled batches up to this many images run on one thread. */
+#define DD_ENGINE_SMALL_BATCH 128
 
 struct dd_engine {
     dd_model *model;
@@ -545,19 +549,38 @@ static dd_status outer(dd_engine *e, const float *x, const int32_t *y, int64_t b
 }
 
 /* Adds the hypergradient for one θ0 into gp / graw / gsoft (each optional). */
+static dd_status reverse_pass(dd_engine *e, float *gp, float *graw, float *gsoft);
+
 static dd_status hypergrad_accum(dd_engine *e, const float *theta0, const float *x,
                                  const int32_t *y, int64_t batch, double *loss, double *mnum,
                                  double *mden, float *gp, float *graw, float *gsoft) {
-    const size_t P = e->P;
-    const size_t MD = (size_t)e->M * e->D, MO = (size_t)e->M * (size_t)e->n_out;
+    // The distilled-batch passes run on one thread: their ops are too small
+    // to gain from a second one, and each OpenMP barrier can stall for a whole
+    // scheduler slice when the machine is busy. The real batch uses them all.
+    const int nthr = omp_get_max_threads();
+    const int small = e->M <= DD_ENGINE_SMALL_BATCH ? 1 : nthr;
     double t0 = now_seconds();
-    DD_TRY(unroll(e, theta0));
+    omp_set_num_threads(small);
+    dd_status st = unroll(e, theta0);
+    omp_set_num_threads(nthr);
+    if (st != DD_OK) return st;
     double t1 = now_seconds();
     DD_TRY(outer(e, x, y, batch, loss, mnum, mden, 1));
     double t2 = now_seconds();
     e->stats.t_unroll += t1 - t0;
     e->stats.t_outer += t2 - t1;
     if (!isfinite(*loss)) return DD_OK; // the caller reports it with context
+    omp_set_num_threads(small);
+    st = reverse_pass(e, gp, graw, gsoft);
+    omp_set_num_threads(nthr);
+    e->stats.t_reverse += now_seconds() - t2;
+    return st;
+}
+
+/* a_K in e->a → accumulates ∂L/∂pixels, ∂L/∂raw, ∂L/∂labels (each optional). */
+static dd_status reverse_pass(dd_engine *e, float *gp, float *graw, float *gsoft) {
+    const size_t P = e->P;
+    const size_t MD = (size_t)e->M * e->D, MO = (size_t)e->M * (size_t)e->n_out;
     for (int k = e->K - 1; k >= 0; k--) {
         const int s = k % e->S;
         const float *th = e->thetas + (size_t)k * P;
@@ -585,7 +608,6 @@ static dd_status hypergrad_accum(dd_engine *e, const float *theta0, const float 
         for (size_t i = 0; i < P; i++)
             e->a[i] -= lr * e->hv[i];
     }
-    e->stats.t_reverse += now_seconds() - t2;
     return DD_OK;
 }
 
