@@ -3,6 +3,7 @@
 #include "evaluate.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -35,6 +36,9 @@ dd_status dd_evaluate_train(dd_model *m, const dd_distilled *set, const float *l
     float *g = dd_alloc_floats(P);
     if (!g) return dd_error_set(DD_ERR_NOMEM, "evaluate: out of memory");
     dd_status s = DD_OK;
+    // Small distilled batches on one thread, as in the engine (engine.c).
+    const int nthr = omp_get_max_threads();
+    if (set->per_step <= 128) omp_set_num_threads(1);
     for (int e = 0; s == DD_OK && e < set->epochs; e++) {
         for (int st = 0; s == DD_OK && st < set->steps; st++) {
             const int k = e * set->steps + st;
@@ -51,6 +55,7 @@ dd_status dd_evaluate_train(dd_model *m, const dd_distilled *set, const float *l
                 theta[i] -= lr * g[i];
         }
     }
+    omp_set_num_threads(nthr);
     dd_free(g);
     return s;
 }
