@@ -36,6 +36,10 @@ struct dd_model {
     size_t in_size, max_act;
     int first_param; /* index of the first layer with parameters (n if none) */
     uint64_t tick;
+    // tick of the last successful dd_model_forward (0 = none); any later
+    // pass bumps tick, so dd_model_backward can tell whether the stored
+    // activations are still the ones that forward left.
+    uint64_t fwd_tick;
     workspace ws[WS_CACHE];
     char *summary;
 };
@@ -450,7 +454,26 @@ dd_status dd_model_forward(dd_model *m, const float *theta, const float *x, int6
     DD_TRY(ws_get(m, batch, 0, &w));
     DD_TRY(run_forward(m, w, theta, x));
     if (logits) memcpy(logits, w->act[m->g->n_layers], (size_t)batch * m->n_out * sizeof *logits);
+    m->fwd_tick = w->last_use;
     return DD_OK;
+}
+
+dd_status dd_model_backward(dd_model *m, const float *theta, int64_t batch, const float *dlogits,
+                            float *grad_theta, float *grad_x) {
+    if (!theta || !dlogits)
+        return dd_error_set(DD_ERR_INVALID, "model: backward: theta and dlogits must not be NULL");
+    workspace *w = NULL;
+    for (int i = 0; i < WS_CACHE; i++)
+        if (m->ws[i].batch == batch && batch > 0) w = &m->ws[i];
+    // ws_get bumps tick on every pass, so the workspace is the forward's only
+    // if nothing ran since.
+    if (!w || m->fwd_tick == 0 || w->last_use != m->fwd_tick || m->tick != m->fwd_tick)
+        return dd_error_set(DD_ERR_INVALID,
+                            "model: backward at batch %lld needs dd_model_forward at that batch "
+                            "size immediately before it (another pass ran in between, or none)",
+                            (long long)batch);
+    if (!grad_theta && !grad_x) return DD_OK;
+    return run_backward(m, w, theta, NULL, dlogits, NULL, grad_theta, grad_x, NULL, NULL);
 }
 
 dd_status dd_model_loss_grad(dd_model *m, const float *theta, const float *x, int64_t batch,

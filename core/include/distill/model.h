@@ -130,6 +130,18 @@ DD_API dd_status dd_model_hvp(dd_model *m, const float *theta, const float *x, i
                               dd_labels y, const float *v, float *hv, float *mixed_x,
                               float *mixed_y, float *grad, double *loss);
 
+/** Backward from a caller-supplied ∂L/∂logits, reusing the activations of
+ * the dd_model_forward call made immediately before it on this model with
+ * the same batch size (saves re-running the forward). Preconditions: no
+ * other pass (forward, loss_grad, backward_from, hvp, at any batch size)
+ * ran on the model in between; theta holds the same values as in that
+ * forward; the x given to that forward is still alive and unchanged (the
+ * model keeps a pointer to it). A violated ordering is detected and returns
+ * DD_ERR_INVALID. May be called again with other dlogits while nothing else
+ * runs. grad_theta and grad_x optional. */
+DD_API dd_status dd_model_backward(dd_model *m, const float *theta, int64_t batch,
+                                   const float *dlogits, float *grad_theta, float *grad_x);
+
 #ifdef __cplusplus
 }
 #endif
