@@ -544,7 +544,8 @@ static dd_status outer(dd_engine *e, const float *x, const int32_t *y, int64_t b
         *metric_num = e->obj->n_metrics > 0 ? e->num[0] : 0.0;
         *metric_den = e->obj->n_metrics > 0 ? e->den[0] : 0.0;
     }
-    if (want_grad) DD_TRY(dd_model_backward_from(e->model, thK, x, batch, e->dlogits, e->a, NULL));
+    // reuses the activations of the dd_model_forward above (nothing ran in between)
+    if (want_grad) DD_TRY(dd_model_backward(e->model, thK, batch, e->dlogits, e->a, NULL));
     return DD_OK;
 }
 
