@@ -1,108 +1,188 @@
 /* distill — pointwise activations (relu, tanh, sigmoid) and pooling (max,
- * average): forward, VJP, JVP, tangent of VJP. Plain C for both backends. */
+ * average): forward, VJP, JVP, tangent of VJP. Plain C for both backends.
+ * Loops are branch-free over contiguous memory so they vectorise; work only
+ * enters an OpenMP region when it is large (PAR_MIN elements). */
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "ops.h"
 
-#define PAR_MIN 32768
+#define PAR_MIN ((size_t)1 << 16)
 
 static size_t n_out(const dd_layer_exec *e) {
     return (size_t)e->batch * dd_layer_out_size(e->L);
 }
 
-void dd_act_forward(const dd_layer_exec *e, const float *x, float *y) {
-    const size_t n = n_out(e);
-    switch (e->L->kind) {
-    case DD_OP_RELU:
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-        for (size_t i = 0; i < n; i++)
-            y[i] = x[i] > 0.0f ? x[i] : 0.0f;
-        break;
-    case DD_OP_TANH:
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-        for (size_t i = 0; i < n; i++)
-            y[i] = tanhf(x[i]);
-        break;
-    default:
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-        for (size_t i = 0; i < n; i++)
-            y[i] = 1.0f / (1.0f + expf(-x[i]));
-        break;
+/* ---- range runner -------------------------------------------------------- */
+
+// Arguments of every elementwise kernel: up to five inputs, one output.
+typedef struct pw_args {
+    const float *a, *b, *c, *d, *f;
+    float *out;
+} pw_args;
+
+typedef void (*pw_fn)(const pw_args *p, size_t lo, size_t hi);
+
+// Runs f over [0, n): directly when n is small or one thread is allowed,
+// else split into contiguous, 16-aligned chunks, one per thread.
+static void pw_run(pw_fn f, const pw_args *p, size_t n) {
+    if (n < PAR_MIN || omp_get_max_threads() <= 1) {
+        f(p, 0, n);
+        return;
+    }
+#pragma omp parallel
+    {
+        const size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
+        size_t lo = n * t / nt & ~(size_t)15, hi = t + 1 == nt ? n : n * (t + 1) / nt & ~(size_t)15;
+        f(p, lo, hi);
     }
 }
 
-// f'(x) expressed through x (relu) or y (tanh, sigmoid).
-static inline float dact(dd_op_kind k, float x, float y) {
-    if (k == DD_OP_RELU) return x > 0.0f ? 1.0f : 0.0f;
-    if (k == DD_OP_TANH) return 1.0f - y * y;
-    return y * (1.0f - y);
+static void relu_fwd(const pw_args *p, size_t lo, size_t hi) {
+    const float *restrict x = p->a;
+    float *restrict y = p->out;
+    for (size_t i = lo; i < hi; i++)
+        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+static void tanh_fwd(const pw_args *p, size_t lo, size_t hi) {
+    const float *restrict x = p->a;
+    float *restrict y = p->out;
+    for (size_t i = lo; i < hi; i++)
+        y[i] = tanhf(x[i]);
+}
+
+static void sigm_fwd(const pw_args *p, size_t lo, size_t hi) {
+    const float *restrict x = p->a;
+    float *restrict y = p->out;
+    for (size_t i = lo; i < hi; i++)
+        y[i] = 1.0f / (1.0f + expf(-x[i]));
+}
+
+// out = g · f'(·): relu's mask from x, tanh and sigmoid through y.
+static void relu_bwd(const pw_args *p, size_t lo, size_t hi) {
+    const float *restrict x = p->a, *restrict g = p->b;
+    float *restrict dx = p->out;
+    for (size_t i = lo; i < hi; i++)
+        dx[i] = x[i] > 0.0f ? g[i] : 0.0f;
+}
+
+static void tanh_bwd(const pw_args *p, size_t lo, size_t hi) {
+    const float *restrict y = p->a, *restrict g = p->b;
+    float *restrict dx = p->out;
+    for (size_t i = lo; i < hi; i++)
+        dx[i] = g[i] * (1.0f - y[i] * y[i]);
+}
+
+static void sigm_bwd(const pw_args *p, size_t lo, size_t hi) {
+    const float *restrict y = p->a, *restrict g = p->b;
+    float *restrict dx = p->out;
+    for (size_t i = lo; i < hi; i++)
+        dx[i] = g[i] * (y[i] * (1.0f - y[i]));
+}
+
+// d/dε [dy (1 − y²)] = d̊y (1 − y²) − 2 dy y ẏ
+static void tanh_tbwd(const pw_args *p, size_t lo, size_t hi) {
+    const float *restrict y = p->a, *restrict yd = p->b, *restrict dy = p->c,
+                          *restrict dyd = p->d;
+    float *restrict dxd = p->out;
+    for (size_t i = lo; i < hi; i++)
+        dxd[i] = dyd[i] * (1.0f - y[i] * y[i]) - 2.0f * dy[i] * y[i] * yd[i];
+}
+
+// d/dε [dy y (1 − y)] = d̊y y (1 − y) + dy ẏ (1 − 2y)
+static void sigm_tbwd(const pw_args *p, size_t lo, size_t hi) {
+    const float *restrict y = p->a, *restrict yd = p->b, *restrict dy = p->c,
+                          *restrict dyd = p->d;
+    float *restrict dxd = p->out;
+    for (size_t i = lo; i < hi; i++)
+        dxd[i] = dyd[i] * y[i] * (1.0f - y[i]) + dy[i] * yd[i] * (1.0f - 2.0f * y[i]);
+}
+
+void dd_act_forward(const dd_layer_exec *e, const float *x, float *y) {
+    const pw_args p = {.a = x, .out = y};
+    const dd_op_kind k = e->L->kind;
+    pw_run(k == DD_OP_RELU ? relu_fwd : k == DD_OP_TANH ? tanh_fwd : sigm_fwd, &p, n_out(e));
+}
+
+// g · f'(x): the shared body of the VJP, the JVP and relu's tangent VJP.
+static void act_times_deriv(const dd_layer_exec *e, const float *x, const float *y,
+                            const float *g, float *out) {
+    const dd_op_kind k = e->L->kind;
+    const pw_args p = {.a = k == DD_OP_RELU ? x : y, .b = g, .out = out};
+    pw_run(k == DD_OP_RELU ? relu_bwd : k == DD_OP_TANH ? tanh_bwd : sigm_bwd, &p, n_out(e));
 }
 
 void dd_act_backward(const dd_layer_exec *e, const float *x, const float *y, const float *dy,
                      float *dx) {
-    const size_t n = n_out(e);
-    const dd_op_kind k = e->L->kind;
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-    for (size_t i = 0; i < n; i++)
-        dx[i] = dy[i] * dact(k, x[i], y[i]);
+    act_times_deriv(e, x, y, dy, dx);
 }
 
 void dd_act_jvp(const dd_layer_exec *e, const float *x, const float *y, const float *xd,
                 float *yd) {
-    const size_t n = n_out(e);
-    const dd_op_kind k = e->L->kind;
     if (!xd) {
-        memset(yd, 0, n * sizeof *yd);
+        memset(yd, 0, n_out(e) * sizeof *yd);
         return;
     }
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-    for (size_t i = 0; i < n; i++)
-        yd[i] = xd[i] * dact(k, x[i], y[i]);
+    act_times_deriv(e, x, y, xd, yd);
 }
 
 void dd_act_tbwd(const dd_layer_exec *e, const float *x, const float *y, const float *xd,
                  const float *yd, const float *dy, const float *dyd, float *dxd) {
-    const size_t n = n_out(e);
+    (void)xd;
     const dd_op_kind k = e->L->kind;
     if (k == DD_OP_RELU || !yd) {
         // relu is piecewise linear: its second derivative vanishes a.e.
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-        for (size_t i = 0; i < n; i++)
-            dxd[i] = dyd[i] * dact(k, x[i], y[i]);
+        act_times_deriv(e, x, y, dyd, dxd);
         return;
     }
-    if (k == DD_OP_TANH) {
-        // d/dε [dy (1 − y²)] = d̊y (1 − y²) − 2 dy y ẏ
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-        for (size_t i = 0; i < n; i++)
-            dxd[i] = dyd[i] * (1.0f - y[i] * y[i]) - 2.0f * dy[i] * y[i] * yd[i];
-    } else {
-        // d/dε [dy y (1 − y)] = d̊y y (1 − y) + dy ẏ (1 − 2y)
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-        for (size_t i = 0; i < n; i++)
-            dxd[i] = dyd[i] * y[i] * (1.0f - y[i]) + dy[i] * yd[i] * (1.0f - 2.0f * y[i]);
-    }
+    const pw_args p = {.a = y, .b = yd, .c = dy, .d = dyd, .out = dxd};
+    pw_run(k == DD_OP_TANH ? tanh_tbwd : sigm_tbwd, &p, n_out(e));
 }
 
 /* ---- pooling ------------------------------------------------------------ */
 
+typedef struct pool_args {
+    const dd_layer *L;
+    const float *x;  /* forward input, or dy for the backward, xd for the JVP */
+    float *y;        /* forward output, or dx, or yd */
+    int32_t *arg;    /* max-pool argmax (forward writes, others read) */
+} pool_args;
+
+typedef void (*pool_fn)(const pool_args *p, int64_t lo, int64_t hi);
+
+// Runs f over planes [0, planes), in parallel only when the planes hold at
+// least PAR_MIN elements (elems_per_plane counts the larger side).
+static void pool_run(pool_fn f, const pool_args *p, int64_t planes, size_t elems_per_plane) {
+    if ((size_t)planes * elems_per_plane < PAR_MIN || omp_get_max_threads() <= 1) {
+        f(p, 0, planes);
+        return;
+    }
+#pragma omp parallel
+    {
+        const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+        f(p, planes * t / nt, planes * (t + 1) / nt);
+    }
+}
+
+static int is_k2s2(const dd_layer *L) {
+    return L->kernel == 2 && L->stride == 2 && L->pad == 0;
+}
+
 // Max-pool keeps, per output, the index of its argmax inside the input plane
-// (stored as int32 in the aux buffer); padding never wins.
-void dd_pool_forward(const dd_layer_exec *e, const float *x, float *y, float *aux) {
-    const dd_layer *L = e->L;
+// (stored as int32 in the aux buffer); padding never wins; ties keep the
+// first in row-major order.
+static void maxpool_fwd_generic(const pool_args *a, int64_t lo, int64_t hi) {
+    const dd_layer *L = a->L;
     const int H = L->in_h, W = L->in_w, OH = L->out_h, OW = L->out_w;
     const int k = L->kernel, s = L->stride, p = L->pad;
-    const int64_t planes = e->batch * L->in_c;
     const size_t in = (size_t)H * W, out = (size_t)OH * OW;
-    const int is_max = L->kind == DD_OP_MAXPOOL;
-    const float inv = 1.0f / (float)(k * k);
-    int32_t *arg = (int32_t *)aux;
-#pragma omp parallel for schedule(static) if (planes * (int64_t)out >= PAR_MIN)
-    for (int64_t pl = 0; pl < planes; pl++) {
-        const float *xp = x + (size_t)pl * in;
-        float *yp = y + (size_t)pl * out;
+    for (int64_t pl = lo; pl < hi; pl++) {
+        const float *xp = a->x + (size_t)pl * in;
+        float *yp = a->y + (size_t)pl * out;
+        int32_t *ap = a->arg + (size_t)pl * out;
         for (int oh = 0; oh < OH; oh++) {
             int h0 = oh * s - p, h1 = h0 + k;
             if (h0 < 0) h0 = 0;
@@ -111,51 +191,141 @@ void dd_pool_forward(const dd_layer_exec *e, const float *x, float *y, float *au
                 int w0 = ow * s - p, w1 = w0 + k;
                 if (w0 < 0) w0 = 0;
                 if (w1 > W) w1 = W;
-                if (is_max) {
-                    int best = h0 * W + w0;
-                    float bv = xp[best];
-                    for (int h = h0; h < h1; h++)
-                        for (int w = w0; w < w1; w++)
-                            if (xp[h * W + w] > bv) {
-                                bv = xp[h * W + w];
-                                best = h * W + w;
-                            }
-                    yp[oh * OW + ow] = bv;
-                    arg[(size_t)pl * out + (size_t)oh * OW + ow] = best;
-                } else {
-                    float sum = 0.0f;
-                    for (int h = h0; h < h1; h++)
-                        for (int w = w0; w < w1; w++)
-                            sum += xp[h * W + w];
-                    // count_include_pad: the divisor is always k², so the op is linear
-                    // with one fixed matrix.
-                    yp[oh * OW + ow] = sum * inv;
-                }
+                int best = h0 * W + w0;
+                float bv = xp[best];
+                for (int h = h0; h < h1; h++)
+                    for (int w = w0; w < w1; w++) {
+                        const float v = xp[h * W + w];
+                        const int gt = v > bv;
+                        best = gt ? h * W + w : best;
+                        bv = gt ? v : bv;
+                    }
+                yp[oh * OW + ow] = bv;
+                ap[oh * OW + ow] = best;
             }
         }
     }
 }
 
-void dd_pool_backward(const dd_layer_exec *e, const float *aux, const float *dy, float *dx) {
-    const dd_layer *L = e->L;
+// Kernel 2, stride 2, no padding: every window lies inside the plane.
+static void maxpool_fwd_k2s2(const pool_args *a, int64_t lo, int64_t hi) {
+    const dd_layer *L = a->L;
+    const int W = L->in_w, OH = L->out_h, OW = L->out_w;
+    const size_t in = (size_t)L->in_h * W, out = (size_t)OH * OW;
+    for (int64_t pl = lo; pl < hi; pl++) {
+        const float *xp = a->x + (size_t)pl * in;
+        for (int oh = 0; oh < OH; oh++) {
+            const float *restrict r0 = xp + (size_t)(2 * oh) * W, *restrict r1 = r0 + W;
+            float *restrict yr = a->y + (size_t)pl * out + (size_t)oh * OW;
+            int32_t *restrict ar = a->arg + (size_t)pl * out + (size_t)oh * OW;
+            const int base = 2 * oh * W;
+            for (int ow = 0; ow < OW; ow++) {
+                const float v0 = r0[2 * ow], v1 = r0[2 * ow + 1];
+                const float v2 = r1[2 * ow], v3 = r1[2 * ow + 1];
+                int best = base + 2 * ow;
+                float bv = v0;
+                best = v1 > bv ? base + 2 * ow + 1 : best;
+                bv = v1 > bv ? v1 : bv;
+                best = v2 > bv ? base + W + 2 * ow : best;
+                bv = v2 > bv ? v2 : bv;
+                best = v3 > bv ? base + W + 2 * ow + 1 : best;
+                bv = v3 > bv ? v3 : bv;
+                yr[ow] = bv;
+                ar[ow] = best;
+            }
+        }
+    }
+}
+
+static void avgpool_fwd(const pool_args *a, int64_t lo, int64_t hi) {
+    const dd_layer *L = a->L;
     const int H = L->in_h, W = L->in_w, OH = L->out_h, OW = L->out_w;
     const int k = L->kernel, s = L->stride, p = L->pad;
-    const int64_t planes = e->batch * L->in_c;
     const size_t in = (size_t)H * W, out = (size_t)OH * OW;
-    const int is_max = L->kind == DD_OP_MAXPOOL;
     const float inv = 1.0f / (float)(k * k);
-    const int32_t *arg = (const int32_t *)aux;
-#pragma omp parallel for schedule(static) if (planes * (int64_t)in >= PAR_MIN)
-    for (int64_t pl = 0; pl < planes; pl++) {
-        float *dxp = dx + (size_t)pl * in;
-        const float *dyp = dy + (size_t)pl * out;
-        memset(dxp, 0, in * sizeof *dxp);
-        if (is_max) {
-            const int32_t *ap = arg + (size_t)pl * out;
-            for (size_t o = 0; o < out; o++)
-                dxp[ap[o]] += dyp[o];
-            continue;
+    for (int64_t pl = lo; pl < hi; pl++) {
+        const float *xp = a->x + (size_t)pl * in;
+        float *yp = a->y + (size_t)pl * out;
+        for (int oh = 0; oh < OH; oh++) {
+            int h0 = oh * s - p, h1 = h0 + k;
+            if (h0 < 0) h0 = 0;
+            if (h1 > H) h1 = H;
+            for (int ow = 0; ow < OW; ow++) {
+                int w0 = ow * s - p, w1 = w0 + k;
+                if (w0 < 0) w0 = 0;
+                if (w1 > W) w1 = W;
+                float sum = 0.0f;
+                for (int h = h0; h < h1; h++)
+                    for (int w = w0; w < w1; w++)
+                        sum += xp[h * W + w];
+                // count_include_pad: the divisor is always k², so the op is linear
+                // with one fixed matrix.
+                yp[oh * OW + ow] = sum * inv;
+            }
         }
+    }
+}
+
+void dd_pool_forward(const dd_layer_exec *e, const float *x, float *y, float *aux) {
+    const dd_layer *L = e->L;
+    const pool_args a = {L, x, y, (int32_t *)aux};
+    const int64_t planes = e->batch * L->in_c;
+    const size_t out = (size_t)L->out_h * L->out_w;
+    pool_fn f = L->kind == DD_OP_AVGPOOL ? avgpool_fwd
+                : is_k2s2(L)             ? maxpool_fwd_k2s2
+                                         : maxpool_fwd_generic;
+    pool_run(f, &a, planes, out);
+}
+
+static void maxpool_bwd_generic(const pool_args *a, int64_t lo, int64_t hi) {
+    const dd_layer *L = a->L;
+    const size_t in = (size_t)L->in_h * L->in_w, out = (size_t)L->out_h * L->out_w;
+    for (int64_t pl = lo; pl < hi; pl++) {
+        float *dxp = a->y + (size_t)pl * in;
+        const float *dyp = a->x + (size_t)pl * out;
+        const int32_t *ap = a->arg + (size_t)pl * out;
+        memset(dxp, 0, in * sizeof *dxp);
+        for (size_t o = 0; o < out; o++)
+            dxp[ap[o]] += dyp[o];
+    }
+}
+
+// Kernel 2, stride 2 on a plane the windows tile exactly: each input
+// element is written once (the gradient at the argmax, zero elsewhere),
+// with no clearing pass.
+static void maxpool_bwd_k2s2_tiled(const pool_args *a, int64_t lo, int64_t hi) {
+    const dd_layer *L = a->L;
+    const int W = L->in_w, OH = L->out_h, OW = L->out_w;
+    const size_t in = (size_t)L->in_h * W, out = (size_t)OH * OW;
+    for (int64_t pl = lo; pl < hi; pl++) {
+        for (int oh = 0; oh < OH; oh++) {
+            float *restrict r0 = a->y + (size_t)pl * in + (size_t)(2 * oh) * W;
+            float *restrict r1 = r0 + W;
+            const float *restrict g = a->x + (size_t)pl * out + (size_t)oh * OW;
+            const int32_t *restrict ar = a->arg + (size_t)pl * out + (size_t)oh * OW;
+            const int base = 2 * oh * W;
+            for (int ow = 0; ow < OW; ow++) {
+                const int i = base + 2 * ow, am = ar[ow];
+                const float gv = g[ow];
+                r0[2 * ow] = am == i ? gv : 0.0f;
+                r0[2 * ow + 1] = am == i + 1 ? gv : 0.0f;
+                r1[2 * ow] = am == i + W ? gv : 0.0f;
+                r1[2 * ow + 1] = am == i + W + 1 ? gv : 0.0f;
+            }
+        }
+    }
+}
+
+static void avgpool_bwd(const pool_args *a, int64_t lo, int64_t hi) {
+    const dd_layer *L = a->L;
+    const int H = L->in_h, W = L->in_w, OH = L->out_h, OW = L->out_w;
+    const int k = L->kernel, s = L->stride, p = L->pad;
+    const size_t in = (size_t)H * W, out = (size_t)OH * OW;
+    const float inv = 1.0f / (float)(k * k);
+    for (int64_t pl = lo; pl < hi; pl++) {
+        float *dxp = a->y + (size_t)pl * in;
+        const float *dyp = a->x + (size_t)pl * out;
+        memset(dxp, 0, in * sizeof *dxp);
         for (int oh = 0; oh < OH; oh++) {
             int h0 = oh * s - p, h1 = h0 + k;
             if (h0 < 0) h0 = 0;
@@ -173,6 +343,33 @@ void dd_pool_backward(const dd_layer_exec *e, const float *aux, const float *dy,
     }
 }
 
+void dd_pool_backward(const dd_layer_exec *e, const float *aux, const float *dy, float *dx) {
+    const dd_layer *L = e->L;
+    const pool_args a = {L, dy, dx, (int32_t *)aux};
+    const int64_t planes = e->batch * L->in_c;
+    const size_t in = (size_t)L->in_h * L->in_w;
+    pool_fn f;
+    if (L->kind == DD_OP_AVGPOOL)
+        f = avgpool_bwd;
+    else if (is_k2s2(L) && L->in_h == 2 * L->out_h && L->in_w == 2 * L->out_w)
+        f = maxpool_bwd_k2s2_tiled;
+    else
+        f = maxpool_bwd_generic;
+    pool_run(f, &a, planes, in);
+}
+
+static void maxpool_jvp(const pool_args *a, int64_t lo, int64_t hi) {
+    const dd_layer *L = a->L;
+    const size_t in = (size_t)L->in_h * L->in_w, out = (size_t)L->out_h * L->out_w;
+    for (int64_t pl = lo; pl < hi; pl++) {
+        const float *restrict xp = a->x + (size_t)pl * in;
+        const int32_t *restrict ap = a->arg + (size_t)pl * out;
+        float *restrict yp = a->y + (size_t)pl * out;
+        for (size_t o = 0; o < out; o++)
+            yp[o] = xp[ap[o]];
+    }
+}
+
 void dd_pool_jvp(const dd_layer_exec *e, const float *aux, const float *xd, float *yd) {
     const dd_layer *L = e->L;
     if (!xd) {
@@ -184,15 +381,6 @@ void dd_pool_jvp(const dd_layer_exec *e, const float *aux, const float *xd, floa
         dd_pool_forward(e, xd, yd, NULL);
         return;
     }
-    const int64_t planes = e->batch * L->in_c;
-    const size_t in = (size_t)L->in_h * L->in_w, out = (size_t)L->out_h * L->out_w;
-    const int32_t *arg = (const int32_t *)aux;
-#pragma omp parallel for schedule(static) if (planes * (int64_t)out >= PAR_MIN)
-    for (int64_t pl = 0; pl < planes; pl++) {
-        const float *xp = xd + (size_t)pl * in;
-        const int32_t *ap = arg + (size_t)pl * out;
-        float *yp = yd + (size_t)pl * out;
-        for (size_t o = 0; o < out; o++)
-            yp[o] = xp[ap[o]];
-    }
+    const pool_args a = {L, xd, yd, (int32_t *)aux};
+    pool_run(maxpool_jvp, &a, e->batch * L->in_c, (size_t)L->out_h * L->out_w);
 }
