@@ -431,6 +431,21 @@ static dd_status run_backward(dd_model *m, workspace *w, const float *theta, con
                 if (dyd) dxd = dyd == w->gd[0] ? w->gd[1] : w->gd[0];
             }
         }
+        // relu then max-pool (no tangent): one pass writes the relu's input
+        // cotangent, into the buffer the pool would have used (the relu's
+        // usual one is dy's). Same values as the two VJPs in turn.
+        if (!dyd && l >= 1 && dd_relu_maxpool_fusable(&m->g->layers[l - 1], L)) {
+            const int r = l - 1;
+            if (r < m->first_param && !want_x) break;
+            float *rdx = r == 0                           ? grad_x
+                         : r > m->first_param || want_x ? (dy == w->g[0] ? w->g[1] : w->g[0])
+                                                          : NULL;
+            if (rdx) dd_relu_maxpool_backward(&w->exec[l], w->aux[l], w->act[l + 1], dy, rdx);
+            if (r == 0 || !rdx) break;
+            dy = rdx;
+            l--;
+            continue;
+        }
         const float *wt = theta + L->param_off;
         float *dw = grad && L->n_weight + L->n_bias ? grad + L->param_off : NULL;
         DD_TRY(dd_layer_backward(&w->exec[l], w->act[l], w->act[l + 1], w->aux[l], wt, dy, dx, dw));

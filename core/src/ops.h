@@ -89,6 +89,13 @@ void dd_act_tbwd(const dd_layer_exec *e, const float *x, const float *y, const f
 void dd_pool_forward(const dd_layer_exec *e, const float *x, float *y, float *aux);
 void dd_pool_backward(const dd_layer_exec *e, const float *aux, const float *dy, float *dx);
 void dd_pool_jvp(const dd_layer_exec *e, const float *aux, const float *xd, float *yd);
+/** Whether relu then this max-pool can run backward as one pass (kernel 2,
+ * stride 2, no padding, windows tiling the input). */
+int dd_relu_maxpool_fusable(const dd_layer *relu, const dd_layer *pool);
+/** dx = relu VJP of the max-pool VJP of dy, in one pass over dx; aux and y
+ * are the max-pool's argmax and output. */
+void dd_relu_maxpool_backward(const dd_layer_exec *pool, const float *aux, const float *y,
+                              const float *dy, float *dx);
 
 size_t dd_lrn_scratch_floats(const dd_layer *L);
 void dd_lrn_forward(const dd_layer_exec *e, const float *x, float *y, float *aux);

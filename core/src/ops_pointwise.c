@@ -149,6 +149,7 @@ typedef struct pool_args {
     const float *x;  /* forward input, or dy for the backward, xd for the JVP */
     float *y;        /* forward output, or dx, or yd */
     int32_t *arg;    /* max-pool argmax (forward writes, others read) */
+    const float *aux2; /* pooled output (fused relu + max-pool backward) */
 } pool_args;
 
 typedef void (*pool_fn)(const pool_args *p, int64_t lo, int64_t hi);
@@ -268,7 +269,7 @@ static void avgpool_fwd(const pool_args *a, int64_t lo, int64_t hi) {
 
 void dd_pool_forward(const dd_layer_exec *e, const float *x, float *y, float *aux) {
     const dd_layer *L = e->L;
-    const pool_args a = {L, x, y, (int32_t *)aux};
+    const pool_args a = {L, x, y, (int32_t *)aux, NULL};
     const int64_t planes = e->batch * L->in_c;
     const size_t out = (size_t)L->out_h * L->out_w;
     pool_fn f = L->kind == DD_OP_AVGPOOL ? avgpool_fwd
@@ -345,7 +346,7 @@ static void avgpool_bwd(const pool_args *a, int64_t lo, int64_t hi) {
 
 void dd_pool_backward(const dd_layer_exec *e, const float *aux, const float *dy, float *dx) {
     const dd_layer *L = e->L;
-    const pool_args a = {L, dy, dx, (int32_t *)aux};
+    const pool_args a = {L, dy, dx, (int32_t *)aux, NULL};
     const int64_t planes = e->batch * L->in_c;
     const size_t in = (size_t)L->in_h * L->in_w;
     pool_fn f;
@@ -381,6 +382,48 @@ void dd_pool_jvp(const dd_layer_exec *e, const float *aux, const float *xd, floa
         dd_pool_forward(e, xd, yd, NULL);
         return;
     }
-    const pool_args a = {L, xd, yd, (int32_t *)aux};
+    const pool_args a = {L, xd, yd, (int32_t *)aux, NULL};
     pool_run(maxpool_jvp, &a, e->batch * L->in_c, (size_t)L->out_h * L->out_w);
+}
+
+/* ---- relu followed by max-pool, backward in one pass -------------------- */
+
+int dd_relu_maxpool_fusable(const dd_layer *relu, const dd_layer *pool) {
+    return relu->kind == DD_OP_RELU && pool->kind == DD_OP_MAXPOOL && is_k2s2(pool) &&
+           pool->in_h == 2 * pool->out_h && pool->in_w == 2 * pool->out_w;
+}
+
+// The relu mask at the argmax is (pooled output > 0): the pooled value is
+// relu(x) there, positive exactly when x is.
+static void relu_maxpool_bwd(const pool_args *a, int64_t lo, int64_t hi) {
+    const dd_layer *L = a->L;
+    const int W = L->in_w, OH = L->out_h, OW = L->out_w;
+    const size_t in = (size_t)L->in_h * W, out = (size_t)OH * OW;
+    for (int64_t pl = lo; pl < hi; pl++) {
+        for (int oh = 0; oh < OH; oh++) {
+            float *restrict r0 = a->y + (size_t)pl * in + (size_t)(2 * oh) * W;
+            float *restrict r1 = r0 + W;
+            const size_t o0 = (size_t)pl * out + (size_t)oh * OW;
+            const float *restrict g = a->x + o0;
+            const float *restrict py = a->aux2 + o0;
+            const int32_t *restrict ar = a->arg + o0;
+            const int base = 2 * oh * W;
+            for (int ow = 0; ow < OW; ow++) {
+                const int i = base + 2 * ow;
+                const int am = py[ow] > 0.0f ? ar[ow] : -1;
+                const float gv = g[ow];
+                r0[2 * ow] = am == i ? gv : 0.0f;
+                r0[2 * ow + 1] = am == i + 1 ? gv : 0.0f;
+                r1[2 * ow] = am == i + W ? gv : 0.0f;
+                r1[2 * ow + 1] = am == i + W + 1 ? gv : 0.0f;
+            }
+        }
+    }
+}
+
+void dd_relu_maxpool_backward(const dd_layer_exec *pool, const float *aux, const float *y,
+                              const float *dy, float *dx) {
+    const dd_layer *L = pool->L;
+    const pool_args a = {L, dy, dx, (int32_t *)aux, y};
+    pool_run(relu_maxpool_bwd, &a, pool->batch * L->in_c, (size_t)L->in_h * L->in_w);
 }
