@@ -375,8 +375,17 @@ static void bind_input(dd_model *m, workspace *w, const float *x) {
 
 static dd_status run_forward(dd_model *m, workspace *w, const float *theta, const float *x) {
     bind_input(m, w, x);
-    for (int l = 0; l < m->g->n_layers; l++) {
+    const int n = m->g->n_layers;
+    for (int l = 0; l < n; l++) {
         const dd_layer *L = &m->g->layers[l];
+        if (l + 1 < n && dd_relu_maxpool_fusable(L, &m->g->layers[l + 1])) {
+            // relu then max-pool in one pass. The relu's output act[l + 1]
+            // is left stale: no VJP, JVP or tangent VJP reads it (relu's
+            // derivative comes from its input, max-pool's from its argmax).
+            dd_relu_maxpool_forward(&w->exec[l + 1], w->act[l], w->act[l + 2], w->aux[l + 1]);
+            l++;
+            continue;
+        }
         DD_TRY(dd_layer_forward(&w->exec[l], w->act[l], theta + L->param_off, w->act[l + 1],
                                 w->aux[l]));
     }

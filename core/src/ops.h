@@ -94,6 +94,9 @@ void dd_pool_jvp(const dd_layer_exec *e, const float *aux, const float *xd, floa
 int dd_relu_maxpool_fusable(const dd_layer *relu, const dd_layer *pool);
 /** dx = relu VJP of the max-pool VJP of dy, in one pass over dx; aux and y
  * are the max-pool's argmax and output. */
+/** The max-pool's forward (y, argmax in aux) of relu(x), without writing
+ * relu(x): same values and argmax as the two forwards in turn. */
+void dd_relu_maxpool_forward(const dd_layer_exec *pool, const float *x, float *y, float *aux);
 void dd_relu_maxpool_backward(const dd_layer_exec *pool, const float *aux, const float *y,
                               const float *dy, float *dx);
 

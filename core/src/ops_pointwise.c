@@ -208,8 +208,10 @@ static void maxpool_fwd_generic(const pool_args *a, int64_t lo, int64_t hi) {
     }
 }
 
-// Kernel 2, stride 2, no padding: every window lies inside the plane.
-static void maxpool_fwd_k2s2(const pool_args *a, int64_t lo, int64_t hi) {
+// Kernel 2, stride 2, no padding: every window lies inside the plane. With
+// relu set, pools relu(x) (relu applied to the four inputs on the fly).
+static inline void maxpool_fwd_k2s2_body(const pool_args *a, int64_t lo, int64_t hi,
+                                         const int relu) {
     const dd_layer *L = a->L;
     const int W = L->in_w, OH = L->out_h, OW = L->out_w;
     const size_t in = (size_t)L->in_h * W, out = (size_t)OH * OW;
@@ -221,8 +223,14 @@ static void maxpool_fwd_k2s2(const pool_args *a, int64_t lo, int64_t hi) {
             int32_t *restrict ar = a->arg + (size_t)pl * out + (size_t)oh * OW;
             const int base = 2 * oh * W;
             for (int ow = 0; ow < OW; ow++) {
-                const float v0 = r0[2 * ow], v1 = r0[2 * ow + 1];
-                const float v2 = r1[2 * ow], v3 = r1[2 * ow + 1];
+                float v0 = r0[2 * ow], v1 = r0[2 * ow + 1];
+                float v2 = r1[2 * ow], v3 = r1[2 * ow + 1];
+                if (relu) {
+                    v0 = v0 > 0.0f ? v0 : 0.0f;
+                    v1 = v1 > 0.0f ? v1 : 0.0f;
+                    v2 = v2 > 0.0f ? v2 : 0.0f;
+                    v3 = v3 > 0.0f ? v3 : 0.0f;
+                }
                 int best = base + 2 * ow;
                 float bv = v0;
                 best = v1 > bv ? base + 2 * ow + 1 : best;
@@ -236,6 +244,14 @@ static void maxpool_fwd_k2s2(const pool_args *a, int64_t lo, int64_t hi) {
             }
         }
     }
+}
+
+static void maxpool_fwd_k2s2(const pool_args *a, int64_t lo, int64_t hi) {
+    maxpool_fwd_k2s2_body(a, lo, hi, 0);
+}
+
+static void relu_maxpool_fwd_k2s2(const pool_args *a, int64_t lo, int64_t hi) {
+    maxpool_fwd_k2s2_body(a, lo, hi, 1);
 }
 
 static void avgpool_fwd(const pool_args *a, int64_t lo, int64_t hi) {
@@ -426,4 +442,10 @@ void dd_relu_maxpool_backward(const dd_layer_exec *pool, const float *aux, const
     const dd_layer *L = pool->L;
     const pool_args a = {L, dy, dx, (int32_t *)aux, y};
     pool_run(relu_maxpool_bwd, &a, pool->batch * L->in_c, (size_t)L->in_h * L->in_w);
+}
+
+void dd_relu_maxpool_forward(const dd_layer_exec *pool, const float *x, float *y, float *aux) {
+    const dd_layer *L = pool->L;
+    const pool_args a = {L, x, y, (int32_t *)aux, NULL};
+    pool_run(relu_maxpool_fwd_k2s2, &a, pool->batch * L->in_c, (size_t)L->out_h * L->out_w);
 }
