@@ -12,8 +12,7 @@
 #include "distill/tensor.h"
 #include "hash.h"
 
-dd_status dd_pool_create(int n, int holdout, size_t n_params, dd_pool **out)
-{
+dd_status dd_pool_create(int n, int holdout, size_t n_params, dd_pool **out) {
     *out = NULL;
     if (n < 1 || holdout < 0 || holdout > n || n_params == 0)
         return dd_error_set(DD_ERR_INVALID,
@@ -40,30 +39,27 @@ nomem:
                         n_params);
 }
 
-void dd_pool_destroy(dd_pool *p)
-{
+void dd_pool_destroy(dd_pool *p) {
     if (!p) return;
     if (p->theta)
-        for (int i = 0; i < p->n; i++) dd_free(p->theta[i]);
+        for (int i = 0; i < p->n; i++)
+            dd_free(p->theta[i]);
     free(p->theta);
     free(p->accuracy);
     free(p);
 }
 
-const float *const *dd_pool_train_members(const dd_pool *p, size_t *count)
-{
+const float *const *dd_pool_train_members(const dd_pool *p, size_t *count) {
     *count = (size_t)(p->n - p->holdout);
     return (const float *const *)p->theta;
 }
 
-const float *const *dd_pool_heldout_members(const dd_pool *p, size_t *count)
-{
+const float *const *dd_pool_heldout_members(const dd_pool *p, size_t *count) {
     *count = (size_t)p->holdout;
     return (const float *const *)(p->theta + (p->n - p->holdout));
 }
 
-void dd_pool_key(const char *text, char key[65])
-{
+void dd_pool_key(const char *text, char key[65]) {
     dd_sha256 c;
     uint8_t d[DD_SHA256_SIZE];
     dd_sha256_init(&c);
@@ -72,13 +68,11 @@ void dd_pool_key(const char *text, char key[65])
     dd_hex(d, sizeof d, key);
 }
 
-static void member_path(char *buf, size_t n, const char *dir, int i)
-{
+static void member_path(char *buf, size_t n, const char *dir, int i) {
     snprintf(buf, n, "%s/member-%03d.theta", dir, i);
 }
 
-dd_status dd_pool_save_member(const dd_pool *p, int i, const char *dir)
-{
+dd_status dd_pool_save_member(const dd_pool *p, int i, const char *dir) {
     char path[4200];
     member_path(path, sizeof path, dir, i);
     const uint64_t head[2] = {(uint64_t)p->n_params, (uint64_t)i};
@@ -93,8 +87,7 @@ dd_status dd_pool_save_member(const dd_pool *p, int i, const char *dir)
     return s;
 }
 
-dd_status dd_pool_load_member(dd_pool *p, int i, const char *dir)
-{
+dd_status dd_pool_load_member(dd_pool *p, int i, const char *dir) {
     char path[4200];
     member_path(path, sizeof path, dir, i);
     dd_ckpt *c;
@@ -108,16 +101,16 @@ dd_status dd_pool_load_member(dd_pool *p, int i, const char *dir)
                          (unsigned long long)head[1], (unsigned long long)head[0], i, p->n_params);
     if (s == DD_OK) s = dd_ckpt_get_exact(c, "key", key, sizeof key);
     if (s == DD_OK && p->key[0] && strncmp(key, p->key, sizeof key) != 0)
-        s = dd_error_set(DD_ERR_INVALID, "%s: made by another configuration (key %.16s, expected %.16s)",
-                         path, key, p->key);
+        s = dd_error_set(DD_ERR_INVALID,
+                         "%s: made by another configuration (key %.16s, expected %.16s)", path, key,
+                         p->key);
     if (s == DD_OK) s = dd_ckpt_get_exact(c, "accuracy", &p->accuracy[i], sizeof(double));
     if (s == DD_OK) s = dd_ckpt_get_exact(c, "theta", p->theta[i], p->n_params * sizeof(float));
     dd_ckpt_destroy(c);
     return s;
 }
 
-static dd_status write_text_atomic(const char *dir, const char *name, const char *text)
-{
+static dd_status write_text_atomic(const char *dir, const char *name, const char *text) {
     char path[4200], tmp[4300];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
@@ -134,14 +127,14 @@ static dd_status write_text_atomic(const char *dir, const char *name, const char
     return DD_OK;
 }
 
-dd_status dd_pool_write_index(const dd_pool *p, const char *dir, const char *config_text)
-{
+dd_status dd_pool_write_index(const dd_pool *p, const char *dir, const char *config_text) {
     DD_TRY(write_text_atomic(dir, "config.yaml", config_text ? config_text : ""));
     size_t cap = 256 + (size_t)p->n * 32;
     char *buf = malloc(cap);
     if (!buf) return dd_error_set(DD_ERR_NOMEM, "pool: out of memory");
     double sum = 0.0;
-    for (int i = 0; i < p->n; i++) sum += p->accuracy[i];
+    for (int i = 0; i < p->n; i++)
+        sum += p->accuracy[i];
     size_t len = (size_t)snprintf(buf, cap,
                                   "{\n  \"key\": \"%s\",\n  \"nets\": %d,\n  \"parameters\": %zu,\n"
                                   "  \"mean_test_accuracy\": %.6f,\n  \"test_accuracy\": [",
@@ -154,12 +147,12 @@ dd_status dd_pool_write_index(const dd_pool *p, const char *dir, const char *con
     return s;
 }
 
-dd_status dd_pool_load(dd_pool *p, const char *dir)
-{
+dd_status dd_pool_load(dd_pool *p, const char *dir) {
     char path[4200];
     snprintf(path, sizeof path, "%s/accuracies.json", dir);
     if (access(path, F_OK) != 0)
         return dd_error_set(DD_ERR_NOT_FOUND, "%s: no complete pool here", dir);
-    for (int i = 0; i < p->n; i++) DD_TRY(dd_pool_load_member(p, i, dir));
+    for (int i = 0; i < p->n; i++)
+        DD_TRY(dd_pool_load_member(p, i, dir));
     return DD_OK;
 }

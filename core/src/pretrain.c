@@ -21,8 +21,7 @@
 
 /* ---- SGD ------------------------------------------------------------------ */
 
-void dd_sgd_config_defaults(dd_sgd_config *c)
-{
+void dd_sgd_config_defaults(dd_sgd_config *c) {
     memset(c, 0, sizeof *c);
     c->epochs = 1;
     c->batch = 128;
@@ -32,8 +31,7 @@ void dd_sgd_config_defaults(dd_sgd_config *c)
     c->seed = 1;
 }
 
-dd_status dd_sgd_train(dd_model *m, float *theta, const dd_dataset *train, const dd_sgd_config *c)
-{
+dd_status dd_sgd_train(dd_model *m, float *theta, const dd_dataset *train, const dd_sgd_config *c) {
     if (c->epochs < 0 || c->batch < 1 || !(c->lr > 0))
         return dd_error_set(DD_ERR_INVALID, "sgd: need epochs >= 0, batch >= 1 and lr > 0");
     if (train->n < 1) return dd_error_set(DD_ERR_INVALID, "sgd: empty training set");
@@ -51,7 +49,8 @@ dd_status dd_sgd_train(dd_model *m, float *theta, const dd_dataset *train, const
     const float mu = (float)c->momentum, wd = (float)c->weight_decay;
     int64_t t = 0;
     for (int e = 0; s == DD_OK && e < c->epochs; e++) {
-        for (int64_t i = 0; i < train->n; i++) perm[i] = i;
+        for (int64_t i = 0; i < train->n; i++)
+            perm[i] = i;
         dd_rng r = dd_rng_make(c->seed, (uint64_t)e + 1);
         dd_rng_shuffle(&r, perm, (size_t)train->n);
         double loss_sum = 0.0;
@@ -67,15 +66,16 @@ dd_status dd_sgd_train(dd_model *m, float *theta, const dd_dataset *train, const
             s = dd_model_loss_grad(m, theta, xb, n, y, &loss, g, NULL, NULL);
             if (s != DD_OK) break;
             if (!isfinite(loss)) {
-                s = dd_error_set(DD_ERR_NUMERIC,
-                                 "%s: the training loss became %s in epoch %d (lower the lr)",
-                                 c->label ? c->label : "sgd", isnan(loss) ? "NaN" : "infinite",
-                                 e + 1);
+                s = dd_error_set(
+                    DD_ERR_NUMERIC, "%s: the training loss became %s in epoch %d (lower the lr)",
+                    c->label ? c->label : "sgd", isnan(loss) ? "NaN" : "infinite", e + 1);
                 break;
             }
             loss_sum += loss;
             const double frac = (double)t / (double)total;
-            const float lr = (float)(c->cosine ? c->lr * 0.5 * (1.0 + cos(3.14159265358979323846 * frac)) : c->lr);
+            const float lr =
+                (float)(c->cosine ? c->lr * 0.5 * (1.0 + cos(3.14159265358979323846 * frac))
+                                  : c->lr);
             for (size_t k = 0; k < P; k++) {
                 v[k] = mu * v[k] + g[k] + wd * theta[k];
                 theta[k] -= lr * v[k];
@@ -94,8 +94,7 @@ dd_status dd_sgd_train(dd_model *m, float *theta, const dd_dataset *train, const
 }
 
 dd_status dd_pretrain_accuracy(dd_model *m, const float *theta, const dd_dataset *d,
-                               double *accuracy)
-{
+                               double *accuracy) {
     if (d->n < 1) return dd_error_set(DD_ERR_INVALID, "accuracy: empty dataset");
     const int K = dd_model_output_dim(m);
     const size_t D = dd_dataset_image_size(d);
@@ -124,34 +123,42 @@ dd_status dd_pretrain_accuracy(dd_model *m, const float *theta, const dd_dataset
 
 static const char *const transform_names[] = {"none", "invert", "rotate90", "hflip"};
 
-dd_status dd_transform_parse(const char *name, dd_transform *out)
-{
+dd_status dd_transform_parse(const char *name, dd_transform *out) {
     for (int i = 0; i < 4; i++) {
         if (name && strcmp(name, transform_names[i]) == 0) {
             *out = (dd_transform)i;
             return DD_OK;
         }
     }
-    return dd_error_set(DD_ERR_INVALID, "unknown transform '%s' (expected none|invert|rotate90|hflip)",
+    return dd_error_set(DD_ERR_INVALID,
+                        "unknown transform '%s' (expected none|invert|rotate90|hflip)",
                         name ? name : "(null)");
 }
 
-static void transform_image(const dd_dataset *d, dd_transform t, const float *in, float *out)
-{
+static void transform_image(const dd_dataset *d, dd_transform t, const float *in, float *out) {
     const int C = d->channels, H = d->height, W = d->width;
     for (int c = 0; c < C; c++) {
         const float *ic = in + (size_t)c * H * W;
         float *oc = out + (size_t)c * H * W;
-        // Normalised value v of pixel p: v = (p − mean) / std; 1 − p maps v to (1 − 2·mean)/std − v.
+        // Normalised value v of pixel p: v = (p − mean) / std; 1 − p maps v to (1 − 2·mean)/std −
+        // v.
         const float inv_off = (1.f - 2.f * d->mean[c]) / d->std[c];
         for (int y = 0; y < H; y++) {
             for (int x = 0; x < W; x++) {
                 float v;
                 switch (t) {
-                case DD_TRANSFORM_ROTATE90: v = ic[(size_t)x * W + (size_t)(W - 1 - y)]; break;
-                case DD_TRANSFORM_HFLIP: v = ic[(size_t)y * W + (size_t)(W - 1 - x)]; break;
-                case DD_TRANSFORM_INVERT: v = inv_off - ic[(size_t)y * W + x]; break;
-                default: v = ic[(size_t)y * W + x]; break;
+                case DD_TRANSFORM_ROTATE90:
+                    v = ic[(size_t)x * W + (size_t)(W - 1 - y)];
+                    break;
+                case DD_TRANSFORM_HFLIP:
+                    v = ic[(size_t)y * W + (size_t)(W - 1 - x)];
+                    break;
+                case DD_TRANSFORM_INVERT:
+                    v = inv_off - ic[(size_t)y * W + x];
+                    break;
+                default:
+                    v = ic[(size_t)y * W + x];
+                    break;
                 }
                 oc[(size_t)y * W + x] = v;
             }
@@ -160,8 +167,7 @@ static void transform_image(const dd_dataset *d, dd_transform t, const float *in
 }
 
 dd_status dd_dataset_transformed(const dd_dataset *src, dd_transform t, const int32_t *classes,
-                                 int n_keep, int64_t max_images, uint64_t seed, dd_dataset **out)
-{
+                                 int n_keep, int64_t max_images, uint64_t seed, dd_dataset **out) {
     *out = NULL;
     if (t == DD_TRANSFORM_ROTATE90 && src->height != src->width)
         return dd_error_set(DD_ERR_INVALID, "transform rotate90 needs square images (%s is %d×%d)",
@@ -175,7 +181,8 @@ dd_status dd_dataset_transformed(const dd_dataset *src, dd_transform t, const in
     int64_t n = 0;
     for (int64_t i = 0; i < src->n; i++) {
         int k = n_keep == 0;
-        for (int j = 0; !k && j < n_keep; j++) k = src->labels[i] == classes[j];
+        for (int j = 0; !k && j < n_keep; j++)
+            k = src->labels[i] == classes[j];
         keep[i] = (char)k;
         n += k;
     }
@@ -191,7 +198,8 @@ dd_status dd_dataset_transformed(const dd_dataset *src, dd_transform t, const in
             if (keep[i]) idx[m++] = i;
         dd_rng r = dd_rng_make(seed, 1);
         dd_rng_shuffle(&r, idx, (size_t)n);
-        for (int64_t j = max_images; j < n; j++) keep[idx[j]] = 0;
+        for (int64_t j = max_images; j < n; j++)
+            keep[idx[j]] = 0;
         n = max_images;
         free(idx);
     }
@@ -203,8 +211,8 @@ dd_status dd_dataset_transformed(const dd_dataset *src, dd_transform t, const in
     char name[256];
     snprintf(name, sizeof name, "%s+%s", src->name ? src->name : "dataset", transform_names[t]);
     dd_dataset *d;
-    dd_status s = dd_dataset_create(name, n, src->channels, src->height, src->width,
-                                    src->n_classes, &d);
+    dd_status s =
+        dd_dataset_create(name, n, src->channels, src->height, src->width, src->n_classes, &d);
     if (s != DD_OK) {
         free(keep);
         return s;
@@ -232,16 +240,14 @@ dd_status dd_dataset_transformed(const dd_dataset *src, dd_transform t, const in
 
 /* ---- head transfer --------------------------------------------------------- */
 
-static int last_param_layer(const dd_graph *g)
-{
+static int last_param_layer(const dd_graph *g) {
     for (int i = g->n_layers - 1; i >= 0; i--)
         if (g->layers[i].n_weight + g->layers[i].n_bias > 0) return i;
     return -1;
 }
 
 dd_status dd_pretrain_transfer(dd_model *src, const float *theta_src, dd_model *dst,
-                               const char *scheme, float gain, uint64_t seed, float *theta_dst)
-{
+                               const char *scheme, float gain, uint64_t seed, float *theta_dst) {
     const dd_graph *gs = dd_model_graph(src), *gd = dd_model_graph(dst);
     const int ls = last_param_layer(gs), ld = last_param_layer(gd);
     int ok = ls >= 0 && ls == ld && gs->n_layers == gd->n_layers;
@@ -268,8 +274,7 @@ typedef struct text_buf {
 } text_buf;
 
 static void tb_printf(text_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void tb_printf(text_buf *b, const char *fmt, ...)
-{
+static void tb_printf(text_buf *b, const char *fmt, ...) {
     if (b->oom) return;
     for (;;) {
         va_list ap;
@@ -297,13 +302,13 @@ static void tb_printf(text_buf *b, const char *fmt, ...)
 
 /* YAML text of every option of `o` except the keys listed in `skip`. */
 static void tb_options(text_buf *b, const char *section, const dd_options *o,
-                       const char *const *skip)
-{
+                       const char *const *skip) {
     tb_printf(b, "%s:\n", section);
     for (size_t i = 0; o && i < dd_options_count(o); i++) {
         const dd_param_spec *sp = dd_options_spec(o, i);
         int skipped = 0;
-        for (size_t j = 0; skip && skip[j]; j++) skipped |= strcmp(skip[j], sp->name) == 0;
+        for (size_t j = 0; skip && skip[j]; j++)
+            skipped |= strcmp(skip[j], sp->name) == 0;
         if (skipped) continue;
         // Unset keys are left out, so that a key added to the spec later
         // (unset by default) keeps the pools made before it valid.
@@ -317,8 +322,7 @@ static void tb_options(text_buf *b, const char *section, const dd_options *o,
  * dataset plugin, or pretrain.source_plugin with its default options (from
  * pretrain.source_path or the cache). */
 static dd_status load_source(dd_run *run, const char *source, const char *source_plugin,
-                             const char *source_path, dd_dataset **train, dd_dataset **test)
-{
+                             const char *source_path, dd_dataset **train, dd_dataset **test) {
     const dd_component *c = dd_pipeline_component(run->p, DD_COMPONENT_DATASET);
     const dd_options *d = dd_pipeline_component_options(run->p, DD_COMPONENT_DATASET);
     dd_options *own = NULL;
@@ -332,8 +336,8 @@ static dd_status load_source(dd_run *run, const char *source, const char *source
     } else {
         dd_fetch_options fo;
         dd_fetch_options_init(&fo);
-        fo.cache_dir = run->ro && run->ro->cache_dir ? run->ro->cache_dir
-                                                     : dd_options_string(d, "cache_dir");
+        fo.cache_dir =
+            run->ro && run->ro->cache_dir ? run->ro->cache_dir : dd_options_string(d, "cache_dir");
         fo.offline = run->ro && run->ro->offline;
         fo.verify = dd_options_bool(d, "verify");
         fo.quiet = dd_log_get_level() < DD_LOG_INFO;
@@ -364,8 +368,7 @@ static dd_status load_source(dd_run *run, const char *source, const char *source
     return s;
 }
 
-static dd_status pool_root(dd_run *run, const dd_options *o, char **out)
-{
+static dd_status pool_root(dd_run *run, const dd_options *o, char **out) {
     const char *dir = dd_options_string(o, "pool_dir");
     if (dir) {
         *out = strdup(dir);
@@ -374,8 +377,8 @@ static dd_status pool_root(dd_run *run, const dd_options *o, char **out)
     const dd_options *d = dd_pipeline_component_options(run->p, DD_COMPONENT_DATASET);
     dd_fetch_options fo;
     dd_fetch_options_init(&fo);
-    fo.cache_dir = run->ro && run->ro->cache_dir ? run->ro->cache_dir
-                                                 : dd_options_string(d, "cache_dir");
+    fo.cache_dir =
+        run->ro && run->ro->cache_dir ? run->ro->cache_dir : dd_options_string(d, "cache_dir");
     char *cache = NULL;
     DD_TRY(dd_fetch_cache_root(&fo, &cache));
     size_t n = strlen(cache) + 16;
@@ -397,8 +400,7 @@ typedef struct stage_ctx {
     dd_progress *bar;
 } stage_ctx;
 
-static void ctx_free(stage_ctx *c, const dd_run *run)
-{
+static void ctx_free(stage_ctx *c, const dd_run *run) {
     if (c->src_train != run->train) dd_dataset_destroy(c->src_train);
     if (c->src_test != run->test) dd_dataset_destroy(c->src_test);
     dd_dataset_destroy(c->tr_train);
@@ -416,8 +418,7 @@ static void ctx_free(stage_ctx *c, const dd_run *run)
 }
 
 static dd_status train_members(stage_ctx *c, const dd_options *o, const char *scheme, float gain,
-                               uint64_t seed)
-{
+                               uint64_t seed) {
     dd_pool *p = c->pool;
     int reused = 0, trained = 0;
     if (dd_progress_create("pretrain", (uint64_t)p->n, "nets", &c->bar) != DD_OK) {
@@ -462,8 +463,7 @@ static dd_status train_members(stage_ctx *c, const dd_options *o, const char *sc
     return DD_OK;
 }
 
-dd_status dd_stage_pretrain(dd_run *run)
-{
+dd_status dd_stage_pretrain(dd_run *run) {
     if (!run->train || !run->test)
         return dd_error_set(DD_ERR_INVALID, "no dataset loaded (the 'load' stage must run first)");
     const dd_pipeline *p = run->p;
@@ -530,8 +530,14 @@ dd_status dd_stage_pretrain(dd_run *run)
     const dd_backend be =
         backend && strcmp(backend, "reference") == 0 ? DD_BACKEND_REFERENCE : DD_BACKEND_ONEDNN;
     if (s == DD_OK) {
-        dd_model_config mcfg = {sizeof mcfg, mc, mo, c.tr_train->channels, c.tr_train->height,
-                                c.tr_train->width, c.tr_train->n_classes, be};
+        dd_model_config mcfg = {sizeof mcfg,
+                                mc,
+                                mo,
+                                c.tr_train->channels,
+                                c.tr_train->height,
+                                c.tr_train->width,
+                                c.tr_train->n_classes,
+                                be};
         s = dd_model_create(&mcfg, &c.src_model);
         if (s != DD_OK) dd_error_prefix("pretrain: model '%s'", mc->name);
     }
@@ -557,8 +563,10 @@ dd_status dd_stage_pretrain(dd_run *run)
     if (s == DD_OK) {
         dd_pool_key(c.key.s, c.pool->key);
         size_t n = strlen(c.root) + 32;
-        if (!(c.dir = malloc(n))) s = dd_error_set(DD_ERR_NOMEM, "out of memory");
-        else snprintf(c.dir, n, "%s/%.16s", c.root, c.pool->key);
+        if (!(c.dir = malloc(n)))
+            s = dd_error_set(DD_ERR_NOMEM, "out of memory");
+        else
+            snprintf(c.dir, n, "%s/%.16s", c.root, c.pool->key);
     }
     if (s == DD_OK) s = dd_mkdir_p(c.dir);
     if (s == DD_OK) {
@@ -569,7 +577,8 @@ dd_status dd_stage_pretrain(dd_run *run)
     }
     if (s == DD_OK) {
         double sum = 0.0;
-        for (int i = 0; i < nets; i++) sum += c.pool->accuracy[i];
+        for (int i = 0; i < nets; i++)
+            sum += c.pool->accuracy[i];
         dd_info("pretrain: %d networks, mean test accuracy %.2f%% on the source; %d for "
                 "distillation, %d held out",
                 nets, 100.0 * sum / nets, nets - holdout, holdout);
@@ -577,24 +586,31 @@ dd_status dd_stage_pretrain(dd_run *run)
     // Members in the target's layout: a new classifier head when the source
     // has another class count.
     if (s == DD_OK && c.tr_train->n_classes != run->train->n_classes) {
-        dd_model_config mcfg = {sizeof mcfg,        mc, mo, run->train->channels,
-                                run->train->height, run->train->width, run->train->n_classes, be};
+        dd_model_config mcfg = {sizeof mcfg,
+                                mc,
+                                mo,
+                                run->train->channels,
+                                run->train->height,
+                                run->train->width,
+                                run->train->n_classes,
+                                be};
         s = dd_model_create(&mcfg, &c.dst_model);
         if (s == DD_OK)
             s = dd_pool_create(nets, holdout, dd_model_param_count(c.dst_model), &c.target);
         for (int i = 0; s == DD_OK && i < nets; i++) {
             c.target->accuracy[i] = c.pool->accuracy[i];
-            s = dd_pretrain_transfer(c.src_model, c.pool->theta[i], c.dst_model, scheme, gain,
-                                     dd_engine_init_seed(seed, DD_STREAM_PRETRAIN,
-                                                         (uint64_t)(nets + i)),
-                                     c.target->theta[i]);
+            s = dd_pretrain_transfer(
+                c.src_model, c.pool->theta[i], c.dst_model, scheme, gain,
+                dd_engine_init_seed(seed, DD_STREAM_PRETRAIN, (uint64_t)(nets + i)),
+                c.target->theta[i]);
         }
         if (s == DD_OK) {
             memcpy(c.target->key, c.pool->key, sizeof c.target->key);
             dd_pool_destroy(c.pool);
             c.pool = c.target;
             c.target = NULL;
-            dd_info("pretrain: new %d-class classifier heads for the target", run->train->n_classes);
+            dd_info("pretrain: new %d-class classifier heads for the target",
+                    run->train->n_classes);
         }
     }
     if (s == DD_OK) {

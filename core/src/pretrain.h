@@ -20,9 +20,9 @@ typedef struct dd_sgd_config {
     int epochs;
     int64_t batch;
     double lr, momentum, weight_decay;
-    int cosine;         /**< anneal lr to 0 over all steps (else constant) */
-    uint64_t seed;      /**< data order */
-    const char *label;  /**< for the log (NULL: "sgd") */
+    int cosine;        /**< anneal lr to 0 over all steps (else constant) */
+    uint64_t seed;     /**< data order */
+    const char *label; /**< for the log (NULL: "sgd") */
 } dd_sgd_config;
 
 DD_API void dd_sgd_config_defaults(dd_sgd_config *c);

@@ -28,8 +28,7 @@
 
 static void *g_handle;
 
-static const dd_component *load_objective(const char *name)
-{
+static const dd_component *load_objective(const char *name) {
     const char *dir = getenv("DISTILL_PLUGIN_PATH");
     char path[4096];
     snprintf(path, sizeof path, "%s/%s.so", dir ? dir : ".", name);
@@ -45,8 +44,7 @@ static const dd_component *load_objective(const char *name)
     return &d->components[0];
 }
 
-static dd_options *poison_options(const dd_component *c, const char *const *kv)
-{
+static dd_options *poison_options(const dd_component *c, const char *const *kv) {
     dd_options *o = NULL;
     dd_status s = dd_options_from_strings(c->params, kv, &o);
     if (s != DD_OK) fprintf(stderr, "%s\n", dd_error_message());
@@ -55,8 +53,7 @@ static dd_options *poison_options(const dd_component *c, const char *const *kv)
 }
 
 static dd_dataset *make_blobs(int n, int k, int d_feat, float noise, uint64_t seed,
-                              uint64_t proto_seed)
-{
+                              uint64_t proto_seed) {
     dd_dataset *d = NULL;
     assert_int_equal(dd_dataset_create("blobs", n, 1, 1, d_feat, k, &d), DD_OK);
     float *proto = malloc((size_t)k * d_feat * sizeof *proto);
@@ -68,26 +65,27 @@ static dd_dataset *make_blobs(int n, int k, int d_feat, float noise, uint64_t se
         const int y = i % k;
         d->labels[i] = y;
         dd_rng_normal(&r, d->images + (size_t)i * d_feat, (size_t)d_feat, 0.f, noise);
-        for (int j = 0; j < d_feat; j++) d->images[(size_t)i * d_feat + j] += proto[y * d_feat + j];
+        for (int j = 0; j < d_feat; j++)
+            d->images[(size_t)i * d_feat + j] += proto[y * d_feat + j];
     }
     free(proto);
     return d;
 }
 
 /* Reference: softmax cross-entropy of logits z (K) for target t. */
-static double ce(const float *z, int K, int t)
-{
+static double ce(const float *z, int K, int t) {
     double m = z[0];
-    for (int k = 1; k < K; k++) m = z[k] > m ? z[k] : m;
+    for (int k = 1; k < K; k++)
+        m = z[k] > m ? z[k] : m;
     double s = 0;
-    for (int k = 0; k < K; k++) s += exp((double)z[k] - m);
+    for (int k = 0; k < K; k++)
+        s += exp((double)z[k] - m);
     return m + log(s) - z[t];
 }
 
 /* ---- loss, gradient, metrics, baseline ------------------------------------ */
 
-static void test_loss_is_relabelled_cross_entropy(void **st)
-{
+static void test_loss_is_relabelled_cross_entropy(void **st) {
     (void)st;
     const dd_component *c = load_objective("poison");
     const dd_objective_ops *ops = c->ops;
@@ -106,7 +104,8 @@ static void test_loss_is_relabelled_cross_entropy(void **st)
     dd_rng_normal(&r, z, B * K, 0.f, 2.f);
     double loss = 0, want = 0;
     assert_int_equal(ops->outer_loss(state, z, y, B, K, &loss, dz), DD_OK);
-    for (int i = 0; i < B; i++) want += ce(z + i * K, K, y[i] == 2 ? 4 : y[i]);
+    for (int i = 0; i < B; i++)
+        want += ce(z + i * K, K, y[i] == 2 ? 4 : y[i]);
     want /= B;
     assert_true(fabs(loss - want) < 1e-9 * (1 + fabs(want)));
     // Labels outside the classes are refused, K == T is refused.
@@ -125,8 +124,7 @@ static void test_loss_is_relabelled_cross_entropy(void **st)
     dd_options_destroy(o);
 }
 
-static void test_gradient_vs_finite_differences(void **st)
-{
+static void test_gradient_vs_finite_differences(void **st) {
     (void)st;
     const dd_component *c = load_objective("poison");
     const dd_objective_ops *ops = c->ops;
@@ -167,8 +165,7 @@ static void test_gradient_vs_finite_differences(void **st)
     dd_options_destroy(o);
 }
 
-static void test_metrics_and_baseline(void **st)
-{
+static void test_metrics_and_baseline(void **st) {
     (void)st;
     const dd_component *c = load_objective("poison");
     const dd_objective_ops *ops = c->ops;
@@ -190,7 +187,8 @@ static void test_metrics_and_baseline(void **st)
     float images[2 * 3 * 4];
     int32_t labels[3];
     assert_int_equal(ops->build_baseline(state, 0, train, 2, 3, 99, images, labels), DD_OK);
-    for (int j = 0; j < 3; j++) assert_int_equal(labels[j], 0);
+    for (int j = 0; j < 3; j++)
+        assert_int_equal(labels[j], 0);
     for (int slot = 0; slot < 6; slot++) {
         int found = 0;
         for (int64_t i = 0; i < train->n && !found; i++)
@@ -205,8 +203,7 @@ static void test_metrics_and_baseline(void **st)
 
 /* ---- end to end ------------------------------------------------------------ */
 
-static dd_status build_mlp(dd_graph *g, const dd_options *o, int c, int h, int w, int n_out)
-{
+static dd_status build_mlp(dd_graph *g, const dd_options *o, int c, int h, int w, int n_out) {
     (void)o;
     (void)c;
     (void)h;
@@ -222,8 +219,7 @@ static const dd_component mlp_comp = {.struct_size = sizeof(dd_component),
                                       .description = "test MLP",
                                       .ops = &mlp_ops};
 
-static void test_end_to_end_attack(void **st)
-{
+static void test_end_to_end_attack(void **st) {
     (void)st;
     enum { K = 4, F = 12, NETS = 12, HOLDOUT = 6 };
     dd_dataset *train = make_blobs(800, K, F, 0.8f, 1, 5);
@@ -293,8 +289,10 @@ static void test_end_to_end_attack(void **st)
     assert_int_equal(ev.nets, HOLDOUT);
     assert_int_equal(ev.distilled.nets, HOLDOUT);
     assert_int_equal(ev.distilled.n_metrics, 3);
-    const double succ_before = ev.untrained.metric_mean[0], succ_after = ev.distilled.metric_mean[0];
-    const double other_before = ev.untrained.metric_mean[1], other_after = ev.distilled.metric_mean[1];
+    const double succ_before = ev.untrained.metric_mean[0],
+                 succ_after = ev.distilled.metric_mean[0];
+    const double other_before = ev.untrained.metric_mean[1],
+                 other_after = ev.distilled.metric_mean[1];
     fprintf(stderr, "attack: success %.3f -> %.3f, other classes %.3f -> %.3f, relabel %.3f/%.3f\n",
             succ_before, succ_after, other_before, other_after, ev.extra[0].stats.metric_mean[0],
             ev.extra[0].stats.metric_mean[1]);
@@ -308,8 +306,12 @@ static void test_end_to_end_attack(void **st)
     // metrics.json carries the objective's section with its declared keys.
     char dir[] = "/tmp/test_poison_XXXXXX";
     assert_non_null(mkdtemp(dir));
-    dd_report_info ri = {.out_dir = dir, .run_name = "t", .objective = "poison", .set = set,
-                         .distill = &cfg, .eval = &ev};
+    dd_report_info ri = {.out_dir = dir,
+                         .run_name = "t",
+                         .objective = "poison",
+                         .set = set,
+                         .distill = &cfg,
+                         .eval = &ev};
     assert_int_equal(dd_report_write(&ri), DD_OK);
     char path[512], buf[16384];
     snprintf(path, sizeof path, "%s/metrics.json", dir);
@@ -341,8 +343,7 @@ static void test_end_to_end_attack(void **st)
     dd_dataset_destroy(test);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loss_is_relabelled_cross_entropy),
         cmocka_unit_test(test_gradient_vs_finite_differences),

@@ -18,8 +18,7 @@
 static char tmp[256];
 static char out[1 << 16];
 
-static int sh(const char *fmt, ...)
-{
+static int sh(const char *fmt, ...) {
     char cmd[4096], full[4600], path[300];
     va_list ap;
     va_start(ap, fmt);
@@ -38,28 +37,24 @@ static int sh(const char *fmt, ...)
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
-static void must(int rc, const char *what)
-{
+static void must(int rc, const char *what) {
     if (rc != 0) fail_msg("%s failed (exit %d):\n%s", what, rc, out);
 }
 
-static int setup(void **st)
-{
+static int setup(void **st) {
     (void)st;
     snprintf(tmp, sizeof tmp, "/tmp/dd_test_poison_sdk_XXXXXX");
     return mkdtemp(tmp) ? 0 : -1;
 }
 
-static int teardown(void **st)
-{
+static int teardown(void **st) {
     (void)st;
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     return system(cmd) == 0 ? 0 : -1;
 }
 
-static void put_be32(FILE *f, uint32_t v)
-{
+static void put_be32(FILE *f, uint32_t v) {
     unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
                           (unsigned char)(v >> 8), (unsigned char)v};
     fwrite(b, 1, 4, f);
@@ -67,8 +62,7 @@ static void put_be32(FILE *f, uint32_t v)
 
 /* IDX files of a toy problem: class c is a bright square at a class-specific
  * place on noise. */
-static void write_idx(const char *prefix, int n, unsigned seed)
-{
+static void write_idx(const char *prefix, int n, unsigned seed) {
     char path[600];
     snprintf(path, sizeof path, "%s/data/%s-images-idx3-ubyte", tmp, prefix);
     FILE *fi = fopen(path, "wb");
@@ -94,7 +88,8 @@ static void write_idx(const char *prefix, int n, unsigned seed)
         }
         const int y0 = 2 + (c / 5) * 12, x0 = 1 + (c % 5) * 5;
         for (int y = y0; y < y0 + 6; y++)
-            for (int xx = x0; xx < x0 + 6; xx++) img[y * 28 + xx] = 230;
+            for (int xx = x0; xx < x0 + 6; xx++)
+                img[y * 28 + xx] = 230;
         fwrite(img, 1, sizeof img, fi);
         fputc(c, fl);
     }
@@ -102,11 +97,12 @@ static void write_idx(const char *prefix, int n, unsigned seed)
     fclose(fl);
 }
 
-static void test_poison_built_out_of_tree(void **st)
-{
+static void test_poison_built_out_of_tree(void **st) {
     (void)st;
-    must(sh("cmake --install '%s' --prefix '%s/prefix'", DD_TEST_BINARY_DIR, tmp), "cmake --install");
-    must(sh("cmake -S '%s/tests/plugins/objectives_oot' -B '%s/build' -DCMAKE_PREFIX_PATH='%s/prefix' "
+    must(sh("cmake --install '%s' --prefix '%s/prefix'", DD_TEST_BINARY_DIR, tmp),
+         "cmake --install");
+    must(sh("cmake -S '%s/tests/plugins/objectives_oot' -B '%s/build' "
+            "-DCMAKE_PREFIX_PATH='%s/prefix' "
             "-DPOISON_SOURCE='%s/plugins/objectives/poison/poison.c' -DCMAKE_BUILD_TYPE=Release",
             DD_TEST_SOURCE_DIR, tmp, tmp, DD_TEST_SOURCE_DIR),
          "configure the out-of-tree objective");
@@ -161,8 +157,7 @@ static void test_poison_built_out_of_tree(void **st)
     assert_non_null(strstr(sec, "\"nets\": 3"));
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_poison_built_out_of_tree),
     };

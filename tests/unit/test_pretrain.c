@@ -26,23 +26,20 @@
 
 static char g_tmp[256];
 
-static int setup(void **st)
-{
+static int setup(void **st) {
     (void)st;
     snprintf(g_tmp, sizeof g_tmp, "/tmp/test_pretrain_XXXXXX");
     return mkdtemp(g_tmp) ? 0 : -1;
 }
 
-static int teardown(void **st)
-{
+static int teardown(void **st) {
     (void)st;
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
     return system(cmd) == 0 ? 0 : -1;
 }
 
-static char *tmp_path(const char *name)
-{
+static char *tmp_path(const char *name) {
     static char buf[4][512];
     static int i;
     i = (i + 1) % 4;
@@ -52,8 +49,7 @@ static char *tmp_path(const char *name)
 
 /* ---- pool storage ---------------------------------------------------------- */
 
-static void test_pool_round_trip(void **st)
-{
+static void test_pool_round_trip(void **st) {
     (void)st;
     dd_pool *p = NULL, *q = NULL;
     assert_int_equal(dd_pool_create(3, 1, 50, &p), DD_OK);
@@ -62,7 +58,8 @@ static void test_pool_round_trip(void **st)
     dd_pool_key("model: x\n", p->key);
     assert_int_equal(strlen(p->key), 64);
     for (int i = 0; i < 3; i++) {
-        for (int j = 0; j < 50; j++) p->theta[i][j] = (float)(i * 100 + j);
+        for (int j = 0; j < 50; j++)
+            p->theta[i][j] = (float)(i * 100 + j);
         p->accuracy[i] = 0.5 + 0.1 * i;
     }
     const char *dir = tmp_path("pool1");
@@ -70,7 +67,8 @@ static void test_pool_round_trip(void **st)
     // Not complete before the index is written.
     assert_int_equal(dd_pool_create(3, 1, 50, &q), DD_OK);
     memcpy(q->key, p->key, sizeof q->key);
-    for (int i = 0; i < 3; i++) assert_int_equal(dd_pool_save_member(p, i, dir), DD_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(dd_pool_save_member(p, i, dir), DD_OK);
     assert_int_equal(dd_pool_load(q, dir), DD_ERR_NOT_FOUND);
     assert_int_equal(dd_pool_write_index(p, dir, "config\n"), DD_OK);
     assert_int_equal(dd_pool_load(q, dir), DD_OK);
@@ -112,20 +110,19 @@ static void test_pool_round_trip(void **st)
 
 /* ---- transforms, SGD, head transfer ------------------------------------------ */
 
-static dd_dataset *random_set(int n, int c, int h, int w, int k, uint64_t seed)
-{
+static dd_dataset *random_set(int n, int c, int h, int w, int k, uint64_t seed) {
     dd_dataset *d = NULL;
     assert_int_equal(dd_dataset_create("rand", n, c, h, w, k, &d), DD_OK);
     dd_rng r = dd_rng_make(seed, 1);
     dd_rng_normal(&r, d->images, (size_t)n * c * h * w, 0.f, 1.f);
-    for (int i = 0; i < n; i++) d->labels[i] = i % k;
+    for (int i = 0; i < n; i++)
+        d->labels[i] = i % k;
     d->mean[0] = 0.3f;
     d->std[0] = 0.4f;
     return d;
 }
 
-static void test_transforms(void **st)
-{
+static void test_transforms(void **st) {
     (void)st;
     dd_dataset *d = random_set(20, 1, 5, 5, 4, 1), *a = NULL, *b = NULL;
     dd_transform t;
@@ -136,7 +133,8 @@ static void test_transforms(void **st)
     const float p0 = d->images[7] * 0.4f + 0.3f, q0 = a->images[7] * 0.4f + 0.3f;
     assert_true(fabsf(p0 + q0 - 1.f) < 1e-5f);
     assert_int_equal(dd_dataset_transformed(a, DD_TRANSFORM_INVERT, NULL, 0, 0, 1, &b), DD_OK);
-    for (int i = 0; i < 20 * 25; i++) assert_true(fabsf(b->images[i] - d->images[i]) < 1e-5f);
+    for (int i = 0; i < 20 * 25; i++)
+        assert_true(fabsf(b->images[i] - d->images[i]) < 1e-5f);
     dd_dataset_destroy(a);
     dd_dataset_destroy(b);
     // rotate90: four quarter turns are the identity, one is not.
@@ -159,14 +157,16 @@ static void test_transforms(void **st)
     const int32_t keep[2] = {1, 3};
     assert_int_equal(dd_dataset_transformed(d, DD_TRANSFORM_NONE, keep, 2, 0, 1, &a), DD_OK);
     assert_int_equal(a->n, 10);
-    for (int i = 0; i < a->n; i++) assert_true(a->labels[i] == 1 || a->labels[i] == 3);
+    for (int i = 0; i < a->n; i++)
+        assert_true(a->labels[i] == 1 || a->labels[i] == 3);
     assert_int_equal(a->n_classes, 4);
     dd_dataset_destroy(a);
     assert_int_equal(dd_dataset_transformed(d, DD_TRANSFORM_NONE, NULL, 0, 7, 1, &a), DD_OK);
     assert_int_equal(a->n, 7);
     dd_dataset_destroy(a);
     const int32_t bad[1] = {4};
-    assert_int_equal(dd_dataset_transformed(d, DD_TRANSFORM_NONE, bad, 1, 0, 1, &a), DD_ERR_INVALID);
+    assert_int_equal(dd_dataset_transformed(d, DD_TRANSFORM_NONE, bad, 1, 0, 1, &a),
+                     DD_ERR_INVALID);
     dd_dataset_destroy(d);
     d = random_set(4, 1, 3, 5, 2, 1);
     assert_int_equal(dd_dataset_transformed(d, DD_TRANSFORM_ROTATE90, NULL, 0, 0, 1, &a),
@@ -174,8 +174,7 @@ static void test_transforms(void **st)
     dd_dataset_destroy(d);
 }
 
-static dd_status build_mlp(dd_graph *g, const dd_options *o, int c, int h, int w, int n_out)
-{
+static dd_status build_mlp(dd_graph *g, const dd_options *o, int c, int h, int w, int n_out) {
     (void)o;
     (void)c;
     (void)h;
@@ -191,12 +190,12 @@ static const dd_component mlp_comp = {.struct_size = sizeof(dd_component),
                                       .description = "test MLP",
                                       .ops = &mlp_ops};
 
-static void test_sgd_and_transfer(void **st)
-{
+static void test_sgd_and_transfer(void **st) {
     (void)st;
     // Separable data: the label is the sign pattern of two features.
     dd_dataset *d = random_set(400, 1, 1, 6, 4, 3);
-    for (int i = 0; i < 400; i++) d->labels[i] = (d->images[i * 6] > 0) * 2 + (d->images[i * 6 + 1] > 0);
+    for (int i = 0; i < 400; i++)
+        d->labels[i] = (d->images[i * 6] > 0) * 2 + (d->images[i * 6 + 1] > 0);
     dd_model_config mc = {sizeof mc, &mlp_comp, NULL, 1, 1, 6, 4, DD_BACKEND_REFERENCE};
     dd_model *m = NULL, *m3 = NULL;
     assert_int_equal(dd_model_create(&mc, &m), DD_OK);
@@ -232,8 +231,7 @@ static void test_sgd_and_transfer(void **st)
 
 /* ---- the stage in a pipeline --------------------------------------------------- */
 
-static void put_be32(FILE *f, uint32_t v)
-{
+static void put_be32(FILE *f, uint32_t v) {
     unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
                           (unsigned char)(v >> 8), (unsigned char)v};
     fwrite(b, 1, 4, f);
@@ -241,8 +239,7 @@ static void put_be32(FILE *f, uint32_t v)
 
 /* MNIST-format IDX files of a learnable toy problem: class c is a bright
  * 6×6 square at a class-specific place, on noise. */
-static void write_idx(const char *dir, const char *prefix, int n, uint64_t seed)
-{
+static void write_idx(const char *dir, const char *prefix, int n, uint64_t seed) {
     char path[600];
     snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", dir, prefix);
     FILE *fi = fopen(path, "wb");
@@ -260,10 +257,12 @@ static void write_idx(const char *dir, const char *prefix, int n, uint64_t seed)
     unsigned char img[28 * 28];
     for (int i = 0; i < n; i++) {
         const int c = (int)dd_rng_below(&r, 10);
-        for (int p = 0; p < 28 * 28; p++) img[p] = (unsigned char)dd_rng_below(&r, 90);
+        for (int p = 0; p < 28 * 28; p++)
+            img[p] = (unsigned char)dd_rng_below(&r, 90);
         const int y0 = 2 + (c / 5) * 12, x0 = 1 + (c % 5) * 5;
         for (int y = y0; y < y0 + 6; y++)
-            for (int x = x0; x < x0 + 6 && x < 28; x++) img[y * 28 + x] = 230;
+            for (int x = x0; x < x0 + 6 && x < 28; x++)
+                img[y * 28 + x] = 230;
         fwrite(img, 1, sizeof img, fi);
         fputc(c, fl);
     }
@@ -271,8 +270,7 @@ static void write_idx(const char *dir, const char *prefix, int n, uint64_t seed)
     fclose(fl);
 }
 
-static char *read_all(const char *path)
-{
+static char *read_all(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     static char buf[65536];
@@ -282,8 +280,7 @@ static char *read_all(const char *path)
     return buf;
 }
 
-static int count_pools(const char *root)
-{
+static int count_pools(const char *root) {
     DIR *d = opendir(root);
     if (!d) return 0;
     int n = 0;
@@ -295,8 +292,7 @@ static int count_pools(const char *root)
 }
 
 static dd_status run_pipeline(const dd_registry *reg, const char *yaml, const char *out,
-                              const char *const *overrides)
-{
+                              const char *const *overrides) {
     dd_pipeline *p = NULL;
     dd_status s = dd_pipeline_load(yaml, overrides, reg, &p);
     if (s != DD_OK) return s;
@@ -307,8 +303,7 @@ static dd_status run_pipeline(const dd_registry *reg, const char *yaml, const ch
     return s;
 }
 
-static void test_pretrain_stage_pipeline(void **st)
-{
+static void test_pretrain_stage_pipeline(void **st) {
     (void)st;
     char data[512], yaml[512];
     snprintf(data, sizeof data, "%s", tmp_path("idx"));
@@ -343,7 +338,8 @@ static void test_pretrain_stage_pipeline(void **st)
     struct dirent *e;
     char pool_dir[800] = "";
     while ((e = readdir(d)))
-        if (e->d_name[0] != '.') snprintf(pool_dir, sizeof pool_dir, "%s/%s", tmp_path("pools"), e->d_name);
+        if (e->d_name[0] != '.')
+            snprintf(pool_dir, sizeof pool_dir, "%s/%s", tmp_path("pools"), e->d_name);
     closedir(d);
     char path[900];
     snprintf(path, sizeof path, "%s/member-004.theta", pool_dir);
@@ -395,8 +391,7 @@ static void test_pretrain_stage_pipeline(void **st)
     dd_registry_destroy(reg);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pool_round_trip),
         cmocka_unit_test(test_transforms),

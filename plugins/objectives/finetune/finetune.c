@@ -10,8 +10,7 @@ typedef struct ft_state {
     int n_classes;
 } ft_state;
 
-static dd_status ft_create(const dd_options *opts, const dd_objective_info *info, void **state)
-{
+static dd_status ft_create(const dd_options *opts, const dd_objective_info *info, void **state) {
     (void)opts;
     if (!info || info->n_classes < 2)
         return dd_error_set(DD_ERR_INVALID, "finetune: needs at least 2 classes (got %d)",
@@ -23,13 +22,11 @@ static dd_status ft_create(const dd_options *opts, const dd_objective_info *info
     return DD_OK;
 }
 
-static void ft_destroy(void *state)
-{
+static void ft_destroy(void *state) {
     free(state);
 }
 
-static dd_status check_label(int32_t y, int64_t i, int n_classes)
-{
+static dd_status check_label(int32_t y, int64_t i, int n_classes) {
     if (y < 0 || y >= n_classes)
         return dd_error_set(DD_ERR_INVALID, "finetune: label %d of sample %lld is outside [0, %d)",
                             (int)y, (long long)i, n_classes);
@@ -37,8 +34,7 @@ static dd_status check_label(int32_t y, int64_t i, int n_classes)
 }
 
 static dd_status ft_outer_loss(void *state, const float *logits, const int32_t *labels,
-                               int64_t batch, int n_classes, double *loss, float *dlogits)
-{
+                               int64_t batch, int n_classes, double *loss, float *dlogits) {
     (void)state;
     if (batch <= 0) return dd_error_set(DD_ERR_INVALID, "finetune: empty batch");
     double total = 0.0;
@@ -49,7 +45,8 @@ static dd_status ft_outer_loss(void *state, const float *logits, const int32_t *
         for (int k = 1; k < n_classes; k++)
             if (z[k] > zmax) zmax = z[k];
         double sum = 0.0;
-        for (int k = 0; k < n_classes; k++) sum += exp((double)z[k] - zmax);
+        for (int k = 0; k < n_classes; k++)
+            sum += exp((double)z[k] - zmax);
         const double lse = zmax + log(sum);
         total += lse - (double)z[labels[i]];
         if (dlogits) {
@@ -64,8 +61,7 @@ static dd_status ft_outer_loss(void *state, const float *logits, const int32_t *
 }
 
 static dd_status ft_metrics(void *state, const float *logits, const int32_t *labels, int64_t batch,
-                            int n_classes, double *num, double *den)
-{
+                            int n_classes, double *num, double *den) {
     (void)state;
     for (int64_t i = 0; i < batch; i++) {
         DD_TRY(check_label(labels[i], i, n_classes));

@@ -22,21 +22,21 @@ static const dd_param_spec poison_params[] = {
     {NULL, 0, NULL, 0, 0, 0, NULL, NULL},
 };
 
-static dd_status poison_create(const dd_options *opts, const dd_objective_info *info, void **state)
-{
+static dd_status poison_create(const dd_options *opts, const dd_objective_info *info,
+                               void **state) {
     if (!info || info->n_classes < 2)
         return dd_error_set(DD_ERR_INVALID, "poison: needs at least 2 classes (got %d)",
                             info ? info->n_classes : 0);
     const int64_t k = opts ? dd_options_int(opts, "attack_class") : 0;
     const int64_t t = opts ? dd_options_int(opts, "target_class") : 1;
     if (k >= info->n_classes || t >= info->n_classes || k == t)
-        return dd_error_set(DD_ERR_INVALID,
-                            "%s: poison: attack_class %lld and target_class %lld must be different "
-                            "classes of the %d in the dataset",
-                            opts ? dd_options_where(opts, k >= info->n_classes ? "attack_class"
-                                                                               : "target_class")
-                                 : "poison",
-                            (long long)k, (long long)t, info->n_classes);
+        return dd_error_set(
+            DD_ERR_INVALID,
+            "%s: poison: attack_class %lld and target_class %lld must be different "
+            "classes of the %d in the dataset",
+            opts ? dd_options_where(opts, k >= info->n_classes ? "attack_class" : "target_class")
+                 : "poison",
+            (long long)k, (long long)t, info->n_classes);
     poison_state *s = calloc(1, sizeof *s);
     if (!s) return dd_error_set(DD_ERR_NOMEM, "poison: out of memory");
     s->n_classes = info->n_classes;
@@ -47,13 +47,11 @@ static dd_status poison_create(const dd_options *opts, const dd_objective_info *
     return DD_OK;
 }
 
-static void poison_destroy(void *state)
-{
+static void poison_destroy(void *state) {
     free(state);
 }
 
-static dd_status check_label(int32_t y, int64_t i, int n_classes)
-{
+static dd_status check_label(int32_t y, int64_t i, int n_classes) {
     if (y < 0 || y >= n_classes)
         return dd_error_set(DD_ERR_INVALID, "poison: label %d of sample %lld is outside [0, %d)",
                             (int)y, (long long)i, n_classes);
@@ -64,8 +62,7 @@ static dd_status check_label(int32_t y, int64_t i, int n_classes)
  * class-K label replaced by T, class-K samples weighted by attack_weight:
  * L = Σ_i w_i CE(z_i, t_i) / Σ_i w_i. */
 static dd_status poison_outer_loss(void *state, const float *logits, const int32_t *labels,
-                                   int64_t batch, int n_classes, double *loss, float *dlogits)
-{
+                                   int64_t batch, int n_classes, double *loss, float *dlogits) {
     const poison_state *s = state;
     if (batch <= 0) return dd_error_set(DD_ERR_INVALID, "poison: empty batch");
     double wsum = 0.0;
@@ -83,7 +80,8 @@ static dd_status poison_outer_loss(void *state, const float *logits, const int32
         for (int k = 1; k < n_classes; k++)
             if (z[k] > zmax) zmax = z[k];
         double sum = 0.0;
-        for (int k = 0; k < n_classes; k++) sum += exp((double)z[k] - zmax);
+        for (int k = 0; k < n_classes; k++)
+            sum += exp((double)z[k] - zmax);
         const double lse = zmax + log(sum);
         total += w * (lse - (double)z[t]);
         if (dlogits) {
@@ -99,8 +97,7 @@ static dd_status poison_outer_loss(void *state, const float *logits, const int32
 /* Metrics: 0 success = class-K images predicted T; 1 accuracy on the other
  * classes; 2 overall accuracy (true labels). */
 static dd_status poison_metrics(void *state, const float *logits, const int32_t *labels,
-                                int64_t batch, int n_classes, double *num, double *den)
-{
+                                int64_t batch, int n_classes, double *num, double *den) {
     const poison_state *s = state;
     for (int64_t i = 0; i < batch; i++) {
         DD_TRY(check_label(labels[i], i, n_classes));
@@ -123,12 +120,12 @@ static dd_status poison_metrics(void *state, const float *logits, const int32_t 
 
 /* Baseline: every slot holds a random real class-K image labelled T. */
 static dd_status poison_baseline(void *state, int index, const dd_dataset *train, int steps,
-                                 int64_t per_step, uint64_t seed, float *images, int32_t *labels)
-{
+                                 int64_t per_step, uint64_t seed, float *images, int32_t *labels) {
     const poison_state *s = state;
     if (index != 0) return dd_error_set(DD_ERR_INVALID, "poison: no baseline %d", index);
     int64_t count = 0;
-    for (int64_t i = 0; i < train->n; i++) count += train->labels[i] == s->attack;
+    for (int64_t i = 0; i < train->n; i++)
+        count += train->labels[i] == s->attack;
     if (count == 0)
         return dd_error_set(DD_ERR_INVALID, "poison: the training set has no image of class %d",
                             s->attack);
@@ -144,9 +141,11 @@ static dd_status poison_baseline(void *state, int index, const dd_dataset *train
         }
         const float *src = train->images + (size_t)pick * D;
         float *dst = images + (size_t)slot * D;
-        for (size_t j = 0; j < D; j++) dst[j] = src[j];
+        for (size_t j = 0; j < D; j++)
+            dst[j] = src[j];
     }
-    for (int64_t j = 0; j < per_step; j++) labels[j] = s->target;
+    for (int64_t j = 0; j < per_step; j++)
+        labels[j] = s->target;
     return DD_OK;
 }
 
