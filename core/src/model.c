@@ -440,18 +440,27 @@ static dd_status run_backward(dd_model *m, workspace *w, const float *theta, con
                 if (dyd) dxd = dyd == w->gd[0] ? w->gd[1] : w->gd[0];
             }
         }
-        // relu then max-pool (no tangent): one pass writes the relu's input
-        // cotangent, into the buffer the pool would have used (the relu's
-        // usual one is dy's). Same values as the two VJPs in turn.
-        if (!dyd && l >= 1 && dd_relu_maxpool_fusable(&m->g->layers[l - 1], L)) {
+        // relu then max-pool: one pass per cotangent (and per tangent
+        // cotangent) writes the relu's input cotangent, into the buffer the
+        // pool would have used (the relu's usual one holds dy). Same values
+        // as the two VJPs in turn (relu's tangent VJP is its VJP of d̊y).
+        if (l >= 1 && dd_relu_maxpool_fusable(&m->g->layers[l - 1], L)) {
             const int r = l - 1;
             if (r < m->first_param && !want_x) break;
-            float *rdx = r == 0                           ? grad_x
-                         : r > m->first_param || want_x ? (dy == w->g[0] ? w->g[1] : w->g[0])
-                                                          : NULL;
+            float *rdx, *rdxd = NULL;
+            if (r == 0) {
+                rdx = grad_x;
+                rdxd = mixed_x;
+            } else {
+                rdx = dy == w->g[0] ? w->g[1] : w->g[0];
+                if (dyd) rdxd = dyd == w->gd[0] ? w->gd[1] : w->gd[0];
+            }
             if (rdx) dd_relu_maxpool_backward(&w->exec[l], w->aux[l], w->act[l + 1], dy, rdx);
-            if (r == 0 || !rdx) break;
+            if (dyd && rdxd)
+                dd_relu_maxpool_backward(&w->exec[l], w->aux[l], w->act[l + 1], dyd, rdxd);
+            if (r == 0) break;
             dy = rdx;
+            dyd = rdxd;
             l--;
             continue;
         }
