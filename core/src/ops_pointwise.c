@@ -85,8 +85,7 @@ static void sigm_bwd(const pw_args *p, size_t lo, size_t hi) {
 
 // d/dε [dy (1 − y²)] = d̊y (1 − y²) − 2 dy y ẏ
 static void tanh_tbwd(const pw_args *p, size_t lo, size_t hi) {
-    const float *restrict y = p->a, *restrict yd = p->b, *restrict dy = p->c,
-                          *restrict dyd = p->d;
+    const float *restrict y = p->a, *restrict yd = p->b, *restrict dy = p->c, *restrict dyd = p->d;
     float *restrict dxd = p->out;
     for (size_t i = lo; i < hi; i++)
         dxd[i] = dyd[i] * (1.0f - y[i] * y[i]) - 2.0f * dy[i] * y[i] * yd[i];
@@ -94,8 +93,7 @@ static void tanh_tbwd(const pw_args *p, size_t lo, size_t hi) {
 
 // d/dε [dy y (1 − y)] = d̊y y (1 − y) + dy ẏ (1 − 2y)
 static void sigm_tbwd(const pw_args *p, size_t lo, size_t hi) {
-    const float *restrict y = p->a, *restrict yd = p->b, *restrict dy = p->c,
-                          *restrict dyd = p->d;
+    const float *restrict y = p->a, *restrict yd = p->b, *restrict dy = p->c, *restrict dyd = p->d;
     float *restrict dxd = p->out;
     for (size_t i = lo; i < hi; i++)
         dxd[i] = dyd[i] * y[i] * (1.0f - y[i]) + dy[i] * yd[i] * (1.0f - 2.0f * y[i]);
@@ -108,8 +106,8 @@ void dd_act_forward(const dd_layer_exec *e, const float *x, float *y) {
 }
 
 // g · f'(x): the shared body of the VJP, the JVP and relu's tangent VJP.
-static void act_times_deriv(const dd_layer_exec *e, const float *x, const float *y,
-                            const float *g, float *out) {
+static void act_times_deriv(const dd_layer_exec *e, const float *x, const float *y, const float *g,
+                            float *out) {
     const dd_op_kind k = e->L->kind;
     const pw_args p = {.a = k == DD_OP_RELU ? x : y, .b = g, .out = out};
     pw_run(k == DD_OP_RELU ? relu_bwd : k == DD_OP_TANH ? tanh_bwd : sigm_bwd, &p, n_out(e));
@@ -146,9 +144,9 @@ void dd_act_tbwd(const dd_layer_exec *e, const float *x, const float *y, const f
 
 typedef struct pool_args {
     const dd_layer *L;
-    const float *x;  /* forward input, or dy for the backward, xd for the JVP */
-    float *y;        /* forward output, or dx, or yd */
-    int32_t *arg;    /* max-pool argmax (forward writes, others read) */
+    const float *x;    /* forward input, or dy for the backward, xd for the JVP */
+    float *y;          /* forward output, or dx, or yd */
+    int32_t *arg;      /* max-pool argmax (forward writes, others read) */
     const float *aux2; /* pooled output (fused relu + max-pool backward) */
 } pool_args;
 
