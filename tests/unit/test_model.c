@@ -208,6 +208,55 @@ static void test_consistency(void **state) {
     fx_fini(&f);
 }
 
+/* dd_model_backward reuses the preceding forward's activations: it must equal
+ * backward_from, and refuse when that forward is not the last pass. Built on
+ * conv → relu → maxpool 2×2/2 (the fused relu+pool path) and on the smooth
+ * graph. */
+static dd_model *relu_pool_model(dd_backend be) {
+    dd_graph *g;
+    assert_int_equal(dd_graph_create(1, 8, 8, &g), DD_OK);
+    assert_int_equal(dd_graph_conv2d(g, 3, 3, 1, 1), DD_OK);
+    assert_int_equal(dd_graph_relu(g), DD_OK);
+    assert_int_equal(dd_graph_maxpool(g, 2, 2, 0), DD_OK);
+    assert_int_equal(dd_graph_linear(g, 4), DD_OK);
+    dd_model *m;
+    assert_int_equal(dd_model_create_from_graph(g, be, &m), DD_OK);
+    return m;
+}
+
+static void check_backward_reuse(dd_model *m) {
+    fixture f;
+    fx_init(&f, m, 3);
+    float *z = dd_alloc_floats(f.B * f.K), *dz = dd_alloc_floats(f.B * f.K);
+    float *g2 = dd_alloc_floats(f.P), *gx2 = dd_alloc_floats(f.B * f.D);
+    compute_fill_normal(dz, f.B * f.K, 0.3f, 21);
+    assert_int_equal(dd_model_backward_from(f.m, f.theta, f.x, f.B, dz, f.g, f.gx), DD_OK);
+    assert_int_equal(dd_model_forward(f.m, f.theta, f.x, f.B, z), DD_OK);
+    assert_int_equal(dd_model_backward(f.m, f.theta, f.B, dz, g2, gx2), DD_OK);
+    assert_memory_equal(g2, f.g, f.P * sizeof(float));
+    assert_memory_equal(gx2, f.gx, f.B * f.D * sizeof(float));
+    // another pass in between (same batch size), a different batch size, or
+    // no forward at all: refused, not computed from stale activations
+    assert_int_equal(dd_model_forward(f.m, f.theta, f.x, f.B, z), DD_OK);
+    assert_int_equal(dd_model_loss_grad(f.m, f.theta, f.x, f.B, (dd_labels){f.y, NULL}, NULL,
+                                        f.tmp, NULL, NULL),
+                     DD_OK);
+    assert_int_equal(dd_model_backward(f.m, f.theta, f.B, dz, g2, NULL), DD_ERR_INVALID);
+    assert_int_equal(dd_model_forward(f.m, f.theta, f.x, f.B, z), DD_OK);
+    assert_int_equal(dd_model_backward(f.m, f.theta, f.B - 1, dz, g2, NULL), DD_ERR_INVALID);
+    assert_true(strlen(dd_error_message()) > 0);
+    fx_fini(&f);
+    dd_free(z), dd_free(dz), dd_free(g2), dd_free(gx2);
+}
+
+static void test_backward_reuses_forward(void **state) {
+    (void)state;
+    for (int be = 0; be < 2; be++) {
+        check_backward_reuse(relu_pool_model((dd_backend)be));
+        check_backward_reuse(smooth_model((dd_backend)be, DD_LOSS_CROSS_ENTROPY));
+    }
+}
+
 /* More batch sizes than the cache holds, revisited: same results. */
 static void test_workspace_cache(void **state) {
     (void)state;
@@ -350,7 +399,7 @@ static void test_errors(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradients_fd), cmocka_unit_test(test_loss_values),
-        cmocka_unit_test(test_consistency),  cmocka_unit_test(test_workspace_cache),
+        cmocka_unit_test(test_consistency), cmocka_unit_test(test_backward_reuses_forward),  cmocka_unit_test(test_workspace_cache),
         cmocka_unit_test(test_init_schemes), cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
