@@ -62,6 +62,46 @@ static void sha256_block(uint32_t h[8], const uint8_t *p) {
     h[7] += hh;
 }
 
+/* Merkle–Damgård framing shared by SHA-256 and MD5: both hash 64-byte
+ * blocks and pad with 0x80, zeros and the bit length in the last 8 bytes
+ * (big-endian for SHA-256, little-endian for MD5). */
+typedef void (*block_fn)(uint32_t *h, const uint8_t *p);
+
+static void md_update(uint32_t *h, uint8_t block[64], size_t *fill, uint64_t *bytes,
+                      block_fn compress, const void *data, size_t n) {
+    const uint8_t *p = data;
+    *bytes += n;
+    if (*fill) {
+        size_t take = 64 - *fill < n ? 64 - *fill : n;
+        memcpy(block + *fill, p, take);
+        *fill += take;
+        p += take;
+        n -= take;
+        if (*fill < 64) return;
+        compress(h, block);
+        *fill = 0;
+    }
+    for (; n >= 64; n -= 64, p += 64)
+        compress(h, p);
+    memcpy(block, p, n);
+    *fill = n;
+}
+
+static void md_pad(uint32_t *h, uint8_t block[64], size_t fill, uint64_t bytes,
+                   block_fn compress, int big_endian_length) {
+    uint64_t bits = bytes * 8;
+    block[fill++] = 0x80;
+    if (fill > 56) {
+        memset(block + fill, 0, 64 - fill);
+        compress(h, block);
+        fill = 0;
+    }
+    memset(block + fill, 0, 56 - fill);
+    for (int i = 0; i < 8; i++)
+        block[56 + i] = (uint8_t)(bits >> (big_endian_length ? 56 - 8 * i : 8 * i));
+    compress(h, block);
+}
+
 void dd_sha256_init(dd_sha256 *c) {
     static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
@@ -71,36 +111,11 @@ void dd_sha256_init(dd_sha256 *c) {
 }
 
 void dd_sha256_update(dd_sha256 *c, const void *data, size_t n) {
-    const uint8_t *p = data;
-    c->bytes += n;
-    if (c->fill) {
-        size_t take = 64 - c->fill < n ? 64 - c->fill : n;
-        memcpy(c->block + c->fill, p, take);
-        c->fill += take;
-        p += take;
-        n -= take;
-        if (c->fill < 64) return;
-        sha256_block(c->h, c->block);
-        c->fill = 0;
-    }
-    for (; n >= 64; n -= 64, p += 64)
-        sha256_block(c->h, p);
-    memcpy(c->block, p, n);
-    c->fill = n;
+    md_update(c->h, c->block, &c->fill, &c->bytes, sha256_block, data, n);
 }
 
 void dd_sha256_final(dd_sha256 *c, uint8_t out[DD_SHA256_SIZE]) {
-    uint64_t bits = c->bytes * 8;
-    c->block[c->fill++] = 0x80;
-    if (c->fill > 56) {
-        memset(c->block + c->fill, 0, 64 - c->fill);
-        sha256_block(c->h, c->block);
-        c->fill = 0;
-    }
-    memset(c->block + c->fill, 0, 56 - c->fill);
-    for (int i = 0; i < 8; i++)
-        c->block[56 + i] = (uint8_t)(bits >> (56 - 8 * i));
-    sha256_block(c->h, c->block);
+    md_pad(c->h, c->block, c->fill, c->bytes, sha256_block, 1);
     for (int i = 0; i < 8; i++) {
         out[4 * i] = (uint8_t)(c->h[i] >> 24);
         out[4 * i + 1] = (uint8_t)(c->h[i] >> 16);
@@ -169,36 +184,11 @@ void dd_md5_init(dd_md5 *c) {
 }
 
 void dd_md5_update(dd_md5 *c, const void *data, size_t n) {
-    const uint8_t *p = data;
-    c->bytes += n;
-    if (c->fill) {
-        size_t take = 64 - c->fill < n ? 64 - c->fill : n;
-        memcpy(c->block + c->fill, p, take);
-        c->fill += take;
-        p += take;
-        n -= take;
-        if (c->fill < 64) return;
-        md5_block(c->h, c->block);
-        c->fill = 0;
-    }
-    for (; n >= 64; n -= 64, p += 64)
-        md5_block(c->h, p);
-    memcpy(c->block, p, n);
-    c->fill = n;
+    md_update(c->h, c->block, &c->fill, &c->bytes, md5_block, data, n);
 }
 
 void dd_md5_final(dd_md5 *c, uint8_t out[DD_MD5_SIZE]) {
-    uint64_t bits = c->bytes * 8;
-    c->block[c->fill++] = 0x80;
-    if (c->fill > 56) {
-        memset(c->block + c->fill, 0, 64 - c->fill);
-        md5_block(c->h, c->block);
-        c->fill = 0;
-    }
-    memset(c->block + c->fill, 0, 56 - c->fill);
-    for (int i = 0; i < 8; i++)
-        c->block[56 + i] = (uint8_t)(bits >> (8 * i));
-    md5_block(c->h, c->block);
+    md_pad(c->h, c->block, c->fill, c->bytes, md5_block, 0);
     for (int i = 0; i < 4; i++) {
         out[4 * i] = (uint8_t)c->h[i];
         out[4 * i + 1] = (uint8_t)(c->h[i] >> 8);
