@@ -87,8 +87,8 @@ static void md_update(uint32_t *h, uint8_t block[64], size_t *fill, uint64_t *by
     *fill = n;
 }
 
-static void md_pad(uint32_t *h, uint8_t block[64], size_t fill, uint64_t bytes,
-                   block_fn compress, int big_endian_length) {
+static void md_pad(uint32_t *h, uint8_t block[64], size_t fill, uint64_t bytes, block_fn compress,
+                   int big_endian_length) {
     uint64_t bits = bytes * 8;
     block[fill++] = 0x80;
     if (fill > 56) {
