@@ -72,8 +72,8 @@ struct dd_dnnl_conv {
     dd_dnnl *d;
     dd_dnnl_conv_shape s;
     int64_t out_h, out_w;
-    float *zero_bias;  // used when forward gets b = NULL
-    size_t db_off;     // arena slot for db when backward_weights gets db = NULL
+    float *zero_bias; // used when forward gets b = NULL
+    size_t db_off;    // arena slot for db when backward_weights gets db = NULL
     kpass pass[3];
 };
 
@@ -92,10 +92,12 @@ static dd_status dnnl_fail(dnnl_status_t st, const char *what) {
 #define DNNL_TRY(call, what)                                                                       \
     do {                                                                                           \
         dnnl_status_t dnnl_try_st_ = (call);                                                       \
-        if (dnnl_try_st_ != dnnl_success) return dnnl_fail(dnnl_try_st_, what);                  \
+        if (dnnl_try_st_ != dnnl_success) return dnnl_fail(dnnl_try_st_, what);                    \
     } while (0)
 
-static size_t align_up(size_t n) { return (n + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN; }
+static size_t align_up(size_t n) {
+    return (n + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+}
 
 /* Zero-filled, ARENA_ALIGN-aligned buffer (at least one alignment unit). */
 static void *zalloc(size_t bytes) {
@@ -107,7 +109,9 @@ static void *zalloc(size_t bytes) {
 
 /* ---- engine ------------------------------------------------------------- */
 
-dd_status dd_dnnl_create(dd_dnnl **out) { return dd_dnnl_create_flags(out, 0); }
+dd_status dd_dnnl_create(dd_dnnl **out) {
+    return dd_dnnl_create_flags(out, 0);
+}
 
 dd_status dd_dnnl_create_flags(dd_dnnl **out, unsigned flags) {
     *out = NULL;
@@ -241,12 +245,14 @@ static dd_status pass_init(dd_dnnl *d, kpass *ps, dnnl_primitive_desc_t pd, cons
         arg_bind *a = &ps->args[ps->n_args++];
         a->arg = spec[i].arg;
         a->output = spec[i].output;
-        dnnl_status_t ds = dnnl_memory_create(&a->user, spec[i].user_md, d->engine, DNNL_MEMORY_NONE);
+        dnnl_status_t ds =
+            dnnl_memory_create(&a->user, spec[i].user_md, d->engine, DNNL_MEMORY_NONE);
         if (ds != dnnl_success) {
             st = dnnl_fail(ds, "creating a user memory");
             break;
         }
-        const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, a->arg);
+        const dnnl_memory_desc_t *want =
+            dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, a->arg);
         if (!want) {
             st = dd_error_set(DD_ERR_BACKEND, "oneDNN: primitive has no argument %d", a->arg);
             break;
@@ -305,7 +311,8 @@ static dd_status pass_init(dd_dnnl *d, kpass *ps, dnnl_primitive_desc_t pd, cons
 
 static void add_into(float *restrict dst, const float *restrict src, size_t n) {
 #pragma omp parallel for simd schedule(static) if (n >= 65536)
-    for (size_t i = 0; i < n; i++) dst[i] += src[i];
+    for (size_t i = 0; i < n; i++)
+        dst[i] += src[i];
 }
 
 /* Runs a pass on the caller's buffers (ptr[i] for args[i], in spec order);
@@ -358,7 +365,9 @@ static dd_status pass_run_primitive(dd_dnnl *d, kpass *ps) {
     return DD_OK;
 }
 
-static int impl_is_ref(const char *impl) { return !impl || strncmp(impl, "ref", 3) == 0; }
+static int impl_is_ref(const char *impl) {
+    return !impl || strncmp(impl, "ref", 3) == 0;
+}
 
 /* ---- convolution -------------------------------------------------------- */
 
@@ -374,8 +383,8 @@ static size_t conv_candidates(const dd_dnnl_conv_shape *s, dd_dnnl_pass pass, un
     const layout nhwc = {dnnl_nhwc, dnnl_format_tag_any};
     const layout plain = {dnnl_nchw, dnnl_oihw};
     dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
-    int avx512 = ((unsigned)isa & (unsigned)dnnl_cpu_isa_avx512_core) ==
-                 (unsigned)dnnl_cpu_isa_avx512_core;
+    int avx512 =
+        ((unsigned)isa & (unsigned)dnnl_cpu_isa_avx512_core) == (unsigned)dnnl_cpu_isa_avx512_core;
     size_t n = 0;
     if (flags & DD_DNNL_PLAIN_LAYOUTS) pass = (dd_dnnl_pass)-1;
     switch ((int)pass) {
@@ -439,6 +448,31 @@ static dd_status conv_fwd_pd(const dd_dnnl_conv *c, const layout *l,
     return DD_OK;
 }
 
+/* Binds a pass's primitive to the plain user-side descriptors: which
+ * arguments are inputs (0) and outputs (1) depends only on the pass, the
+ * same for convolution and inner product. */
+static dd_status pass_bind(dd_dnnl *d, kpass *ps, dnnl_primitive_desc_t pd, dd_dnnl_pass pass,
+                           const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *w,
+                           const dnnl_memory_desc_t *b, const dnnl_memory_desc_t *dst) {
+    if (pass == DD_DNNL_FWD) {
+        arg_spec spec[] = {{DNNL_ARG_SRC, 0, src},
+                           {DNNL_ARG_WEIGHTS, 0, w},
+                           {DNNL_ARG_BIAS, 0, b},
+                           {DNNL_ARG_DST, 1, dst}};
+        return pass_init(d, ps, pd, spec, 4);
+    }
+    if (pass == DD_DNNL_BWD_DATA) {
+        arg_spec spec[] = {
+            {DNNL_ARG_DIFF_DST, 0, dst}, {DNNL_ARG_WEIGHTS, 0, w}, {DNNL_ARG_DIFF_SRC, 1, src}};
+        return pass_init(d, ps, pd, spec, 3);
+    }
+    arg_spec spec[] = {{DNNL_ARG_SRC, 0, src},
+                       {DNNL_ARG_DIFF_DST, 0, dst},
+                       {DNNL_ARG_DIFF_WEIGHTS, 1, w},
+                       {DNNL_ARG_DIFF_BIAS, 1, b}};
+    return pass_init(d, ps, pd, spec, 4);
+}
+
 static dd_status conv_pass_pd(const dd_dnnl_conv *c, dd_dnnl_pass pass, const layout *l,
                               dnnl_primitive_desc_t *out) {
     *out = NULL;
@@ -490,25 +524,7 @@ static dd_status conv_pass_init(dd_dnnl_conv *c, dd_dnnl_pass pass, const layout
     // User-side descriptors are always plain.
     dnnl_memory_desc_t src, w, b, dst;
     DD_TRY(conv_mds(c, dnnl_nchw, dnnl_oihw, &src, &w, &b, &dst));
-    kpass *ps = &c->pass[pass];
-    if (pass == DD_DNNL_FWD) {
-        arg_spec spec[] = {{DNNL_ARG_SRC, 0, &src},
-                           {DNNL_ARG_WEIGHTS, 0, &w},
-                           {DNNL_ARG_BIAS, 0, &b},
-                           {DNNL_ARG_DST, 1, &dst}};
-        return pass_init(c->d, ps, pd, spec, 4);
-    }
-    if (pass == DD_DNNL_BWD_DATA) {
-        arg_spec spec[] = {{DNNL_ARG_DIFF_DST, 0, &dst},
-                           {DNNL_ARG_WEIGHTS, 0, &w},
-                           {DNNL_ARG_DIFF_SRC, 1, &src}};
-        return pass_init(c->d, ps, pd, spec, 3);
-    }
-    arg_spec spec[] = {{DNNL_ARG_SRC, 0, &src},
-                       {DNNL_ARG_DIFF_DST, 0, &dst},
-                       {DNNL_ARG_DIFF_WEIGHTS, 1, &w},
-                       {DNNL_ARG_DIFF_BIAS, 1, &b}};
-    return pass_init(c->d, ps, pd, spec, 4);
+    return pass_bind(c->d, &c->pass[pass], pd, pass, &src, &w, &b, &dst);
 }
 
 dd_status dd_dnnl_conv_create(dd_dnnl *d, const dd_dnnl_conv_shape *s, dd_dnnl_conv **out) {
@@ -545,7 +561,8 @@ dd_status dd_dnnl_conv_create(dd_dnnl *d, const dd_dnnl_conv_shape *s, dd_dnnl_c
 
 void dd_dnnl_conv_destroy(dd_dnnl_conv *c) {
     if (!c) return;
-    for (int p = 0; p < 3; p++) pass_fini(&c->pass[p]);
+    for (int p = 0; p < 3; p++)
+        pass_fini(&c->pass[p]);
     free(c->zero_bias);
     free(c);
 }
@@ -556,7 +573,8 @@ static dd_status conv_fwd(dd_dnnl_conv *c, const float *x, const float *w, const
     return pass_run(c->d, &c->pass[DD_DNNL_FWD], ptr, acc);
 }
 
-static dd_status conv_bwd_data(dd_dnnl_conv *c, const float *dy, const float *w, float *dx, int acc) {
+static dd_status conv_bwd_data(dd_dnnl_conv *c, const float *dy, const float *w, float *dx,
+                               int acc) {
     void *ptr[] = {(void *)dy, (void *)w, dx};
     return pass_run(c->d, &c->pass[DD_DNNL_BWD_DATA], ptr, acc);
 }
@@ -576,8 +594,8 @@ dd_status dd_dnnl_conv_backward_data(dd_dnnl_conv *c, const float *dy, const flo
     return conv_bwd_data(c, dy, w, dx, 0);
 }
 
-dd_status dd_dnnl_conv_backward_weights(dd_dnnl_conv *c, const float *x, const float *dy,
-                                        float *dw, float *db) {
+dd_status dd_dnnl_conv_backward_weights(dd_dnnl_conv *c, const float *x, const float *dy, float *dw,
+                                        float *db) {
     return conv_bwd_weights(c, x, dy, dw, db, 0);
 }
 
@@ -631,11 +649,11 @@ static dd_status linear_pass_pd(const dd_dnnl_linear *l, dd_dnnl_pass pass, dnnl
     if (!attr) return dd_error_set(DD_ERR_BACKEND, "oneDNN: cannot create primitive attributes");
     dnnl_inner_product_desc_t fd, bd;
     dnnl_primitive_desc_t hint = NULL;
-    dnnl_status_t ds = dnnl_inner_product_forward_desc_init(&fd, dnnl_forward_training, &src, &w,
-                                                            &b, &dst);
+    dnnl_status_t ds =
+        dnnl_inner_product_forward_desc_init(&fd, dnnl_forward_training, &src, &w, &b, &dst);
     if (ds == dnnl_success)
-        ds = dnnl_primitive_desc_create(pass == DD_DNNL_FWD ? out : &hint, &fd, attr,
-                                        l->d->engine, NULL);
+        ds = dnnl_primitive_desc_create(pass == DD_DNNL_FWD ? out : &hint, &fd, attr, l->d->engine,
+                                        NULL);
     if (ds == dnnl_success && pass != DD_DNNL_FWD) {
         ds = pass == DD_DNNL_BWD_DATA
                  ? dnnl_inner_product_backward_data_desc_init(&bd, &src, &w, &dst)
@@ -666,25 +684,7 @@ static dd_status linear_pass_init(dd_dnnl_linear *l, dd_dnnl_pass pass) {
     }
     dnnl_memory_desc_t src, w, b, dst;
     DD_TRY(linear_mds(l, dnnl_oi, &src, &w, &b, &dst));
-    kpass *ps = &l->pass[pass];
-    if (pass == DD_DNNL_FWD) {
-        arg_spec spec[] = {{DNNL_ARG_SRC, 0, &src},
-                           {DNNL_ARG_WEIGHTS, 0, &w},
-                           {DNNL_ARG_BIAS, 0, &b},
-                           {DNNL_ARG_DST, 1, &dst}};
-        return pass_init(l->d, ps, pd, spec, 4);
-    }
-    if (pass == DD_DNNL_BWD_DATA) {
-        arg_spec spec[] = {{DNNL_ARG_DIFF_DST, 0, &dst},
-                           {DNNL_ARG_WEIGHTS, 0, &w},
-                           {DNNL_ARG_DIFF_SRC, 1, &src}};
-        return pass_init(l->d, ps, pd, spec, 3);
-    }
-    arg_spec spec[] = {{DNNL_ARG_SRC, 0, &src},
-                       {DNNL_ARG_DIFF_DST, 0, &dst},
-                       {DNNL_ARG_DIFF_WEIGHTS, 1, &w},
-                       {DNNL_ARG_DIFF_BIAS, 1, &b}};
-    return pass_init(l->d, ps, pd, spec, 4);
+    return pass_bind(l->d, &l->pass[pass], pd, pass, &src, &w, &b, &dst);
 }
 
 dd_status dd_dnnl_linear_create(dd_dnnl *d, const dd_dnnl_linear_shape *s, dd_dnnl_linear **out) {
@@ -697,7 +697,8 @@ dd_status dd_dnnl_linear_create(dd_dnnl *d, const dd_dnnl_linear_shape *s, dd_dn
     l->s = *s;
     l->zero_bias = zalloc(sizeof(float) * (size_t)s->out_features);
     dd_status st = l->zero_bias ? DD_OK : DD_ERR_NOMEM;
-    for (int p = 0; p < 3 && st == DD_OK; p++) st = linear_pass_init(l, (dd_dnnl_pass)p);
+    for (int p = 0; p < 3 && st == DD_OK; p++)
+        st = linear_pass_init(l, (dd_dnnl_pass)p);
     if (st == DD_OK) {
         l->db_off = l->pass[DD_DNNL_BWD_WEIGHTS].arena_need;
         st = arena_reserve(d, l->db_off + sizeof(float) * (size_t)s->out_features);
@@ -712,7 +713,8 @@ dd_status dd_dnnl_linear_create(dd_dnnl *d, const dd_dnnl_linear_shape *s, dd_dn
 
 void dd_dnnl_linear_destroy(dd_dnnl_linear *l) {
     if (!l) return;
-    for (int p = 0; p < 3; p++) pass_fini(&l->pass[p]);
+    for (int p = 0; p < 3; p++)
+        pass_fini(&l->pass[p]);
     free(l->zero_bias);
     free(l);
 }
