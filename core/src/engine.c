@@ -45,6 +45,7 @@ struct dd_engine {
 
     int64_t B;
     float *xr, *logits, *dlogits;
+    float *logits0; /* the real batch's logits at θ0, for outer_loss_ref (else NULL) */
     int32_t *yr;
     int64_t *perm;
     int64_t perm_epoch;
@@ -250,7 +251,7 @@ void dd_engine_destroy(dd_engine *e) {
     float *bufs[] = {e->pixels, e->raw,        e->soft,    e->m_pix,   e->v_pix,  e->m_raw,
                      e->v_raw,  e->m_soft,     e->v_soft,  e->theta0,  e->thetas, e->a,
                      e->hv,     e->grad,       e->mixed_x, e->mixed_y, e->g_pix,  e->g_raw,
-                     e->g_soft, e->theta_rand, e->xr,      e->logits,  e->dlogits};
+                     e->g_soft, e->theta_rand, e->xr,      e->logits,  e->dlogits, e->logits0};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         dd_free(bufs[i]);
     free(e->labels);
@@ -376,6 +377,8 @@ dd_status dd_engine_create(dd_model *model, const dd_objective_handle *objective
     ALLOC_F(e->xr, (size_t)e->B * D);
     ALLOC_F(e->logits, (size_t)e->B * (size_t)e->n_out);
     ALLOC_F(e->dlogits, (size_t)e->B * (size_t)e->n_out);
+    if (DD_OBJECTIVE_HAS(objective->ops, outer_loss_ref) && objective->ops->outer_loss_ref)
+        ALLOC_F(e->logits0, (size_t)e->B * (size_t)e->n_out);
     e->labels = malloc((size_t)e->M * sizeof *e->labels);
     e->yr = malloc((size_t)e->B * sizeof *e->yr);
     e->perm = malloc((size_t)train->n * sizeof *e->perm);
@@ -527,8 +530,17 @@ static dd_status outer(dd_engine *e, const float *x, const int32_t *y, int64_t b
                        double *metric_num, double *metric_den, int want_grad) {
     const float *thK = e->thetas + (size_t)e->K * e->P;
     const dd_objective_ops *ops = e->obj->ops;
-    DD_TRY(dd_model_forward(e->model, thK, x, batch, e->logits));
-    dd_status s = ops->outer_loss(e->obj->state, e->logits, y, batch, e->n_out, loss, e->dlogits);
+    dd_status s;
+    if (e->logits0) {
+        // θ0 first: the backward below reuses the activations of the last forward.
+        DD_TRY(dd_model_forward(e->model, e->thetas, x, batch, e->logits0));
+        DD_TRY(dd_model_forward(e->model, thK, x, batch, e->logits));
+        s = ops->outer_loss_ref(e->obj->state, e->logits, e->logits0, y, batch, e->n_out, loss,
+                                e->dlogits);
+    } else {
+        DD_TRY(dd_model_forward(e->model, thK, x, batch, e->logits));
+        s = ops->outer_loss(e->obj->state, e->logits, y, batch, e->n_out, loss, e->dlogits);
+    }
     if (s != DD_OK) {
         dd_error_prefix("objective outer_loss");
         return s;

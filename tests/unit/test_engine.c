@@ -147,6 +147,62 @@ static const dd_component reg_comp = {sizeof(dd_component),
                                       &reg_ops,
                                       {0}};
 
+/* An objective judged against θ0 (outer_loss_ref): each logit should sit
+ * at its θ0 value plus ANCHOR_SHIFT on the true class,
+ * L = mean_i ½ Σ_j (z_ij − z0_ij − shift·[j = y_i])². Without θ0 (test-set
+ * losses) z0 is taken as 0. */
+#define ANCHOR_SHIFT 0.5
+static dd_status anchor_create(const dd_options *o, const dd_objective_info *info, void **state) {
+    (void)o;
+    (void)info;
+    *state = NULL;
+    return DD_OK;
+}
+
+static dd_status anchor_loss_ref(void *state, const float *z, const float *z0, const int32_t *lab,
+                                 int64_t b, int k, double *loss, float *dz) {
+    (void)state;
+    double tot = 0;
+    for (int64_t i = 0; i < b; i++) {
+        for (int j = 0; j < k; j++) {
+            const double r = (double)z[i * k + j] - (z0 ? (double)z0[i * k + j] : 0.0) -
+                             (j == lab[i] ? ANCHOR_SHIFT : 0.0);
+            tot += 0.5 * r * r;
+            if (dz) dz[i * k + j] = (float)(r / (double)b);
+        }
+    }
+    *loss = tot / (double)b;
+    return DD_OK;
+}
+
+static dd_status anchor_loss(void *state, const float *z, const int32_t *lab, int64_t b, int k,
+                             double *loss, float *dz) {
+    return anchor_loss_ref(state, z, NULL, lab, b, k, loss, dz);
+}
+
+static dd_status anchor_metrics(void *state, const float *z, const int32_t *lab, int64_t b, int k,
+                                double *num, double *den) {
+    double l;
+    anchor_loss(state, z, lab, b, k, &l, NULL);
+    num[0] += l * (double)b;
+    den[0] += (double)b;
+    return DD_OK;
+}
+
+static const dd_objective_ops anchor_ops = {.struct_size = sizeof(dd_objective_ops),
+                                            .create = anchor_create,
+                                            .outer_loss = anchor_loss,
+                                            .metric_names = reg_metric_names,
+                                            .metrics = anchor_metrics,
+                                            .outer_loss_ref = anchor_loss_ref};
+static const dd_component anchor_comp = {sizeof(dd_component),
+                                         DD_COMPONENT_OBJECTIVE,
+                                         "t-anchor",
+                                         "test objective relative to θ0",
+                                         NULL,
+                                         &anchor_ops,
+                                         {0}};
+
 /* Test datasets are allocated here (not with dd_dataset_create) so that the
  * engine is tested on exactly the fields it reads. */
 static char *g_names[8] = {"c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7"};
@@ -284,12 +340,15 @@ static void check_param(const char *what, dd_engine *e, const float *th0, const 
     free(u);
 }
 
-static void hypergrad_fd(const dd_component *comp, int learn_labels, uint64_t seed) {
+static void hypergrad_fd(const dd_component *comp, const dd_component *objective,
+                         int learn_labels, uint64_t seed) {
     const int K = 3, C = 1, H = 6, W = 6;
     dd_dataset *real = make_blobs(24, K, C, H, W, 0.8f, seed, 5);
     dd_model *m = make_model(comp, C, H, W, K);
     dd_objective_handle obj;
-    assert_int_equal(dd_objective_handle_init(&obj, classification(), NULL, real), DD_OK);
+    assert_int_equal(
+        dd_objective_handle_init(&obj, objective ? objective : classification(), NULL, real),
+        DD_OK);
     dd_distill_config cfg;
     dd_distill_config_defaults(&cfg);
     cfg.steps = 3;
@@ -342,15 +401,52 @@ static void hypergrad_fd(const dd_component *comp, int learn_labels, uint64_t se
 }
 
 static void test_hypergrad_linear(void **st) {
-    hypergrad_fd(&linear_comp, 0, 11);
+    hypergrad_fd(&linear_comp, NULL, 0, 11);
 }
 
 static void test_hypergrad_linear_soft_labels(void **st) {
-    hypergrad_fd(&linear_comp, 1, 12);
+    hypergrad_fd(&linear_comp, NULL, 1, 12);
 }
 
 static void test_hypergrad_conv(void **st) {
-    hypergrad_fd(&tiny_conv_comp, 0, 13);
+    hypergrad_fd(&tiny_conv_comp, NULL, 0, 13);
+}
+
+/* An objective with outer_loss_ref: the engine hands it the real batch's
+ * logits at θ0 (a constant of the distilled data), and the hypergradient
+ * still matches differences of the unrolled loss. Had the engine passed
+ * logits that move with the pixels (e.g. at θ_K), the two would differ. */
+static void test_hypergrad_reference_logits(void **st) {
+    (void)st;
+    // The linear model: no ReLU whose switching would make the unrolled loss
+    // jump under this quadratic loss's larger steps.
+    hypergrad_fd(&linear_comp, &anchor_comp, 0, 14);
+    // With (almost) zero step sizes θ_K = θ0, so z = z0 and the loss is
+    // exactly ½ shift² per sample: the logits0 the engine passes are θ0's.
+    const int K = 3;
+    dd_dataset *real = make_blobs(24, K, 1, 6, 6, 0.8f, 14, 5);
+    dd_model *m = make_model(&tiny_conv_comp, 1, 6, 6, K);
+    dd_objective_handle obj;
+    assert_int_equal(dd_objective_handle_init(&obj, &anchor_comp, NULL, real), DD_OK);
+    dd_distill_config cfg;
+    dd_distill_config_defaults(&cfg);
+    cfg.steps = 2;
+    cfg.epochs = 1;
+    cfg.batch_real = real->n;
+    cfg.seed = 14;
+    dd_engine *e;
+    assert_int_equal(dd_engine_create(m, &obj, real, &cfg, &e), DD_OK);
+    for (int k = 0; k < 2; k++)
+        dd_engine_raw_lrs(e)[k] = -60.f; // softplus(-60) ≈ 1e-26
+    double loss;
+    assert_int_equal(dd_engine_unrolled_loss(e, dd_engine_theta0(e), real->images, real->labels,
+                                             real->n, &loss, NULL),
+                     DD_OK);
+    assert_true(fabs(loss - 0.5 * ANCHOR_SHIFT * ANCHOR_SHIFT) < 1e-6);
+    dd_engine_destroy(e);
+    dd_objective_handle_release(&obj);
+    dd_model_destroy(m);
+    blobs_free(real);
 }
 
 /* ---- the paper's linear case (§3.3) ------------------------------------ */
@@ -794,6 +890,7 @@ int main(void) {
         cmocka_unit_test(test_hypergrad_linear),
         cmocka_unit_test(test_hypergrad_linear_soft_labels),
         cmocka_unit_test(test_hypergrad_conv),
+        cmocka_unit_test(test_hypergrad_reference_logits),
         cmocka_unit_test(test_linear_case),
         cmocka_unit_test(test_checkpoint_corrupt),
         cmocka_unit_test(test_resume_fixed),

@@ -1,6 +1,6 @@
 /* Tests of the K→T poisoning objective (plugins/objectives/poison): its
  * outer loss against the relabelled cross-entropy, its gradient against
- * central differences, its metrics and baseline, and a tiny end-to-end
+ * central differences, the keep-predictions (KL to θ0) variant, its metrics and baseline, and a tiny end-to-end
  * attack on held-out pretrained networks (pool → engine → evaluation →
  * metrics.json) showing the attack rate rises while the other classes stay
  * correct. */
@@ -161,6 +161,87 @@ static void test_gradient_vs_finite_differences(void **st) {
     for (int i = 0; i < B; i++)
         want += (y[i] == 0 ? 2.5 : 1.0) * ce(z + i * K, K, y[i] == 0 ? 3 : y[i]);
     assert_true(fabs(loss - want / wsum) < 1e-6);
+    ops->destroy(state);
+    dd_options_destroy(o);
+}
+
+/* keep: predictions — the other classes are held to θ0's softmax p0 by
+ * KL(p0 ‖ p), class K still to T by cross-entropy; keep: labels — the
+ * reference logits are ignored (Eq. 10). */
+static void test_keep_predictions(void **st) {
+    (void)st;
+    const dd_component *c = load_objective("poison");
+    const dd_objective_ops *ops = c->ops;
+    assert_true(DD_OBJECTIVE_HAS(ops, outer_loss_ref));
+    assert_non_null(ops->outer_loss_ref);
+    enum { B = 8, K = 4 };
+    float z[B * K], z0[B * K], dz[B * K], zp[B * K];
+    int32_t y[B] = {0, 1, 2, 3, 0, 2, 1, 3};
+    dd_rng r = dd_rng_make(21, 4);
+    dd_rng_normal(&r, z, B * K, 0.f, 1.5f);
+    dd_rng_normal(&r, z0, B * K, 0.f, 1.5f);
+    dd_objective_info info = {sizeof info, K, NULL};
+
+    const char *kv[] = {"attack_class=0", "target_class=2", "attack_weight=3", NULL};
+    dd_options *o = poison_options(c, kv); // keep defaults to predictions
+    void *state = NULL;
+    assert_int_equal(ops->create(o, &info, &state), DD_OK);
+    double loss;
+    assert_int_equal(ops->outer_loss_ref(state, z, z0, y, B, K, &loss, dz), DD_OK);
+    // Reference value: Σ w_i ℓ_i / Σ w_i.
+    double want = 0, wsum = 0;
+    for (int i = 0; i < B; i++) {
+        const double w = y[i] == 0 ? 3.0 : 1.0;
+        wsum += w;
+        if (y[i] == 0) {
+            want += w * ce(z + i * K, K, 2);
+        } else {
+            // KL(p0 ‖ p) = Σ_k p0_k (log p0_k − log p_k), from cross-entropies.
+            double kl = 0;
+            for (int k = 0; k < K; k++) {
+                const double lp0 = -ce(z0 + i * K, K, k), lp = -ce(z + i * K, K, k);
+                kl += exp(lp0) * (lp0 - lp);
+            }
+            want += w * kl;
+        }
+    }
+    assert_true(fabs(loss - want / wsum) < 1e-6);
+    // Gradient against central differences (logits0 held fixed).
+    double max_err = 0, max_g = 0;
+    for (int i = 0; i < B * K; i++) {
+        const float h = 1e-2f;
+        double lp, lm;
+        memcpy(zp, z, sizeof z);
+        zp[i] = z[i] + h;
+        assert_int_equal(ops->outer_loss_ref(state, zp, z0, y, B, K, &lp, NULL), DD_OK);
+        zp[i] = z[i] - h;
+        assert_int_equal(ops->outer_loss_ref(state, zp, z0, y, B, K, &lm, NULL), DD_OK);
+        max_err = fmax(max_err, fabs((lp - lm) / (2.0 * h) - dz[i]));
+        max_g = fmax(max_g, fabs(dz[i]));
+    }
+    assert_true(max_g > 1e-2);
+    assert_true(max_err < 1e-4);
+    // Unchanged predictions cost nothing: with z0 = z only class K counts,
+    // and the other classes' gradient vanishes.
+    assert_int_equal(ops->outer_loss_ref(state, z, z, y, B, K, &loss, dz), DD_OK);
+    want = 3.0 * (ce(z, K, 2) + ce(z + 4 * K, K, 2)) / wsum;
+    assert_true(fabs(loss - want) < 1e-6);
+    for (int i = 0; i < B; i++)
+        for (int k = 0; k < K && y[i] != 0; k++)
+            assert_true(fabsf(dz[i * K + k]) < 1e-6f);
+    ops->destroy(state);
+    dd_options_destroy(o);
+
+    // keep: labels — outer_loss_ref is outer_loss, whatever logits0 holds.
+    const char *kl[] = {"attack_class=0", "target_class=2", "keep=labels", NULL};
+    o = poison_options(c, kl);
+    assert_int_equal(ops->create(o, &info, &state), DD_OK);
+    double l_ref, l_plain;
+    float dz2[B * K];
+    assert_int_equal(ops->outer_loss_ref(state, z, z0, y, B, K, &l_ref, dz), DD_OK);
+    assert_int_equal(ops->outer_loss(state, z, y, B, K, &l_plain, dz2), DD_OK);
+    assert_true(l_ref == l_plain);
+    assert_memory_equal(dz, dz2, sizeof dz);
     ops->destroy(state);
     dd_options_destroy(o);
 }
@@ -347,6 +428,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loss_is_relabelled_cross_entropy),
         cmocka_unit_test(test_gradient_vs_finite_differences),
+        cmocka_unit_test(test_keep_predictions),
         cmocka_unit_test(test_metrics_and_baseline),
         cmocka_unit_test(test_end_to_end_attack),
     };

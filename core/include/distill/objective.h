@@ -85,6 +85,17 @@ typedef struct dd_objective_ops {
      * baseline_names) */
     dd_status (*build_baseline)(void *state, int index, const dd_dataset *train, int steps,
                                 int64_t per_step, uint64_t seed, float *images, int32_t *labels);
+    /** Outer loss that also sees the logits `logits0` of the same batch at
+     * θ0, the network before the distilled steps (optional). When set, the
+     * engine calls it instead of outer_loss wherever θ0 is known — during
+     * distillation and the step-size search of the evaluation — for
+     * objectives that judge the stepped network against the one it started
+     * from (e.g. "keep the other classes' predictions"). logits0 is a
+     * constant: dlogits is ∂loss/∂logits only. outer_loss stays required
+     * and is what test-set losses are reported with. */
+    dd_status (*outer_loss_ref)(void *state, const float *logits, const float *logits0,
+                                const int32_t *labels, int64_t batch, int n_classes, double *loss,
+                                float *dlogits);
 } dd_objective_ops;
 
 /** Nonzero if `ops` (a dd_objective_ops pointer) was built with `member`. */

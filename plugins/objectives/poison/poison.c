@@ -3,6 +3,7 @@
  * make it classify class K as T while every other class stays correct. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "distill/distill.h"
 
@@ -10,6 +11,7 @@ typedef struct poison_state {
     int n_classes;
     int attack, target; /* K and T */
     double weight;      /* weight of class-K images in the outer loss */
+    int keep_predictions; /* other classes: match θ0's predictions (1) or the labels (0) */
 } poison_state;
 
 static const dd_param_spec poison_params[] = {
@@ -19,6 +21,9 @@ static const dd_param_spec poison_params[] = {
      "class T that class-K images should be classified as"},
     {"attack_weight", DD_PARAM_FLOAT, "1", DD_PARAM_HAS_MIN | DD_PARAM_MIN_EXCLUSIVE, 0, 0, NULL,
      "weight of the class-K images in the outer loss (1 = the plain relabelled cross-entropy)"},
+    {"keep", DD_PARAM_ENUM, "predictions", 0, 0, 0, "predictions|labels",
+     "what the other classes are held to: the pretrained network's own predictions (KL "
+     "divergence from them) or the true labels (cross-entropy, the paper's Eq. 10)"},
     {NULL, 0, NULL, 0, 0, 0, NULL, NULL},
 };
 
@@ -43,6 +48,7 @@ static dd_status poison_create(const dd_options *opts, const dd_objective_info *
     s->attack = (int)k;
     s->target = (int)t;
     s->weight = opts ? dd_options_float(opts, "attack_weight") : 1.0;
+    s->keep_predictions = opts ? strcmp(dd_options_string(opts, "keep"), "predictions") == 0 : 1;
     *state = s;
     return DD_OK;
 }
@@ -58,12 +64,29 @@ static dd_status check_label(int32_t y, int64_t i, int n_classes) {
     return DD_OK;
 }
 
-/* Eq. 10: cross-entropy of the unrolled network on the real batch with every
- * class-K label replaced by T, class-K samples weighted by attack_weight:
- * L = Σ_i w_i CE(z_i, t_i) / Σ_i w_i. */
-static dd_status poison_outer_loss(void *state, const float *logits, const int32_t *labels,
-                                   int64_t batch, int n_classes, double *loss, float *dlogits) {
-    const poison_state *s = state;
+/* log Σ_k exp z_k, stable. */
+static double log_sum_exp(const float *z, int n) {
+    double zmax = z[0];
+    for (int k = 1; k < n; k++)
+        if (z[k] > zmax) zmax = z[k];
+    double sum = 0.0;
+    for (int k = 0; k < n; k++)
+        sum += exp((double)z[k] - zmax);
+    return zmax + log(sum);
+}
+
+/* The outer loss L = Σ_i w_i ℓ_i / Σ_i w_i over the real batch, class-K
+ * samples weighted by attack_weight:
+ *  - class K: ℓ = CE(z, T), the relabelled cross-entropy of Eq. 10;
+ *  - other classes, without logits0: ℓ = CE(z, y), Eq. 10 as in the paper;
+ *  - other classes, with logits0 (keep: predictions): ℓ = KL(p0 ‖ p), p0 the
+ *    pretrained network's softmax. It asks the step to leave those
+ *    predictions alone, right or wrong, instead of rewarding it for fixing
+ *    the network's own mistakes — which a step can only do for the networks
+ *    it was distilled on. */
+static dd_status poison_loss(const poison_state *s, const float *logits, const float *logits0,
+                             const int32_t *labels, int64_t batch, int n_classes, double *loss,
+                             float *dlogits) {
     if (batch <= 0) return dd_error_set(DD_ERR_INVALID, "poison: empty batch");
     double wsum = 0.0;
     for (int64_t i = 0; i < batch; i++) {
@@ -73,25 +96,42 @@ static dd_status poison_outer_loss(void *state, const float *logits, const int32
     double total = 0.0;
     for (int64_t i = 0; i < batch; i++) {
         const int is_k = labels[i] == s->attack;
-        const int t = is_k ? s->target : labels[i];
         const double w = (is_k ? s->weight : 1.0) / wsum;
         const float *z = logits + i * n_classes;
-        double zmax = z[0];
-        for (int k = 1; k < n_classes; k++)
-            if (z[k] > zmax) zmax = z[k];
-        double sum = 0.0;
-        for (int k = 0; k < n_classes; k++)
-            sum += exp((double)z[k] - zmax);
-        const double lse = zmax + log(sum);
-        total += w * (lse - (double)z[t]);
-        if (dlogits) {
-            float *dz = dlogits + i * n_classes;
-            for (int k = 0; k < n_classes; k++)
-                dz[k] = (float)(w * (exp((double)z[k] - lse) - (k == t ? 1.0 : 0.0)));
+        const double lse = log_sum_exp(z, n_classes);
+        float *dz = dlogits ? dlogits + i * n_classes : NULL;
+        if (is_k || !logits0) {
+            const int t = is_k ? s->target : labels[i];
+            total += w * (lse - (double)z[t]);
+            if (dz)
+                for (int k = 0; k < n_classes; k++)
+                    dz[k] = (float)(w * (exp((double)z[k] - lse) - (k == t ? 1.0 : 0.0)));
+        } else {
+            const float *z0 = logits0 + i * n_classes;
+            const double lse0 = log_sum_exp(z0, n_classes);
+            for (int k = 0; k < n_classes; k++) {
+                const double lp0 = (double)z0[k] - lse0, lp = (double)z[k] - lse;
+                const double p0 = exp(lp0);
+                total += w * p0 * (lp0 - lp);
+                if (dz) dz[k] = (float)(w * (exp(lp) - p0));
+            }
         }
     }
     *loss = total;
     return DD_OK;
+}
+
+static dd_status poison_outer_loss(void *state, const float *logits, const int32_t *labels,
+                                   int64_t batch, int n_classes, double *loss, float *dlogits) {
+    return poison_loss(state, logits, NULL, labels, batch, n_classes, loss, dlogits);
+}
+
+static dd_status poison_outer_loss_ref(void *state, const float *logits, const float *logits0,
+                                       const int32_t *labels, int64_t batch, int n_classes,
+                                       double *loss, float *dlogits) {
+    const poison_state *s = state;
+    return poison_loss(s, logits, s->keep_predictions ? logits0 : NULL, labels, batch, n_classes,
+                       loss, dlogits);
 }
 
 /* Metrics: 0 success = class-K images predicted T; 1 accuracy on the other
@@ -179,6 +219,7 @@ static const dd_objective_ops poison_ops = {
     .report_keys = poison_keys,
     .baseline_names = poison_baselines,
     .build_baseline = poison_baseline,
+    .outer_loss_ref = poison_outer_loss_ref,
 };
 
 static const dd_component poison_components[] = {{
