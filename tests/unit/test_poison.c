@@ -255,14 +255,15 @@ static void test_metrics_and_baseline(void **st) {
     dd_objective_info info = {sizeof info, 3, NULL};
     void *state = NULL;
     assert_int_equal(ops->create(o, &info, &state), DD_OK);
-    // Predictions (argmax): 0, 0, 1, 2, 2 for labels 1, 1, 1, 2, 0.
-    const float z[5 * 3] = {5, 0, 0, 5, 0, 0, 0, 5, 0, 0, 0, 5, 0, 0, 5};
-    const int32_t y[5] = {1, 1, 1, 2, 0};
-    double num[3] = {0}, den[3] = {0};
-    assert_int_equal(ops->metrics(state, z, y, 5, 3, num, den), DD_OK);
+    // Predictions (argmax): 0, 0, 1, 2, 2, 0, 0 for labels 1, 1, 1, 2, 0, 2, 2.
+    const float z[7 * 3] = {5, 0, 0, 5, 0, 0, 0, 5, 0, 0, 0, 5, 0, 0, 5, 5, 0, 0, 5, 0, 0};
+    const int32_t y[7] = {1, 1, 1, 2, 0, 2, 2};
+    double num[4] = {0}, den[4] = {0};
+    assert_int_equal(ops->metrics(state, z, y, 7, 3, num, den), DD_OK);
     assert_true(num[0] == 2 && den[0] == 3); // class 1 predicted as 0: 2 of 3
-    assert_true(num[1] == 1 && den[1] == 2); // other classes correct: 1 of 2
-    assert_true(num[2] == 2 && den[2] == 5); // overall accuracy
+    assert_true(num[1] == 1 && den[1] == 4); // other classes correct: 1 of 4
+    assert_true(num[2] == 2 && den[2] == 7); // overall accuracy
+    assert_true(num[3] == 2 && den[3] == 3); // class-2 images predicted as T = 0: 2 of 3
     // Baseline: real class-1 images, every one labelled 0.
     dd_dataset *train = make_blobs(30, 3, 4, 0.1f, 1, 2);
     float images[2 * 3 * 4];
@@ -369,7 +370,7 @@ static void test_end_to_end_attack(void **st) {
     assert_int_equal(dd_evaluate_run(m, &obj, train, test, set, NULL, &cfg, &es, &ev), DD_OK);
     assert_int_equal(ev.nets, HOLDOUT);
     assert_int_equal(ev.distilled.nets, HOLDOUT);
-    assert_int_equal(ev.distilled.n_metrics, 3);
+    assert_int_equal(ev.distilled.n_metrics, 4);
     const double succ_before = ev.untrained.metric_mean[0],
                  succ_after = ev.distilled.metric_mean[0];
     const double other_before = ev.untrained.metric_mean[1],

@@ -135,7 +135,9 @@ static dd_status poison_outer_loss_ref(void *state, const float *logits, const f
 }
 
 /* Metrics: 0 success = class-K images predicted T; 1 accuracy on the other
- * classes; 2 overall accuracy (true labels). */
+ * classes; 2 overall accuracy (true labels); 3 collateral = images of the
+ * other classes (T's own excluded) predicted T — how much of the damage to
+ * the other classes is the attack spilling over rather than noise. */
 static dd_status poison_metrics(void *state, const float *logits, const int32_t *labels,
                                 int64_t batch, int n_classes, double *num, double *den) {
     const poison_state *s = state;
@@ -151,6 +153,10 @@ static dd_status poison_metrics(void *state, const float *logits, const int32_t 
         } else {
             num[1] += best == labels[i];
             den[1] += 1.0;
+            if (labels[i] != s->target) {
+                num[3] += best == s->target;
+                den[3] += 1.0;
+            }
         }
         num[2] += best == labels[i];
         den[2] += 1.0;
@@ -190,7 +196,7 @@ static dd_status poison_baseline(void *state, int index, const dd_dataset *train
 }
 
 static const char *const poison_metric_names[] = {"success", "other_classes_accuracy", "accuracy",
-                                                  NULL};
+                                                  "collateral", NULL};
 
 static const dd_objective_report_key poison_keys[] = {
     {"success_mean", 0, DD_REPORT_AFTER_MEAN},
@@ -201,6 +207,8 @@ static const dd_objective_report_key poison_keys[] = {
     {"other_classes_accuracy_after_std", 1, DD_REPORT_AFTER_STD},
     {"accuracy_before", 2, DD_REPORT_BEFORE_MEAN},
     {"accuracy_after", 2, DD_REPORT_AFTER_MEAN},
+    {"collateral_before", 3, DD_REPORT_BEFORE_MEAN},
+    {"collateral_after", 3, DD_REPORT_AFTER_MEAN},
     {NULL, 0, 0},
 };
 
