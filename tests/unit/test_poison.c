@@ -206,6 +206,7 @@ static void test_keep_predictions(void **st) {
         }
     }
     assert_true(fabs(loss - want / wsum) < 1e-6);
+    const double loss_kl = loss;
     // Gradient against central differences (logits0 held fixed).
     double max_err = 0, max_g = 0;
     for (int i = 0; i < B * K; i++) {
@@ -229,6 +230,40 @@ static void test_keep_predictions(void **st) {
     for (int i = 0; i < B; i++)
         for (int k = 0; k < K && y[i] != 0; k++)
             assert_true(fabsf(dz[i * K + k]) < 1e-6f);
+    ops->destroy(state);
+    dd_options_destroy(o);
+
+    // The guard adds guard · softplus(z_T − z_c + m), c = argmax z0, on
+    // images of classes other than K and T whose θ0 prediction is not T.
+    const char *kg[] = {"attack_class=0",     "target_class=2", "attack_weight=3",
+                        "guard=0.7",          "guard_margin=1.5", NULL};
+    o = poison_options(c, kg);
+    assert_int_equal(ops->create(o, &info, &state), DD_OK);
+    double lg;
+    assert_int_equal(ops->outer_loss_ref(state, z, z0, y, B, K, &lg, dz), DD_OK);
+    double extra = 0;
+    for (int i = 0; i < B; i++) {
+        if (y[i] == 0 || y[i] == 2) continue;
+        int cz = 0;
+        for (int k = 1; k < K; k++)
+            if (z0[i * K + k] > z0[i * K + cz]) cz = k;
+        if (cz != 2) extra += 0.7 * log1p(exp(z[i * K + 2] - z[i * K + cz] + 1.5));
+    }
+    assert_true(extra > 0);
+    assert_true(fabs(lg - extra / wsum - loss_kl) < 1e-6);
+    max_err = max_g = 0;
+    for (int i = 0; i < B * K; i++) {
+        const float h = 1e-2f;
+        double lp, lm;
+        memcpy(zp, z, sizeof z);
+        zp[i] = z[i] + h;
+        assert_int_equal(ops->outer_loss_ref(state, zp, z0, y, B, K, &lp, NULL), DD_OK);
+        zp[i] = z[i] - h;
+        assert_int_equal(ops->outer_loss_ref(state, zp, z0, y, B, K, &lm, NULL), DD_OK);
+        max_err = fmax(max_err, fabs((lp - lm) / (2.0 * h) - dz[i]));
+        max_g = fmax(max_g, fabs(dz[i]));
+    }
+    assert_true(max_err < 1e-4);
     ops->destroy(state);
     dd_options_destroy(o);
 

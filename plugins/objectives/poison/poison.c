@@ -12,6 +12,7 @@ typedef struct poison_state {
     int attack, target; /* K and T */
     double weight;      /* weight of class-K images in the outer loss */
     int keep_predictions; /* other classes: match θ0's predictions (1) or the labels (0) */
+    double guard, guard_margin; /* weight and margin of the target-logit guard (0: off) */
 } poison_state;
 
 static const dd_param_spec poison_params[] = {
@@ -24,6 +25,11 @@ static const dd_param_spec poison_params[] = {
     {"keep", DD_PARAM_ENUM, "predictions", 0, 0, 0, "predictions|labels",
      "what the other classes are held to: the pretrained network's own predictions (KL "
      "divergence from them) or the true labels (cross-entropy, the paper's Eq. 10)"},
+    {"guard", DD_PARAM_FLOAT, "0", DD_PARAM_HAS_MIN, 0, 0, NULL,
+     "weight of a penalty softplus(z_T - z_c + guard_margin) on the other classes' images, c the "
+     "class the pretrained network predicts: keeps T's logit below it with a margin (0 = off)"},
+    {"guard_margin", DD_PARAM_FLOAT, "2", DD_PARAM_HAS_MIN, 0, 0, NULL,
+     "logit margin the guard asks for between the predicted class and T"},
     {NULL, 0, NULL, 0, 0, 0, NULL, NULL},
 };
 
@@ -49,6 +55,8 @@ static dd_status poison_create(const dd_options *opts, const dd_objective_info *
     s->target = (int)t;
     s->weight = opts ? dd_options_float(opts, "attack_weight") : 1.0;
     s->keep_predictions = opts ? strcmp(dd_options_string(opts, "keep"), "predictions") == 0 : 1;
+    s->guard = opts ? dd_options_float(opts, "guard") : 0.0;
+    s->guard_margin = opts ? dd_options_float(opts, "guard_margin") : 2.0;
     *state = s;
     return DD_OK;
 }
@@ -78,12 +86,15 @@ static double log_sum_exp(const float *z, int n) {
 /* The outer loss L = Σ_i w_i ℓ_i / Σ_i w_i over the real batch, class-K
  * samples weighted by attack_weight:
  *  - class K: ℓ = CE(z, T), the relabelled cross-entropy of Eq. 10;
- *  - other classes, without logits0: ℓ = CE(z, y), Eq. 10 as in the paper;
- *  - other classes, with logits0 (keep: predictions): ℓ = KL(p0 ‖ p), p0 the
+ *  - other classes, keep: labels or without logits0: ℓ = CE(z, y), Eq. 10
+ *    as in the paper;
+ *  - other classes, keep: predictions with logits0: ℓ = KL(p0 ‖ p), p0 the
  *    pretrained network's softmax. It asks the step to leave those
  *    predictions alone, right or wrong, instead of rewarding it for fixing
  *    the network's own mistakes — which a step can only do for the networks
- *    it was distilled on. */
+ *    it was distilled on;
+ *  - plus, with logits0 and guard > 0, on images of classes other than K
+ *    and T: guard · softplus(z_T − z_c + guard_margin), c = argmax z0. */
 static dd_status poison_loss(const poison_state *s, const float *logits, const float *logits0,
                              const int32_t *labels, int64_t batch, int n_classes, double *loss,
                              float *dlogits) {
@@ -100,7 +111,7 @@ static dd_status poison_loss(const poison_state *s, const float *logits, const f
         const float *z = logits + i * n_classes;
         const double lse = log_sum_exp(z, n_classes);
         float *dz = dlogits ? dlogits + i * n_classes : NULL;
-        if (is_k || !logits0) {
+        if (is_k || !logits0 || !s->keep_predictions) {
             const int t = is_k ? s->target : labels[i];
             total += w * (lse - (double)z[t]);
             if (dz)
@@ -114,6 +125,25 @@ static dd_status poison_loss(const poison_state *s, const float *logits, const f
                 const double p0 = exp(lp0);
                 total += w * p0 * (lp0 - lp);
                 if (dz) dz[k] = (float)(w * (exp(lp) - p0));
+            }
+        }
+        // The guard: on images of other classes than T that θ0 does not
+        // already call T, T's logit should stay guard_margin below that of
+        // θ0's prediction c. A margin on the networks the images are
+        // distilled on leaves room for the networks they are not.
+        if (!is_k && logits0 && s->guard > 0 && labels[i] != s->target) {
+            const float *z0 = logits0 + i * n_classes;
+            int c = 0;
+            for (int k = 1; k < n_classes; k++)
+                if (z0[k] > z0[c]) c = k;
+            if (c != s->target) {
+                const double u = (double)z[s->target] - (double)z[c] + s->guard_margin;
+                const double sp = u > 30 ? u : log1p(exp(u)), sg = 1.0 / (1.0 + exp(-u));
+                total += w * s->guard * sp;
+                if (dz) {
+                    dz[s->target] += (float)(w * s->guard * sg);
+                    dz[c] -= (float)(w * s->guard * sg);
+                }
             }
         }
     }
@@ -130,8 +160,7 @@ static dd_status poison_outer_loss_ref(void *state, const float *logits, const f
                                        const int32_t *labels, int64_t batch, int n_classes,
                                        double *loss, float *dlogits) {
     const poison_state *s = state;
-    return poison_loss(s, logits, s->keep_predictions ? logits0 : NULL, labels, batch, n_classes,
-                       loss, dlogits);
+    return poison_loss(s, logits, logits0, labels, batch, n_classes, loss, dlogits);
 }
 
 /* Metrics: 0 success = class-K images predicted T; 1 accuracy on the other
