@@ -248,9 +248,9 @@ dd_status dd_distilled_clone(const dd_distilled *d, dd_distilled **out) {
 
 void dd_engine_destroy(dd_engine *e) {
     if (!e) return;
-    float *bufs[] = {e->pixels, e->raw,        e->soft,    e->m_pix,   e->v_pix,  e->m_raw,
-                     e->v_raw,  e->m_soft,     e->v_soft,  e->theta0,  e->thetas, e->a,
-                     e->hv,     e->grad,       e->mixed_x, e->mixed_y, e->g_pix,  e->g_raw,
+    float *bufs[] = {e->pixels, e->raw,        e->soft,    e->m_pix,   e->v_pix,   e->m_raw,
+                     e->v_raw,  e->m_soft,     e->v_soft,  e->theta0,  e->thetas,  e->a,
+                     e->hv,     e->grad,       e->mixed_x, e->mixed_y, e->g_pix,   e->g_raw,
                      e->g_soft, e->theta_rand, e->xr,      e->logits,  e->dlogits, e->logits0};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         dd_free(bufs[i]);

@@ -107,11 +107,7 @@ dd_status dd_pretrain_accuracy(dd_model *m, const float *theta, const dd_dataset
         const int64_t n = d->n - b < B ? d->n - b : B;
         s = dd_model_forward(m, theta, d->images + (size_t)b * D, n, z);
         for (int64_t i = 0; s == DD_OK && i < n; i++) {
-            const float *zi = z + (size_t)i * (size_t)K;
-            int best = 0;
-            for (int k = 1; k < K; k++)
-                if (zi[k] > zi[best]) best = k;
-            correct += best == d->labels[b + i];
+            correct += dd_argmax(z + (size_t)i * (size_t)K, K) == d->labels[b + i];
         }
     }
     dd_free(z);

@@ -340,8 +340,8 @@ static void check_param(const char *what, dd_engine *e, const float *th0, const 
     free(u);
 }
 
-static void hypergrad_fd(const dd_component *comp, const dd_component *objective,
-                         int learn_labels, uint64_t seed) {
+static void hypergrad_fd(const dd_component *comp, const dd_component *objective, int learn_labels,
+                         uint64_t seed) {
     const int K = 3, C = 1, H = 6, W = 6;
     dd_dataset *real = make_blobs(24, K, C, H, W, 0.8f, seed, 5);
     dd_model *m = make_model(comp, C, H, W, K);

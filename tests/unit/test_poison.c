@@ -1,7 +1,7 @@
 /* Tests of the K→T poisoning objective (plugins/objectives/poison): its
  * outer loss against the relabelled cross-entropy, its gradient against
- * central differences, the keep-predictions (KL to θ0) variant, its metrics and baseline, and a tiny end-to-end
- * attack on held-out pretrained networks (pool → engine → evaluation →
+ * central differences, the keep-predictions (KL to θ0) variant, its metrics and baseline, and a
+ * tiny end-to-end attack on held-out pretrained networks (pool → engine → evaluation →
  * metrics.json) showing the attack rate rises while the other classes stay
  * correct. */
 #define _POSIX_C_SOURCE 200809L
@@ -83,6 +83,34 @@ static double ce(const float *z, int K, int t) {
     return m + log(s) - z[t];
 }
 
+/* Checks dz = ∂loss/∂z against central differences of the objective's
+ * outer loss (outer_loss_ref with logits z0 when z0 is not NULL): the
+ * largest error must be O(h²) and the gradient not trivially zero. */
+static void check_dlogits(const dd_objective_ops *ops, void *state, const float *z, const float *z0,
+                          const int32_t *y, int B, int K, const float *dz) {
+    float *zp = malloc((size_t)B * K * sizeof *zp);
+    assert_non_null(zp);
+    double max_err = 0, max_g = 0;
+    for (int i = 0; i < B * K; i++) {
+        const float h = 1e-2f;
+        double lp, lm;
+        memcpy(zp, z, (size_t)B * K * sizeof *zp);
+        zp[i] = z[i] + h;
+        assert_int_equal(z0 ? ops->outer_loss_ref(state, zp, z0, y, B, K, &lp, NULL)
+                            : ops->outer_loss(state, zp, y, B, K, &lp, NULL),
+                         DD_OK);
+        zp[i] = z[i] - h;
+        assert_int_equal(z0 ? ops->outer_loss_ref(state, zp, z0, y, B, K, &lm, NULL)
+                            : ops->outer_loss(state, zp, y, B, K, &lm, NULL),
+                         DD_OK);
+        max_err = fmax(max_err, fabs((lp - lm) / (2.0 * h) - dz[i]));
+        max_g = fmax(max_g, fabs(dz[i]));
+    }
+    free(zp);
+    assert_true(max_g > 1e-2);
+    assert_true(max_err < 1e-4);
+}
+
 /* ---- loss, gradient, metrics, baseline ------------------------------------ */
 
 static void test_loss_is_relabelled_cross_entropy(void **st) {
@@ -134,28 +162,14 @@ static void test_gradient_vs_finite_differences(void **st) {
     void *state = NULL;
     assert_int_equal(ops->create(o, &info, &state), DD_OK);
     enum { B = 9, K = 4 };
-    float z[B * K], dz[B * K], zp[B * K];
+    float z[B * K], dz[B * K];
     int32_t y[B] = {0, 1, 2, 3, 0, 0, 2, 1, 3};
     dd_rng r = dd_rng_make(11, 2);
     dd_rng_normal(&r, z, B * K, 0.f, 1.5f);
     double loss;
     assert_int_equal(ops->outer_loss(state, z, y, B, K, &loss, dz), DD_OK);
-    double max_err = 0, max_g = 0;
-    for (int i = 0; i < B * K; i++) {
-        const float h = 1e-2f;
-        double lp, lm;
-        memcpy(zp, z, sizeof z);
-        zp[i] = z[i] + h;
-        assert_int_equal(ops->outer_loss(state, zp, y, B, K, &lp, NULL), DD_OK);
-        zp[i] = z[i] - h;
-        assert_int_equal(ops->outer_loss(state, zp, y, B, K, &lm, NULL), DD_OK);
-        const double fd = (lp - lm) / (2.0 * h);
-        max_err = fmax(max_err, fabs(fd - dz[i]));
-        max_g = fmax(max_g, fabs(dz[i]));
-    }
     // Central differences of a smooth function: O(h²) error.
-    assert_true(max_g > 1e-2);
-    assert_true(max_err < 1e-4);
+    check_dlogits(ops, state, z, NULL, y, B, K, dz);
     // attack_weight changes the loss: class-K samples count 2.5 times.
     double wsum = 2.5 * 3 + 6, want = 0;
     for (int i = 0; i < B; i++)
@@ -175,7 +189,7 @@ static void test_keep_predictions(void **st) {
     assert_true(DD_OBJECTIVE_HAS(ops, outer_loss_ref));
     assert_non_null(ops->outer_loss_ref);
     enum { B = 8, K = 4 };
-    float z[B * K], z0[B * K], dz[B * K], zp[B * K];
+    float z[B * K], z0[B * K], dz[B * K];
     int32_t y[B] = {0, 1, 2, 3, 0, 2, 1, 3};
     dd_rng r = dd_rng_make(21, 4);
     dd_rng_normal(&r, z, B * K, 0.f, 1.5f);
@@ -208,20 +222,7 @@ static void test_keep_predictions(void **st) {
     assert_true(fabs(loss - want / wsum) < 1e-6);
     const double loss_kl = loss;
     // Gradient against central differences (logits0 held fixed).
-    double max_err = 0, max_g = 0;
-    for (int i = 0; i < B * K; i++) {
-        const float h = 1e-2f;
-        double lp, lm;
-        memcpy(zp, z, sizeof z);
-        zp[i] = z[i] + h;
-        assert_int_equal(ops->outer_loss_ref(state, zp, z0, y, B, K, &lp, NULL), DD_OK);
-        zp[i] = z[i] - h;
-        assert_int_equal(ops->outer_loss_ref(state, zp, z0, y, B, K, &lm, NULL), DD_OK);
-        max_err = fmax(max_err, fabs((lp - lm) / (2.0 * h) - dz[i]));
-        max_g = fmax(max_g, fabs(dz[i]));
-    }
-    assert_true(max_g > 1e-2);
-    assert_true(max_err < 1e-4);
+    check_dlogits(ops, state, z, z0, y, B, K, dz);
     // Unchanged predictions cost nothing: with z0 = z only class K counts,
     // and the other classes' gradient vanishes.
     assert_int_equal(ops->outer_loss_ref(state, z, z, y, B, K, &loss, dz), DD_OK);
@@ -235,8 +236,8 @@ static void test_keep_predictions(void **st) {
 
     // The guard adds guard · softplus(z_T − z_c + m), c = argmax z0, on
     // images of classes other than K and T whose θ0 prediction is not T.
-    const char *kg[] = {"attack_class=0",     "target_class=2", "attack_weight=3",
-                        "guard=0.7",          "guard_margin=1.5", NULL};
+    const char *kg[] = {"attack_class=0", "target_class=2",   "attack_weight=3",
+                        "guard=0.7",      "guard_margin=1.5", NULL};
     o = poison_options(c, kg);
     assert_int_equal(ops->create(o, &info, &state), DD_OK);
     double lg;
@@ -251,19 +252,7 @@ static void test_keep_predictions(void **st) {
     }
     assert_true(extra > 0);
     assert_true(fabs(lg - extra / wsum - loss_kl) < 1e-6);
-    max_err = max_g = 0;
-    for (int i = 0; i < B * K; i++) {
-        const float h = 1e-2f;
-        double lp, lm;
-        memcpy(zp, z, sizeof z);
-        zp[i] = z[i] + h;
-        assert_int_equal(ops->outer_loss_ref(state, zp, z0, y, B, K, &lp, NULL), DD_OK);
-        zp[i] = z[i] - h;
-        assert_int_equal(ops->outer_loss_ref(state, zp, z0, y, B, K, &lm, NULL), DD_OK);
-        max_err = fmax(max_err, fabs((lp - lm) / (2.0 * h) - dz[i]));
-        max_g = fmax(max_g, fabs(dz[i]));
-    }
-    assert_true(max_err < 1e-4);
+    check_dlogits(ops, state, z, z0, y, B, K, dz);
     ops->destroy(state);
     dd_options_destroy(o);
 

@@ -98,6 +98,15 @@ typedef struct dd_objective_ops {
                                 float *dlogits);
 } dd_objective_ops;
 
+/** log Σ_k exp z_k over the n logits of one sample, in double, stable for
+ * any range of z (the max is subtracted first). For outer losses built on
+ * the softmax. */
+DD_API double dd_log_sum_exp(const float *z, int n);
+
+/** Index of the largest of the n logits of one sample (the first on ties):
+ * the predicted class. */
+DD_API int dd_argmax(const float *z, int n);
+
 /** Nonzero if `ops` (a dd_objective_ops pointer) was built with `member`. */
 #define DD_OBJECTIVE_HAS(ops, member)                                                              \
     ((ops)->struct_size >= offsetof(dd_objective_ops, member) + sizeof((ops)->member))

@@ -52,13 +52,7 @@ static dd_status cls_outer_loss(void *state, const float *logits, const int32_t 
         DD_TRY(check_label(labels[i], i, n_classes));
         const float *z = logits + i * n_classes;
         float *dz = dlogits ? dlogits + i * n_classes : NULL;
-        double zmax = z[0];
-        for (int k = 1; k < n_classes; k++)
-            if (z[k] > zmax) zmax = z[k];
-        double sum = 0.0;
-        for (int k = 0; k < n_classes; k++)
-            sum += exp((double)z[k] - zmax);
-        const double lse = zmax + log(sum);
+        const double lse = dd_log_sum_exp(z, n_classes);
         // Loss of the (possibly smoothed) target distribution t: Σ_k t_k (lse − z_k).
         for (int k = 0; k < n_classes; k++) {
             const double t = (k == labels[i]) ? on : off;
@@ -76,11 +70,7 @@ static dd_status cls_metrics(void *state, const float *logits, const int32_t *la
     int64_t correct = 0;
     for (int64_t i = 0; i < batch; i++) {
         DD_TRY(check_label(labels[i], i, n_classes));
-        const float *z = logits + i * n_classes;
-        int best = 0;
-        for (int k = 1; k < n_classes; k++)
-            if (z[k] > z[best]) best = k;
-        correct += best == labels[i];
+        correct += dd_argmax(logits + i * n_classes, n_classes) == labels[i];
     }
     num[0] += (double)correct;
     den[0] += (double)batch;

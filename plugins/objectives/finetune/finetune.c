@@ -41,13 +41,7 @@ static dd_status ft_outer_loss(void *state, const float *logits, const int32_t *
     for (int64_t i = 0; i < batch; i++) {
         DD_TRY(check_label(labels[i], i, n_classes));
         const float *z = logits + i * n_classes;
-        double zmax = z[0];
-        for (int k = 1; k < n_classes; k++)
-            if (z[k] > zmax) zmax = z[k];
-        double sum = 0.0;
-        for (int k = 0; k < n_classes; k++)
-            sum += exp((double)z[k] - zmax);
-        const double lse = zmax + log(sum);
+        const double lse = dd_log_sum_exp(z, n_classes);
         total += lse - (double)z[labels[i]];
         if (dlogits) {
             float *dz = dlogits + i * n_classes;
@@ -65,11 +59,7 @@ static dd_status ft_metrics(void *state, const float *logits, const int32_t *lab
     (void)state;
     for (int64_t i = 0; i < batch; i++) {
         DD_TRY(check_label(labels[i], i, n_classes));
-        const float *z = logits + i * n_classes;
-        int best = 0;
-        for (int k = 1; k < n_classes; k++)
-            if (z[k] > z[best]) best = k;
-        num[0] += best == labels[i];
+        num[0] += dd_argmax(logits + i * n_classes, n_classes) == labels[i];
         den[0] += 1.0;
     }
     return DD_OK;

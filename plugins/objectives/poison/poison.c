@@ -9,9 +9,9 @@
 
 typedef struct poison_state {
     int n_classes;
-    int attack, target; /* K and T */
-    double weight;      /* weight of class-K images in the outer loss */
-    int keep_predictions; /* other classes: match θ0's predictions (1) or the labels (0) */
+    int attack, target;         /* K and T */
+    double weight;              /* weight of class-K images in the outer loss */
+    int keep_predictions;       /* other classes: match θ0's predictions (1) or the labels (0) */
     double guard, guard_margin; /* weight and margin of the target-logit guard (0: off) */
 } poison_state;
 
@@ -72,17 +72,6 @@ static dd_status check_label(int32_t y, int64_t i, int n_classes) {
     return DD_OK;
 }
 
-/* log Σ_k exp z_k, stable. */
-static double log_sum_exp(const float *z, int n) {
-    double zmax = z[0];
-    for (int k = 1; k < n; k++)
-        if (z[k] > zmax) zmax = z[k];
-    double sum = 0.0;
-    for (int k = 0; k < n; k++)
-        sum += exp((double)z[k] - zmax);
-    return zmax + log(sum);
-}
-
 /* The outer loss L = Σ_i w_i ℓ_i / Σ_i w_i over the real batch, class-K
  * samples weighted by attack_weight:
  *  - class K: ℓ = CE(z, T), the relabelled cross-entropy of Eq. 10;
@@ -109,7 +98,7 @@ static dd_status poison_loss(const poison_state *s, const float *logits, const f
         const int is_k = labels[i] == s->attack;
         const double w = (is_k ? s->weight : 1.0) / wsum;
         const float *z = logits + i * n_classes;
-        const double lse = log_sum_exp(z, n_classes);
+        const double lse = dd_log_sum_exp(z, n_classes);
         float *dz = dlogits ? dlogits + i * n_classes : NULL;
         if (is_k || !logits0 || !s->keep_predictions) {
             const int t = is_k ? s->target : labels[i];
@@ -119,7 +108,7 @@ static dd_status poison_loss(const poison_state *s, const float *logits, const f
                     dz[k] = (float)(w * (exp((double)z[k] - lse) - (k == t ? 1.0 : 0.0)));
         } else {
             const float *z0 = logits0 + i * n_classes;
-            const double lse0 = log_sum_exp(z0, n_classes);
+            const double lse0 = dd_log_sum_exp(z0, n_classes);
             for (int k = 0; k < n_classes; k++) {
                 const double lp0 = (double)z0[k] - lse0, lp = (double)z[k] - lse;
                 const double p0 = exp(lp0);
@@ -133,9 +122,7 @@ static dd_status poison_loss(const poison_state *s, const float *logits, const f
         // distilled on leaves room for the networks they are not.
         if (!is_k && logits0 && s->guard > 0 && labels[i] != s->target) {
             const float *z0 = logits0 + i * n_classes;
-            int c = 0;
-            for (int k = 1; k < n_classes; k++)
-                if (z0[k] > z0[c]) c = k;
+            const int c = dd_argmax(z0, n_classes);
             if (c != s->target) {
                 const double u = (double)z[s->target] - (double)z[c] + s->guard_margin;
                 const double sp = u > 30 ? u : log1p(exp(u)), sg = 1.0 / (1.0 + exp(-u));
@@ -172,10 +159,7 @@ static dd_status poison_metrics(void *state, const float *logits, const int32_t 
     const poison_state *s = state;
     for (int64_t i = 0; i < batch; i++) {
         DD_TRY(check_label(labels[i], i, n_classes));
-        const float *z = logits + i * n_classes;
-        int best = 0;
-        for (int k = 1; k < n_classes; k++)
-            if (z[k] > z[best]) best = k;
+        const int best = dd_argmax(logits + i * n_classes, n_classes);
         if (labels[i] == s->attack) {
             num[0] += best == s->target;
             den[0] += 1.0;
