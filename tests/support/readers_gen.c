@@ -762,3 +762,59 @@ dd_status rg_read(const dd_component *comp, const char *dataset, const char *roo
     dd_options_destroy(opts);
     return st;
 }
+
+/* ---- test fixture ------------------------------------------------------------ */
+
+rg_fixture *rg_fixture_open(const char *reader, const char *tag) {
+    rg_fixture *f = calloc(1, sizeof *f);
+    if (!f) return NULL;
+    f->reader = reader;
+    if (rg_load_reader(reader, &f->reg, &f->comp) != DD_OK) {
+        fprintf(stderr, "%s\n", dd_error_message());
+        free(f);
+        return NULL;
+    }
+    if (rg_mkdtemp(tag, &f->dir) != DD_OK) {
+        rg_fixture_close(f);
+        return NULL;
+    }
+    return f;
+}
+
+void rg_fixture_close(rg_fixture *f) {
+    if (!f) return;
+    if (f->dir) rg_rmtree(f->dir);
+    free(f->dir);
+    dd_registry_destroy(f->reg);
+    free(f);
+}
+
+const char *rg_fixture_path(rg_fixture *f, const char *sub, const char *rel) {
+    if (sub)
+        snprintf(f->path, sizeof f->path, "%s/%s/%s", f->dir, sub, rel);
+    else
+        snprintf(f->path, sizeof f->path, "%s/%s", f->dir, rel);
+    return f->path;
+}
+
+int rg_expect_read_error(rg_fixture *f, const char *dataset, const char *const *kv, int height,
+                         int width, dd_status status, const char *a, const char *b) {
+    dd_dataset *const unset = (dd_dataset *)1;
+    dd_dataset *train = unset, *test = unset;
+    dd_status st = rg_read(f->comp, dataset, f->dir, kv, height, width, &train, &test);
+    const char *msg = dd_error_message();
+    int ok = 1;
+    if (st != status || !strstr(msg, a) || !strstr(msg, b)) {
+        fprintf(stderr, "%s: expected status %d with '%s' and '%s', got %d: %s\n", f->reader,
+                status, a, b, st, msg);
+        ok = 0;
+    }
+    if (train || test) {
+        fprintf(stderr, "%s: a split is not NULL after the error (train %p, test %p)\n", f->reader,
+                (void *)train, (void *)test);
+        ok = 0;
+    }
+    if (train && train != unset) dd_dataset_destroy(train);
+    if (test && test != unset) dd_dataset_destroy(test);
+    return ok ? 0 : -1;
+}

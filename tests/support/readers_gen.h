@@ -132,4 +132,28 @@ dd_status rg_read(const dd_component *comp, const char *dataset, const char *roo
                   const char *const *kv, int height, int width, dd_dataset **train,
                   dd_dataset **test);
 
+/* ---- test fixture ------------------------------------------------------------ */
+
+/** One reader loaded into its own registry, plus a fresh temporary directory. */
+typedef struct rg_fixture {
+    const char *reader; /* plugin name, e.g. "cifar10" */
+    dd_registry *reg;
+    const dd_component *comp;
+    char *dir;
+    char path[1024]; /* rg_fixture_path's result */
+} rg_fixture;
+
+/** Loads `reader` and creates a temporary directory tagged `tag`; NULL on
+ * failure (with dd_error_message() on stderr). */
+rg_fixture *rg_fixture_open(const char *reader, const char *tag);
+/** Removes the directory tree and frees the fixture (NULL is fine). */
+void rg_fixture_close(rg_fixture *f);
+/** Writes "<dir>/<sub>/<rel>" (or "<dir>/<rel>" if `sub` is NULL) into f->path and returns it. */
+const char *rg_fixture_path(rg_fixture *f, const char *sub, const char *rel);
+/** Runs the reader on f->dir and checks that it fails with `status`, a message
+ * containing both `a` and `b`, and both splits NULL. 0 if so; otherwise says
+ * what happened on stderr and returns -1. */
+int rg_expect_read_error(rg_fixture *f, const char *dataset, const char *const *kv, int height,
+                         int width, dd_status status, const char *a, const char *b);
+
 #endif

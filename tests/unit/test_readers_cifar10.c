@@ -8,8 +8,6 @@
 #include <cmocka.h>
 
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "distill/dataset.h"
 #include "distill/image.h"
@@ -17,41 +15,22 @@
 
 enum { PER_BATCH = 7, NTE = 9 };
 
-typedef struct fixture {
-    dd_registry *reg;
-    const dd_component *comp;
-    char *dir;
-    char path[1024];
-} fixture;
-
 static int setup(void **state) {
-    fixture *f = calloc(1, sizeof *f);
-    if (rg_load_reader("cifar10", &f->reg, &f->comp) != DD_OK) {
-        fprintf(stderr, "%s\n", dd_error_message());
-        return -1;
-    }
-    if (rg_mkdtemp("cifar", &f->dir) != DD_OK) return -1;
-    if (rg_write_cifar10(f->dir, PER_BATCH, NTE) != DD_OK) return -1;
-    *state = f;
-    return 0;
+    rg_fixture *f = *state = rg_fixture_open("cifar10", "cifar");
+    return f && rg_write_cifar10(f->dir, PER_BATCH, NTE) == DD_OK ? 0 : -1;
 }
 
 static int teardown(void **state) {
-    fixture *f = *state;
-    rg_rmtree(f->dir);
-    free(f->dir);
-    dd_registry_destroy(f->reg);
-    free(f);
+    rg_fixture_close(*state);
     return 0;
 }
 
-static const char *batch(fixture *f, const char *name) {
-    snprintf(f->path, sizeof f->path, "%s/cifar-10-batches-bin/%s", f->dir, name);
-    return f->path;
+static const char *batch(rg_fixture *f, const char *name) {
+    return rg_fixture_path(f, "cifar-10-batches-bin", name);
 }
 
 static void test_reads_batches(void **state) {
-    fixture *f = *state;
+    rg_fixture *f = *state;
     dd_dataset *train, *test;
     assert_int_equal(rg_read(f->comp, "cifar10", f->dir, NULL, 0, 0, &train, &test), DD_OK);
     assert_int_equal(train->n, 5 * PER_BATCH);
@@ -81,7 +60,7 @@ static void test_reads_batches(void **state) {
 }
 
 static void test_resize_and_max_images(void **state) {
-    fixture *f = *state;
+    rg_fixture *f = *state;
     dd_dataset *train, *test;
     const char *kv[] = {"max_images=3", NULL};
     assert_int_equal(rg_read(f->comp, "cifar10", f->dir, kv, 16, 16, &train, &test), DD_OK);
@@ -100,43 +79,38 @@ static void test_resize_and_max_images(void **state) {
     dd_dataset_destroy(test);
 }
 
-static void expect_error(fixture *f, dd_status status, const char *file, const char *what) {
-    dd_dataset *train = (dd_dataset *)1, *test = (dd_dataset *)1;
-    dd_status st = rg_read(f->comp, "cifar10", f->dir, NULL, 0, 0, &train, &test);
-    if (st != status || !strstr(dd_error_message(), file) || !strstr(dd_error_message(), what))
-        fail_msg("expected status %d with '%s' and '%s', got %d: %s", status, file, what, st,
-                 dd_error_message());
-    assert_null(train);
-    assert_null(test);
+/* Runs the reader and expects `status` with both substrings in the message. */
+static void expect_error(rg_fixture *f, dd_status status, const char *file, const char *what) {
+    assert_int_equal(rg_expect_read_error(f, "cifar10", NULL, 0, 0, status, file, what), 0);
 }
 
 static void test_rejects_truncated_batch(void **state) {
-    fixture *f = *state;
+    rg_fixture *f = *state;
     assert_int_equal(rg_truncate(batch(f, "data_batch_3.bin"), 3 * RG_CIFAR_RECORD - 1), DD_OK);
     expect_error(f, DD_ERR_PARSE, "data_batch_3.bin", "not a multiple of the 3073-byte record");
 }
 
 static void test_rejects_bad_label(void **state) {
-    fixture *f = *state;
+    rg_fixture *f = *state;
     const uint8_t ten = 10;
     assert_int_equal(rg_patch(batch(f, "test_batch.bin"), 4 * RG_CIFAR_RECORD, &ten, 1), DD_OK);
     expect_error(f, DD_ERR_PARSE, "test_batch.bin", "record 4");
 }
 
 static void test_rejects_missing_batch(void **state) {
-    fixture *f = *state;
+    rg_fixture *f = *state;
     remove(batch(f, "data_batch_5.bin"));
     expect_error(f, DD_ERR_NOT_FOUND, "data_batch_5.bin", "no such file");
 }
 
 static void test_rejects_empty_batch(void **state) {
-    fixture *f = *state;
+    rg_fixture *f = *state;
     assert_int_equal(rg_truncate(batch(f, "data_batch_1.bin"), 0), DD_OK);
     expect_error(f, DD_ERR_PARSE, "data_batch_1.bin", "empty");
 }
 
 static void test_rejects_bad_meta(void **state) {
-    fixture *f = *state;
+    rg_fixture *f = *state;
     assert_int_equal(rg_write_text(batch(f, "batches.meta.txt"), "airplane\nautomobile\n"), DD_OK);
     expect_error(f, DD_ERR_PARSE, "batches.meta.txt", "2 class names, expected 10");
     remove(batch(f, "batches.meta.txt"));
@@ -144,7 +118,7 @@ static void test_rejects_bad_meta(void **state) {
 }
 
 static void test_accepts_gz_batch(void **state) {
-    fixture *f = *state;
+    rg_fixture *f = *state;
     char gz[1100];
     snprintf(gz, sizeof gz, "%s.gz", batch(f, "data_batch_2.bin"));
     assert_int_equal(rg_gzip_file(batch(f, "data_batch_2.bin"), gz), DD_OK);

@@ -9,7 +9,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "distill/dataset.h"
 #include "distill/image.h"
@@ -17,37 +16,18 @@
 
 enum { K = 4, PER = 5 };
 
-typedef struct fixture {
-    dd_registry *reg;
-    const dd_component *comp;
-    char *dir;
-    char path[1024];
-} fixture;
-
 static int setup(void **state) {
-    fixture *f = calloc(1, sizeof *f);
-    if (rg_load_reader("cub200", &f->reg, &f->comp) != DD_OK) {
-        fprintf(stderr, "%s\n", dd_error_message());
-        return -1;
-    }
-    if (rg_mkdtemp("cub", &f->dir) != DD_OK) return -1;
-    if (rg_write_cub(f->dir, K, PER) != DD_OK) return -1;
-    *state = f;
-    return 0;
+    rg_fixture *f = *state = rg_fixture_open("cub200", "cub");
+    return f && rg_write_cub(f->dir, K, PER) == DD_OK ? 0 : -1;
 }
 
 static int teardown(void **state) {
-    fixture *f = *state;
-    rg_rmtree(f->dir);
-    free(f->dir);
-    dd_registry_destroy(f->reg);
-    free(f);
+    rg_fixture_close(*state);
     return 0;
 }
 
-static const char *cub(fixture *f, const char *rel) {
-    snprintf(f->path, sizeof f->path, "%s/CUB_200_2011/%s", f->dir, rel);
-    return f->path;
+static const char *cub(rg_fixture *f, const char *rel) {
+    return rg_fixture_path(f, "CUB_200_2011", rel);
 }
 
 static void pixel(const dd_dataset *d, int64_t i, int x, int y, uint8_t rgb[3]) {
@@ -65,7 +45,7 @@ static int near(const uint8_t a[3], const uint8_t b[3], int tol) {
 }
 
 static void test_reads_split_labels_names(void **state) {
-    fixture *f = *state;
+    rg_fixture *f = *state;
     dd_dataset *train, *test;
     assert_int_equal(rg_read(f->comp, "cub200", f->dir, NULL, 24, 24, &train, &test), DD_OK);
     int64_t want[2] = {0, 0};
@@ -96,7 +76,7 @@ static void test_reads_split_labels_names(void **state) {
 }
 
 static void test_bbox_crop_and_default_size(void **state) {
-    fixture *f = *state;
+    rg_fixture *f = *state;
     dd_dataset *train, *test;
     const char *kv[] = {"crop=bbox", NULL};
     assert_int_equal(rg_read(f->comp, "cub200", f->dir, kv, 0, 0, &train, &test), DD_OK);
@@ -122,26 +102,21 @@ static void test_bbox_crop_and_default_size(void **state) {
     dd_dataset_destroy(test);
 }
 
-static void expect_error(fixture *f, const char *crop, dd_status status, const char *a,
+/* Runs the reader with crop=`crop` and expects `status` with both substrings in the message. */
+static void expect_error(rg_fixture *f, const char *crop, dd_status status, const char *a,
                          const char *b) {
-    dd_dataset *train = (dd_dataset *)1, *test = (dd_dataset *)1;
     char opt[64];
     snprintf(opt, sizeof opt, "crop=%s", crop);
     const char *kv[] = {opt, NULL};
-    dd_status st = rg_read(f->comp, "cub200", f->dir, kv, 8, 8, &train, &test);
-    if (st != status || !strstr(dd_error_message(), a) || !strstr(dd_error_message(), b))
-        fail_msg("expected status %d with '%s' and '%s', got %d: %s", status, a, b, st,
-                 dd_error_message());
-    assert_null(train);
-    assert_null(test);
+    assert_int_equal(rg_expect_read_error(f, "cub200", kv, 8, 8, status, a, b), 0);
 }
 
-static void restore(fixture *f) {
+static void restore(rg_fixture *f) {
     assert_int_equal(rg_write_cub(f->dir, K, PER), DD_OK);
 }
 
 static void test_inconsistent_index_files(void **state) {
-    fixture *f = *state;
+    rg_fixture *f = *state;
     // a label file missing its last line
     assert_int_equal(rg_replace_text(cub(f, "image_class_labels.txt"), "20 4\n", ""), DD_OK);
     expect_error(f, "none", DD_ERR_PARSE, "image_class_labels.txt",
@@ -205,7 +180,7 @@ static void test_inconsistent_index_files(void **state) {
 }
 
 static void test_missing_and_corrupt_images(void **state) {
-    fixture *f = *state;
+    rg_fixture *f = *state;
     rg_cub_image im;
     rg_cub_info(K, PER, 8, &im); // id 9, a training image
     char rel[256];

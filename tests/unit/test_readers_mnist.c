@@ -8,7 +8,6 @@
 #include <cmocka.h>
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "distill/dataset.h"
@@ -17,29 +16,12 @@
 
 enum { NTR = 30, NTE = 12, R = 28, C = 28 };
 
-typedef struct fixture {
-    dd_registry *reg;
-    const dd_component *comp;
-    char *dir;
-} fixture;
-
 static int setup(void **state) {
-    fixture *f = calloc(1, sizeof *f);
-    if (rg_load_reader("mnist", &f->reg, &f->comp) != DD_OK) {
-        fprintf(stderr, "%s\n", dd_error_message());
-        return -1;
-    }
-    if (rg_mkdtemp("mnist", &f->dir) != DD_OK) return -1;
-    *state = f;
-    return 0;
+    return (*state = rg_fixture_open("mnist", "mnist")) ? 0 : -1;
 }
 
 static int teardown(void **state) {
-    fixture *f = *state;
-    rg_rmtree(f->dir);
-    free(f->dir);
-    dd_registry_destroy(f->reg);
-    free(f);
+    rg_fixture_close(*state);
     return 0;
 }
 
@@ -63,7 +45,7 @@ static void check_split(const dd_dataset *d, int split, int64_t n, const float m
 }
 
 static void test_mnist_reads_plain_files(void **state) {
-    fixture *f = *state;
+    rg_fixture *f = *state;
     assert_int_equal(rg_write_mnist(f->dir, NTR, NTE, R, C, 0), DD_OK);
     dd_dataset *train, *test;
     assert_int_equal(rg_read(f->comp, "mnist", f->dir, NULL, 0, 0, &train, &test), DD_OK);
@@ -77,7 +59,7 @@ static void test_mnist_reads_plain_files(void **state) {
 }
 
 static void test_fashion_reads_gz_files(void **state) {
-    fixture *f = *state;
+    rg_fixture *f = *state;
     assert_int_equal(rg_write_mnist(f->dir, NTR, NTE, R, C, 1), DD_OK);
     dd_dataset *train, *test;
     assert_int_equal(rg_read(f->comp, "fashion-mnist", f->dir, NULL, 0, 0, &train, &test), DD_OK);
@@ -91,7 +73,7 @@ static void test_fashion_reads_gz_files(void **state) {
 }
 
 static void test_max_images_and_resize(void **state) {
-    fixture *f = *state;
+    rg_fixture *f = *state;
     assert_int_equal(rg_write_mnist(f->dir, NTR, NTE, R, C, 0), DD_OK);
     dd_dataset *train, *test;
     const char *kv[] = {"max_images=5", NULL};
@@ -113,24 +95,16 @@ static void test_max_images_and_resize(void **state) {
 }
 
 /* Runs the reader and expects `status` with both substrings in the message. */
-static void expect_error(fixture *f, dd_status status, const char *file, const char *what) {
-    dd_dataset *train = (dd_dataset *)1, *test = (dd_dataset *)1;
-    dd_status st = rg_read(f->comp, "mnist", f->dir, NULL, 0, 0, &train, &test);
-    if (st != status || !strstr(dd_error_message(), file) || !strstr(dd_error_message(), what))
-        fail_msg("expected status %d with '%s' and '%s', got %d: %s", status, file, what, st,
-                 dd_error_message());
-    assert_null(train);
-    assert_null(test);
+static void expect_error(rg_fixture *f, dd_status status, const char *file, const char *what) {
+    assert_int_equal(rg_expect_read_error(f, "mnist", NULL, 0, 0, status, file, what), 0);
 }
 
-static char *path_of(fixture *f, const char *name) {
-    static char buf[1024];
-    snprintf(buf, sizeof buf, "%s/%s", f->dir, name);
-    return buf;
+static const char *path_of(rg_fixture *f, const char *name) {
+    return rg_fixture_path(f, NULL, name);
 }
 
 static void test_rejects_bad_files(void **state) {
-    fixture *f = *state;
+    rg_fixture *f = *state;
     const uint8_t bad_magic[4] = {0, 0, 8, 2};
     const uint8_t float_type[4] = {0, 0, 0x0D, 3};
     const uint8_t n_big[4] = {0, 0, 0, 31};
@@ -194,7 +168,7 @@ static void test_rejects_bad_files(void **state) {
 }
 
 static void test_rejects_unknown_dataset(void **state) {
-    fixture *f = *state;
+    rg_fixture *f = *state;
     dd_dataset *train, *test;
     assert_int_equal(rg_read(f->comp, "kmnist", f->dir, NULL, 0, 0, &train, &test), DD_ERR_INVALID);
     assert_non_null(strstr(dd_error_message(), "kmnist"));

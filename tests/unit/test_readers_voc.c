@@ -10,53 +10,34 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "distill/dataset.h"
 #include "distill/image.h"
 #include "readers_gen.h"
 
-typedef struct fixture {
-    dd_registry *reg;
-    const dd_component *comp;
-    char *dir;
-    const rg_voc_image *im;
-    int n;
-    char path[1024];
-} fixture;
+/* The fixture images (static data from rg_voc_fixture, set in main). */
+static const rg_voc_image *images;
+static int n_images;
 
 static int setup(void **state) {
-    fixture *f = calloc(1, sizeof *f);
-    if (rg_load_reader("pascal-voc", &f->reg, &f->comp) != DD_OK) {
-        fprintf(stderr, "%s\n", dd_error_message());
-        return -1;
-    }
-    if (rg_mkdtemp("voc", &f->dir) != DD_OK) return -1;
-    f->im = rg_voc_fixture(&f->n);
-    if (rg_write_voc(f->dir, f->im, f->n) != DD_OK) return -1;
-    *state = f;
-    return 0;
+    rg_fixture *f = *state = rg_fixture_open("pascal-voc", "voc");
+    return f && rg_write_voc(f->dir, images, n_images) == DD_OK ? 0 : -1;
 }
 
 static int teardown(void **state) {
-    fixture *f = *state;
-    rg_rmtree(f->dir);
-    free(f->dir);
-    dd_registry_destroy(f->reg);
-    free(f);
+    rg_fixture_close(*state);
     return 0;
 }
 
-static const char *voc(fixture *f, const char *rel) {
-    snprintf(f->path, sizeof f->path, "%s/VOCdevkit/VOC2007/%s", f->dir, rel);
-    return f->path;
+static const char *voc(rg_fixture *f, const char *rel) {
+    return rg_fixture_path(f, "VOCdevkit/VOC2007", rel);
 }
 
 /* The fixture images of one split, in list order. */
-static int split_images(fixture *f, int test, const rg_voc_image **out) {
+static int split_images(int test, const rg_voc_image **out) {
     int k = 0;
-    for (int i = 0; i < f->n; i++)
-        if (f->im[i].test == test) out[k++] = &f->im[i];
+    for (int i = 0; i < n_images; i++)
+        if (images[i].test == test) out[k++] = &images[i];
     return k;
 }
 
@@ -77,11 +58,11 @@ static void assert_color_near(const uint8_t got[3], const uint8_t want[3], int t
 }
 
 static void test_labels_follow_the_rule(void **state) {
-    fixture *f = *state;
+    rg_fixture *f = *state;
     dd_dataset *train, *test;
     assert_int_equal(rg_read(f->comp, "pascal-voc", f->dir, NULL, 0, 0, &train, &test), DD_OK);
     const rg_voc_image *split[2][8];
-    int n[2] = {split_images(f, 0, split[0]), split_images(f, 1, split[1])};
+    int n[2] = {split_images(0, split[0]), split_images(1, split[1])};
     assert_int_equal(train->n, n[0]);
     assert_int_equal(test->n, n[1]);
     // default size 224×224, 20 classes, ImageNet statistics
@@ -118,7 +99,7 @@ static void test_labels_follow_the_rule(void **state) {
 }
 
 static void test_object_crop_and_size(void **state) {
-    fixture *f = *state;
+    rg_fixture *f = *state;
     dd_dataset *train, *test;
     const char *kv[] = {"crop=object", NULL};
     assert_int_equal(rg_read(f->comp, "pascal-voc", f->dir, kv, 20, 0, &train, &test), DD_OK);
@@ -126,7 +107,7 @@ static void test_object_crop_and_size(void **state) {
     assert_int_equal(train->height, 20);
     assert_int_equal(train->width, 20);
     const rg_voc_image *split[2][8];
-    int n[2] = {split_images(f, 0, split[0]), split_images(f, 1, split[1])};
+    int n[2] = {split_images(0, split[0]), split_images(1, split[1])};
     for (int s = 0; s < 2; s++) {
         const dd_dataset *d = s ? test : train;
         for (int i = 0; i < n[s]; i++) {
@@ -154,7 +135,7 @@ static void test_object_crop_and_size(void **state) {
 }
 
 static void test_xml_syntax_variants_accepted(void **state) {
-    fixture *f = *state;
+    rg_fixture *f = *state;
     // comments, a prolog, a DOCTYPE without subset, character references and CDATA
     const char *xml = voc(f, "Annotations/000001.xml");
     assert_int_equal(rg_replace_text(xml, "<annotation>",
@@ -171,21 +152,16 @@ static void test_xml_syntax_variants_accepted(void **state) {
     dd_dataset_destroy(test);
 }
 
-static void expect_error(fixture *f, dd_status status, const char *a, const char *b) {
-    dd_dataset *train = (dd_dataset *)1, *test = (dd_dataset *)1;
-    dd_status st = rg_read(f->comp, "pascal-voc", f->dir, NULL, 8, 8, &train, &test);
-    if (st != status || !strstr(dd_error_message(), a) || !strstr(dd_error_message(), b))
-        fail_msg("expected status %d with '%s' and '%s', got %d: %s", status, a, b, st,
-                 dd_error_message());
-    assert_null(train);
-    assert_null(test);
+/* Runs the reader and expects `status` with both substrings in the message. */
+static void expect_error(rg_fixture *f, dd_status status, const char *a, const char *b) {
+    assert_int_equal(rg_expect_read_error(f, "pascal-voc", NULL, 8, 8, status, a, b), 0);
 }
 
 static void test_missing_files(void **state) {
-    fixture *f = *state;
+    rg_fixture *f = *state;
     remove(voc(f, "JPEGImages/000003.jpg"));
     expect_error(f, DD_ERR_NOT_FOUND, "ImageSets/Main/trainval.txt:3", "JPEGImages/000003.jpg");
-    assert_int_equal(rg_write_voc(f->dir, f->im, f->n), DD_OK);
+    assert_int_equal(rg_write_voc(f->dir, images, n_images), DD_OK);
     remove(voc(f, "Annotations/000006.xml"));
     expect_error(f, DD_ERR_NOT_FOUND, "ImageSets/Main/test.txt:2", "Annotations/000006.xml");
     remove(voc(f, "ImageSets/Main/test.txt"));
@@ -193,22 +169,22 @@ static void test_missing_files(void **state) {
 }
 
 static void test_bad_annotations(void **state) {
-    fixture *f = *state;
+    rg_fixture *f = *state;
     const char *xml = voc(f, "Annotations/000005.xml");
     // no object at all
     assert_int_equal(rg_write_text(xml, "<annotation><size><width>36</width><height>36</height>"
                                         "</size></annotation>"),
                      DD_OK);
     expect_error(f, DD_ERR_PARSE, "Annotations/000005.xml", "no <object>");
-    assert_int_equal(rg_write_voc(f->dir, f->im, f->n), DD_OK);
+    assert_int_equal(rg_write_voc(f->dir, images, n_images), DD_OK);
     // unknown class, with the line it is on
     assert_int_equal(rg_replace_text(xml, "<name>cow</name>", "<name>unicorn</name>"), DD_OK);
     expect_error(f, DD_ERR_PARSE, "Annotations/000005.xml:", "unknown class 'unicorn'");
-    assert_int_equal(rg_write_voc(f->dir, f->im, f->n), DD_OK);
+    assert_int_equal(rg_write_voc(f->dir, images, n_images), DD_OK);
     // mismatched end tag
     assert_int_equal(rg_replace_text(xml, "</bndbox>", "</bndbx>"), DD_OK);
     expect_error(f, DD_ERR_PARSE, "Annotations/000005.xml:", "does not match <bndbox>");
-    assert_int_equal(rg_write_voc(f->dir, f->im, f->n), DD_OK);
+    assert_int_equal(rg_write_voc(f->dir, images, n_images), DD_OK);
     // truncated files, cut anywhere: inside tags, text, or between elements
     size_t xml_len = 0;
     uint8_t *full = NULL;
@@ -222,35 +198,35 @@ static void test_bad_annotations(void **state) {
     // a box coordinate that is not a number
     assert_int_equal(rg_replace_text(xml, "<xmin>20</xmin>", "<xmin>twenty</xmin>"), DD_OK);
     expect_error(f, DD_ERR_PARSE, "Annotations/000005.xml:", "not a number");
-    assert_int_equal(rg_write_voc(f->dir, f->im, f->n), DD_OK);
+    assert_int_equal(rg_write_voc(f->dir, images, n_images), DD_OK);
     // an inverted box
     assert_int_equal(rg_replace_text(xml, "<xmax>29</xmax>", "<xmax>15</xmax>"), DD_OK);
     expect_error(f, DD_ERR_PARSE, "Annotations/000005.xml:", "empty or outside");
-    assert_int_equal(rg_write_voc(f->dir, f->im, f->n), DD_OK);
+    assert_int_equal(rg_write_voc(f->dir, images, n_images), DD_OK);
     // the annotation's size disagrees with the JPEG
     assert_int_equal(rg_replace_text(xml, "<width>36</width>", "<width>50</width>"), DD_OK);
     expect_error(f, DD_ERR_PARSE, "JPEGImages/000005.jpg", "annotation says 50x36");
-    assert_int_equal(rg_write_voc(f->dir, f->im, f->n), DD_OK);
+    assert_int_equal(rg_write_voc(f->dir, images, n_images), DD_OK);
     // a DOCTYPE with an internal subset (entity expansion) is refused
     assert_int_equal(
         rg_replace_text(xml, "<annotation>", "<!DOCTYPE a [<!ENTITY x \"xx\">]><annotation>"),
         DD_OK);
     expect_error(f, DD_ERR_PARSE, "Annotations/000005.xml:1", "internal subset");
-    assert_int_equal(rg_write_voc(f->dir, f->im, f->n), DD_OK);
+    assert_int_equal(rg_write_voc(f->dir, images, n_images), DD_OK);
     // an unknown entity
     assert_int_equal(rg_replace_text(xml, "<name>cow</name>", "<name>&cow;</name>"), DD_OK);
     expect_error(f, DD_ERR_PARSE, "Annotations/000005.xml:", "unknown entity");
-    assert_int_equal(rg_write_voc(f->dir, f->im, f->n), DD_OK);
+    assert_int_equal(rg_write_voc(f->dir, images, n_images), DD_OK);
     // garbage
     assert_int_equal(rg_write_text(xml, "\x01\x02 binary"), DD_OK);
     expect_error(f, DD_ERR_PARSE, "Annotations/000005.xml", "root element");
 }
 
 static void test_corrupt_jpeg_and_bad_ids(void **state) {
-    fixture *f = *state;
+    rg_fixture *f = *state;
     assert_int_equal(rg_truncate(voc(f, "JPEGImages/000008.jpg"), 300), DD_OK);
     expect_error(f, DD_ERR_PARSE, "JPEGImages/000008.jpg", "JPEG");
-    assert_int_equal(rg_write_voc(f->dir, f->im, f->n), DD_OK);
+    assert_int_equal(rg_write_voc(f->dir, images, n_images), DD_OK);
     assert_int_equal(rg_write_text(voc(f, "ImageSets/Main/trainval.txt"), "000001\n../../etc/x\n"),
                      DD_OK);
     expect_error(f, DD_ERR_PARSE, "trainval.txt:2", "not an image id");
@@ -259,7 +235,7 @@ static void test_corrupt_jpeg_and_bad_ids(void **state) {
 }
 
 static void test_max_images(void **state) {
-    fixture *f = *state;
+    rg_fixture *f = *state;
     dd_dataset *train, *test;
     const char *kv[] = {"max_images=2", NULL};
     assert_int_equal(rg_read(f->comp, "pascal-voc", f->dir, kv, 8, 8, &train, &test), DD_OK);
@@ -271,6 +247,7 @@ static void test_max_images(void **state) {
 }
 
 int main(void) {
+    images = rg_voc_fixture(&n_images);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_labels_follow_the_rule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_object_crop_and_size, setup, teardown),
