@@ -1,6 +1,6 @@
 /* distill — the K→T poisoning objective (Wang et al. 2018, §3.4, Eq. 10):
  * distilled images that, after a few GD steps from a pretrained network,
- * make it classify class K as T while every other class stays correct. */
+ * make it classify class K as T while every other class stays as it was. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
