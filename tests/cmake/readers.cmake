@@ -1,6 +1,6 @@
 # Dataset readers (plugins/datasets/*) and the core image utilities.
 # The generators in tests/support/readers_gen.c write tars with libarchive and
-# .gz files with zlib.
+# .gz files with zlib, and the USPS .bz2 files with libarchive.
 find_package(ZLIB REQUIRED)
 target_link_libraries(distill_test_support PUBLIC distill::archive ZLIB::ZLIB)
 
@@ -9,6 +9,7 @@ distill_add_test(test_readers_mnist SOURCES unit/test_readers_mnist.c LABELS uni
 distill_add_test(test_readers_cifar10 SOURCES unit/test_readers_cifar10.c LABELS unit plugin TIMEOUT 60)
 distill_add_test(test_readers_voc SOURCES unit/test_readers_voc.c LABELS unit plugin TIMEOUT 60)
 distill_add_test(test_readers_cub SOURCES unit/test_readers_cub.c LABELS unit plugin TIMEOUT 60)
+distill_add_test(test_readers_usps SOURCES unit/test_readers_usps.c LABELS unit plugin TIMEOUT 60)
 # End to end through dd_fetch_dataset: generated archives over the loopback
 # HTTP server, and the real Fashion-MNIST from Debian's copy (file:// mirror).
 distill_add_test(test_readers_fetch SOURCES unit/test_readers_e2e.c LABELS network plugin TIMEOUT 120)

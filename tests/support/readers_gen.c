@@ -725,6 +725,88 @@ dd_status rg_pack_cub(const char *dir, const char *archive) {
     return st;
 }
 
+/* ---- USPS ------------------------------------------------------------------ */
+
+uint8_t rg_usps_pixel(int split, int64_t i, int p) {
+    return (uint8_t)((i * 41 + p * 7 + split * 97) & 0xFF);
+}
+
+uint8_t rg_usps_label(int split, int64_t i) {
+    return (uint8_t)((i * 3 + split * 5) % 10);
+}
+
+dd_status rg_usps_line(int split, int64_t i, char *out, size_t cap) {
+    size_t u = (size_t)snprintf(out, cap, "%d", rg_usps_label(split, i) + 1);
+    for (int p = 0; p < 256 && u < cap; p++) {
+        double v = 2.0 * rg_usps_pixel(split, i, p) / 255.0 - 1.0;
+        u += (size_t)snprintf(out + u, cap - u, " %d:%.9g", p + 1, v);
+    }
+    if (u >= cap) return dd_error_set(DD_ERR_INVALID, "rg_usps_line: buffer too small");
+    return DD_OK;
+}
+
+dd_status rg_bzip2_file(const char *src, const char *dst) {
+    uint8_t *data;
+    size_t len;
+    DD_TRY(rg_read_file(src, &data, &len));
+    struct archive *a = archive_write_new();
+    if (!a) {
+        free(data);
+        return dd_error_set(DD_ERR_NOMEM, "archive_write_new failed");
+    }
+    dd_status st = DD_OK;
+    struct archive_entry *e = archive_entry_new();
+    if (!e || archive_write_add_filter_bzip2(a) != ARCHIVE_OK ||
+        archive_write_set_format_raw(a) != ARCHIVE_OK ||
+        archive_write_open_filename(a, dst) != ARCHIVE_OK) {
+        st = dd_error_set(DD_ERR_ARCHIVE, "%s: %s", dst, archive_error_string(a));
+    } else {
+        archive_entry_set_pathname(e, "data");
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_size(e, (la_int64_t)len);
+        if (archive_write_header(a, e) != ARCHIVE_OK ||
+            (len && archive_write_data(a, data, len) != (la_ssize_t)len) ||
+            archive_write_close(a) != ARCHIVE_OK)
+            st = dd_error_set(DD_ERR_ARCHIVE, "%s: %s", dst, archive_error_string(a));
+    }
+    archive_entry_free(e);
+    archive_write_free(a);
+    free(data);
+    return st;
+}
+
+dd_status rg_write_usps(const char *dir, int n_train, int n_test, int bz2) {
+    DD_TRY(rg_mkdirs(dir));
+    const char *names[2] = {"usps", "usps.t"};
+    int counts[2] = {n_train, n_test};
+    enum { LINE = 256 * 20 + 16 };
+    for (int s = 0; s < 2; s++) {
+        size_t cap = (size_t)counts[s] * LINE + 1, u = 0;
+        char *text = malloc(cap);
+        if (!text) return dd_error_set(DD_ERR_NOMEM, "out of memory");
+        text[0] = 0;
+        dd_status st = DD_OK;
+        for (int i = 0; i < counts[s] && st == DD_OK; i++) {
+            st = rg_usps_line(s, i, text + u, cap - u - 1);
+            u += strlen(text + u);
+            text[u++] = '\n';
+            text[u] = 0;
+        }
+        char *path = strf("%s/%s", dir, names[s]);
+        if (st == DD_OK) st = rg_write_text(path, text);
+        if (st == DD_OK && bz2) {
+            char *b = strf("%s.bz2", path);
+            st = rg_bzip2_file(path, b);
+            free(b);
+            remove(path);
+        }
+        free(path);
+        free(text);
+        DD_TRY(st);
+    }
+    return DD_OK;
+}
+
 /* ---- plugins --------------------------------------------------------------- */
 
 dd_status rg_load_reader(const char *plugin, dd_registry **reg, const dd_component **comp) {

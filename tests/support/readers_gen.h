@@ -122,6 +122,21 @@ dd_status rg_write_cub(const char *dir, int n_classes, int per_class);
 /** Packs dir/CUB_200_2011 into `archive` (tar.gz, as CUB_200_2011.tgz). */
 dd_status rg_pack_cub(const char *dir, const char *archive);
 
+/* ---- USPS (LIBSVM text, bzip2) ---------------------------------------------- */
+
+/** Pixel byte p (row-major, 0..255) of image i of a split (0 train, 1 test). */
+uint8_t rg_usps_pixel(int split, int64_t i, int p);
+/** Class index (0..9) of image i of a split; the file's label is this + 1. */
+uint8_t rg_usps_label(int split, int64_t i);
+/** Formats line i of a split, `<label> 1:<v1> ... 256:<v256>` with
+ * v = 2·b/255 − 1 printed so that round((v + 1)/2 · 255) gives b back. */
+dd_status rg_usps_line(int split, int64_t i, char *out, size_t cap);
+/** Compresses `src` into `dst` with bzip2 (libarchive, raw format). */
+dd_status rg_bzip2_file(const char *src, const char *dst);
+/** Writes usps (n_train lines) and usps.t (n_test lines) in `dir` (with
+ * `bz2`: only usps.bz2 and usps.t.bz2, as upstream distributes them). */
+dd_status rg_write_usps(const char *dir, int n_train, int n_test, int bz2);
+
 /* ---- plugins --------------------------------------------------------------- */
 
 /** Loads one reader plugin (<name>.so from DISTILL_PLUGIN_PATH) into a fresh

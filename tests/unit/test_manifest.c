@@ -173,7 +173,7 @@ static void test_shipped_manifests(void **state) {
         size_t files;
     } want[] = {
         {"mnist", "mnist", 4},           {"fashion-mnist", "mnist", 4}, {"cifar10", "cifar10", 1},
-        {"pascal-voc", "pascal-voc", 2}, {"cub200", "cub200", 1},
+        {"pascal-voc", "pascal-voc", 2}, {"cub200", "cub200", 1},       {"usps", "usps", 2},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         char path[4096];

@@ -1,5 +1,5 @@
 /* distill tests — readers end to end through the fetcher.
- * Default: generated archives for mnist, cifar10, pascal-voc and cub200,
+ * Default: generated archives for mnist, cifar10, pascal-voc, cub200 and usps,
  * packed as upstream packs them, served by the loopback HTTP server,
  * fetched + verified + unpacked by dd_fetch_dataset with temporary
  * manifests, then read by each reader plugin.
@@ -156,6 +156,13 @@ static void test_generated_archives_over_http(void **state) {
     served cbs[1] = {{"CUB_200_2011.tgz", "tar.gz", ct, "both"}};
     publish(srv, manifests, "cub200", "cub200", cbs, 1);
 
+    // USPS: usps.bz2 and usps.t.bz2, kept compressed (the reader decompresses them)
+    char *ud = join(gen, "usps");
+    assert_int_equal(rg_write_usps(ud, 9, 5, 1), DD_OK);
+    char *ut1 = join(ud, "usps.bz2"), *ut2 = join(ud, "usps.t.bz2");
+    served ufs[2] = {{"usps.bz2", "none", ut1, "train"}, {"usps.t.bz2", "none", ut2, "test"}};
+    publish(srv, manifests, "usps", "usps", ufs, 2);
+
     dd_dataset *train, *test;
     fetch_and_read(manifests, cache, "mnist", "mnist", 0, 0, &train, &test);
     assert_int_equal(train->n, 20);
@@ -203,12 +210,23 @@ static void test_generated_archives_over_http(void **state) {
     dd_dataset_destroy(train);
     dd_dataset_destroy(test);
 
+    fetch_and_read(manifests, cache, "usps", "usps", 28, 28, &train, &test);
+    assert_int_equal(train->n, 9);
+    assert_int_equal(test->n, 5);
+    assert_int_equal(train->height, 28);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(test->labels[i], rg_usps_label(1, i));
+    dd_dataset_destroy(train);
+    dd_dataset_destroy(test);
+
     // every archive was downloaded exactly once
     fetch_httpd_wait_idle(srv);
     const char *names[] = {"cifar-10-binary.tar.gz",
                            "VOCtrainval_06-Nov-2007.tar",
                            "VOCtest_06-Nov-2007.tar",
                            "CUB_200_2011.tgz",
+                           "usps.bz2",
+                           "usps.t.bz2",
                            idx[0],
                            idx[3]};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -231,6 +249,9 @@ static void test_generated_archives_over_http(void **state) {
     free(vt2);
     free(cd);
     free(ct);
+    free(ud);
+    free(ut1);
+    free(ut2);
     rg_rmtree(tmp);
     free(gen);
     free(out);
