@@ -163,7 +163,14 @@ static dd_status apply_overrides(const loader *L, const char *section, dd_option
                                 section, section);
         }
         // paths given on the command line are relative to the current directory
-        DD_TRY(dd_options_set_yaml_text(o, key, v->value, "--set", prefix, NULL));
+        // where = "--set section.key": error messages and config.yaml's
+        // comments name the override (its value can hold any character).
+        char where[600];
+        if (strcmp(key, section) == 0)
+            snprintf(where, sizeof where, "--set %s", key);
+        else
+            snprintf(where, sizeof where, "--set %s.%s", section, key);
+        DD_TRY(dd_options_set_yaml_text(o, key, v->value, where, prefix, NULL));
     }
     return DD_OK;
 }
@@ -355,6 +362,18 @@ static dd_status load_stage_sections(dd_pipeline *p, const loader *L) {
         char where[1100];
         section_where(L, entry, where, sizeof where);
         DD_TRY(dd_options_finalize(p->stage_opts[i], where));
+    }
+    // pretrain.source_plugin names a dataset reader: check it exists now,
+    // not after the fetch and load stages.
+    const dd_options *pre = p->stage_opts[0];
+    const char *src = dd_options_string(pre, "source_plugin");
+    if (src) {
+        const dd_component *c;
+        dd_status s = dd_registry_find(p->reg, DD_COMPONENT_DATASET, src, &c);
+        if (s != DD_OK) {
+            dd_error_prefix("%s", dd_options_where(pre, "source_plugin"));
+            return s;
+        }
     }
     return DD_OK;
 }

@@ -80,6 +80,8 @@ static const bad_case bad_cases[] = {
      "backend, hidden, activation, head)"},
     {"unknown_plugin.yaml", DD_ERR_NOT_FOUND,
      "unknown_plugin.yaml:3:11: unknown model plugin 'resnet' (available: testnet)"},
+    {"unknown_source_plugin.yaml", DD_ERR_NOT_FOUND,
+     "unknown_source_plugin.yaml:6:18: unknown dataset plugin 'nosuch' (available: testdata)"},
     {"default_objective_missing.yaml", DD_ERR_NOT_FOUND,
      "default_objective_missing.yaml:1:1: objective.plugin defaults to 'classification': unknown "
      "objective plugin 'classification' (available: testobj)"},
@@ -280,7 +282,7 @@ static void test_overrides(void **state) {
     dd_pipeline *p = load_ok("good.yaml", sets);
     const dd_options *ds = dd_pipeline_section(p, "distill");
     assert_int_equal(dd_options_int(ds, "steps"), 9);
-    assert_string_equal(dd_options_where(ds, "steps"), "--set");
+    assert_string_equal(dd_options_where(ds, "steps"), "--set distill.steps");
     assert_true(dd_options_float(ds, "optimizer.lr") == 0.5);
     assert_int_equal(dd_options_int(ds, "optimizer.decay_every"), 100); // untouched file value
     assert_int_equal(dd_pipeline_seed(p), 42);
