@@ -19,6 +19,15 @@ distill_require_pkg(curl libcurl libcurl4-openssl-dev)
 distill_require_pkg(png libpng libpng-dev)
 distill_require_pkg(jpeg libjpeg libjpeg62-turbo-dev)
 
+# Debian's oneDNN is built with its OpenCL GPU runtime, so its CMake package
+# requires OpenCL (a Recommends of libdnnl-dev that --no-install-recommends
+# skips). Check it first: dnnl-config.cmake would stop with a bare
+# "Could NOT find OpenCL" and a stack trace.
+find_package(OpenCL QUIET)
+if(NOT OpenCL_FOUND)
+  message(FATAL_ERROR "distill needs the OpenCL development files that Debian's oneDNN CMake package requires (OpenCL headers or libOpenCL.so not found): install the Debian package 'ocl-icd-opencl-dev'")
+endif()
+
 find_package(dnnl QUIET CONFIG)
 if(NOT dnnl_FOUND)
   message(FATAL_ERROR "distill needs oneDNN (CMake package 'dnnl' not found): install the Debian package 'libdnnl-dev'")

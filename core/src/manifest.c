@@ -4,11 +4,14 @@
 #include "manifest.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <yaml.h>
+
+#include "paths.h"
 
 typedef struct parse_ctx {
     yaml_document_t *doc;
@@ -451,7 +454,17 @@ dd_status dd_manifest_dirs(const char *explicit_dir, char ***dirs) {
         }
         env = colon ? colon + 1 : NULL;
     }
-    if (s == DD_OK) s = push_str(&v, &n, DD_SOURCE_DIR "/datasets");
+    // The source tree's manifests only for the build tree's library; an
+    // installed one reads its own prefix (found from where it runs, so a
+    // relocated install works), then the configured install prefix.
+    if (s == DD_OK && dd_paths_in_build_tree()) s = push_str(&v, &n, DD_SOURCE_DIR "/datasets");
+    char data[PATH_MAX];
+    dd_paths_installed_data_dir(data, sizeof data);
+    if (s == DD_OK && data[0]) {
+        char d[PATH_MAX + 16];
+        snprintf(d, sizeof d, "%s/datasets", data);
+        s = push_str(&v, &n, d);
+    }
     if (s == DD_OK) s = push_str(&v, &n, DD_INSTALL_DATA_DIR "/datasets");
     if (s != DD_OK) {
         free_strv(v, n);

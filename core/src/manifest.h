@@ -69,7 +69,8 @@ DD_API void dd_manifest_destroy(dd_manifest *m);
 
 /** The directories searched for manifests, in order: `explicit_dir` (may be
  * NULL), each entry of $DISTILL_MANIFEST_PATH (':'-separated), the source
- * tree's datasets/, the installed data dir's datasets/. *dirs is a
+ * tree's datasets/ (build-tree library only), the datasets/ of the prefix
+ * the running library is installed in, the configured install prefix's. *dirs is a
  * NULL-terminated malloc'ed array of malloc'ed strings (dd_manifest_dirs_free). */
 DD_API dd_status dd_manifest_dirs(const char *explicit_dir, char ***dirs);
 DD_API void dd_manifest_dirs_free(char **dirs);

@@ -16,6 +16,7 @@
 #include "distill/objective.h"
 #include "distill/plugin.h"
 #include "options.h"
+#include "paths.h"
 #include "stages.h"
 
 typedef struct loaded {
@@ -379,23 +380,6 @@ static dd_status load_dir(dd_registry *r, const char *dir, int lenient) {
     return s;
 }
 
-// The directory holding libdistill itself ("" if unknown).
-static void library_dir(char *buf, size_t n) {
-    Dl_info info;
-    buf[0] = '\0';
-    if (!dladdr((void *)dd_registry_load, &info) || !info.dli_fname) return;
-    char real[PATH_MAX];
-    if (!realpath(info.dli_fname, real)) return;
-    char *slash = strrchr(real, '/');
-    if (slash) *slash = '\0';
-    snprintf(buf, n, "%s", real);
-}
-
-static int same_dir(const char *a, const char *b) {
-    char ra[PATH_MAX], rb[PATH_MAX];
-    return realpath(a, ra) && realpath(b, rb) && strcmp(ra, rb) == 0;
-}
-
 dd_status dd_registry_plugin_dirs(char ***out, size_t *n_out) {
     if (!out || !n_out)
         return dd_error_set(DD_ERR_INVALID, "dd_registry_plugin_dirs: NULL argument");
@@ -415,10 +399,10 @@ dd_status dd_registry_plugin_dirs(char ***out, size_t *n_out) {
         if (*c == ':') c++;
     }
     char libdir[PATH_MAX];
-    library_dir(libdir, sizeof libdir);
+    dd_paths_library_dir(libdir, sizeof libdir);
     // The build tree's plugins only when running the build tree's library, so
     // an installed distill never picks up a stale build directory.
-    if (libdir[0] && same_dir(libdir, DD_BUILD_LIB_DIR)) {
+    if (libdir[0] && dd_paths_in_build_tree()) {
         if (!(dirs[n++] = strdup(DD_BUILD_PLUGIN_DIR))) goto oom;
     } else if (libdir[0]) {
         // installed layout: <libdir>/libdistill.so and <libdir>/distill/plugins

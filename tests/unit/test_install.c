@@ -111,9 +111,53 @@ static void test_install_and_out_of_tree_plugin(void **state) {
     assert_non_null(strstr(out, "multiplies the loss"));
 }
 
+// pkg-config finds libdistill, a program built with its flags runs, and an
+// installed tree moved elsewhere still finds its plugins and manifests.
+static void test_pkg_config_and_relocation(void **state) {
+    must(sh("cmake --install '%s' --prefix '%s/prefix'", DD_TEST_BINARY_DIR, tmp),
+         "cmake --install");
+    must(sh("test \"$(find '%s/prefix' -name distill.pc | wc -l)\" = 1", tmp),
+         "one installed distill.pc");
+    must(sh("cd '%s' && pc=$(dirname \"$(find prefix -name distill.pc)\") && "
+            "PKG_CONFIG_PATH=\"$PWD/$pc\" pkg-config --define-variable=prefix='%s/prefix' "
+            "--cflags --libs distill > flags && cat flags",
+            tmp, tmp),
+         "pkg-config --cflags --libs distill");
+    assert_non_null(strstr(out, "-ldistill"));
+    char inc[400];
+    snprintf(inc, sizeof inc, "-I%s/prefix/include", tmp);
+    assert_non_null(strstr(out, inc));
+    must(sh("cd '%s' && printf '#include <distill/distill.h>\n#include <stdio.h>\n"
+            "int main(void) { puts(dd_version()); return 0; }\n' > v.c && "
+            "cc -std=c11 v.c $(cat flags) -o v && "
+            "LD_LIBRARY_PATH=$(dirname \"$(find prefix -name libdistill.so)\") ./v",
+            tmp),
+         "build and run a program with pkg-config's flags");
+    assert_non_null(strstr(out, DD_VERSION_STRING));
+
+    // relocate the whole prefix: plugins and manifests come from where the
+    // library now is (the build and source trees are never consulted)
+    must(sh("mv '%s/prefix' '%s/moved'", tmp, tmp), "move the prefix");
+    const char *env = "env -u DISTILL_PLUGIN_PATH -u DISTILL_MANIFEST_PATH -u DISTILL_LOG";
+    must(sh("%s '%s/moved/bin/distill' plugins", env, tmp), "relocated distill plugins");
+    assert_non_null(strstr(out, "lenet"));
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/moved/", tmp);
+    assert_non_null(strstr(out, dir));
+    assert_null(strstr(out, "refused"));
+    must(sh("%s '%s/moved/bin/distill' datasets --cache-dir '%s/cache'", env, tmp, tmp),
+         "relocated distill datasets");
+    assert_non_null(strstr(out, "fashion-mnist"));
+    must(sh("%s '%s/moved/bin/distill' validate '%s/moved/share/distill/pipelines/quickstart.yaml'",
+            env, tmp, tmp),
+         "relocated distill validate");
+    must(sh("rm -rf '%s/moved'", tmp), "clean up");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_install_and_out_of_tree_plugin),
+        cmocka_unit_test(test_pkg_config_and_relocation),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
