@@ -10,7 +10,7 @@
 
 #include "bench_util.h"
 #include "distill/status.h"
-#include "dnnl_ops.h"
+#include "compute/dnnl_ops.h"
 
 typedef struct layer {
     const char *name;

@@ -4,7 +4,7 @@
  * out, reorders included). This is the measurement behind conv_candidates()
  * in core/src/dnnl_ops.c; rerun it on a new machine (or with
  * ONEDNN_MAX_CPU_ISA=AVX2) before changing that order. */
-#include "dnnl_ops.c" // the kernels' internals: build a pass with one given layout
+#include "compute/dnnl_ops.c" // the kernels' internals: build a pass with one given layout
 
 #include <stdio.h>
 

@@ -18,7 +18,7 @@
 
 #include "bench_util.h"
 #include "distill/distill.h"
-#include "dnnl_ops.h"
+#include "compute/dnnl_ops.h"
 
 /* ---- oneDNN verbose capture ------------------------------------------------ */
 

@@ -7,11 +7,11 @@
 #include <string.h>
 
 #include "distill/distill.h"
-#include "fetch.h"
-#include "options.h"
-#include "pipeline.h"
-#include "run.h"
-#include "stages.h"
+#include "data/fetch.h"
+#include "config/options.h"
+#include "run/pipeline.h"
+#include "run/run.h"
+#include "config/schema.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 

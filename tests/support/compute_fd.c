@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 #include "compute_util.h"
-#include "model_impl.h"
+#include "model/model_impl.h"
 
 int compute_check_hvp(dd_model *m, int64_t batch, int soft, double eps, uint64_t seed,
                       compute_hvp_errors *out) {

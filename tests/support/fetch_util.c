@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "hash.h"
+#include "base/hash.h"
 
 char *fetch_tmpdir(const char *tag) {
     const char *bin = getenv("DISTILL_BINARY_DIR");

@@ -15,8 +15,8 @@
 #include <cmocka.h>
 
 #include "distill/distill.h"
-#include "options.h"
-#include "stages.h"
+#include "config/options.h"
+#include "config/schema.h"
 
 static dd_registry *reg;
 

@@ -13,7 +13,7 @@
 #include <cmocka.h>
 #include <math.h>
 
-#include "dnnl_ops.h"
+#include "compute/dnnl_ops.h"
 
 typedef struct conv_layer {
     const char *name;

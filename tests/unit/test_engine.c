@@ -18,11 +18,11 @@
 #include <cmocka.h>
 #include <omp.h>
 
-#include "baselines.h"
-#include "checkpoint.h"
+#include "engine/baselines.h"
+#include "engine/checkpoint.h"
 #include "distill/distill.h"
-#include "engine.h"
-#include "evaluate.h"
+#include "engine/engine.h"
+#include "engine/evaluate.h"
 
 /* ---- fixtures: models, objective, data ---------------------------------- */
 

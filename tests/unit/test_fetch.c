@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "distill/log.h"
-#include "fetch.h"
+#include "data/fetch.h"
 #include "fetch_httpd.h"
 #include "fetch_util.h"
 

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "hash.h"
+#include "base/hash.h"
 
 static void sha_hex(const void *data, size_t n, char out[65]) {
     dd_sha256 c;

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 
 #include "fetch_util.h"
-#include "manifest.h"
+#include "data/manifest.h"
 
 static const char good[] =
     "# a comment\n"

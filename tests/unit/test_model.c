@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "compute_util.h"
-#include "model_impl.h"
+#include "model/model_impl.h"
 
 /* conv → tanh → avgpool → instance norm → lrn → sigmoid → flatten → linear:
  * smooth, so plain central differences of the loss are valid. */

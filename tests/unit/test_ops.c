@@ -19,9 +19,9 @@
 #include <cmocka.h>
 
 #include "compute_util.h"
-#include "dnnl_ops.h"
-#include "graph.h"
-#include "ops.h"
+#include "compute/dnnl_ops.h"
+#include "model/graph.h"
+#include "compute/ops.h"
 
 #define TOL 2e-3
 

@@ -11,8 +11,8 @@
 #include <cmocka.h>
 
 #include "distill/distill.h"
-#include "options.h"
-#include "stages.h"
+#include "config/options.h"
+#include "config/schema.h"
 
 static const dd_param_spec spec[] = {
     {"count", DD_PARAM_INT, "3", DD_PARAM_HAS_MIN | DD_PARAM_HAS_MAX, 1, 16, NULL, "a bounded int"},

@@ -15,8 +15,8 @@
 #include <cmocka.h>
 
 #include "distill/distill.h"
-#include "options.h"
-#include "pipeline.h"
+#include "config/options.h"
+#include "run/pipeline.h"
 
 #define FIXTURES DD_TEST_SOURCE_DIR "/tests/pipelines"
 

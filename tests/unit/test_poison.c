@@ -18,11 +18,13 @@
 #include <cmocka.h>
 
 #include "distill/distill.h"
-#include "engine.h"
-#include "evaluate.h"
-#include "pool.h"
-#include "pretrain.h"
-#include "report.h"
+#include "engine/engine.h"
+#include "engine/evaluate.h"
+#include "engine/netpool.h"
+#include "data/transform.h"
+#include "engine/train.h"
+#include "run/stages.h"
+#include "report/report.h"
 
 /* ---- fixtures ------------------------------------------------------------ */
 
@@ -335,8 +337,8 @@ static void test_end_to_end_attack(void **st) {
     assert_int_equal(dd_model_create(&mc, &m), DD_OK);
 
     // A pool of pretrained networks: the last HOLDOUT are only evaluated.
-    dd_pool *pool = NULL;
-    assert_int_equal(dd_pool_create(NETS, HOLDOUT, dd_model_param_count(m), &pool), DD_OK);
+    dd_netpool *pool = NULL;
+    assert_int_equal(dd_netpool_create(NETS, HOLDOUT, dd_model_param_count(m), &pool), DD_OK);
     for (int i = 0; i < NETS; i++) {
         assert_int_equal(dd_model_init_params(m, pool->theta[i], "xavier", 1.f, 100 + i), DD_OK);
         dd_sgd_config sc;
@@ -376,7 +378,7 @@ static void test_end_to_end_attack(void **st) {
     assert_int_equal(dd_engine_create(m, &obj, train, &cfg, &e), DD_ERR_INVALID);
     assert_non_null(strstr(dd_error_message(), "pretrained"));
     cfg.init_mode = DD_INIT_PRETRAINED_RANDOM;
-    cfg.theta_pool = dd_pool_train_members(pool, &cfg.theta_pool_size);
+    cfg.theta_pool = dd_netpool_train_members(pool, &cfg.theta_pool_size);
     assert_int_equal(cfg.theta_pool_size, NETS - HOLDOUT);
     assert_int_equal(dd_engine_create(m, &obj, train, &cfg, &e), DD_OK);
     assert_int_equal(dd_engine_run(e), DD_OK);
@@ -389,7 +391,7 @@ static void test_end_to_end_attack(void **st) {
     es.n_baselines = 0;
     es.lr_search = 20;
     es.nets = 100; // capped to the held-out members
-    es.eval_pool = dd_pool_heldout_members(pool, &es.eval_pool_size);
+    es.eval_pool = dd_netpool_heldout_members(pool, &es.eval_pool_size);
     dd_eval_report ev;
     assert_int_equal(dd_evaluate_run(m, &obj, train, test, set, NULL, &cfg, &es, &ev), DD_OK);
     assert_int_equal(ev.nets, HOLDOUT);
@@ -443,7 +445,7 @@ static void test_end_to_end_attack(void **st) {
     dd_distilled_destroy(set);
     dd_objective_handle_release(&obj);
     dd_options_destroy(o);
-    dd_pool_destroy(pool);
+    dd_netpool_destroy(pool);
     dd_model_destroy(m);
     dd_dataset_destroy(train);
     dd_dataset_destroy(test);

@@ -18,11 +18,13 @@
 #include <cmocka.h>
 
 #include "distill/distill.h"
-#include "engine.h"
-#include "pipeline.h"
-#include "pool.h"
-#include "pretrain.h"
-#include "run.h"
+#include "engine/engine.h"
+#include "run/pipeline.h"
+#include "engine/netpool.h"
+#include "data/transform.h"
+#include "engine/train.h"
+#include "run/stages.h"
+#include "run/run.h"
 
 static char g_tmp[256];
 
@@ -51,11 +53,11 @@ static char *tmp_path(const char *name) {
 
 static void test_pool_round_trip(void **st) {
     (void)st;
-    dd_pool *p = NULL, *q = NULL;
-    assert_int_equal(dd_pool_create(3, 1, 50, &p), DD_OK);
-    assert_int_equal(dd_pool_create(0, 0, 50, &q), DD_ERR_INVALID);
-    assert_int_equal(dd_pool_create(2, 3, 50, &q), DD_ERR_INVALID);
-    dd_pool_key("model: x\n", p->key);
+    dd_netpool *p = NULL, *q = NULL;
+    assert_int_equal(dd_netpool_create(3, 1, 50, &p), DD_OK);
+    assert_int_equal(dd_netpool_create(0, 0, 50, &q), DD_ERR_INVALID);
+    assert_int_equal(dd_netpool_create(2, 3, 50, &q), DD_ERR_INVALID);
+    dd_netpool_key("model: x\n", p->key);
     assert_int_equal(strlen(p->key), 64);
     for (int i = 0; i < 3; i++) {
         for (int j = 0; j < 50; j++)
@@ -65,33 +67,33 @@ static void test_pool_round_trip(void **st) {
     const char *dir = tmp_path("pool1");
     assert_int_equal(mkdir(dir, 0777), 0);
     // Not complete before the index is written.
-    assert_int_equal(dd_pool_create(3, 1, 50, &q), DD_OK);
+    assert_int_equal(dd_netpool_create(3, 1, 50, &q), DD_OK);
     memcpy(q->key, p->key, sizeof q->key);
     for (int i = 0; i < 3; i++)
-        assert_int_equal(dd_pool_save_member(p, i, dir), DD_OK);
-    assert_int_equal(dd_pool_load(q, dir), DD_ERR_NOT_FOUND);
-    assert_int_equal(dd_pool_write_index(p, dir, "config\n"), DD_OK);
-    assert_int_equal(dd_pool_load(q, dir), DD_OK);
+        assert_int_equal(dd_netpool_save_member(p, i, dir), DD_OK);
+    assert_int_equal(dd_netpool_load(q, dir), DD_ERR_NOT_FOUND);
+    assert_int_equal(dd_netpool_write_index(p, dir, "config\n"), DD_OK);
+    assert_int_equal(dd_netpool_load(q, dir), DD_OK);
     for (int i = 0; i < 3; i++) {
         assert_memory_equal(q->theta[i], p->theta[i], 50 * sizeof(float));
         assert_true(q->accuracy[i] == p->accuracy[i]);
     }
     size_t n;
-    const float *const *tr = dd_pool_train_members(q, &n);
+    const float *const *tr = dd_netpool_train_members(q, &n);
     assert_int_equal(n, 2);
     assert_ptr_equal(tr[1], q->theta[1]);
-    const float *const *ho = dd_pool_heldout_members(q, &n);
+    const float *const *ho = dd_netpool_heldout_members(q, &n);
     assert_int_equal(n, 1);
     assert_ptr_equal(ho[0], q->theta[2]);
     // Another configuration's member is refused, naming the file.
-    dd_pool_key("model: y\n", q->key);
-    assert_int_equal(dd_pool_load_member(q, 0, dir), DD_ERR_INVALID);
+    dd_netpool_key("model: y\n", q->key);
+    assert_int_equal(dd_netpool_load_member(q, 0, dir), DD_ERR_INVALID);
     assert_non_null(strstr(dd_error_message(), "member-000.theta"));
-    dd_pool_destroy(q);
+    dd_netpool_destroy(q);
     // Another parameter count is refused.
-    assert_int_equal(dd_pool_create(3, 1, 49, &q), DD_OK);
-    assert_int_equal(dd_pool_load_member(q, 1, dir), DD_ERR_INVALID);
-    dd_pool_destroy(q);
+    assert_int_equal(dd_netpool_create(3, 1, 49, &q), DD_OK);
+    assert_int_equal(dd_netpool_load_member(q, 1, dir), DD_ERR_INVALID);
+    dd_netpool_destroy(q);
     // A damaged member is refused (CRC), a missing one is NOT_FOUND.
     char path[600];
     snprintf(path, sizeof path, "%s/member-002.theta", dir);
@@ -100,12 +102,12 @@ static void test_pool_round_trip(void **st) {
     fseek(f, 60, SEEK_SET);
     fputc(0x5a, f);
     fclose(f);
-    assert_int_equal(dd_pool_create(3, 1, 50, &q), DD_OK);
-    assert_int_not_equal(dd_pool_load_member(q, 2, dir), DD_OK);
-    assert_int_equal(dd_pool_load_member(q, 2, tmp_path("nowhere")), DD_ERR_NOT_FOUND);
-    dd_pool_destroy(q);
-    dd_pool_destroy(p);
-    dd_pool_destroy(NULL);
+    assert_int_equal(dd_netpool_create(3, 1, 50, &q), DD_OK);
+    assert_int_not_equal(dd_netpool_load_member(q, 2, dir), DD_OK);
+    assert_int_equal(dd_netpool_load_member(q, 2, tmp_path("nowhere")), DD_ERR_NOT_FOUND);
+    dd_netpool_destroy(q);
+    dd_netpool_destroy(p);
+    dd_netpool_destroy(NULL);
 }
 
 /* ---- transforms, SGD, head transfer ------------------------------------------ */

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "distill/distill.h"
-#include "progress.h"
+#include "base/progress.h"
 
 static double fake_now;
 static double fake_clock(void *ctx) {

@@ -19,9 +19,9 @@
 
 #include "distill/dataset.h"
 #include "distill/image.h"
-#include "fetch.h"
+#include "data/fetch.h"
 #include "fetch_httpd.h"
-#include "hash.h"
+#include "base/hash.h"
 #include "readers_gen.h"
 
 static char *join(const char *a, const char *b) {

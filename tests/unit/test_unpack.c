@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "fetch_util.h"
-#include "unpack.h"
+#include "data/unpack.h"
 
 typedef struct fx {
     char *root; // scratch dir: holds target/, the archive and a decoy

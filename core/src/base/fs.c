@@ -1,0 +1,146 @@
+/* distill — filesystem helpers: mkdir -p, whole-file reads, atomic writes. */
+#define _POSIX_C_SOURCE 200809L
+#include "base/fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+dd_status dd_fs_mkdir_p(const char *path) {
+    if (!path || !*path)
+        return dd_error_set(DD_ERR_INVALID, "empty directory path");
+    size_t len = strlen(path);
+    char *buf = malloc(len + 1);
+    if (!buf) return dd_error_set(DD_ERR_NOMEM, "out of memory");
+    memcpy(buf, path, len + 1);
+    dd_status s = DD_OK;
+    for (size_t i = 1; i <= len && s == DD_OK; i++) {
+        if (buf[i] != '/' && buf[i] != '\0') continue;
+        char c = buf[i];
+        buf[i] = '\0';
+        struct stat st;
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            s = dd_error_set(DD_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
+        else if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
+            s = dd_error_set(DD_ERR_IO, "%s: exists and is not a directory", buf);
+        buf[i] = c;
+    }
+    free(buf);
+    return s;
+}
+
+int dd_fs_is_file(const char *path) {
+    struct stat st;
+    return path && stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+dd_status dd_fs_read_file(const char *path, size_t max_bytes, char **out, size_t *len) {
+    *out = NULL;
+    if (len) *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return dd_error_set(DD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap + 1);
+    dd_status s = buf ? DD_OK : dd_error_set(DD_ERR_NOMEM, "%s: out of memory", path);
+    while (s == DD_OK) {
+        if (n == cap) {
+            if (cap > max_bytes) break;
+            char *nb = realloc(buf, 2 * cap + 1);
+            if (!nb) {
+                s = dd_error_set(DD_ERR_NOMEM, "%s: out of memory", path);
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) break;
+    }
+    if (s == DD_OK && ferror(f)) s = dd_error_set(DD_ERR_IO, "%s: read error", path);
+    if (s == DD_OK && n > max_bytes)
+        s = dd_error_set(DD_ERR_INVALID, "%s: larger than %zu bytes", path, max_bytes);
+    fclose(f);
+    if (s != DD_OK) {
+        free(buf);
+        return s;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    if (len) *len = n;
+    return DD_OK;
+}
+
+dd_status dd_fs_atomic_open(dd_fs_atomic *a, const char *path) {
+    memset(a, 0, sizeof *a);
+    size_t n = strlen(path) + 16;
+    a->path = strdup(path);
+    a->tmp = malloc(n);
+    if (!a->path || !a->tmp) {
+        dd_fs_atomic_abort(a);
+        return dd_error_set(DD_ERR_NOMEM, "%s: out of memory", path);
+    }
+    snprintf(a->tmp, n, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(a->tmp);
+    if (fd < 0) {
+        dd_status s =
+            dd_error_set(DD_ERR_IO, "%s: cannot create a temporary file: %s", path, strerror(errno));
+        free(a->tmp);
+        a->tmp = NULL;
+        dd_fs_atomic_abort(a);
+        return s;
+    }
+    // mkstemp creates 0600; outputs are shared like ordinary files. (Reading
+    // the umask would need umask(), which is racy between threads.)
+    (void)fchmod(fd, 0644);
+    a->f = fdopen(fd, "wb");
+    if (!a->f) {
+        dd_status s = dd_error_set(DD_ERR_IO, "%s: %s", a->tmp, strerror(errno));
+        close(fd);
+        dd_fs_atomic_abort(a);
+        return s;
+    }
+    return DD_OK;
+}
+
+void dd_fs_atomic_abort(dd_fs_atomic *a) {
+    if (!a) return;
+    if (a->f) fclose(a->f);
+    if (a->tmp) unlink(a->tmp);
+    free(a->tmp);
+    free(a->path);
+    memset(a, 0, sizeof *a);
+}
+
+dd_status dd_fs_atomic_commit(dd_fs_atomic *a) {
+    dd_status s = DD_OK;
+    if (fflush(a->f) != 0 || ferror(a->f) || fsync(fileno(a->f)) != 0)
+        s = dd_error_set(DD_ERR_IO, "%s: write failed: %s", a->path, strerror(errno));
+    int rc = fclose(a->f);
+    a->f = NULL;
+    if (rc != 0 && s == DD_OK)
+        s = dd_error_set(DD_ERR_IO, "%s: write failed: %s", a->path, strerror(errno));
+    if (s == DD_OK && rename(a->tmp, a->path) != 0)
+        s = dd_error_set(DD_ERR_IO, "%s: cannot rename %s over it: %s", a->path, a->tmp,
+                         strerror(errno));
+    if (s == DD_OK) {
+        free(a->tmp);
+        a->tmp = NULL;
+    }
+    dd_fs_atomic_abort(a);
+    return s;
+}
+
+dd_status dd_fs_write_file(const char *path, const void *data, size_t len) {
+    dd_fs_atomic a;
+    DD_TRY(dd_fs_atomic_open(&a, path));
+    if (len && fwrite(data, 1, len, a.f) != len) {
+        dd_status s = dd_error_set(DD_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        dd_fs_atomic_abort(&a);
+        return s;
+    }
+    return dd_fs_atomic_commit(&a);
+}

@@ -1,0 +1,44 @@
+/* distill (internal) — the filesystem helpers every subsystem shares:
+ * mkdir -p, reading a whole file, and atomic writes (a temporary file beside
+ * the target, flushed and fsync'ed, then renamed over it), so a crash or a
+ * full disk never leaves a half-written output where a good one was. */
+#ifndef DD_FS_H
+#define DD_FS_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "distill/status.h"
+
+/** Creates `path` and its missing parents (mode 0777 & ~umask). DD_ERR_IO
+ * names the component that could not be made or is not a directory. */
+dd_status dd_fs_mkdir_p(const char *path);
+
+/** 1 if `path` is an existing regular file. */
+int dd_fs_is_file(const char *path);
+
+/** Reads the whole file into a malloc'ed, NUL-terminated buffer (*len
+ * without the NUL; len may be NULL). Files over max_bytes are refused with
+ * DD_ERR_INVALID. Caller owns *out. */
+dd_status dd_fs_read_file(const char *path, size_t max_bytes, char **out, size_t *len);
+
+/** An atomic write in progress: write through `f`, then dd_fs_atomic_commit
+ * (or _abort). */
+typedef struct dd_fs_atomic {
+    FILE *f;
+    char *path; /**< target (owned) */
+    char *tmp;  /**< temporary beside it (owned) */
+} dd_fs_atomic;
+
+/** Opens a temporary file beside `path` (mode 0644) for writing. */
+dd_status dd_fs_atomic_open(dd_fs_atomic *a, const char *path);
+/** Flushes, fsyncs and renames the temporary over the target; on any failure
+ * the temporary is removed and the target is left as it was. */
+dd_status dd_fs_atomic_commit(dd_fs_atomic *a);
+/** Removes the temporary; the target is left as it was. */
+void dd_fs_atomic_abort(dd_fs_atomic *a);
+
+/** Writes `len` bytes to `path` atomically. */
+dd_status dd_fs_write_file(const char *path, const void *data, size_t len);
+
+#endif

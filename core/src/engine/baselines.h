@@ -1,0 +1,40 @@
+/* distill (internal) — the baselines a distilled set is compared with, each
+ * with exactly as many images per step as the distilled set: random real
+ * images, per-class average images, per-class k-means centroids. */
+#ifndef DD_BASELINES_H
+#define DD_BASELINES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "distill/dataset.h"
+#include "distill/status.h"
+#include "distill/tensor.h"
+#include "engine/engine.h"
+
+/** Which baseline. */
+typedef enum dd_baseline_kind {
+    DD_BASELINE_RANDOM = 0,  /**< random real images of the slot's class */
+    DD_BASELINE_AVERAGE = 1, /**< the class's mean image in every slot */
+    DD_BASELINE_KMEANS = 2,  /**< k-means++ / Lloyd centroids of the class, k = steps × ipc */
+} dd_baseline_kind;
+
+/** "random" | "average" | "kmeans". */
+DD_API dd_status dd_baseline_parse(const char *name, dd_baseline_kind *out);
+DD_API const char *dd_baseline_name(dd_baseline_kind k);
+
+/** Builds a baseline set shaped like a distilled set (steps, epochs,
+ * images_per_class, classes and image shape of `train`) with every step
+ * size `lr`. Deterministic in `seed`. Caller owns *out. */
+DD_API dd_status dd_baseline_build(dd_baseline_kind kind, const dd_dataset *train, int steps,
+                                   int epochs, int images_per_class, float lr, uint64_t seed,
+                                   dd_distilled **out);
+
+/** k-means with k-means++ seeding then Lloyd iterations (at most max_iter,
+ * stopping when no assignment changes) on n points of dimension d.
+ * centroids: k × d (out); assign: n (out, may be NULL). An empty cluster is
+ * re-seeded with the point farthest from its centroid. Deterministic in r. */
+DD_API dd_status dd_kmeans(const float *x, int64_t n, size_t d, int k, int max_iter, dd_rng *r,
+                           float *centroids, int32_t *assign, double *inertia);
+
+#endif

@@ -1,0 +1,41 @@
+/* distill (internal) — training a network the ordinary way: minibatch SGD
+ * with momentum (pool members, the evaluation's full-training reference),
+ * top-1 accuracy, and moving a trained network onto another classifier head
+ * (pools pretrained on other classes). */
+#ifndef DD_TRAIN_H
+#define DD_TRAIN_H
+
+#include <stdint.h>
+
+#include "distill/dataset.h"
+#include "distill/model.h"
+#include "distill/status.h"
+
+/** Minibatch SGD with momentum on the model's inner loss (hard labels). */
+typedef struct dd_sgd_config {
+    int epochs;
+    int64_t batch;
+    double lr, momentum, weight_decay;
+    int cosine;        /**< anneal lr to 0 over all steps (else constant) */
+    uint64_t seed;     /**< data order */
+    const char *label; /**< for the log (NULL: "sgd") */
+} dd_sgd_config;
+
+DD_API void dd_sgd_config_defaults(dd_sgd_config *c);
+/** Trains θ in place for c->epochs passes over `train` (reshuffled every
+ * epoch, deterministic in c->seed). DD_ERR_NUMERIC if the loss diverges. */
+DD_API dd_status dd_sgd_train(dd_model *m, float *theta, const dd_dataset *train,
+                              const dd_sgd_config *c);
+/** Top-1 accuracy of θ on a dataset (fraction in [0, 1]). */
+DD_API dd_status dd_pretrain_accuracy(dd_model *m, const float *theta, const dd_dataset *d,
+                                      double *accuracy);
+
+/** Converts a member trained with `src` (e.g. another class count) into the
+ * parameter layout of `dst`: every layer before the last parametrised one is
+ * copied (their layouts must match), the last one is initialised with
+ * `scheme` × gain from `seed` (a fresh classifier head). */
+DD_API dd_status dd_pretrain_transfer(dd_model *src, const float *theta_src, dd_model *dst,
+                                      const char *scheme, float gain, uint64_t seed,
+                                      float *theta_dst);
+
+#endif

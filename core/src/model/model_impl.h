@@ -1,0 +1,37 @@
+/* distill (internal) — the network runtime behind dd_model_*: graph, backend,
+ * per-batch-size workspaces; and the inner losses. */
+#ifndef DD_MODEL_IMPL_H
+#define DD_MODEL_IMPL_H
+
+#include <stdint.h>
+
+#include "distill/model.h"
+#include "model/graph.h"
+#include "compute/ops.h"
+
+/** Builds a model directly from a graph (no plugin); takes ownership of g
+ * (also on failure). For tests and tools. */
+DD_API dd_status dd_model_create_from_graph(dd_graph *g, dd_backend backend, dd_model **out);
+/** The model's graph (owned by the model). */
+DD_API const dd_graph *dd_model_graph(const dd_model *m);
+/** The backend the model runs. */
+DD_API dd_backend dd_model_backend(const dd_model *m);
+
+/** Hash of the piecewise-linear pattern of the last forward pass at this
+ * batch size: relu signs and max-pool argmax positions. Two points with the
+ * same pattern lie on one smooth piece, so finite differences between them
+ * are valid (tests use it to avoid stepping over kinks). 0 if no workspace. */
+DD_API uint64_t dd_model_pattern_hash(const dd_model *m, int64_t batch);
+
+/** DD_ERR_INVALID unless exactly one label kind is given and hard labels are
+ * in [0, K). */
+DD_API dd_status dd_loss_check_labels(int64_t batch, int K, dd_labels y);
+/** Loss (mean over the batch) of logits z[B×K]; dz = ∂ℓ/∂z (optional);
+ * probs (B×K, cross-entropy only) keeps the softmax for dd_loss_tangent. */
+DD_API dd_status dd_loss_forward(dd_loss_kind kind, int64_t batch, int K, const float *z,
+                                 dd_labels y, double *loss, float *dz, float *probs);
+/** Tangent along ż of dz (dzd) and of ∇_y ℓ (mixed_y, optional). */
+DD_API void dd_loss_tangent(dd_loss_kind kind, int64_t batch, int K, dd_labels y,
+                            const float *probs, const float *zd, float *dzd, float *mixed_y);
+
+#endif

@@ -1,0 +1,662 @@
+/* distill — pipeline loading: YAML → validated sections, components and
+ * stages, with --set overrides applied on top of the file. */
+#define _GNU_SOURCE
+#include "run/pipeline.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "distill/dataset.h"
+#include "distill/model.h"
+#include "distill/distill.h"
+#include "config/options.h"
+#include "config/yaml_tree.h"
+
+enum { N_STAGE_SECTIONS = 4, N_KINDS = 4 };
+static const char *const stage_sections[N_STAGE_SECTIONS] = {"pretrain", "distill", "evaluate",
+                                                             "report"};
+static const char *const top_keys[] = {"name",    "description", "seed",      "stages",
+                                       "dataset", "model",       "objective", "pretrain",
+                                       "distill", "evaluate",    "report",    NULL};
+
+struct dd_pipeline {
+    char *path, *dir;
+    const dd_registry *reg;
+    dd_options *top;
+    dd_options *stage_opts[N_STAGE_SECTIONS];
+    int stage_present[N_STAGE_SECTIONS];
+    dd_options *comp_opts[N_KINDS];
+    const dd_component *comp[N_KINDS];
+    int comp_present[N_KINDS];
+    dd_stage stages[DD_STAGE_COUNT];
+    size_t n_stages;
+};
+
+// One --set argument split into section and key.
+typedef struct override {
+    const char *orig; // "distill.steps=5"
+    char section[64]; // "distill" (or a top-level key such as "seed")
+    const char *key;  // "steps" inside orig (NULL for a top-level key)
+    char keybuf[256];
+    const char *value; // "5" inside orig
+} override;
+
+// Loading state shared by the helpers.
+typedef struct loader {
+    const char *file;
+    const dd_ynode *root;
+    override *ov;
+    size_t n_ov;
+} loader;
+
+static dd_status nomem(void) {
+    return dd_error_set(DD_ERR_NOMEM, "out of memory");
+}
+
+void dd_pipeline_destroy(dd_pipeline *p) {
+    if (!p) return;
+    dd_options_destroy(p->top);
+    for (int i = 0; i < N_STAGE_SECTIONS; i++)
+        dd_options_destroy(p->stage_opts[i]);
+    for (int i = 0; i < N_KINDS; i++)
+        dd_options_destroy(p->comp_opts[i]);
+    free(p->path);
+    free(p->dir);
+    free(p);
+}
+
+static int is_top_key(const char *k) {
+    for (int i = 0; top_keys[i]; i++)
+        if (strcmp(top_keys[i], k) == 0) return 1;
+    return 0;
+}
+
+static char *top_keys_list(void) {
+    size_t len = 0;
+    for (int i = 0; top_keys[i]; i++)
+        len += strlen(top_keys[i]) + 2;
+    char *s = malloc(len + 1);
+    if (!s) return NULL;
+    s[0] = '\0';
+    for (int i = 0; top_keys[i]; i++) {
+        if (i) strcat(s, ", ");
+        strcat(s, top_keys[i]);
+    }
+    return s;
+}
+
+// Splits the --set arguments; errors for malformed ones and unknown sections.
+static dd_status parse_overrides(const char *const *overrides, override **out, size_t *n_out) {
+    *out = NULL;
+    *n_out = 0;
+    size_t n = 0;
+    while (overrides && overrides[n])
+        n++;
+    if (!n) return DD_OK;
+    override *ov = calloc(n, sizeof *ov);
+    if (!ov) return nomem();
+    for (size_t i = 0; i < n; i++) {
+        const char *s = overrides[i];
+        const char *eq = strchr(s, '=');
+        ov[i].orig = s;
+        if (!eq || eq == s) {
+            free(ov);
+            return dd_error_set(DD_ERR_USAGE, "--set %s: expected KEY=VALUE (e.g. distill.steps=5)",
+                                s);
+        }
+        size_t klen = (size_t)(eq - s);
+        const char *dot = memchr(s, '.', klen);
+        size_t slen = dot ? (size_t)(dot - s) : klen;
+        if (slen >= sizeof ov[i].section || klen >= sizeof ov[i].keybuf) {
+            free(ov);
+            return dd_error_set(DD_ERR_INVALID, "--set %s: key too long", s);
+        }
+        memcpy(ov[i].section, s, slen);
+        ov[i].section[slen] = '\0';
+        if (dot) {
+            memcpy(ov[i].keybuf, dot + 1, klen - slen - 1);
+            ov[i].keybuf[klen - slen - 1] = '\0';
+            ov[i].key = ov[i].keybuf;
+        }
+        ov[i].value = eq + 1;
+        if (!is_top_key(ov[i].section)) {
+            char *valid = top_keys_list();
+            dd_status st =
+                dd_error_set(DD_ERR_INVALID, "--set %s: unknown key '%s' (valid keys: %s)", s,
+                             ov[i].section, valid ? valid : "?");
+            free(valid);
+            free(ov);
+            return st;
+        }
+    }
+    *out = ov;
+    *n_out = n;
+    return DD_OK;
+}
+
+static int is_scalar_key(const char *k) {
+    return strcmp(k, "name") == 0 || strcmp(k, "description") == 0 || strcmp(k, "seed") == 0 ||
+           strcmp(k, "stages") == 0;
+}
+
+// Applies the overrides of `section` to o.
+static dd_status apply_overrides(const loader *L, const char *section, dd_options *o) {
+    for (size_t i = 0; i < L->n_ov; i++) {
+        const override *v = &L->ov[i];
+        if (strcmp(v->section, section) != 0) continue;
+        char prefix[1200];
+        snprintf(prefix, sizeof prefix, "--set %s", v->orig);
+        const char *key = v->key;
+        if (is_scalar_key(section)) {
+            if (key)
+                return dd_error_set(DD_ERR_INVALID,
+                                    "%s: '%s' is not a section (use --set %s=VALUE)", prefix,
+                                    section, section);
+            key = section;
+        } else if (!key || !*key) {
+            return dd_error_set(DD_ERR_INVALID,
+                                "%s: '%s' is a section; set one of its keys (%s.KEY=VALUE)", prefix,
+                                section, section);
+        }
+        // paths given on the command line are relative to the current directory
+        // where = "--set section.key": error messages and config.yaml's
+        // comments name the override (its value can hold any character).
+        char where[600];
+        if (strcmp(key, section) == 0)
+            snprintf(where, sizeof where, "--set %s", key);
+        else
+            snprintf(where, sizeof where, "--set %s.%s", section, key);
+        DD_TRY(dd_options_set_yaml_text(o, key, v->value, where, prefix, NULL));
+    }
+    return DD_OK;
+}
+
+static int has_override(const loader *L, const char *section) {
+    for (size_t i = 0; i < L->n_ov; i++)
+        if (strcmp(L->ov[i].section, section) == 0) return 1;
+    return 0;
+}
+
+// A section's mapping from the file: *map = NULL if absent or written empty.
+static dd_status section_node(const loader *L, const char *section, const dd_yentry **entry,
+                              const dd_ynode **map) {
+    *map = NULL;
+    *entry = dd_ynode_get(L->root, section);
+    if (!*entry) return DD_OK;
+    const dd_ynode *v = (*entry)->value;
+    if (dd_ynode_is_null(v)) return DD_OK;
+    if (v->kind != DD_YNODE_MAPPING)
+        return dd_error_set(DD_ERR_INVALID,
+                            "%s:%d:%d: section '%s' must be a mapping of keys, got %s", L->file,
+                            v->line, v->col, section, dd_ynode_kind_str(v));
+    *map = v;
+    return DD_OK;
+}
+
+// Sets every entry of a section mapping into o.
+static dd_status apply_yaml(const loader *L, const dd_ynode *map, dd_options *o,
+                            const char *base_dir) {
+    for (size_t i = 0; map && i < map->n; i++) {
+        const dd_yentry *e = &map->entries[i];
+        DD_TRY(dd_options_set_node(o, e->key, e->value, L->file, e->line, e->col, base_dir));
+    }
+    return DD_OK;
+}
+
+// "file:line:col" of a section key, or of the document start when absent.
+static void section_where(const loader *L, const dd_yentry *entry, char *buf, size_t n) {
+    if (entry)
+        snprintf(buf, n, "%s:%d:%d", L->file, entry->line, entry->col);
+    else
+        snprintf(buf, n, "%s:%d:%d", L->file, L->root->line, L->root->col);
+}
+
+static dd_status load_top(dd_pipeline *p, const loader *L) {
+    const dd_param_spec *spec = dd_pipeline_top_spec();
+    DD_TRY(dd_options_create(NULL, &spec, 1, &p->top));
+    for (size_t i = 0; i < L->root->n; i++) {
+        const dd_yentry *e = &L->root->entries[i];
+        if (!is_scalar_key(e->key)) continue;
+        DD_TRY(dd_options_set_node(p->top, e->key, e->value, L->file, e->line, e->col, p->dir));
+    }
+    static const char *const scalar_keys[] = {"name", "description", "seed", "stages"};
+    for (int k = 0; k < 4; k++)
+        DD_TRY(apply_overrides(L, scalar_keys[k], p->top));
+    char where[1100];
+    section_where(L, NULL, where, sizeof where);
+    DD_TRY(dd_options_finalize(p->top, where));
+    if (!dd_options_has(p->top, "name")) {
+        // default name: the file's basename without its extension
+        const char *b = strrchr(p->path, '/');
+        b = b ? b + 1 : p->path;
+        char name[256];
+        snprintf(name, sizeof name, "%s", b);
+        char *ext = strrchr(name, '.');
+        if (ext && ext != name) *ext = '\0';
+        for (char *c = name; *c; c++)
+            if (!(isalnum((unsigned char)*c) || *c == '.' || *c == '_' || *c == '-')) *c = '_';
+        DD_TRY(dd_options_set_default(p->top, "name", name));
+    }
+    const char *name = dd_options_string(p->top, "name");
+    if (!name || !*name)
+        return dd_error_set(DD_ERR_INVALID, "%s: invalid value for 'name': must not be empty",
+                            dd_options_where(p->top, "name"));
+    for (const char *c = name; *c; c++)
+        if (!(isalnum((unsigned char)*c) || *c == '.' || *c == '_' || *c == '-') ||
+            (c == name && *c == '.'))
+            return dd_error_set(
+                DD_ERR_INVALID,
+                "%s: invalid value for 'name': '%s' may only contain letters, digits, "
+                "'.', '_' and '-' (it names the run directory)",
+                dd_options_where(p->top, "name"), name);
+    return DD_OK;
+}
+
+// Loads one component section (dataset/model/objective) if the file or the
+// overrides mention it, or if `force` (then its default plugin is used).
+static dd_status load_component(dd_pipeline *p, const loader *L, dd_component_kind kind,
+                                int force) {
+    const char *section = dd_section_name(kind);
+    const dd_yentry *entry;
+    const dd_ynode *map;
+    DD_TRY(section_node(L, section, &entry, &map));
+    p->comp_present[kind] = entry != NULL || has_override(L, section) || force;
+    if (!p->comp_present[kind]) return DD_OK;
+    char where[1100];
+    section_where(L, entry, where, sizeof where);
+
+    // The plugin decides the spec, so find it first: --set, then the file,
+    // then the section's default.
+    const dd_param_spec *core = dd_section_core_spec(kind);
+    dd_options *probe = NULL;
+    DD_TRY(dd_options_create(section, &core, 1, &probe));
+    dd_status s = DD_OK;
+    const dd_yentry *pe = dd_ynode_get(map, "plugin");
+    const char *plugin_set = NULL; // the --set argument that chose the plugin, if any
+    if (pe) s = dd_options_set_node(probe, "plugin", pe->value, L->file, pe->line, pe->col, p->dir);
+    for (size_t i = 0; i < L->n_ov && s == DD_OK; i++) {
+        const override *v = &L->ov[i];
+        if (strcmp(v->section, section) != 0 || !v->key || strcmp(v->key, "plugin") != 0) continue;
+        char prefix[1200];
+        snprintf(prefix, sizeof prefix, "--set %s", v->orig);
+        s = dd_options_set_yaml_text(probe, "plugin", v->value, "--set", prefix, NULL);
+        plugin_set = v->orig;
+    }
+    if (s == DD_OK && !dd_options_has(probe, "plugin") && core[0].default_value)
+        s = dd_options_set_default(probe, "plugin", core[0].default_value);
+    if (s == DD_OK && !dd_options_has(probe, "plugin"))
+        s = dd_error_set(DD_ERR_INVALID, "%s: missing required key 'plugin' in '%s'", where,
+                         section);
+    if (s == DD_OK) {
+        const char *plugin = dd_options_string(probe, "plugin");
+        s = dd_registry_find(p->reg, kind, plugin, &p->comp[kind]);
+        if (s != DD_OK) {
+            const char *pw = dd_options_where(probe, "plugin");
+            if (plugin_set)
+                dd_error_prefix("--set %s", plugin_set);
+            else if (strcmp(pw, "<default>") == 0)
+                dd_error_prefix("%s: %s.plugin defaults to '%s'", where, section, plugin);
+            else
+                dd_error_prefix("%s", pw);
+        }
+    }
+    dd_options_destroy(probe);
+    DD_TRY(s);
+
+    const dd_component *c = p->comp[kind];
+    const dd_param_spec *specs[2] = {core, c->params};
+    DD_TRY(dd_options_create(section, specs, 2, &p->comp_opts[kind]));
+    dd_options *o = p->comp_opts[kind];
+    DD_TRY(apply_yaml(L, map, o, p->dir));
+    DD_TRY(apply_overrides(L, section, o));
+    if (kind == DD_COMPONENT_DATASET) {
+        const dd_dataset_ops *ops = c->ops;
+        DD_TRY(dd_options_set_default(o, "name", ops->datasets[0]));
+    } else if (kind == DD_COMPONENT_MODEL) {
+        const dd_model_ops *ops = c->ops;
+        if (ops->default_init) {
+            s = dd_options_set_default(o, "init", ops->default_init);
+            if (s != DD_OK) {
+                dd_error_prefix("model plugin '%s' has a bad default_init", c->name);
+                return s;
+            }
+        }
+    } else if (kind == DD_COMPONENT_OBJECTIVE && !dd_options_is_set(o, "plugin")) {
+        DD_TRY(dd_options_set_default(o, "plugin", c->name));
+    }
+    DD_TRY(dd_options_finalize(o, where));
+    if (kind == DD_COMPONENT_DATASET) {
+        const dd_dataset_ops *ops = c->ops;
+        const char *name = dd_options_string(o, "name");
+        int ok = 0;
+        char list[512] = "";
+        for (size_t i = 0; ops->datasets[i]; i++) {
+            ok |= strcmp(ops->datasets[i], name) == 0;
+            size_t len = strlen(list);
+            snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", ops->datasets[i]);
+        }
+        if (!ok)
+            return dd_error_set(
+                DD_ERR_INVALID,
+                "%s: invalid value for 'dataset.name': plugin '%s' does not read '%s' "
+                "(it reads: %s)",
+                dd_options_where(o, "name"), c->name, name, list);
+    }
+    return DD_OK;
+}
+
+static dd_status load_stage_sections(dd_pipeline *p, const loader *L) {
+    for (int i = 0; i < N_STAGE_SECTIONS; i++) {
+        const dd_param_spec *spec = dd_stage_spec(stage_sections[i]);
+        const dd_yentry *entry;
+        const dd_ynode *map;
+        DD_TRY(section_node(L, stage_sections[i], &entry, &map));
+        p->stage_present[i] = entry != NULL || has_override(L, stage_sections[i]);
+        DD_TRY(dd_options_create(stage_sections[i], &spec, 1, &p->stage_opts[i]));
+        DD_TRY(apply_yaml(L, map, p->stage_opts[i], p->dir));
+        DD_TRY(apply_overrides(L, stage_sections[i], p->stage_opts[i]));
+        char where[1100];
+        section_where(L, entry, where, sizeof where);
+        DD_TRY(dd_options_finalize(p->stage_opts[i], where));
+    }
+    // pretrain.source_plugin names a dataset reader: check it exists now,
+    // not after the fetch and load stages.
+    const dd_options *pre = p->stage_opts[0];
+    const char *src = dd_options_string(pre, "source_plugin");
+    if (src) {
+        const dd_component *c;
+        dd_status s = dd_registry_find(p->reg, DD_COMPONENT_DATASET, src, &c);
+        if (s != DD_OK) {
+            dd_error_prefix("%s", dd_options_where(pre, "source_plugin"));
+            return s;
+        }
+    }
+    return DD_OK;
+}
+
+static dd_status resolve_stages(dd_pipeline *p, const loader *L) {
+    const char *where = dd_options_where(p->top, "stages");
+    if (dd_options_is_set(p->top, "stages")) {
+        size_t n = dd_options_list_len(p->top, "stages");
+        if (n == 0)
+            return dd_error_set(DD_ERR_INVALID, "%s: invalid value for 'stages': the list is empty",
+                                where);
+        for (size_t i = 0; i < n; i++) {
+            dd_stage s;
+            DD_TRY(dd_stage_parse(dd_options_list_item(p->top, "stages", i), &s));
+            if (p->n_stages && s <= p->stages[p->n_stages - 1])
+                return dd_error_set(DD_ERR_INVALID,
+                                    "%s: invalid value for 'stages': '%s' %s (stages run in the "
+                                    "order fetch, load, pretrain, distill, evaluate, report)",
+                                    where, dd_stage_name(s),
+                                    s == p->stages[p->n_stages - 1] ? "is listed twice"
+                                                                    : "must come earlier");
+            p->stages[p->n_stages++] = s;
+        }
+    } else {
+        p->stages[p->n_stages++] = DD_STAGE_FETCH;
+        p->stages[p->n_stages++] = DD_STAGE_LOAD;
+        if (p->stage_present[0]) p->stages[p->n_stages++] = DD_STAGE_PRETRAIN;
+        if (p->stage_present[1]) p->stages[p->n_stages++] = DD_STAGE_DISTILL;
+        if (p->stage_present[2]) p->stages[p->n_stages++] = DD_STAGE_EVALUATE;
+        if (p->stage_present[1] || p->stage_present[2] || p->stage_present[3])
+            p->stages[p->n_stages++] = DD_STAGE_REPORT;
+    }
+    char doc[1100];
+    section_where(L, NULL, doc, sizeof doc);
+    if (!p->comp_present[DD_COMPONENT_DATASET])
+        return dd_error_set(DD_ERR_INVALID, "%s: missing required section 'dataset'", doc);
+    for (size_t i = 0; i < p->n_stages; i++) {
+        dd_stage s = p->stages[i];
+        if (s != DD_STAGE_PRETRAIN && s != DD_STAGE_DISTILL && s != DD_STAGE_EVALUATE) continue;
+        if (!dd_pipeline_has_stage(p, DD_STAGE_LOAD))
+            return dd_error_set(DD_ERR_INVALID, "%s: stage '%s' needs the 'load' stage before it",
+                                where, dd_stage_name(s));
+        if (!p->comp_present[DD_COMPONENT_MODEL])
+            return dd_error_set(DD_ERR_INVALID,
+                                "%s: missing section 'model' (needed by stage '%s')", doc,
+                                dd_stage_name(s));
+    }
+    return DD_OK;
+}
+
+static int needs_objective(const dd_pipeline *p) {
+    return dd_pipeline_has_stage(p, DD_STAGE_PRETRAIN) ||
+           dd_pipeline_has_stage(p, DD_STAGE_DISTILL) ||
+           dd_pipeline_has_stage(p, DD_STAGE_EVALUATE);
+}
+
+static dd_status load_all(dd_pipeline *p, loader *L) {
+    DD_TRY(load_top(p, L));
+    DD_TRY(load_component(p, L, DD_COMPONENT_DATASET, 0));
+    DD_TRY(load_component(p, L, DD_COMPONENT_MODEL, 0));
+    DD_TRY(load_stage_sections(p, L));
+    DD_TRY(resolve_stages(p, L));
+    // the objective section may be omitted: its plugin defaults to classification
+    return load_component(p, L, DD_COMPONENT_OBJECTIVE, needs_objective(p));
+}
+
+dd_status dd_pipeline_load(const char *path, const char *const *overrides, const dd_registry *reg,
+                           dd_pipeline **out) {
+    if (!path || !reg || !out)
+        return dd_error_set(DD_ERR_INVALID, "dd_pipeline_load: NULL argument");
+    *out = NULL;
+    loader L = {.file = path};
+    DD_TRY(parse_overrides(overrides, &L.ov, &L.n_ov));
+    dd_ynode *root = NULL;
+    dd_status s = dd_yaml_load_file(path, &root);
+    if (s == DD_OK && !root)
+        s = dd_error_set(DD_ERR_INVALID,
+                         "%s: the pipeline is empty (expected a mapping with at least "
+                         "a 'dataset' section)",
+                         path);
+    if (s == DD_OK && root->kind != DD_YNODE_MAPPING)
+        s = dd_error_set(DD_ERR_INVALID, "%s:%d:%d: a pipeline must be a mapping of keys, got %s",
+                         path, root->line, root->col, dd_ynode_kind_str(root));
+    for (size_t i = 0; s == DD_OK && i < root->n; i++) {
+        const dd_yentry *e = &root->entries[i];
+        if (is_top_key(e->key)) continue;
+        char *valid = top_keys_list();
+        s = dd_error_set(DD_ERR_INVALID, "%s:%d:%d: unknown top-level key '%s' (valid keys: %s)",
+                         path, e->line, e->col, e->key, valid ? valid : "?");
+        free(valid);
+    }
+    dd_pipeline *p = NULL;
+    if (s == DD_OK && !(p = calloc(1, sizeof *p))) s = nomem();
+    if (s == DD_OK) {
+        p->reg = reg;
+        char real[PATH_MAX];
+        if (!(p->path = strdup(path)))
+            s = nomem();
+        else if (!realpath(path, real))
+            s = dd_error_set(DD_ERR_IO, "%s: %s", path, strerror(errno));
+        else {
+            char *slash = strrchr(real, '/');
+            if (slash == real)
+                slash[1] = '\0';
+            else if (slash)
+                *slash = '\0';
+            if (!(p->dir = strdup(real))) s = nomem();
+        }
+    }
+    if (s == DD_OK) {
+        L.root = root;
+        s = load_all(p, &L);
+    }
+    dd_ynode_destroy(root);
+    free(L.ov);
+    if (s != DD_OK) {
+        dd_pipeline_destroy(p);
+        return s;
+    }
+    *out = p;
+    return DD_OK;
+}
+
+/* ---- getters ------------------------------------------------------------- */
+
+const char *dd_pipeline_path(const dd_pipeline *p) {
+    return p->path;
+}
+const char *dd_pipeline_dir(const dd_pipeline *p) {
+    return p->dir;
+}
+const char *dd_pipeline_name(const dd_pipeline *p) {
+    return dd_options_string(p->top, "name");
+}
+
+const char *dd_pipeline_description(const dd_pipeline *p) {
+    const char *d = dd_options_string(p->top, "description");
+    return d ? d : "";
+}
+
+uint64_t dd_pipeline_seed(const dd_pipeline *p) {
+    return (uint64_t)dd_options_int(p->top, "seed");
+}
+size_t dd_pipeline_stage_count(const dd_pipeline *p) {
+    return p->n_stages;
+}
+dd_stage dd_pipeline_stage(const dd_pipeline *p, size_t i) {
+    return p->stages[i];
+}
+
+int dd_pipeline_has_stage(const dd_pipeline *p, dd_stage s) {
+    for (size_t i = 0; i < p->n_stages; i++)
+        if (p->stages[i] == s) return 1;
+    return 0;
+}
+
+static int kind_of(const char *section) {
+    for (int k = DD_COMPONENT_DATASET; k <= DD_COMPONENT_OBJECTIVE; k++)
+        if (strcmp(section, dd_section_name((dd_component_kind)k)) == 0) return k;
+    return 0;
+}
+
+static int stage_index(const char *section) {
+    for (int i = 0; i < N_STAGE_SECTIONS; i++)
+        if (strcmp(section, stage_sections[i]) == 0) return i;
+    return -1;
+}
+
+const dd_options *dd_pipeline_section(const dd_pipeline *p, const char *section) {
+    if (!p || !section) return NULL;
+    int k = kind_of(section);
+    if (k) return p->comp_opts[k];
+    int i = stage_index(section);
+    return i >= 0 ? p->stage_opts[i] : NULL;
+}
+
+int dd_pipeline_section_present(const dd_pipeline *p, const char *section) {
+    if (!p || !section) return 0;
+    int k = kind_of(section);
+    if (k) return p->comp_present[k] && p->comp[k];
+    int i = stage_index(section);
+    return i >= 0 && p->stage_present[i];
+}
+
+const dd_component *dd_pipeline_component(const dd_pipeline *p, dd_component_kind kind) {
+    return p && (int)kind >= 1 && (int)kind < N_KINDS ? p->comp[kind] : NULL;
+}
+
+const dd_options *dd_pipeline_component_options(const dd_pipeline *p, dd_component_kind kind) {
+    return p && (int)kind >= 1 && (int)kind < N_KINDS ? p->comp_opts[kind] : NULL;
+}
+
+/* ---- writing ------------------------------------------------------------- */
+
+// Writes the keys of o under `prefix` (dotted groups become nested mappings).
+static void write_keys(FILE *f, const dd_options *o, const char *prefix, int indent) {
+    size_t plen = strlen(prefix);
+    size_t n = dd_options_count(o);
+    for (size_t i = 0; i < n; i++) {
+        const char *k = dd_options_spec(o, i)->name;
+        if (strncmp(k, prefix, plen) != 0) continue;
+        const char *rel = k + plen;
+        const char *dot = strchr(rel, '.');
+        if (dot) {
+            size_t glen = (size_t)(dot - rel);
+            int seen = 0;
+            for (size_t j = 0; j < i && !seen; j++) {
+                const char *kj = dd_options_spec(o, j)->name;
+                seen = strncmp(kj, prefix, plen) == 0 && strncmp(kj + plen, rel, glen + 1) == 0;
+            }
+            if (seen) continue;
+            fprintf(f, "%*s%.*s:\n", indent, "", (int)glen, rel);
+            char sub[512];
+            snprintf(sub, sizeof sub, "%s%.*s.", prefix, (int)glen, rel);
+            write_keys(f, o, sub, indent + 2);
+            continue;
+        }
+        char *v = dd_options_format(o, i);
+        const char *w = dd_options_where_at(o, i);
+        fprintf(f, "%*s%s: %s", indent, "", rel, v ? v : "null");
+        if (w && strcmp(w, "<default>") != 0) fprintf(f, "  # %s", w);
+        fputc('\n', f);
+        free(v);
+    }
+}
+
+dd_status dd_pipeline_write_config(const dd_pipeline *p, FILE *f) {
+    fprintf(f, "# Resolved pipeline written by distill %s from %s.\n", dd_version(), p->path);
+    fprintf(f,
+            "# Every key with the value used; '# where' marks values not taken from defaults.\n");
+    fprintf(f, "name: ");
+    dd_yaml_write_scalar(f, dd_pipeline_name(p));
+    fprintf(f, "\n");
+    if (dd_options_has(p->top, "description")) {
+        fprintf(f, "description: ");
+        dd_yaml_write_scalar(f, dd_pipeline_description(p));
+        fprintf(f, "\n");
+    }
+    fprintf(f, "seed: %llu\nstages: [", (unsigned long long)dd_pipeline_seed(p));
+    for (size_t i = 0; i < p->n_stages; i++)
+        fprintf(f, "%s%s", i ? ", " : "", dd_stage_name(p->stages[i]));
+    fprintf(f, "]\n");
+    for (int k = DD_COMPONENT_DATASET; k <= DD_COMPONENT_OBJECTIVE; k++) {
+        if (!p->comp_opts[k]) continue;
+        fprintf(f, "%s:\n", dd_section_name((dd_component_kind)k));
+        write_keys(f, p->comp_opts[k], "", 2);
+    }
+    for (int i = 0; i < N_STAGE_SECTIONS; i++) {
+        dd_stage st = (dd_stage)(DD_STAGE_PRETRAIN + i);
+        if (!p->stage_present[i] && !dd_pipeline_has_stage(p, st)) continue;
+        fprintf(f, "%s:\n", stage_sections[i]);
+        write_keys(f, p->stage_opts[i], "", 2);
+    }
+    if (ferror(f))
+        return dd_error_set(DD_ERR_IO, "writing the resolved pipeline: %s", strerror(errno));
+    return DD_OK;
+}
+
+static void append(char *buf, size_t n, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void append(char *buf, size_t n, size_t *len, const char *fmt, ...) {
+    if (*len + 1 >= n) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(buf + *len, n - *len, fmt, ap);
+    va_end(ap);
+    if (w > 0) *len = (size_t)w < n - *len ? *len + (size_t)w : n - 1;
+}
+
+void dd_pipeline_summary(const dd_pipeline *p, char *buf, size_t n) {
+    size_t len = 0;
+    if (!n) return;
+    buf[0] = '\0';
+    append(buf, n, &len, "%s:", dd_pipeline_name(p));
+    const dd_options *d = p->comp_opts[DD_COMPONENT_DATASET];
+    if (d)
+        append(buf, n, &len, " dataset %s/%s", dd_options_string(d, "plugin"),
+               dd_options_string(d, "name"));
+    if (p->comp[DD_COMPONENT_MODEL])
+        append(buf, n, &len, ", model %s", p->comp[DD_COMPONENT_MODEL]->name);
+    if (p->comp[DD_COMPONENT_OBJECTIVE])
+        append(buf, n, &len, ", objective %s", p->comp[DD_COMPONENT_OBJECTIVE]->name);
+    append(buf, n, &len, "; seed %llu; stages:", (unsigned long long)dd_pipeline_seed(p));
+    for (size_t i = 0; i < p->n_stages; i++)
+        append(buf, n, &len, "%s %s", i ? "," : "", dd_stage_name(p->stages[i]));
+}

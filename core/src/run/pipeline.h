@@ -1,0 +1,57 @@
+/* distill (internal) — a pipeline file, loaded and validated: top-level keys,
+ * the selected dataset/model/objective components with their options, the
+ * stage sections' options and the stages to run. */
+#ifndef DD_PIPELINE_H
+#define DD_PIPELINE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "distill/param.h"
+#include "distill/plugin.h"
+#include "config/schema.h"
+
+typedef struct dd_pipeline dd_pipeline;
+
+/** Loads and validates `path`. `overrides` is a NULL-terminated array of
+ * "a.b.c=value" strings (--set; may be NULL) applied over the file's values.
+ * Every key is checked against the section's spec (for dataset/model/
+ * objective: the core keys merged with the selected plugin's spec), errors
+ * carry file:line:col (or the --set argument). `reg` must outlive the
+ * pipeline. Caller owns *out (dd_pipeline_destroy). */
+DD_API dd_status dd_pipeline_load(const char *path, const char *const *overrides,
+                                  const dd_registry *reg, dd_pipeline **out);
+DD_API void dd_pipeline_destroy(dd_pipeline *p);
+
+/** The path as given, and the absolute directory holding the file. */
+DD_API const char *dd_pipeline_path(const dd_pipeline *p);
+DD_API const char *dd_pipeline_dir(const dd_pipeline *p);
+DD_API const char *dd_pipeline_name(const dd_pipeline *p);
+/** "" if none. */
+DD_API const char *dd_pipeline_description(const dd_pipeline *p);
+DD_API uint64_t dd_pipeline_seed(const dd_pipeline *p);
+
+/** Stages to run, in order. */
+DD_API size_t dd_pipeline_stage_count(const dd_pipeline *p);
+DD_API dd_stage dd_pipeline_stage(const dd_pipeline *p, size_t i);
+DD_API int dd_pipeline_has_stage(const dd_pipeline *p, dd_stage s);
+
+/** Options of a section: "dataset", "model", "objective" (NULL when the
+ * pipeline has no such component), or "pretrain", "distill", "evaluate",
+ * "report" (always present, defaults when the section is absent). */
+DD_API const dd_options *dd_pipeline_section(const dd_pipeline *p, const char *section);
+/** Nonzero if the section was written in the file or given with --set. */
+DD_API int dd_pipeline_section_present(const dd_pipeline *p, const char *section);
+/** The selected component of a kind (NULL if the pipeline has none) and its
+ * options (core keys such as "plugin" plus the plugin's own). */
+DD_API const dd_component *dd_pipeline_component(const dd_pipeline *p, dd_component_kind kind);
+DD_API const dd_options *dd_pipeline_component_options(const dd_pipeline *p,
+                                                       dd_component_kind kind);
+
+/** Writes the resolved pipeline (every key with its value) as YAML that
+ * `distill run` accepts. */
+DD_API dd_status dd_pipeline_write_config(const dd_pipeline *p, FILE *f);
+/** One-line summary ("quickstart: dataset mnist/fashion-mnist, ..."). */
+DD_API void dd_pipeline_summary(const dd_pipeline *p, char *buf, size_t n);
+
+#endif

@@ -1,0 +1,350 @@
+/* distill — the pretrain stage: trains a pool of networks (model plugin +
+ * dataset + SGD, per-member seeds) or reuses the pool stored under a hash of
+ * that configuration. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/fs.h"
+#include "base/strbuf.h"
+#include "config/options.h"
+#include "data/fetch.h"
+#include "data/transform.h"
+#include "distill/log.h"
+#include "distill/tensor.h"
+#include "engine/engine.h"
+#include "engine/netpool.h"
+#include "engine/train.h"
+#include "model/graph.h"
+#include "model/model_impl.h"
+#include "run/pipeline.h"
+#include "run/run.h"
+#include "run/stages.h"
+
+/* ---- the stage ------------------------------------------------------------- */
+
+/* YAML text of every option of `o` except the keys listed in `skip`. */
+static void tb_options(dd_strbuf *b, const char *section, const dd_options *o,
+                       const char *const *skip) {
+    dd_strbuf_printf(b, "%s:\n", section);
+    for (size_t i = 0; o && i < dd_options_count(o); i++) {
+        const dd_param_spec *sp = dd_options_spec(o, i);
+        int skipped = 0;
+        for (size_t j = 0; skip && skip[j]; j++)
+            skipped |= strcmp(skip[j], sp->name) == 0;
+        if (skipped) continue;
+        // Unset keys are left out, so that a key added to the spec later
+        // (unset by default) keeps the pools made before it valid.
+        char *v = dd_options_format(o, i);
+        if (v && strcmp(v, "null") != 0) dd_strbuf_printf(b, "  %s: %s\n", sp->name, v);
+        free(v);
+    }
+}
+
+/* Loads the source dataset named by pretrain.source with the pipeline's
+ * dataset plugin, or pretrain.source_plugin with its default options (from
+ * pretrain.source_path or the cache). */
+static dd_status load_source(dd_run *run, const char *source, const char *source_plugin,
+                             const char *source_path, dd_dataset **train, dd_dataset **test) {
+    const dd_component *c = dd_pipeline_component(run->p, DD_COMPONENT_DATASET);
+    const dd_options *d = dd_pipeline_component_options(run->p, DD_COMPONENT_DATASET);
+    dd_options *own = NULL;
+    if (source_plugin && strcmp(source_plugin, c->name) != 0) {
+        DD_TRY(dd_registry_find(run->reg, DD_COMPONENT_DATASET, source_plugin, &c));
+        DD_TRY(dd_options_from_strings(c->params, NULL, &own));
+    }
+    char *root = NULL;
+    if (source_path) {
+        if (!(root = strdup(source_path))) return dd_error_set(DD_ERR_NOMEM, "out of memory");
+    } else {
+        dd_fetch_options fo;
+        dd_fetch_options_init(&fo);
+        fo.cache_dir =
+            run->ro && run->ro->cache_dir ? run->ro->cache_dir : dd_options_string(d, "cache_dir");
+        fo.offline = run->ro && run->ro->offline;
+        fo.verify = dd_options_bool(d, "verify");
+        fo.quiet = dd_log_get_level() < DD_LOG_INFO;
+        dd_status fs = dd_fetch_dataset(source, &fo, &root);
+        if (fs != DD_OK) {
+            dd_options_destroy(own);
+            return fs;
+        }
+    }
+    const dd_dataset_ops *ops = c->ops;
+    dd_dataset_request req = {
+        .struct_size = sizeof req,
+        .dataset = source,
+        .root = root,
+        .options = own ? own : d,
+        .height = run->train->height,
+        .width = run->train->width,
+    };
+    dd_status s = ops->load(&req, train, test);
+    free(root);
+    dd_options_destroy(own);
+    if (s == DD_OK && (!*train || !*test || (*train)->n < 1))
+        s = dd_error_set(DD_ERR_PLUGIN, "dataset plugin '%s' returned no training images for %s",
+                         c->name, source);
+    if (s == DD_OK && (*train)->channels != run->train->channels)
+        s = dd_error_set(DD_ERR_INVALID, "pretrain.source %s has %d channels, the dataset has %d",
+                         source, (*train)->channels, run->train->channels);
+    return s;
+}
+
+static dd_status pool_root(dd_run *run, const dd_options *o, char **out) {
+    const char *dir = dd_options_string(o, "pool_dir");
+    if (dir) {
+        *out = strdup(dir);
+        return *out ? DD_OK : dd_error_set(DD_ERR_NOMEM, "out of memory");
+    }
+    const dd_options *d = dd_pipeline_component_options(run->p, DD_COMPONENT_DATASET);
+    dd_fetch_options fo;
+    dd_fetch_options_init(&fo);
+    fo.cache_dir =
+        run->ro && run->ro->cache_dir ? run->ro->cache_dir : dd_options_string(d, "cache_dir");
+    char *cache = NULL;
+    DD_TRY(dd_fetch_cache_root(&fo, &cache));
+    size_t n = strlen(cache) + 16;
+    *out = malloc(n);
+    if (*out) snprintf(*out, n, "%s/pools", cache);
+    free(cache);
+    return *out ? DD_OK : dd_error_set(DD_ERR_NOMEM, "out of memory");
+}
+
+typedef struct stage_ctx {
+    dd_dataset *src_train, *src_test; /* owned when loaded from pretrain.source */
+    dd_dataset *tr_train, *tr_test;   /* transformed copies (owned) */
+    dd_model *src_model, *dst_model;
+    dd_netpool *pool, *target;
+    int32_t *classes;
+    float *tmp;
+    char *root, *dir;
+    dd_strbuf key;
+    dd_progress *bar;
+} stage_ctx;
+
+static void ctx_free(stage_ctx *c, const dd_run *run) {
+    if (c->src_train != run->train) dd_dataset_destroy(c->src_train);
+    if (c->src_test != run->test) dd_dataset_destroy(c->src_test);
+    dd_dataset_destroy(c->tr_train);
+    dd_dataset_destroy(c->tr_test);
+    dd_model_destroy(c->src_model);
+    dd_model_destroy(c->dst_model);
+    dd_netpool_destroy(c->pool);
+    dd_netpool_destroy(c->target);
+    free(c->classes);
+    dd_free(c->tmp);
+    free(c->root);
+    free(c->dir);
+    dd_strbuf_free(&c->key);
+    dd_progress_destroy(c->bar);
+}
+
+static dd_status train_members(stage_ctx *c, const dd_options *o, const char *scheme, float gain,
+                               uint64_t seed) {
+    dd_netpool *p = c->pool;
+    int reused = 0, trained = 0;
+    if (dd_progress_create("pretrain", (uint64_t)p->n, "nets", &c->bar) != DD_OK) {
+        c->bar = NULL;
+        dd_error_clear();
+    }
+    for (int i = 0; i < p->n; i++) {
+        dd_status s = dd_netpool_load_member(p, i, c->dir);
+        if (s == DD_OK) {
+            reused++;
+            continue;
+        }
+        if (s != DD_ERR_NOT_FOUND) return s;
+        dd_error_clear();
+        const uint64_t ms = dd_engine_init_seed(seed, DD_STREAM_PRETRAIN, (uint64_t)i);
+        DD_TRY(dd_model_init_params(c->src_model, p->theta[i], scheme, gain, ms));
+        dd_sgd_config sc;
+        dd_sgd_config_defaults(&sc);
+        sc.epochs = (int)dd_options_int(o, "epochs");
+        sc.batch = dd_options_int(o, "batch");
+        sc.lr = dd_options_float(o, "lr");
+        sc.momentum = dd_options_float(o, "momentum");
+        sc.weight_decay = dd_options_float(o, "weight_decay");
+        sc.cosine = strcmp(dd_options_string(o, "lr_schedule"), "cosine") == 0;
+        sc.seed = ms;
+        char label[32];
+        snprintf(label, sizeof label, "pretrain net %d", i);
+        sc.label = label;
+        DD_TRY(dd_sgd_train(c->src_model, p->theta[i], c->tr_train, &sc));
+        DD_TRY(dd_pretrain_accuracy(c->src_model, p->theta[i], c->tr_test, &p->accuracy[i]));
+        DD_TRY(dd_netpool_save_member(p, i, c->dir));
+        trained++;
+        char status[64];
+        snprintf(status, sizeof status, "net %d: test accuracy %.2f%%", i, 100.0 * p->accuracy[i]);
+        if (c->bar) dd_progress_update(c->bar, (uint64_t)i + 1, status);
+        dd_info("pretrain: %s", status);
+    }
+    dd_progress_destroy(c->bar);
+    c->bar = NULL;
+    if (reused) dd_info("pretrain: reused %d stored member(s) in %s", reused, c->dir);
+    if (trained) DD_TRY(dd_netpool_write_index(p, c->dir, c->key.s));
+    return DD_OK;
+}
+
+dd_status dd_stage_pretrain(dd_run *run) {
+    if (!run->train || !run->test)
+        return dd_error_set(DD_ERR_INVALID, "no dataset loaded (the 'load' stage must run first)");
+    const dd_pipeline *p = run->p;
+    const dd_options *o = dd_pipeline_section(p, "pretrain");
+    const dd_component *mc = dd_pipeline_component(p, DD_COMPONENT_MODEL);
+    const dd_options *mo = dd_pipeline_component_options(p, DD_COMPONENT_MODEL);
+    const dd_options *dso = dd_pipeline_component_options(p, DD_COMPONENT_DATASET);
+    if (!mc)
+        return dd_error_set(DD_ERR_INVALID, "%s: the pipeline has no 'model' section",
+                            dd_pipeline_path(p));
+    const int nets = (int)dd_options_int(o, "nets"), holdout = (int)dd_options_int(o, "holdout");
+    if (holdout >= nets)
+        return dd_error_set(DD_ERR_INVALID,
+                            "%s: pretrain.holdout (%d) must be smaller than pretrain.nets (%d): "
+                            "distillation needs at least one member",
+                            dd_options_where(o, "holdout"), holdout, nets);
+    stage_ctx c = {0};
+    dd_status s = DD_OK;
+    const char *dataset = dd_options_string(dso, "name");
+    const char *source = dd_options_string(o, "source");
+    const char *source_path = dd_options_string(o, "source_path");
+    if (source && !(dataset && strcmp(source, dataset) == 0)) {
+        s = load_source(run, source, dd_options_string(o, "source_plugin"), source_path,
+                        &c.src_train, &c.src_test);
+        if (s != DD_OK) dd_error_prefix("pretrain.source %s", source);
+    } else {
+        source = dataset ? dataset : run->train->name;
+        c.src_train = run->train;
+        c.src_test = run->test;
+    }
+    dd_transform t = DD_TRANSFORM_NONE;
+    if (s == DD_OK) {
+        s = dd_transform_parse(dd_options_string(o, "transform"), &t);
+        if (s != DD_OK) dd_error_prefix("%s", dd_options_where(o, "transform"));
+    }
+    const size_t n_keep = dd_options_list_len(o, "classes");
+    if (s == DD_OK && !(c.classes = malloc((n_keep + 1) * sizeof *c.classes)))
+        s = dd_error_set(DD_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; s == DD_OK && i < n_keep; i++) {
+        const char *item = dd_options_list_item(o, "classes", i);
+        char *end = NULL;
+        long v = strtol(item, &end, 10);
+        if (!*item || *end)
+            s = dd_error_set(DD_ERR_INVALID, "%s: pretrain.classes: '%s' is not a class index",
+                             dd_options_where(o, "classes"), item);
+        c.classes[i] = (int32_t)v;
+    }
+    const uint64_t seed = dd_pipeline_seed(p);
+    const int64_t max_images = dd_options_int(o, "max_images");
+    if (s == DD_OK)
+        s = dd_dataset_transformed(c.src_train, t, c.classes, (int)n_keep, max_images, seed,
+                                   &c.tr_train);
+    if (s == DD_OK)
+        s = dd_dataset_transformed(c.src_test, t, c.classes, (int)n_keep, 0, seed, &c.tr_test);
+
+    // Init scheme as the distill stage chooses it: the model's own default
+    // unless the pipeline sets model.init.
+    const dd_model_ops *mops = mc->ops;
+    const char *scheme = dd_options_has(mo, "init") ? dd_options_string(mo, "init") : NULL;
+    if (!dd_options_is_set(mo, "init") && mops->default_init) scheme = mops->default_init;
+    if (!scheme) scheme = "xavier";
+    const float gain = dd_options_has(mo, "gain") ? (float)dd_options_float(mo, "gain") : 1.f;
+    const char *backend = dd_options_has(mo, "backend") ? dd_options_string(mo, "backend") : NULL;
+    const dd_backend be =
+        backend && strcmp(backend, "reference") == 0 ? DD_BACKEND_REFERENCE : DD_BACKEND_ONEDNN;
+    if (s == DD_OK) {
+        dd_model_config mcfg = {sizeof mcfg,
+                                mc,
+                                mo,
+                                c.tr_train->channels,
+                                c.tr_train->height,
+                                c.tr_train->width,
+                                c.tr_train->n_classes,
+                                be};
+        s = dd_model_create(&mcfg, &c.src_model);
+        if (s != DD_OK) dd_error_prefix("pretrain: model '%s'", mc->name);
+    }
+
+    // The key: everything that changes the members (not the split, not the backend).
+    if (s == DD_OK) {
+        static const char *const skip_model[] = {"backend", NULL};
+        static const char *const skip_pretrain[] = {"holdout", "pool_dir", "source_path", NULL};
+        dd_strbuf_printf(&c.key, "# distill pretrained pool\nmodel_plugin: %s\ninit_scheme: %s\n",
+                  mc->name, scheme);
+        tb_options(&c.key, "model", mo, skip_model);
+        tb_options(&c.key, "pretrain", o, skip_pretrain);
+        dd_strbuf_printf(&c.key,
+                  "source:\n  dataset: %s\n  images: %lld\n  shape: [%d, %d, %d]\n  classes: %d\n"
+                  "seed: %llu\nparameters: %zu\n",
+                  source, (long long)c.tr_train->n, c.tr_train->channels, c.tr_train->height,
+                  c.tr_train->width, c.tr_train->n_classes, (unsigned long long)seed,
+                  dd_model_param_count(c.src_model));
+        if (c.key.oom) s = dd_error_set(DD_ERR_NOMEM, "out of memory");
+    }
+    if (s == DD_OK) s = pool_root(run, o, &c.root);
+    if (s == DD_OK) s = dd_netpool_create(nets, holdout, dd_model_param_count(c.src_model), &c.pool);
+    if (s == DD_OK) {
+        dd_netpool_key(c.key.s, c.pool->key);
+        size_t n = strlen(c.root) + 32;
+        if (!(c.dir = malloc(n)))
+            s = dd_error_set(DD_ERR_NOMEM, "out of memory");
+        else
+            snprintf(c.dir, n, "%s/%.16s", c.root, c.pool->key);
+    }
+    if (s == DD_OK) s = dd_fs_mkdir_p(c.dir);
+    if (s == DD_OK) {
+        dd_info("pretrain: pool of %d %s networks on %s%s%s (%lld images), %lld epoch(s); %s", nets,
+                mc->name, source, t ? " + " : "", t ? dd_transform_name(t) : "",
+                (long long)c.tr_train->n, (long long)dd_options_int(o, "epochs"), c.dir);
+        s = train_members(&c, o, scheme, gain, seed);
+    }
+    if (s == DD_OK) {
+        double sum = 0.0;
+        for (int i = 0; i < nets; i++)
+            sum += c.pool->accuracy[i];
+        dd_info("pretrain: %d networks, mean test accuracy %.2f%% on the source; %d for "
+                "distillation, %d held out",
+                nets, 100.0 * sum / nets, nets - holdout, holdout);
+    }
+    // Members in the target's layout: a new classifier head when the source
+    // has another class count.
+    if (s == DD_OK && c.tr_train->n_classes != run->train->n_classes) {
+        dd_model_config mcfg = {sizeof mcfg,
+                                mc,
+                                mo,
+                                run->train->channels,
+                                run->train->height,
+                                run->train->width,
+                                run->train->n_classes,
+                                be};
+        s = dd_model_create(&mcfg, &c.dst_model);
+        if (s == DD_OK)
+            s = dd_netpool_create(nets, holdout, dd_model_param_count(c.dst_model), &c.target);
+        for (int i = 0; s == DD_OK && i < nets; i++) {
+            c.target->accuracy[i] = c.pool->accuracy[i];
+            s = dd_pretrain_transfer(
+                c.src_model, c.pool->theta[i], c.dst_model, scheme, gain,
+                dd_engine_init_seed(seed, DD_STREAM_PRETRAIN, (uint64_t)(nets + i)),
+                c.target->theta[i]);
+        }
+        if (s == DD_OK) {
+            memcpy(c.target->key, c.pool->key, sizeof c.target->key);
+            dd_netpool_destroy(c.pool);
+            c.pool = c.target;
+            c.target = NULL;
+            dd_info("pretrain: new %d-class classifier heads for the target",
+                    run->train->n_classes);
+        }
+    }
+    if (s == DD_OK) {
+        dd_netpool_destroy(run->pool);
+        run->pool = c.pool;
+        c.pool = NULL;
+    }
+    ctx_free(&c, run);
+    return s;
+}
+

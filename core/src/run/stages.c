@@ -1,0 +1,296 @@
+/* distill — the distill / evaluate / report stages of a pipeline run. */
+#define _POSIX_C_SOURCE 200809L
+#include "run/stages.h"
+
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "distill/log.h"
+#include "distill/model.h"
+#include "distill/tensor.h"
+#include "engine/engine.h"
+#include "engine/evaluate.h"
+#include "run/pipeline.h"
+#include "report/report.h"
+#include "engine/netpool.h"
+#include "run/run.h"
+
+struct dd_stage_state {
+    dd_model *model;
+    dd_objective_handle obj;
+    int obj_ready;
+    dd_distill_config cfg;
+    char init_scheme[32];
+    dd_distilled *set;
+    float *theta0;
+    dd_distill_stats stats;
+    int has_stats;
+    dd_eval_report eval;
+    int has_eval;
+    int threads;
+};
+
+void dd_stage_state_destroy(dd_stage_state *st) {
+    if (!st) return;
+    dd_eval_report_release(&st->eval);
+    dd_distilled_destroy(st->set);
+    dd_free(st->theta0);
+    dd_objective_handle_release(&st->obj);
+    dd_model_destroy(st->model);
+    free(st);
+}
+
+/* Builds what every stage needs (model, objective, configuration) once. */
+static dd_status state_get(dd_run *run, dd_stage_state **out) {
+    if (run->engine) {
+        *out = run->engine;
+        return DD_OK;
+    }
+    if (!run->train || !run->test)
+        return dd_error_set(DD_ERR_INVALID, "no dataset loaded (the 'load' stage must run first)");
+    const dd_pipeline *p = run->p;
+    const dd_component *mc = dd_pipeline_component(p, DD_COMPONENT_MODEL);
+    const dd_component *oc = dd_pipeline_component(p, DD_COMPONENT_OBJECTIVE);
+    if (!mc)
+        return dd_error_set(DD_ERR_INVALID, "%s: the pipeline has no 'model' section",
+                            dd_pipeline_path(p));
+    if (!oc)
+        return dd_error_set(DD_ERR_INVALID, "%s: the pipeline has no 'objective' section",
+                            dd_pipeline_path(p));
+    const dd_options *mo = dd_pipeline_component_options(p, DD_COMPONENT_MODEL);
+    dd_stage_state *st = calloc(1, sizeof *st);
+    if (!st) return dd_error_set(DD_ERR_NOMEM, "out of memory");
+    dd_status s = DD_OK;
+
+    const dd_options *dopt = dd_pipeline_section(p, "distill");
+    int64_t threads = dd_options_has(dopt, "threads") ? dd_options_int(dopt, "threads") : 0;
+    if (threads > 0) omp_set_num_threads((int)threads);
+    st->threads = omp_get_max_threads();
+
+    const char *backend = dd_options_has(mo, "backend") ? dd_options_string(mo, "backend") : NULL;
+    dd_model_config mcfg = {
+        .struct_size = sizeof mcfg,
+        .plugin = mc,
+        .options = mo,
+        .channels = run->train->channels,
+        .height = run->train->height,
+        .width = run->train->width,
+        .n_outputs = run->train->n_classes,
+        .backend = (backend && strcmp(backend, "reference") == 0) ? DD_BACKEND_REFERENCE
+                                                                  : DD_BACKEND_ONEDNN,
+    };
+    s = dd_model_create(&mcfg, &st->model);
+    if (s != DD_OK) dd_error_prefix("model '%s'", mc->name);
+    if (s == DD_OK) {
+        s = dd_objective_handle_init(
+            &st->obj, oc, dd_pipeline_component_options(p, DD_COMPONENT_OBJECTIVE), run->train);
+        st->obj_ready = s == DD_OK;
+    }
+    if (s == DD_OK) {
+        dd_distill_config_defaults(&st->cfg);
+        s = dd_distill_config_from_options(dopt, &st->cfg);
+    }
+    if (s == DD_OK) {
+        // The model's own default init scheme unless the pipeline chose one.
+        const dd_model_ops *mops = mc->ops;
+        const char *scheme = dd_options_has(mo, "init") ? dd_options_string(mo, "init") : NULL;
+        if (!dd_options_is_set(mo, "init") && mops->default_init) scheme = mops->default_init;
+        snprintf(st->init_scheme, sizeof st->init_scheme, "%s", scheme ? scheme : "xavier");
+        st->cfg.init_scheme = st->init_scheme;
+        st->cfg.init_gain = dd_options_has(mo, "gain") ? dd_options_float(mo, "gain") : 1.0;
+        st->cfg.seed = dd_pipeline_seed(p);
+        st->cfg.progress = 1;
+        // The objective's preferred init mode unless the pipeline chose one;
+        // the pretrain stage's pool (members for distillation) if there is one.
+        const dd_objective_ops *ops = st->obj.ops;
+        if (!dd_options_is_set(dopt, "init_mode") && ops->default_init_mode)
+            s = dd_init_mode_parse(ops->default_init_mode, &st->cfg.init_mode);
+        if (s == DD_OK && run->pool) {
+            if (run->pool->n_params != dd_model_param_count(st->model))
+                s = dd_error_set(DD_ERR_INVALID,
+                                 "the pretrained pool's networks have %zu parameters, the model "
+                                 "has %zu",
+                                 run->pool->n_params, dd_model_param_count(st->model));
+            st->cfg.theta_pool = dd_netpool_train_members(run->pool, &st->cfg.theta_pool_size);
+        }
+    }
+    if (s != DD_OK) {
+        dd_stage_state_destroy(st);
+        return s;
+    }
+    run->engine = st;
+    *out = st;
+    return DD_OK;
+}
+
+dd_status dd_stage_distill(dd_run *run) {
+    dd_stage_state *st;
+    DD_TRY(state_get(run, &st));
+    char ckpt[4200];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.bin", run->out_dir);
+    dd_distill_config c = st->cfg;
+    c.checkpoint_path = ckpt;
+    c.resume = run->ro && run->ro->resume;
+    volatile sig_atomic_t *flag = NULL;
+    if (dd_signals_install(&flag) == DD_OK)
+        c.interrupt = flag;
+    else
+        dd_error_clear();
+    char summary[256];
+    snprintf(summary, sizeof summary,
+             "distill: %d steps × %d epochs × %d image(s)/class, %s init, %lld iterations, "
+             "batch %lld, %d thread(s)",
+             c.steps, c.epochs, c.images_per_class, dd_init_mode_str(c.init_mode),
+             (long long)c.iterations, (long long)c.batch_real, st->threads);
+    dd_info("%s", summary);
+    dd_engine *e = NULL;
+    dd_status s = dd_engine_create(st->model, &st->obj, run->train, &c, &e);
+    if (s == DD_OK) s = dd_engine_run(e);
+    dd_signals_restore();
+    if (s == DD_OK) {
+        dd_distilled_destroy(st->set);
+        st->set = NULL;
+        s = dd_engine_export(e, &st->set);
+    }
+    if (s == DD_OK && dd_engine_theta0(e)) {
+        size_t P = dd_model_param_count(st->model);
+        dd_free(st->theta0);
+        if (!(st->theta0 = dd_alloc_floats(P)))
+            s = dd_error_set(DD_ERR_NOMEM, "out of memory");
+        else
+            memcpy(st->theta0, dd_engine_theta0(e), P * sizeof(float));
+    }
+    if (s == DD_OK) {
+        // Keep the statistics (without the engine-owned histories).
+        st->stats = *dd_engine_stats(e);
+        st->stats.loss_history = NULL;
+        st->stats.metric_history = NULL;
+        st->has_stats = 1;
+        dd_info("distill: done, %lld iterations, %.3f s/iteration, final loss %.4f",
+                (long long)st->stats.iterations, st->stats.seconds_per_iteration,
+                st->stats.last_loss);
+        const double tt = st->stats.t_unroll + st->stats.t_outer + st->stats.t_reverse;
+        if (tt > 0)
+            dd_info("distill: time in unrolled steps %.0f %%, real batch %.0f %%, reverse pass "
+                    "%.0f %%",
+                    100 * st->stats.t_unroll / tt, 100 * st->stats.t_outer / tt,
+                    100 * st->stats.t_reverse / tt);
+    }
+    dd_engine_destroy(e);
+    return s;
+}
+
+dd_status dd_stage_evaluate(dd_run *run) {
+    dd_stage_state *st;
+    DD_TRY(state_get(run, &st));
+    if (!st->set) {
+        // No distill stage in this run: evaluate the set exported by an earlier one.
+        char probe[4200];
+        struct stat sb;
+        snprintf(probe, sizeof probe, "%s/distilled-images.idx", run->out_dir);
+        if (stat(probe, &sb) == 0) {
+            DD_TRY(dd_report_import(run->out_dir, &st->set));
+            if (st->set->steps != st->cfg.steps || st->set->epochs != st->cfg.epochs ||
+                st->set->images_per_class != st->cfg.images_per_class)
+                return dd_error_set(DD_ERR_INVALID,
+                                    "%s: the exported set has %d steps × %d epochs × %d per class, "
+                                    "the pipeline's distill section says %d × %d × %d",
+                                    run->out_dir, st->set->steps, st->set->epochs,
+                                    st->set->images_per_class, st->cfg.steps, st->cfg.epochs,
+                                    st->cfg.images_per_class);
+            memcpy(st->set->mean, run->train->mean, sizeof st->set->mean);
+            memcpy(st->set->std, run->train->std, sizeof st->set->std);
+            dd_info("evaluate: using the distilled set exported in %s", run->out_dir);
+        } else {
+            dd_warn("evaluate: no distilled set (no distill stage and no export in %s); "
+                    "evaluating the baselines only",
+                    run->out_dir);
+        }
+    }
+    dd_eval_settings es;
+    DD_TRY(dd_eval_settings_from_options(dd_pipeline_section(run->p, "evaluate"), &es));
+    es.progress = 1;
+    if (run->pool) es.eval_pool = dd_netpool_heldout_members(run->pool, &es.eval_pool_size);
+    dd_eval_report_release(&st->eval);
+    st->has_eval = 0;
+    DD_TRY(dd_evaluate_run(st->model, &st->obj, run->train, run->test, st->set, st->theta0,
+                           &st->cfg, &es, &st->eval));
+    st->has_eval = 1;
+    return DD_OK;
+}
+
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    size_t cap = 0, n = 0, k;
+    char tmp[4096];
+    while ((k = fread(tmp, 1, sizeof tmp, f)) > 0) {
+        if (n + k + 1 > cap) {
+            cap = 2 * (n + k + 1);
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        memcpy(buf + n, tmp, k);
+        n += k;
+    }
+    fclose(f);
+    if (buf) buf[n] = '\0';
+    return buf;
+}
+
+dd_status dd_stage_report(dd_run *run) {
+    dd_stage_state *st;
+    DD_TRY(state_get(run, &st));
+    const dd_pipeline *p = run->p;
+    const dd_options *ro = dd_pipeline_section(p, "report");
+    const dd_options *dso = dd_pipeline_component_options(p, DD_COMPONENT_DATASET);
+    const dd_component *mc = dd_pipeline_component(p, DD_COMPONENT_MODEL);
+    const dd_component *oc = dd_pipeline_component(p, DD_COMPONENT_OBJECTIVE);
+    const dd_options *mo = dd_pipeline_component_options(p, DD_COMPONENT_MODEL);
+    char cfg_path[4200];
+    snprintf(cfg_path, sizeof cfg_path, "%s/config.yaml", run->out_dir);
+    char *yaml = read_text(cfg_path);
+    dd_report_info r = {
+        .out_dir = run->out_dir,
+        .run_name = dd_pipeline_name(p),
+        .dataset =
+            dso && dd_options_has(dso, "name") ? dd_options_string(dso, "name") : run->train->name,
+        .model = mc ? mc->name : NULL,
+        .objective = oc ? oc->name : NULL,
+        .backend = mo && dd_options_has(mo, "backend") ? dd_options_string(mo, "backend") : NULL,
+        .config_yaml = yaml,
+        .class_names = (const char *const *)run->train->class_names,
+        .set = st->set,
+        .distill = &st->cfg,
+        .stats = st->has_stats ? &st->stats : NULL,
+        .eval = st->has_eval ? &st->eval : NULL,
+        .png = ro && dd_options_has(ro, "png") ? dd_options_bool(ro, "png") : 1,
+        .png_scale =
+            ro && dd_options_has(ro, "png_scale") ? (int)dd_options_int(ro, "png_scale") : 4,
+        .threads = st->threads,
+    };
+    dd_status s = dd_report_write(&r);
+    free(yaml);
+    if (s == DD_OK) {
+        dd_info("report: %s/report.md", run->out_dir);
+        if (st->has_eval && st->eval.has_distilled) {
+            const dd_eval_report *ev = &st->eval;
+            dd_info("test %s: distilled %.4f ± %.4f (untrained %.4f)", ev->metric,
+                    ev->distilled.mean, ev->distilled.std, ev->untrained.mean);
+            for (int i = 0; i < ev->n_baselines; i++)
+                dd_info("test %s: %s %.4f ± %.4f", ev->metric,
+                        dd_baseline_name(ev->baselines[i].kind), ev->baselines[i].stats.mean,
+                        ev->baselines[i].stats.std);
+        }
+    }
+    return s;
+}

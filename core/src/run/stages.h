@@ -1,0 +1,30 @@
+/* distill (internal) — the stages of `distill run` past fetch and load:
+ * adapters from a loaded pipeline (dd_run) to the engine, evaluation and
+ * report entry points, which take explicit arguments. */
+#ifndef DD_RUN_STAGES_H
+#define DD_RUN_STAGES_H
+
+#include "distill/status.h"
+
+struct dd_run;
+
+/** What the distill/evaluate/report stages hand to each other (the model,
+ * the objective, the distilled set...). Created by the first of them to
+ * run; owned by dd_run. */
+typedef struct dd_stage_state dd_stage_state;
+
+/** pretrain: sets run->pool (the pool in the target model's layout; members
+ * 0..n−holdout−1 for distillation). */
+DD_API dd_status dd_stage_pretrain(struct dd_run *run);
+/** distill: learns the set (resuming from <out>/checkpoint.bin with
+ * --resume), checkpointing every distill.checkpoint_every iterations and on
+ * SIGINT/SIGTERM. */
+DD_API dd_status dd_stage_distill(struct dd_run *run);
+/** evaluate: the distilled set (from this run, or the export found in the
+ * output directory) against the baselines. */
+DD_API dd_status dd_stage_evaluate(struct dd_run *run);
+/** report: distilled.png, lrs.csv, export, metrics.json, report.md. */
+DD_API dd_status dd_stage_report(struct dd_run *run);
+DD_API void dd_stage_state_destroy(dd_stage_state *st);
+
+#endif
