@@ -250,7 +250,7 @@ static int describe(const dd_registry *reg, const char *name) {
         }
         return EXIT_OK;
     }
-    const dd_param_spec *spec = dd_stage_spec(name);
+    const dd_param_spec *spec = dd_section_spec(name);
     if (spec) {
         printf("section '%s' (stage options):\n", name);
         print_params_table(spec, "  ");

@@ -13,6 +13,7 @@
 #include "distill/distill.h"
 #include "config/options.h"
 #include "config/schema.h"
+#include "run/pipeline.h"
 
 static const dd_param_spec spec[] = {
     {"count", DD_PARAM_INT, "3", DD_PARAM_HAS_MIN | DD_PARAM_HAS_MAX, 1, 16, NULL, "a bounded int"},
@@ -248,7 +249,7 @@ static void test_spec_check(void **state) {
     assert_int_equal(dd_param_spec_check(spec, "test"), DD_OK);
     const char *sections[] = {"distill", "evaluate", "pretrain", "report"};
     for (int i = 0; i < 4; i++)
-        assert_int_equal(dd_param_spec_check(dd_stage_spec(sections[i]), sections[i]), DD_OK);
+        assert_int_equal(dd_param_spec_check(dd_section_spec(sections[i]), sections[i]), DD_OK);
     for (int k = DD_COMPONENT_DATASET; k <= DD_COMPONENT_OBJECTIVE; k++)
         assert_int_equal(dd_param_spec_check(dd_section_core_spec((dd_component_kind)k), "core"),
                          DD_OK);

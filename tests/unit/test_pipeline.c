@@ -195,6 +195,33 @@ static void test_every_fixture_is_checked(void **state) {
     assert_true(checked >= 15);
 }
 
+// The stage table is the one list of stages: its names match the X-macro's
+// choices string, each section has a spec, every stage has a run function.
+static void test_stage_table(void **state) {
+    char joined[256] = "";
+    for (int i = 0; i < DD_STAGE_COUNT; i++) {
+        const dd_stage_def *d = dd_stage_get((dd_stage)i);
+        assert_non_null(d);
+        assert_int_equal(d->id, i);
+        assert_string_equal(dd_stage_name((dd_stage)i), d->name);
+        assert_non_null(d->run);
+        if (d->section) assert_non_null(dd_stage_spec((dd_stage)i));
+        else assert_null(dd_stage_spec((dd_stage)i));
+        dd_stage back;
+        assert_int_equal(dd_stage_parse(d->name, &back), DD_OK);
+        assert_int_equal(back, i);
+        if (i) strcat(joined, "|");
+        strcat(joined, d->name);
+    }
+    assert_string_equal(dd_stage_choices(), joined);
+    assert_null(dd_stage_get(DD_STAGE_COUNT));
+    dd_stage s;
+    assert_int_equal(dd_stage_parse("train", &s), DD_ERR_NOT_FOUND);
+    assert_non_null(strstr(dd_error_message(),
+                           "unknown stage 'train' (stages: fetch, load, pretrain, distill, "
+                           "evaluate, report)"));
+}
+
 static void test_good_pipeline(void **state) {
     dd_pipeline *p = load_ok("good.yaml", NULL);
     assert_string_equal(dd_pipeline_name(p), "good-run");
@@ -433,6 +460,7 @@ static void test_destroy_null(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_malformed_pipelines), cmocka_unit_test(test_every_fixture_is_checked),
+        cmocka_unit_test(test_stage_table),
         cmocka_unit_test(test_good_pipeline),       cmocka_unit_test(test_minimal_pipeline),
         cmocka_unit_test(test_overrides),           cmocka_unit_test(test_bad_overrides),
         cmocka_unit_test(test_config_round_trip),   cmocka_unit_test(test_truncated_and_corrupted),

@@ -1,6 +1,7 @@
-/* distill — stage names and the parameter specs of the core-owned pipeline
- * sections. Engine code reads these keys with dd_options_*; append new keys
- * at the end of a section's array. */
+/* distill — the parameter specs of the core-owned pipeline sections: the
+ * only place their keys, types, ranges and defaults are written. Engine code
+ * reads these keys with dd_options_*; append new keys at the end of a
+ * section's array. */
 #include "config/schema.h"
 
 #include <string.h>
@@ -9,39 +10,6 @@
 #define MAX_ DD_PARAM_HAS_MAX
 #define GT_ (DD_PARAM_HAS_MIN | DD_PARAM_MIN_EXCLUSIVE)
 #define END_ {NULL, 0, NULL, 0, 0, 0, NULL, NULL}
-
-static const char *const stage_names[DD_STAGE_COUNT] = {"fetch",   "load",     "pretrain",
-                                                        "distill", "evaluate", "report"};
-
-const char *dd_stage_name(dd_stage s) {
-    return (unsigned)s < DD_STAGE_COUNT ? stage_names[s] : "?";
-}
-
-const char *dd_stage_choices(void) { return "fetch|load|pretrain|distill|evaluate|report"; }
-
-dd_status dd_stage_parse(const char *name, dd_stage *out) {
-    for (int i = 0; i < DD_STAGE_COUNT; i++) {
-        if (name && strcmp(name, stage_names[i]) == 0) {
-            *out = (dd_stage)i;
-            return DD_OK;
-        }
-    }
-    return dd_error_set(DD_ERR_NOT_FOUND,
-                        "unknown stage '%s' (stages: fetch, load, pretrain, distill, evaluate, report)",
-                        name ? name : "(null)");
-}
-
-static const dd_param_spec top_spec[] = {
-    {"name", DD_PARAM_STRING, NULL, 0, 0, 0, NULL,
-     "run name (letters, digits, '.', '_', '-'); default: the file name without .yaml"},
-    {"description", DD_PARAM_STRING, NULL, 0, 0, 0, NULL, "free text shown by 'distill validate'"},
-    {"seed", DD_PARAM_INT, "0", MIN_, 0, 0, NULL,
-     "seed for every random choice: data order, inits, distillation"},
-    {"stages", DD_PARAM_LIST, NULL, 0, 0, 0, "fetch|load|pretrain|distill|evaluate|report",
-     "stages to run, in this order; default: fetch, load, then pretrain/distill/evaluate for each "
-     "section present, and report after distill or evaluate"},
-    END_,
-};
 
 static const dd_param_spec dataset_core[] = {
     {"plugin", DD_PARAM_STRING, NULL, DD_PARAM_REQUIRED, 0, 0, NULL,
@@ -164,7 +132,7 @@ static const dd_param_spec report_spec[] = {
     END_,
 };
 
-const dd_param_spec *dd_stage_spec(const char *section) {
+const dd_param_spec *dd_section_spec(const char *section) {
     if (!section) return NULL;
     if (strcmp(section, "distill") == 0) return distill_spec;
     if (strcmp(section, "evaluate") == 0) return evaluate_spec;
@@ -191,4 +159,3 @@ const char *dd_section_name(dd_component_kind kind) {
     return "?";
 }
 
-const dd_param_spec *dd_pipeline_top_spec(void) { return top_spec; }

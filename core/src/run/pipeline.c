@@ -14,21 +14,36 @@
 #include "distill/model.h"
 #include "distill/distill.h"
 #include "config/options.h"
+#include "config/schema.h"
 #include "config/yaml_tree.h"
+#include "run/stage_table.h"
 
-enum { N_STAGE_SECTIONS = 4, N_KINDS = 4 };
-static const char *const stage_sections[N_STAGE_SECTIONS] = {"pretrain", "distill", "evaluate",
-                                                             "report"};
-static const char *const top_keys[] = {"name",    "description", "seed",      "stages",
-                                       "dataset", "model",       "objective", "pretrain",
-                                       "distill", "evaluate",    "report",    NULL};
+enum { N_KINDS = 4 };
+
+#define MIN_ DD_PARAM_HAS_MIN
+#define END_ {NULL, 0, NULL, 0, 0, 0, NULL, NULL}
+
+static const dd_param_spec top_spec[] = {
+    {"name", DD_PARAM_STRING, NULL, 0, 0, 0, NULL,
+     "run name (letters, digits, '.', '_', '-'); default: the file name without .yaml"},
+    {"description", DD_PARAM_STRING, NULL, 0, 0, 0, NULL, "free text shown by 'distill validate'"},
+    {"seed", DD_PARAM_INT, "0", MIN_, 0, 0, NULL,
+     "seed for every random choice: data order, inits, distillation"},
+    {"stages", DD_PARAM_LIST, NULL, 0, 0, 0, DD_STAGE_CHOICES,
+     "stages to run, in this order; default: fetch, load, then pretrain/distill/evaluate for each "
+     "section present, and report after distill or evaluate"},
+    END_,
+};
+
+
+const dd_param_spec *dd_pipeline_top_spec(void) { return top_spec; }
 
 struct dd_pipeline {
     char *path, *dir;
     const dd_registry *reg;
     dd_options *top;
-    dd_options *stage_opts[N_STAGE_SECTIONS];
-    int stage_present[N_STAGE_SECTIONS];
+    dd_options *stage_opts[DD_STAGE_COUNT]; /**< stages with a section only */
+    int stage_present[DD_STAGE_COUNT];      /**< their section was written or --set */
     dd_options *comp_opts[N_KINDS];
     const dd_component *comp[N_KINDS];
     int comp_present[N_KINDS];
@@ -60,7 +75,7 @@ static dd_status nomem(void) {
 void dd_pipeline_destroy(dd_pipeline *p) {
     if (!p) return;
     dd_options_destroy(p->top);
-    for (int i = 0; i < N_STAGE_SECTIONS; i++)
+    for (int i = 0; i < DD_STAGE_COUNT; i++)
         dd_options_destroy(p->stage_opts[i]);
     for (int i = 0; i < N_KINDS; i++)
         dd_options_destroy(p->comp_opts[i]);
@@ -69,22 +84,39 @@ void dd_pipeline_destroy(dd_pipeline *p) {
     free(p);
 }
 
+// The top-level keys: the scalar keys of top_spec, the component sections,
+// then the stage sections in the order the stages run.
+static const char *top_key(int i) {
+    int n = 0;
+    while (top_spec[n].name)
+        n++;
+    if (i < n) return top_spec[i].name;
+    i -= n;
+    if (i < 3) return dd_section_name((dd_component_kind)(DD_COMPONENT_DATASET + i));
+    i -= 3;
+    for (int st = 0; st < DD_STAGE_COUNT; st++) {
+        if (!dd_stage_get((dd_stage)st)->section) continue;
+        if (i-- == 0) return dd_stage_get((dd_stage)st)->section;
+    }
+    return NULL;
+}
+
 static int is_top_key(const char *k) {
-    for (int i = 0; top_keys[i]; i++)
-        if (strcmp(top_keys[i], k) == 0) return 1;
+    for (int i = 0; top_key(i); i++)
+        if (strcmp(top_key(i), k) == 0) return 1;
     return 0;
 }
 
 static char *top_keys_list(void) {
     size_t len = 0;
-    for (int i = 0; top_keys[i]; i++)
-        len += strlen(top_keys[i]) + 2;
+    for (int i = 0; top_key(i); i++)
+        len += strlen(top_key(i)) + 2;
     char *s = malloc(len + 1);
     if (!s) return NULL;
     s[0] = '\0';
-    for (int i = 0; top_keys[i]; i++) {
+    for (int i = 0; top_key(i); i++) {
         if (i) strcat(s, ", ");
-        strcat(s, top_keys[i]);
+        strcat(s, top_key(i));
     }
     return s;
 }
@@ -138,9 +170,11 @@ static dd_status parse_overrides(const char *const *overrides, override **out, s
     return DD_OK;
 }
 
+// The top-level scalar keys are top_spec's.
 static int is_scalar_key(const char *k) {
-    return strcmp(k, "name") == 0 || strcmp(k, "description") == 0 || strcmp(k, "seed") == 0 ||
-           strcmp(k, "stages") == 0;
+    for (const dd_param_spec *sp = top_spec; sp->name; sp++)
+        if (strcmp(k, sp->name) == 0) return 1;
+    return 0;
 }
 
 // Applies the overrides of `section` to o.
@@ -223,9 +257,8 @@ static dd_status load_top(dd_pipeline *p, const loader *L) {
         if (!is_scalar_key(e->key)) continue;
         DD_TRY(dd_options_set_node(p->top, e->key, e->value, L->file, e->line, e->col, p->dir));
     }
-    static const char *const scalar_keys[] = {"name", "description", "seed", "stages"};
-    for (int k = 0; k < 4; k++)
-        DD_TRY(apply_overrides(L, scalar_keys[k], p->top));
+    for (const dd_param_spec *sp = top_spec; sp->name; sp++)
+        DD_TRY(apply_overrides(L, sp->name, p->top));
     char where[1100];
     section_where(L, NULL, where, sizeof where);
     DD_TRY(dd_options_finalize(p->top, where));
@@ -350,22 +383,24 @@ static dd_status load_component(dd_pipeline *p, const loader *L, dd_component_ki
 }
 
 static dd_status load_stage_sections(dd_pipeline *p, const loader *L) {
-    for (int i = 0; i < N_STAGE_SECTIONS; i++) {
-        const dd_param_spec *spec = dd_stage_spec(stage_sections[i]);
+    for (int i = 0; i < DD_STAGE_COUNT; i++) {
+        const char *section = dd_stage_get((dd_stage)i)->section;
+        if (!section) continue;
+        const dd_param_spec *spec = dd_stage_spec((dd_stage)i);
         const dd_yentry *entry;
         const dd_ynode *map;
-        DD_TRY(section_node(L, stage_sections[i], &entry, &map));
-        p->stage_present[i] = entry != NULL || has_override(L, stage_sections[i]);
-        DD_TRY(dd_options_create(stage_sections[i], &spec, 1, &p->stage_opts[i]));
+        DD_TRY(section_node(L, section, &entry, &map));
+        p->stage_present[i] = entry != NULL || has_override(L, section);
+        DD_TRY(dd_options_create(section, &spec, 1, &p->stage_opts[i]));
         DD_TRY(apply_yaml(L, map, p->stage_opts[i], p->dir));
-        DD_TRY(apply_overrides(L, stage_sections[i], p->stage_opts[i]));
+        DD_TRY(apply_overrides(L, section, p->stage_opts[i]));
         char where[1100];
         section_where(L, entry, where, sizeof where);
         DD_TRY(dd_options_finalize(p->stage_opts[i], where));
     }
     // pretrain.source_plugin names a dataset reader: check it exists now,
     // not after the fetch and load stages.
-    const dd_options *pre = p->stage_opts[0];
+    const dd_options *pre = p->stage_opts[DD_STAGE_PRETRAIN];
     const char *src = dd_options_string(pre, "source_plugin");
     if (src) {
         const dd_component *c;
@@ -398,13 +433,15 @@ static dd_status resolve_stages(dd_pipeline *p, const loader *L) {
             p->stages[p->n_stages++] = s;
         }
     } else {
-        p->stages[p->n_stages++] = DD_STAGE_FETCH;
-        p->stages[p->n_stages++] = DD_STAGE_LOAD;
-        if (p->stage_present[0]) p->stages[p->n_stages++] = DD_STAGE_PRETRAIN;
-        if (p->stage_present[1]) p->stages[p->n_stages++] = DD_STAGE_DISTILL;
-        if (p->stage_present[2]) p->stages[p->n_stages++] = DD_STAGE_EVALUATE;
-        if (p->stage_present[1] || p->stage_present[2] || p->stage_present[3])
-            p->stages[p->n_stages++] = DD_STAGE_REPORT;
+        int produces = 0;
+        for (int i = 0; i < DD_STAGE_COUNT; i++) {
+            const dd_stage_def *d = dd_stage_get((dd_stage)i);
+            int run = d->when == DD_STAGE_ALWAYS || p->stage_present[i] ||
+                      (d->when == DD_STAGE_IF_SECTION_OR_OUTPUT && produces);
+            if (!run) continue;
+            p->stages[p->n_stages++] = (dd_stage)i;
+            produces |= (d->flags & DD_STAGE_PRODUCES_SET) != 0;
+        }
     }
     char doc[1100];
     section_where(L, NULL, doc, sizeof doc);
@@ -412,11 +449,11 @@ static dd_status resolve_stages(dd_pipeline *p, const loader *L) {
         return dd_error_set(DD_ERR_INVALID, "%s: missing required section 'dataset'", doc);
     for (size_t i = 0; i < p->n_stages; i++) {
         dd_stage s = p->stages[i];
-        if (s != DD_STAGE_PRETRAIN && s != DD_STAGE_DISTILL && s != DD_STAGE_EVALUATE) continue;
-        if (!dd_pipeline_has_stage(p, DD_STAGE_LOAD))
+        const unsigned needs = dd_stage_get(s)->flags;
+        if ((needs & DD_STAGE_NEEDS_LOAD) && !dd_pipeline_has_stage(p, DD_STAGE_LOAD))
             return dd_error_set(DD_ERR_INVALID, "%s: stage '%s' needs the 'load' stage before it",
                                 where, dd_stage_name(s));
-        if (!p->comp_present[DD_COMPONENT_MODEL])
+        if ((needs & DD_STAGE_NEEDS_MODEL) && !p->comp_present[DD_COMPONENT_MODEL])
             return dd_error_set(DD_ERR_INVALID,
                                 "%s: missing section 'model' (needed by stage '%s')", doc,
                                 dd_stage_name(s));
@@ -425,9 +462,9 @@ static dd_status resolve_stages(dd_pipeline *p, const loader *L) {
 }
 
 static int needs_objective(const dd_pipeline *p) {
-    return dd_pipeline_has_stage(p, DD_STAGE_PRETRAIN) ||
-           dd_pipeline_has_stage(p, DD_STAGE_DISTILL) ||
-           dd_pipeline_has_stage(p, DD_STAGE_EVALUATE);
+    for (size_t i = 0; i < p->n_stages; i++)
+        if (dd_stage_get(p->stages[i])->flags & DD_STAGE_NEEDS_OBJECTIVE) return 1;
+    return 0;
 }
 
 static dd_status load_all(dd_pipeline *p, loader *L) {
@@ -537,8 +574,10 @@ static int kind_of(const char *section) {
 }
 
 static int stage_index(const char *section) {
-    for (int i = 0; i < N_STAGE_SECTIONS; i++)
-        if (strcmp(section, stage_sections[i]) == 0) return i;
+    for (int i = 0; i < DD_STAGE_COUNT; i++) {
+        const char *sec = dd_stage_get((dd_stage)i)->section;
+        if (sec && strcmp(section, sec) == 0) return i;
+    }
     return -1;
 }
 
@@ -621,10 +660,10 @@ dd_status dd_pipeline_write_config(const dd_pipeline *p, FILE *f) {
         fprintf(f, "%s:\n", dd_section_name((dd_component_kind)k));
         write_keys(f, p->comp_opts[k], "", 2);
     }
-    for (int i = 0; i < N_STAGE_SECTIONS; i++) {
-        dd_stage st = (dd_stage)(DD_STAGE_PRETRAIN + i);
-        if (!p->stage_present[i] && !dd_pipeline_has_stage(p, st)) continue;
-        fprintf(f, "%s:\n", stage_sections[i]);
+    for (int i = 0; i < DD_STAGE_COUNT; i++) {
+        const char *section = dd_stage_get((dd_stage)i)->section;
+        if (!section || (!p->stage_present[i] && !dd_pipeline_has_stage(p, (dd_stage)i))) continue;
+        fprintf(f, "%s:\n", section);
         write_keys(f, p->stage_opts[i], "", 2);
     }
     if (ferror(f))

@@ -10,6 +10,7 @@
 #include "distill/param.h"
 #include "distill/plugin.h"
 #include "config/schema.h"
+#include "run/stage_table.h"
 
 typedef struct dd_pipeline dd_pipeline;
 
@@ -47,6 +48,10 @@ DD_API int dd_pipeline_section_present(const dd_pipeline *p, const char *section
 DD_API const dd_component *dd_pipeline_component(const dd_pipeline *p, dd_component_kind kind);
 DD_API const dd_options *dd_pipeline_component_options(const dd_pipeline *p,
                                                        dd_component_kind kind);
+
+/** Spec of the pipeline's top-level scalar keys (name, description, seed,
+ * stages). */
+DD_API const dd_param_spec *dd_pipeline_top_spec(void);
 
 /** Writes the resolved pipeline (every key with its value) as YAML that
  * `distill run` accepts. */

@@ -13,6 +13,11 @@ struct dd_run;
  * run; owned by dd_run. */
 typedef struct dd_stage_state dd_stage_state;
 
+/** fetch: downloads and verifies the dataset's files into the cache (or,
+ * offline, finds them there or in dataset.path); sets run->data_root. */
+DD_API dd_status dd_stage_fetch(struct dd_run *run);
+/** load: the dataset plugin reads run->data_root into run->train/test. */
+DD_API dd_status dd_stage_load(struct dd_run *run);
 /** pretrain: sets run->pool (the pool in the target model's layout; members
  * 0..n−holdout−1 for distillation). */
 DD_API dd_status dd_stage_pretrain(struct dd_run *run);
