@@ -10,8 +10,7 @@
 #include <unistd.h>
 
 dd_status dd_fs_mkdir_p(const char *path) {
-    if (!path || !*path)
-        return dd_error_set(DD_ERR_INVALID, "empty directory path");
+    if (!path || !*path) return dd_error_set(DD_ERR_INVALID, "empty directory path");
     size_t len = strlen(path);
     char *buf = malloc(len + 1);
     if (!buf) return dd_error_set(DD_ERR_NOMEM, "out of memory");
@@ -86,8 +85,8 @@ dd_status dd_fs_atomic_open(dd_fs_atomic *a, const char *path) {
     snprintf(a->tmp, n, "%s.tmp.XXXXXX", path);
     int fd = mkstemp(a->tmp);
     if (fd < 0) {
-        dd_status s =
-            dd_error_set(DD_ERR_IO, "%s: cannot create a temporary file: %s", path, strerror(errno));
+        dd_status s = dd_error_set(DD_ERR_IO, "%s: cannot create a temporary file: %s", path,
+                                   strerror(errno));
         free(a->tmp);
         a->tmp = NULL;
         dd_fs_atomic_abort(a);

@@ -48,7 +48,9 @@ void dd_strbuf_append(dd_strbuf *b, const char *s, size_t n) {
     b->s[b->len] = '\0';
 }
 
-const char *dd_strbuf_str(const dd_strbuf *b) { return b->s ? b->s : ""; }
+const char *dd_strbuf_str(const dd_strbuf *b) {
+    return b->s ? b->s : "";
+}
 
 dd_status dd_strbuf_status(const dd_strbuf *b) {
     return b->oom ? dd_error_set(DD_ERR_NOMEM, "out of memory") : DD_OK;

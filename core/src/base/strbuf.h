@@ -14,7 +14,8 @@ typedef struct dd_strbuf {
     int oom; /**< an append failed: the content is incomplete */
 } dd_strbuf;
 
-#define DD_STRBUF_INIT {NULL, 0, 0, 0}
+#define DD_STRBUF_INIT                                                                             \
+    { NULL, 0, 0, 0 }
 
 void dd_strbuf_printf(dd_strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void dd_strbuf_append(dd_strbuf *b, const char *s, size_t n);

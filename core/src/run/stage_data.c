@@ -11,7 +11,9 @@
 #include "run/run.h"
 #include "run/stages.h"
 
-static dd_status nomem(void) { return dd_error_set(DD_ERR_NOMEM, "out of memory"); }
+static dd_status nomem(void) {
+    return dd_error_set(DD_ERR_NOMEM, "out of memory");
+}
 
 // Fetches (or, offline, finds in the cache / dataset.path) the dataset files.
 static dd_status find_data(dd_run *run, int offline) {
@@ -19,9 +21,11 @@ static dd_status find_data(dd_run *run, int offline) {
     size_t n_mirrors = dd_options_list_len(d, "mirrors");
     const char **mirrors = calloc(n_mirrors + 1, sizeof *mirrors);
     if (!mirrors) return nomem();
-    for (size_t i = 0; i < n_mirrors; i++) mirrors[i] = dd_options_list_item(d, "mirrors", i);
+    for (size_t i = 0; i < n_mirrors; i++)
+        mirrors[i] = dd_options_list_item(d, "mirrors", i);
     dd_fetch_options fo = {
-        .cache_dir = run->ro && run->ro->cache_dir ? run->ro->cache_dir : dd_options_string(d, "cache_dir"),
+        .cache_dir =
+            run->ro && run->ro->cache_dir ? run->ro->cache_dir : dd_options_string(d, "cache_dir"),
         .offline = offline,
         .extra_mirrors = mirrors,
         .local_path = dd_options_string(d, "path"),
@@ -60,7 +64,8 @@ dd_status dd_stage_load(dd_run *run) {
     };
     DD_TRY(ops->load(&req, &run->train, &run->test));
     if (!run->train || !run->test || run->train->n <= 0)
-        return dd_error_set(DD_ERR_PLUGIN, "dataset plugin '%s' returned no training images", c->name);
+        return dd_error_set(DD_ERR_PLUGIN, "dataset plugin '%s' returned no training images",
+                            c->name);
     dd_info("loaded %s: %lld training / %lld test images, %d×%d×%d, %d classes", req.dataset,
             (long long)run->train->n, (long long)run->test->n, run->train->channels,
             run->train->height, run->train->width, run->train->n_classes);

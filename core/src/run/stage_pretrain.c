@@ -185,7 +185,171 @@ static dd_status train_members(stage_ctx *c, const dd_options *o, const char *sc
     dd_progress_destroy(c->bar);
     c->bar = NULL;
     if (reused) dd_info("pretrain: reused %d stored member(s) in %s", reused, c->dir);
-    if (trained) DD_TRY(dd_netpool_write_index(p, c->dir, c->key.s));
+    if (trained) DD_TRY(dd_netpool_write_index(p, c->dir, dd_strbuf_str(&c->key)));
+    return DD_OK;
+}
+
+// The init scheme and backend as the distill stage chooses them: the
+// model's own default scheme unless the pipeline sets model.init.
+typedef struct model_choice {
+    const char *scheme;
+    float gain;
+    dd_backend backend;
+} model_choice;
+
+static model_choice choose_model(const dd_component *mc, const dd_options *mo) {
+    const dd_model_ops *mops = mc->ops;
+    model_choice m;
+    m.scheme = dd_options_has(mo, "init") ? dd_options_string(mo, "init") : NULL;
+    if (!dd_options_is_set(mo, "init") && mops->default_init) m.scheme = mops->default_init;
+    if (!m.scheme) m.scheme = "xavier";
+    m.gain = dd_options_has(mo, "gain") ? (float)dd_options_float(mo, "gain") : 1.f;
+    const char *backend = dd_options_has(mo, "backend") ? dd_options_string(mo, "backend") : NULL;
+    m.backend =
+        backend && strcmp(backend, "reference") == 0 ? DD_BACKEND_REFERENCE : DD_BACKEND_ONEDNN;
+    return m;
+}
+
+static dd_status make_model(const dd_component *mc, const dd_options *mo, const dd_dataset *d,
+                            dd_backend be, dd_model **out) {
+    dd_model_config mcfg = {sizeof mcfg, mc,       mo,           d->channels,
+                            d->height,   d->width, d->n_classes, be};
+    return dd_model_create(&mcfg, out);
+}
+
+// pretrain.classes as class indices (c->classes, n_keep of them).
+static dd_status parse_classes(const dd_options *o, stage_ctx *c, size_t *n_keep) {
+    *n_keep = dd_options_list_len(o, "classes");
+    if (!(c->classes = malloc((*n_keep + 1) * sizeof *c->classes)))
+        return dd_error_set(DD_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < *n_keep; i++) {
+        const char *item = dd_options_list_item(o, "classes", i);
+        char *end = NULL;
+        long v = strtol(item, &end, 10);
+        if (!*item || *end)
+            return dd_error_set(DD_ERR_INVALID, "%s: pretrain.classes: '%s' is not a class index",
+                                dd_options_where(o, "classes"), item);
+        c->classes[i] = (int32_t)v;
+    }
+    return DD_OK;
+}
+
+// The members' training data: the pipeline's dataset or pretrain.source,
+// transformed and restricted to pretrain.classes. *source names it.
+static dd_status prepare_source(dd_run *run, const dd_options *o, stage_ctx *c, const char **source,
+                                dd_transform *t) {
+    const dd_options *dso = dd_pipeline_component_options(run->p, DD_COMPONENT_DATASET);
+    const char *dataset = dd_options_string(dso, "name");
+    *source = dd_options_string(o, "source");
+    if (*source && !(dataset && strcmp(*source, dataset) == 0)) {
+        dd_status s = load_source(run, *source, dd_options_string(o, "source_plugin"),
+                                  dd_options_string(o, "source_path"), &c->src_train, &c->src_test);
+        if (s != DD_OK) {
+            dd_error_prefix("pretrain.source %s", *source);
+            return s;
+        }
+    } else {
+        *source = dataset ? dataset : run->train->name;
+        c->src_train = run->train;
+        c->src_test = run->test;
+    }
+    dd_status s = dd_transform_parse(dd_options_string(o, "transform"), t);
+    if (s != DD_OK) {
+        dd_error_prefix("%s", dd_options_where(o, "transform"));
+        return s;
+    }
+    size_t n_keep;
+    DD_TRY(parse_classes(o, c, &n_keep));
+    const uint64_t seed = dd_pipeline_seed(run->p);
+    DD_TRY(dd_dataset_transformed(c->src_train, *t, c->classes, (int)n_keep,
+                                  dd_options_int(o, "max_images"), seed, &c->tr_train));
+    return dd_dataset_transformed(c->src_test, *t, c->classes, (int)n_keep, 0, seed, &c->tr_test);
+}
+
+// The pool's key text: everything that changes the members (not the split,
+// not the backend). Its hash names the pool's directory.
+static dd_status pool_key_text(const dd_run *run, const dd_options *o, stage_ctx *c,
+                               const char *source, const char *scheme) {
+    static const char *const skip_model[] = {"backend", NULL};
+    static const char *const skip_pretrain[] = {"holdout", "pool_dir", "source_path", NULL};
+    const dd_component *mc = dd_pipeline_component(run->p, DD_COMPONENT_MODEL);
+    const dd_options *mo = dd_pipeline_component_options(run->p, DD_COMPONENT_MODEL);
+    dd_strbuf_printf(&c->key, "# distill pretrained pool\nmodel_plugin: %s\ninit_scheme: %s\n",
+                     mc->name, scheme);
+    tb_options(&c->key, "model", mo, skip_model);
+    tb_options(&c->key, "pretrain", o, skip_pretrain);
+    dd_strbuf_printf(&c->key,
+                     "source:\n  dataset: %s\n  images: %lld\n  shape: [%d, %d, %d]\n  "
+                     "classes: %d\nseed: %llu\nparameters: %zu\n",
+                     source, (long long)c->tr_train->n, c->tr_train->channels, c->tr_train->height,
+                     c->tr_train->width, c->tr_train->n_classes,
+                     (unsigned long long)dd_pipeline_seed(run->p),
+                     dd_model_param_count(c->src_model));
+    return dd_strbuf_status(&c->key);
+}
+
+// c->dir: <pool root>/<first 16 hex digits of the key's hash>, created.
+static dd_status open_pool_dir(dd_run *run, const dd_options *o, stage_ctx *c) {
+    DD_TRY(pool_root(run, o, &c->root));
+    dd_netpool_key(dd_strbuf_str(&c->key), c->pool->key);
+    size_t n = strlen(c->root) + 32;
+    if (!(c->dir = malloc(n))) return dd_error_set(DD_ERR_NOMEM, "out of memory");
+    snprintf(c->dir, n, "%s/%.16s", c->root, c->pool->key);
+    return dd_fs_mkdir_p(c->dir);
+}
+
+// Members in the target's layout: a new classifier head when the source has
+// another class count than the pipeline's dataset.
+static dd_status retarget_heads(dd_run *run, stage_ctx *c, const model_choice *m) {
+    const dd_component *mc = dd_pipeline_component(run->p, DD_COMPONENT_MODEL);
+    const dd_options *mo = dd_pipeline_component_options(run->p, DD_COMPONENT_MODEL);
+    const int nets = c->pool->n;
+    const uint64_t seed = dd_pipeline_seed(run->p);
+    DD_TRY(make_model(mc, mo, run->train, m->backend, &c->dst_model));
+    DD_TRY(
+        dd_netpool_create(nets, c->pool->holdout, dd_model_param_count(c->dst_model), &c->target));
+    for (int i = 0; i < nets; i++) {
+        c->target->accuracy[i] = c->pool->accuracy[i];
+        DD_TRY(dd_pretrain_transfer(
+            c->src_model, c->pool->theta[i], c->dst_model, m->scheme, m->gain,
+            dd_engine_init_seed(seed, DD_STREAM_PRETRAIN, (uint64_t)(nets + i)),
+            c->target->theta[i]));
+    }
+    memcpy(c->target->key, c->pool->key, sizeof c->target->key);
+    dd_netpool_destroy(c->pool);
+    c->pool = c->target;
+    c->target = NULL;
+    dd_info("pretrain: new %d-class classifier heads for the target", run->train->n_classes);
+    return DD_OK;
+}
+
+static dd_status pretrain(dd_run *run, const dd_options *o, stage_ctx *c) {
+    const dd_component *mc = dd_pipeline_component(run->p, DD_COMPONENT_MODEL);
+    const dd_options *mo = dd_pipeline_component_options(run->p, DD_COMPONENT_MODEL);
+    const int nets = (int)dd_options_int(o, "nets"), holdout = (int)dd_options_int(o, "holdout");
+    const char *source;
+    dd_transform t = DD_TRANSFORM_NONE;
+    DD_TRY(prepare_source(run, o, c, &source, &t));
+    const model_choice m = choose_model(mc, mo);
+    dd_status s = make_model(mc, mo, c->tr_train, m.backend, &c->src_model);
+    if (s != DD_OK) {
+        dd_error_prefix("pretrain: model '%s'", mc->name);
+        return s;
+    }
+    DD_TRY(pool_key_text(run, o, c, source, m.scheme));
+    DD_TRY(dd_netpool_create(nets, holdout, dd_model_param_count(c->src_model), &c->pool));
+    DD_TRY(open_pool_dir(run, o, c));
+    dd_info("pretrain: pool of %d %s networks on %s%s%s (%lld images), %lld epoch(s); %s", nets,
+            mc->name, source, t ? " + " : "", t ? dd_transform_name(t) : "",
+            (long long)c->tr_train->n, (long long)dd_options_int(o, "epochs"), c->dir);
+    DD_TRY(train_members(c, o, m.scheme, m.gain, dd_pipeline_seed(run->p)));
+    double sum = 0.0;
+    for (int i = 0; i < nets; i++)
+        sum += c->pool->accuracy[i];
+    dd_info("pretrain: %d networks, mean test accuracy %.2f%% on the source; %d for "
+            "distillation, %d held out",
+            nets, 100.0 * sum / nets, nets - holdout, holdout);
+    if (c->tr_train->n_classes != run->train->n_classes) DD_TRY(retarget_heads(run, c, &m));
     return DD_OK;
 }
 
@@ -194,10 +358,7 @@ dd_status dd_stage_pretrain(dd_run *run) {
         return dd_error_set(DD_ERR_INVALID, "no dataset loaded (the 'load' stage must run first)");
     const dd_pipeline *p = run->p;
     const dd_options *o = dd_pipeline_section(p, "pretrain");
-    const dd_component *mc = dd_pipeline_component(p, DD_COMPONENT_MODEL);
-    const dd_options *mo = dd_pipeline_component_options(p, DD_COMPONENT_MODEL);
-    const dd_options *dso = dd_pipeline_component_options(p, DD_COMPONENT_DATASET);
-    if (!mc)
+    if (!dd_pipeline_component(p, DD_COMPONENT_MODEL))
         return dd_error_set(DD_ERR_INVALID, "%s: the pipeline has no 'model' section",
                             dd_pipeline_path(p));
     const int nets = (int)dd_options_int(o, "nets"), holdout = (int)dd_options_int(o, "holdout");
@@ -207,138 +368,7 @@ dd_status dd_stage_pretrain(dd_run *run) {
                             "distillation needs at least one member",
                             dd_options_where(o, "holdout"), holdout, nets);
     stage_ctx c = {0};
-    dd_status s = DD_OK;
-    const char *dataset = dd_options_string(dso, "name");
-    const char *source = dd_options_string(o, "source");
-    const char *source_path = dd_options_string(o, "source_path");
-    if (source && !(dataset && strcmp(source, dataset) == 0)) {
-        s = load_source(run, source, dd_options_string(o, "source_plugin"), source_path,
-                        &c.src_train, &c.src_test);
-        if (s != DD_OK) dd_error_prefix("pretrain.source %s", source);
-    } else {
-        source = dataset ? dataset : run->train->name;
-        c.src_train = run->train;
-        c.src_test = run->test;
-    }
-    dd_transform t = DD_TRANSFORM_NONE;
-    if (s == DD_OK) {
-        s = dd_transform_parse(dd_options_string(o, "transform"), &t);
-        if (s != DD_OK) dd_error_prefix("%s", dd_options_where(o, "transform"));
-    }
-    const size_t n_keep = dd_options_list_len(o, "classes");
-    if (s == DD_OK && !(c.classes = malloc((n_keep + 1) * sizeof *c.classes)))
-        s = dd_error_set(DD_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; s == DD_OK && i < n_keep; i++) {
-        const char *item = dd_options_list_item(o, "classes", i);
-        char *end = NULL;
-        long v = strtol(item, &end, 10);
-        if (!*item || *end)
-            s = dd_error_set(DD_ERR_INVALID, "%s: pretrain.classes: '%s' is not a class index",
-                             dd_options_where(o, "classes"), item);
-        c.classes[i] = (int32_t)v;
-    }
-    const uint64_t seed = dd_pipeline_seed(p);
-    const int64_t max_images = dd_options_int(o, "max_images");
-    if (s == DD_OK)
-        s = dd_dataset_transformed(c.src_train, t, c.classes, (int)n_keep, max_images, seed,
-                                   &c.tr_train);
-    if (s == DD_OK)
-        s = dd_dataset_transformed(c.src_test, t, c.classes, (int)n_keep, 0, seed, &c.tr_test);
-
-    // Init scheme as the distill stage chooses it: the model's own default
-    // unless the pipeline sets model.init.
-    const dd_model_ops *mops = mc->ops;
-    const char *scheme = dd_options_has(mo, "init") ? dd_options_string(mo, "init") : NULL;
-    if (!dd_options_is_set(mo, "init") && mops->default_init) scheme = mops->default_init;
-    if (!scheme) scheme = "xavier";
-    const float gain = dd_options_has(mo, "gain") ? (float)dd_options_float(mo, "gain") : 1.f;
-    const char *backend = dd_options_has(mo, "backend") ? dd_options_string(mo, "backend") : NULL;
-    const dd_backend be =
-        backend && strcmp(backend, "reference") == 0 ? DD_BACKEND_REFERENCE : DD_BACKEND_ONEDNN;
-    if (s == DD_OK) {
-        dd_model_config mcfg = {sizeof mcfg,
-                                mc,
-                                mo,
-                                c.tr_train->channels,
-                                c.tr_train->height,
-                                c.tr_train->width,
-                                c.tr_train->n_classes,
-                                be};
-        s = dd_model_create(&mcfg, &c.src_model);
-        if (s != DD_OK) dd_error_prefix("pretrain: model '%s'", mc->name);
-    }
-
-    // The key: everything that changes the members (not the split, not the backend).
-    if (s == DD_OK) {
-        static const char *const skip_model[] = {"backend", NULL};
-        static const char *const skip_pretrain[] = {"holdout", "pool_dir", "source_path", NULL};
-        dd_strbuf_printf(&c.key, "# distill pretrained pool\nmodel_plugin: %s\ninit_scheme: %s\n",
-                  mc->name, scheme);
-        tb_options(&c.key, "model", mo, skip_model);
-        tb_options(&c.key, "pretrain", o, skip_pretrain);
-        dd_strbuf_printf(&c.key,
-                  "source:\n  dataset: %s\n  images: %lld\n  shape: [%d, %d, %d]\n  classes: %d\n"
-                  "seed: %llu\nparameters: %zu\n",
-                  source, (long long)c.tr_train->n, c.tr_train->channels, c.tr_train->height,
-                  c.tr_train->width, c.tr_train->n_classes, (unsigned long long)seed,
-                  dd_model_param_count(c.src_model));
-        if (c.key.oom) s = dd_error_set(DD_ERR_NOMEM, "out of memory");
-    }
-    if (s == DD_OK) s = pool_root(run, o, &c.root);
-    if (s == DD_OK) s = dd_netpool_create(nets, holdout, dd_model_param_count(c.src_model), &c.pool);
-    if (s == DD_OK) {
-        dd_netpool_key(c.key.s, c.pool->key);
-        size_t n = strlen(c.root) + 32;
-        if (!(c.dir = malloc(n)))
-            s = dd_error_set(DD_ERR_NOMEM, "out of memory");
-        else
-            snprintf(c.dir, n, "%s/%.16s", c.root, c.pool->key);
-    }
-    if (s == DD_OK) s = dd_fs_mkdir_p(c.dir);
-    if (s == DD_OK) {
-        dd_info("pretrain: pool of %d %s networks on %s%s%s (%lld images), %lld epoch(s); %s", nets,
-                mc->name, source, t ? " + " : "", t ? dd_transform_name(t) : "",
-                (long long)c.tr_train->n, (long long)dd_options_int(o, "epochs"), c.dir);
-        s = train_members(&c, o, scheme, gain, seed);
-    }
-    if (s == DD_OK) {
-        double sum = 0.0;
-        for (int i = 0; i < nets; i++)
-            sum += c.pool->accuracy[i];
-        dd_info("pretrain: %d networks, mean test accuracy %.2f%% on the source; %d for "
-                "distillation, %d held out",
-                nets, 100.0 * sum / nets, nets - holdout, holdout);
-    }
-    // Members in the target's layout: a new classifier head when the source
-    // has another class count.
-    if (s == DD_OK && c.tr_train->n_classes != run->train->n_classes) {
-        dd_model_config mcfg = {sizeof mcfg,
-                                mc,
-                                mo,
-                                run->train->channels,
-                                run->train->height,
-                                run->train->width,
-                                run->train->n_classes,
-                                be};
-        s = dd_model_create(&mcfg, &c.dst_model);
-        if (s == DD_OK)
-            s = dd_netpool_create(nets, holdout, dd_model_param_count(c.dst_model), &c.target);
-        for (int i = 0; s == DD_OK && i < nets; i++) {
-            c.target->accuracy[i] = c.pool->accuracy[i];
-            s = dd_pretrain_transfer(
-                c.src_model, c.pool->theta[i], c.dst_model, scheme, gain,
-                dd_engine_init_seed(seed, DD_STREAM_PRETRAIN, (uint64_t)(nets + i)),
-                c.target->theta[i]);
-        }
-        if (s == DD_OK) {
-            memcpy(c.target->key, c.pool->key, sizeof c.target->key);
-            dd_netpool_destroy(c.pool);
-            c.pool = c.target;
-            c.target = NULL;
-            dd_info("pretrain: new %d-class classifier heads for the target",
-                    run->train->n_classes);
-        }
-    }
+    dd_status s = pretrain(run, o, &c);
     if (s == DD_OK) {
         dd_netpool_destroy(run->pool);
         run->pool = c.pool;
@@ -347,4 +377,3 @@ dd_status dd_stage_pretrain(dd_run *run) {
     ctx_free(&c, run);
     return s;
 }
-

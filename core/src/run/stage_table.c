@@ -31,7 +31,9 @@ const char *dd_stage_name(dd_stage s) {
     return (unsigned)s < DD_STAGE_COUNT ? table[s].name : "?";
 }
 
-const char *dd_stage_choices(void) { return DD_STAGE_CHOICES; }
+const char *dd_stage_choices(void) {
+    return DD_STAGE_CHOICES;
+}
 
 dd_status dd_stage_parse(const char *name, dd_stage *out) {
     for (int i = 0; i < DD_STAGE_COUNT; i++) {
@@ -43,7 +45,8 @@ dd_status dd_stage_parse(const char *name, dd_stage *out) {
     char list[128] = "";
     size_t len = 0;
     for (int i = 0; i < DD_STAGE_COUNT; i++)
-        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", table[i].name);
+        len +=
+            (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", table[i].name);
     return dd_error_set(DD_ERR_NOT_FOUND, "unknown stage '%s' (stages: %s)", name ? name : "(null)",
                         list);
 }

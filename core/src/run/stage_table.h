@@ -12,7 +12,7 @@
 struct dd_run;
 
 /* X-macro of the stages in the order they run: id, name. */
-#define DD_STAGE_LIST(X)                                                                          \
+#define DD_STAGE_LIST(X)                                                                           \
     X(FETCH, "fetch")                                                                              \
     X(LOAD, "load")                                                                                \
     X(PRETRAIN, "pretrain")                                                                        \
@@ -34,8 +34,8 @@ typedef enum dd_stage {
 
 /** When a stage runs if the pipeline does not list `stages`. */
 typedef enum dd_stage_default {
-    DD_STAGE_ALWAYS = 0,       /**< every run */
-    DD_STAGE_IF_SECTION,       /**< its section is written (or --set) */
+    DD_STAGE_ALWAYS = 0,           /**< every run */
+    DD_STAGE_IF_SECTION,           /**< its section is written (or --set) */
     DD_STAGE_IF_SECTION_OR_OUTPUT, /**< that, or a stage that produces a set runs */
 } dd_stage_default;
 
