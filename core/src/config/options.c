@@ -21,10 +21,6 @@ char *dd_opt_strdup(const char *s) {
     return s ? strdup(s) : NULL;
 }
 
-dd_status dd_opt_nomem(void) {
-    return dd_error_set(DD_ERR_NOMEM, "out of memory");
-}
-
 void dd_opt_value_free(value *v) {
     free(v->text);
     for (size_t i = 0; i < v->n_items; i++)
@@ -53,11 +49,11 @@ dd_status dd_options_create(const char *context, const dd_param_spec *const *spe
         for (const dd_param_spec *p = specs[s]; p && p->name; p++)
             total++;
     dd_options *o = calloc(1, sizeof *o);
-    if (!o) return dd_opt_nomem();
+    if (!o) return dd_nomem();
     o->e = calloc(total ? total : 1, sizeof *o->e);
     if (!o->e || (context && !(o->context = strdup(context)))) {
         dd_options_destroy(o);
-        return dd_opt_nomem();
+        return dd_nomem();
     }
     for (size_t s = 0; s < n_specs; s++) {
         for (const dd_param_spec *p = specs[s]; p && p->name; p++) {
@@ -140,7 +136,7 @@ static dd_status store(dd_options *o, int idx, value *v, int state, const char *
     char *w = dd_opt_strdup(where);
     if (where && !w) {
         dd_opt_value_free(v);
-        return dd_opt_nomem();
+        return dd_nomem();
     }
     entry *e = &o->e[idx];
     dd_opt_value_free(&e->v);
@@ -181,7 +177,7 @@ static dd_status parse_node(const dd_options *o, int idx, const dd_ynode *node, 
                 return s;
             }
         }
-        if (!v->items && !(v->items = calloc(1, sizeof *v->items))) return dd_opt_nomem();
+        if (!v->items && !(v->items = calloc(1, sizeof *v->items))) return dd_nomem();
         return DD_OK;
     }
     static const char *const what[] = {"",         "a boolean",          "an integer", "a number",

@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "base/error.h"
 #include "config/options.h"
 
 enum { UNSET = 0, FROM_DEFAULT = 1, FROM_USER = 2 };
@@ -40,7 +41,6 @@ typedef struct origin {
 } origin;
 
 char *dd_opt_strdup(const char *s);
-dd_status dd_opt_nomem(void);
 void dd_opt_value_free(value *v);
 /* Parses one scalar for spec p into v (v is zeroed first). `is_null` marks
  * a YAML null; `at` prefixes errors; paths resolve against base_dir. */

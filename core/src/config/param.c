@@ -129,7 +129,7 @@ static dd_status resolve_path(const char *text, const char *base_dir, char **out
             if (asprintf(out, "%s/%s", base_dir, rel) < 0) *out = NULL;
         }
     }
-    return *out ? DD_OK : dd_opt_nomem();
+    return *out ? DD_OK : dd_nomem();
 }
 
 // Parses one scalar for spec p into v (v is zeroed first). `is_null` marks a
@@ -229,24 +229,24 @@ dd_status dd_opt_parse_scalar(const dd_param_spec *p, const char *qkey, const ch
             return s;
         }
         v->items = malloc(sizeof *v->items);
-        if (!v->items) return dd_opt_nomem();
+        if (!v->items) return dd_nomem();
         v->items[0] = strdup(text);
         if (!v->items[0]) {
             free(v->items);
             v->items = NULL;
-            return dd_opt_nomem();
+            return dd_nomem();
         }
         v->n_items = 1;
         return DD_OK;
     }
-    if (!v->text) return dd_opt_nomem();
+    if (!v->text) return dd_nomem();
     return DD_OK;
 }
 
 // Appends the items of `add` (a one-item list value) to list value v.
 dd_status dd_opt_list_append(value *v, value *add) {
     char **items = realloc(v->items, (v->n_items + add->n_items + 1) * sizeof *items);
-    if (!items) return dd_opt_nomem();
+    if (!items) return dd_nomem();
     v->items = items;
     for (size_t i = 0; i < add->n_items; i++)
         v->items[v->n_items++] = add->items[i];
@@ -262,7 +262,7 @@ dd_status dd_opt_parse_default(const dd_param_spec *p, const char *qkey, value *
     if (p->type != DD_PARAM_LIST)
         return dd_opt_parse_scalar(p, qkey, p->default_value, 0, "<default>", NULL, v);
     const char *c = p->default_value;
-    if (!(v->items = calloc(1, sizeof *v->items))) return dd_opt_nomem();
+    if (!(v->items = calloc(1, sizeof *v->items))) return dd_nomem();
     while (*c) {
         while (*c == ' ')
             c++;

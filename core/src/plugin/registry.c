@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/error.h"
 #include "distill/dataset.h"
 #include "distill/log.h"
 #include "distill/model.h"
@@ -37,10 +38,6 @@ struct dd_registry {
     size_t n_bad;
 };
 
-static dd_status nomem(void) {
-    return dd_error_set(DD_ERR_NOMEM, "out of memory");
-}
-
 const char *dd_component_kind_str(dd_component_kind kind) {
     switch (kind) {
     case DD_COMPONENT_DATASET:
@@ -56,7 +53,7 @@ const char *dd_component_kind_str(dd_component_kind kind) {
 dd_status dd_registry_create(dd_registry **out) {
     if (!out) return dd_error_set(DD_ERR_INVALID, "dd_registry_create: NULL argument");
     *out = calloc(1, sizeof **out);
-    return *out ? DD_OK : nomem();
+    return *out ? DD_OK : dd_nomem();
 }
 
 void dd_registry_destroy(dd_registry *r) {
@@ -294,14 +291,14 @@ dd_status dd_registry_add_file(dd_registry *r, const char *path) {
         size_t nc = r->cap ? r->cap * 2 : 8;
         loaded *np = realloc(r->p, nc * sizeof *np);
         if (!np)
-            s = nomem();
+            s = dd_nomem();
         else {
             r->p = np;
             r->cap = nc;
         }
     }
     char *copy = NULL;
-    if (s == DD_OK && !(copy = strdup(path))) s = nomem();
+    if (s == DD_OK && !(copy = strdup(path))) s = dd_nomem();
     if (s != DD_OK) {
         dlclose(h);
         return s;
@@ -313,13 +310,13 @@ dd_status dd_registry_add_file(dd_registry *r, const char *path) {
 
 static dd_status remember_refusal(dd_registry *r, const char *path, const char *reason) {
     refused *nb = realloc(r->bad, (r->n_bad + 1) * sizeof *nb);
-    if (!nb) return nomem();
+    if (!nb) return dd_nomem();
     r->bad = nb;
     char *p = strdup(path), *why = strdup(reason);
     if (!p || !why) {
         free(p);
         free(why);
-        return nomem();
+        return dd_nomem();
     }
     r->bad[r->n_bad++] = (refused){p, why};
     return DD_OK;
@@ -346,7 +343,7 @@ static dd_status load_dir(dd_registry *r, const char *dir, int lenient) {
         char **nn = realloc(names, (n + 1) * sizeof *nn);
         if (!nn || !(nn[n] = strdup(e->d_name))) {
             names = nn ? nn : names;
-            s = nomem();
+            s = dd_nomem();
             break;
         }
         names = nn;
@@ -390,7 +387,7 @@ dd_status dd_registry_plugin_dirs(char ***out, size_t *n_out) {
     for (const char *c = env; c && *c; c++)
         cap += *c == ':';
     char **dirs = calloc(cap + 1, sizeof *dirs);
-    if (!dirs) return nomem();
+    if (!dirs) return dd_nomem();
     size_t n = 0;
     for (const char *c = env; c && *c;) {
         size_t len = strcspn(c, ":");
@@ -418,7 +415,7 @@ oom:
     for (size_t i = 0; i < n; i++)
         free(dirs[i]);
     free(dirs);
-    return nomem();
+    return dd_nomem();
 }
 
 dd_status dd_registry_load(int lenient, dd_registry **out) {

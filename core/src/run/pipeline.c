@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/error.h"
 #include "distill/dataset.h"
 #include "distill/model.h"
 #include "distill/distill.h"
@@ -67,10 +68,6 @@ typedef struct loader {
     override *ov;
     size_t n_ov;
 } loader;
-
-static dd_status nomem(void) {
-    return dd_error_set(DD_ERR_NOMEM, "out of memory");
-}
 
 void dd_pipeline_destroy(dd_pipeline *p) {
     if (!p) return;
@@ -130,7 +127,7 @@ static dd_status parse_overrides(const char *const *overrides, override **out, s
         n++;
     if (!n) return DD_OK;
     override *ov = calloc(n, sizeof *ov);
-    if (!ov) return nomem();
+    if (!ov) return dd_nomem();
     for (size_t i = 0; i < n; i++) {
         const char *s = overrides[i];
         const char *eq = strchr(s, '=');
@@ -503,12 +500,12 @@ dd_status dd_pipeline_load(const char *path, const char *const *overrides, const
         free(valid);
     }
     dd_pipeline *p = NULL;
-    if (s == DD_OK && !(p = calloc(1, sizeof *p))) s = nomem();
+    if (s == DD_OK && !(p = calloc(1, sizeof *p))) s = dd_nomem();
     if (s == DD_OK) {
         p->reg = reg;
         char real[PATH_MAX];
         if (!(p->path = strdup(path)))
-            s = nomem();
+            s = dd_nomem();
         else if (!realpath(path, real))
             s = dd_error_set(DD_ERR_IO, "%s: %s", path, strerror(errno));
         else {
@@ -517,7 +514,7 @@ dd_status dd_pipeline_load(const char *path, const char *const *overrides, const
                 slash[1] = '\0';
             else if (slash)
                 *slash = '\0';
-            if (!(p->dir = strdup(real))) s = nomem();
+            if (!(p->dir = strdup(real))) s = dd_nomem();
         }
     }
     if (s == DD_OK) {

@@ -11,14 +11,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/error.h"
 #include "distill/log.h"
 #include "run/stage_table.h"
 #include "run/stages.h"
 #include "config/options.h"
 #include "engine/netpool.h"
 #include "base/fs.h"
-
-static dd_status nomem(void) { return dd_error_set(DD_ERR_NOMEM, "out of memory"); }
 
 static int dir_is_empty(const char *path) {
     char probe[4200];
@@ -33,7 +32,7 @@ static int dir_is_empty(const char *path) {
 static dd_status make_out_dir(dd_run *run) {
     const dd_run_options *ro = run->ro;
     if (ro && ro->out_dir) {
-        if (!(run->out_dir = strdup(ro->out_dir))) return nomem();
+        if (!(run->out_dir = strdup(ro->out_dir))) return dd_nomem();
     } else {
         char stamp[32];
         time_t now = time(NULL);
@@ -42,7 +41,7 @@ static dd_status make_out_dir(dd_run *run) {
         strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
         if (asprintf(&run->out_dir, "runs/%s-%s", dd_pipeline_name(run->p), stamp) < 0) {
             run->out_dir = NULL;
-            return nomem();
+            return dd_nomem();
         }
     }
     struct stat st;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/error.h"
 #include "config/options.h"
 #include "data/fetch.h"
 #include "distill/log.h"
@@ -11,16 +12,12 @@
 #include "run/run.h"
 #include "run/stages.h"
 
-static dd_status nomem(void) {
-    return dd_error_set(DD_ERR_NOMEM, "out of memory");
-}
-
 // Fetches (or, offline, finds in the cache / dataset.path) the dataset files.
 static dd_status find_data(dd_run *run, int offline) {
     const dd_options *d = dd_pipeline_section(run->p, "dataset");
     size_t n_mirrors = dd_options_list_len(d, "mirrors");
     const char **mirrors = calloc(n_mirrors + 1, sizeof *mirrors);
-    if (!mirrors) return nomem();
+    if (!mirrors) return dd_nomem();
     for (size_t i = 0; i < n_mirrors; i++)
         mirrors[i] = dd_options_list_item(d, "mirrors", i);
     dd_fetch_options fo = {
@@ -48,7 +45,7 @@ dd_status dd_stage_load(dd_run *run) {
     // dataset.path as it is, or else the cache.
     if (!run->data_root) {
         const char *path = dd_options_string(dd_pipeline_section(run->p, "dataset"), "path");
-        if (path && !(run->data_root = strdup(path))) return nomem();
+        if (path && !(run->data_root = strdup(path))) return dd_nomem();
         if (!path) DD_TRY(find_data(run, 1));
     }
     const dd_component *c = dd_pipeline_component(run->p, DD_COMPONENT_DATASET);
