@@ -2,7 +2,7 @@
  * zoo conv layer and pass, every candidate (activation, weight) layout pair
  * with its implementation and the time of a full call (plain buffers in and
  * out, reorders included). This is the measurement behind conv_candidates()
- * in core/src/dnnl_ops.c; rerun it on a new machine (or with
+ * in core/src/compute/dnnl_ops.c; rerun it on a new machine (or with
  * ONEDNN_MAX_CPU_ISA=AVX2) before changing that order. */
 #include "compute/dnnl_ops.c" // the kernels' internals: build a pass with one given layout
 
