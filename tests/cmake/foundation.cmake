@@ -26,6 +26,10 @@ function(foundation_test name)
   add_dependencies(${name} ${_foundation_test_plugins} distill_cli)
 endfunction()
 
+# The JSON writer of base/ and the report files (no plugins or CLI needed).
+distill_add_test(test_json SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_json.c LABELS unit TIMEOUT 60)
+distill_add_test(test_report SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_report.c LABELS unit TIMEOUT 60)
+target_compile_definitions(test_report PRIVATE DD_TEST_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 foundation_test(test_options LABELS unit)
 foundation_test(test_progress LABELS unit)
 foundation_test(test_pipeline LABELS unit)

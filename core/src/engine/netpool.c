@@ -11,6 +11,7 @@
 #include "engine/checkpoint.h"
 #include "distill/tensor.h"
 #include "base/hash.h"
+#include "base/json.h"
 
 dd_status dd_netpool_create(int n, int holdout, size_t n_params, dd_netpool **out) {
     *out = NULL;
@@ -129,21 +130,33 @@ static dd_status write_text_atomic(const char *dir, const char *name, const char
 
 dd_status dd_netpool_write_index(const dd_netpool *p, const char *dir, const char *config_text) {
     DD_TRY(write_text_atomic(dir, "config.yaml", config_text ? config_text : ""));
-    size_t cap = 256 + (size_t)p->n * 32;
-    char *buf = malloc(cap);
-    if (!buf) return dd_error_set(DD_ERR_NOMEM, "pool: out of memory");
     double sum = 0.0;
     for (int i = 0; i < p->n; i++)
         sum += p->accuracy[i];
-    size_t len = (size_t)snprintf(buf, cap,
-                                  "{\n  \"key\": \"%s\",\n  \"nets\": %d,\n  \"parameters\": %zu,\n"
-                                  "  \"mean_test_accuracy\": %.6f,\n  \"test_accuracy\": [",
-                                  p->key, p->n, p->n_params, sum / p->n);
+    dd_strbuf b = DD_STRBUF_INIT;
+    dd_json w;
+    dd_json_init_buf(&w, &b);
+    dd_json_object(&w, DD_JSON_LINES);
+    dd_json_key(&w, "key");
+    dd_json_string(&w, p->key);
+    dd_json_key(&w, "nets");
+    dd_json_int(&w, p->n);
+    dd_json_key(&w, "parameters");
+    dd_json_uint(&w, p->n_params);
+    dd_json_key(&w, "mean_test_accuracy");
+    dd_json_fixed(&w, sum / p->n, 6);
+    dd_json_key(&w, "test_accuracy");
+    dd_json_array(&w, DD_JSON_INLINE);
     for (int i = 0; i < p->n; i++)
-        len += (size_t)snprintf(buf + len, cap - len, "%s%.6f", i ? ", " : "", p->accuracy[i]);
-    snprintf(buf + len, cap - len, "]\n}\n");
-    dd_status s = write_text_atomic(dir, "accuracies.json", buf);
-    free(buf);
+        dd_json_fixed(&w, p->accuracy[i], 6);
+    dd_json_array_end(&w);
+    dd_json_object_end(&w);
+    dd_status s = dd_json_finish(&w);
+    if (s != DD_OK)
+        dd_error_prefix("%s/accuracies.json", dir);
+    else
+        s = write_text_atomic(dir, "accuracies.json", dd_strbuf_str(&b));
+    dd_strbuf_free(&b);
     return s;
 }
 

@@ -1,0 +1,228 @@
+/* distill — metrics.json: the run's setting and every number it measured
+ * (docs/output.md), written with the JSON writer of base/json.h. */
+#include <stddef.h>
+
+#include "base/json.h"
+#include "report/report_impl.h"
+
+// Significant digits of every number in metrics.json.
+#define DIGITS 10
+
+static void str_or_empty(dd_json *w, const char *s) {
+    dd_json_string(w, s ? s : "");
+}
+
+/* Opens a row's object: the first metric's mean and std, the loss, the
+ * network count. The caller adds its own members and closes it. */
+static void json_stats(dd_json *w, const char *metric, const dd_eval_stats *st) {
+    dd_json_object(w, DD_JSON_INLINE);
+    dd_json_keyf(w, "test_%s_mean", metric);
+    dd_json_double(w, st->mean, DIGITS);
+    dd_json_keyf(w, "test_%s_std", metric);
+    dd_json_double(w, st->std, DIGITS);
+    dd_json_key(w, "test_loss");
+    dd_json_double(w, st->loss, DIGITS);
+    dd_json_key(w, "nets");
+    dd_json_int(w, st->nets);
+}
+
+static void json_lrs(dd_json *w, const float *lrs, int K) {
+    dd_json_array(w, DD_JSON_INLINE);
+    for (int k = 0; k < K; k++)
+        dd_json_double(w, lrs[k], DIGITS);
+    dd_json_array_end(w);
+}
+
+/* A baseline row: its stats with optimised step sizes, the step sizes, and
+ * its stats with the initial step size. */
+static void json_baseline(dd_json *w, const char *metric, const dd_eval_baseline *b,
+                          int64_t lr_search, int K) {
+    json_stats(w, metric, &b->stats);
+    dd_json_key(w, "lr_search_iterations");
+    dd_json_int(w, lr_search);
+    dd_json_key(w, "lrs");
+    if (b->lrs)
+        json_lrs(w, b->lrs, K);
+    else
+        dd_json_null(w);
+    dd_json_key(w, "initial_lr");
+    dd_json_object(w, DD_JSON_INLINE);
+    dd_json_keyf(w, "test_%s_mean", metric);
+    dd_json_double(w, b->stats_init_lr.mean, DIGITS);
+    dd_json_keyf(w, "test_%s_std", metric);
+    dd_json_double(w, b->stats_init_lr.std, DIGITS);
+    dd_json_object_end(w);
+    dd_json_object_end(w);
+}
+
+/* Value of an objective report key on a row ("after") and the untrained
+ * networks ("before"); null when the row lacks that metric. */
+static void json_report_value(dd_json *w, const dd_objective_report_key *k,
+                              const dd_eval_stats *before, const dd_eval_stats *after) {
+    const int after_stat = k->stat == DD_REPORT_AFTER_MEAN || k->stat == DD_REPORT_AFTER_STD;
+    const int is_std = k->stat == DD_REPORT_BEFORE_STD || k->stat == DD_REPORT_AFTER_STD;
+    const dd_eval_stats *st = after_stat ? after : before;
+    if (!st || k->metric < 0 || k->metric >= st->n_metrics)
+        dd_json_null(w);
+    else
+        dd_json_double(w, is_std ? st->metric_std[k->metric] : st->metric_mean[k->metric], DIGITS);
+}
+
+/* The "after" keys of one baseline row. */
+static void json_objective_baseline(dd_json *w, const dd_objective_report_key *keys,
+                                    const char *name, const dd_eval_stats *st) {
+    dd_json_key(w, name);
+    dd_json_object(w, DD_JSON_INLINE);
+    for (int i = 0; keys[i].key; i++) {
+        if (keys[i].stat != DD_REPORT_AFTER_MEAN && keys[i].stat != DD_REPORT_AFTER_STD) continue;
+        dd_json_key(w, keys[i].key);
+        json_report_value(w, &keys[i], NULL, st);
+    }
+    dd_json_object_end(w);
+}
+
+/* The objective's own section: its declared keys for the distilled set
+ * (after) against the untrained evaluation networks (before), the number of
+ * networks, and the "after" keys of every baseline. */
+static void json_objective_section(dd_json *w, const dd_eval_report *ev) {
+    const dd_objective_report_key *keys = ev->report_keys;
+    dd_json_key(w, ev->report_section);
+    dd_json_object(w, DD_JSON_LINES);
+    for (int i = 0; keys[i].key; i++) {
+        dd_json_key(w, keys[i].key);
+        json_report_value(w, &keys[i], &ev->untrained, ev->has_distilled ? &ev->distilled : NULL);
+    }
+    dd_json_key(w, "nets");
+    dd_json_int(w, ev->nets);
+    dd_json_key(w, "units");
+    dd_json_string(w, "fractions in [0, 1]");
+    dd_json_key(w, "baselines");
+    dd_json_object(w, DD_JSON_LINES);
+    for (int b = 0; b < ev->n_baselines; b++)
+        json_objective_baseline(w, keys, dd_baseline_name(ev->baselines[b].kind),
+                                &ev->baselines[b].stats);
+    for (int b = 0; b < ev->n_extra; b++)
+        json_objective_baseline(w, keys, ev->extra[b].name, &ev->extra[b].stats);
+    if (ev->has_full_training)
+        json_objective_baseline(w, keys, "full_training", &ev->full_training);
+    dd_json_object_end(w);
+    dd_json_object_end(w);
+}
+
+/* The setting: names, the distillation's configuration and statistics. */
+static void json_setting(dd_json *w, const dd_report_info *r, const char *metric) {
+    dd_json_key(w, "run");
+    str_or_empty(w, r->run_name);
+    dd_json_key(w, "dataset");
+    str_or_empty(w, r->dataset);
+    dd_json_key(w, "model");
+    str_or_empty(w, r->model);
+    dd_json_key(w, "objective");
+    str_or_empty(w, r->objective);
+    dd_json_key(w, "metric");
+    dd_json_string(w, metric);
+    if (r->distill) {
+        const dd_distill_config *c = r->distill;
+        dd_json_key(w, "init_mode");
+        dd_json_string(w, dd_init_mode_str(c->init_mode));
+        dd_json_key(w, "steps");
+        dd_json_int(w, c->steps);
+        dd_json_same_line(w);
+        dd_json_key(w, "epochs");
+        dd_json_int(w, c->epochs);
+        dd_json_same_line(w);
+        dd_json_key(w, "images_per_class");
+        dd_json_int(w, c->images_per_class);
+        if (r->set) {
+            dd_json_same_line(w);
+            dd_json_key(w, "images");
+            dd_json_int(w, (long long)r->set->steps * (long long)r->set->per_step);
+        }
+        dd_json_key(w, "batch_real");
+        dd_json_int(w, c->batch_real);
+        dd_json_same_line(w);
+        dd_json_key(w, "seed");
+        dd_json_uint(w, c->seed);
+    }
+    if (r->stats) {
+        dd_json_key(w, "iterations");
+        dd_json_int(w, r->stats->iterations);
+        dd_json_key(w, "seconds_per_iteration");
+        dd_json_double(w, r->stats->seconds_per_iteration, DIGITS);
+        dd_json_key(w, "distill_seconds");
+        dd_json_double(w, r->stats->seconds, DIGITS);
+        dd_json_key(w, "final_outer_loss");
+        dd_json_double(w, r->stats->last_loss, DIGITS);
+        dd_json_keyf(w, "final_batch_%s", metric);
+        dd_json_double(w, r->stats->last_metric, DIGITS);
+    }
+}
+
+/* The evaluation: the distilled rows, the untrained networks, the baselines,
+ * the full-training reference and the objective's section. */
+static void json_evaluation(dd_json *w, const dd_report_info *r, const char *metric) {
+    const dd_eval_report *ev = r->eval;
+    const int K = r->set ? r->set->steps * r->set->epochs
+                         : (r->distill ? r->distill->steps * r->distill->epochs : 0);
+    if (ev->has_distilled) {
+        dd_json_key(w, "distilled");
+        json_stats(w, metric, &ev->distilled);
+        dd_json_object_end(w);
+        dd_json_key(w, "distilled_fixed_lr");
+        json_stats(w, metric, &ev->fixed_lr);
+        dd_json_key(w, "lr");
+        dd_json_double(w, ev->fixed_lr_value, DIGITS);
+        dd_json_object_end(w);
+    }
+    dd_json_key(w, "untrained");
+    json_stats(w, metric, &ev->untrained);
+    dd_json_object_end(w);
+    dd_json_key(w, "baselines");
+    dd_json_object(w, DD_JSON_LINES);
+    for (int i = 0; i < ev->n_baselines; i++) {
+        dd_json_key(w, dd_baseline_name(ev->baselines[i].kind));
+        json_baseline(w, metric, &ev->baselines[i], ev->lr_search, K);
+    }
+    for (int i = 0; i < ev->n_extra; i++) {
+        dd_json_key(w, ev->extra[i].name);
+        json_baseline(w, metric, &ev->extra[i], ev->lr_search, K);
+    }
+    dd_json_object_end(w);
+    if (ev->has_full_training) {
+        dd_json_key(w, "full_training");
+        json_stats(w, metric, &ev->full_training);
+        dd_json_key(w, "epochs");
+        dd_json_int(w, ev->full_training_epochs);
+        dd_json_object_end(w);
+    }
+    if (ev->report_section && ev->report_keys) json_objective_section(w, ev);
+    dd_json_key(w, "evaluate_seconds");
+    dd_json_double(w, ev->seconds, DIGITS);
+}
+
+dd_status dd_report_write_metrics(const dd_report_info *r) {
+    const char *metric = r->eval && r->eval->metric ? r->eval->metric : "accuracy";
+    dd_fs_atomic a;
+    DD_TRY(dd_report_open(&a, r->out_dir, "metrics.json"));
+    dd_json w;
+    dd_json_init_file(&w, a.f);
+    dd_json_object(&w, DD_JSON_LINES);
+    json_setting(&w, r, metric);
+    dd_json_key(&w, "threads");
+    dd_json_int(&w, r->threads);
+    dd_json_key(&w, "peak_memory_mib");
+    dd_json_double(&w, dd_peak_memory_mib(), DIGITS);
+    if (r->set) {
+        dd_json_key(&w, "lrs");
+        json_lrs(&w, r->set->lrs, r->set->steps * r->set->epochs);
+    }
+    if (r->eval) json_evaluation(&w, r, metric);
+    dd_json_object_end(&w);
+    dd_status s = dd_json_finish(&w);
+    if (s != DD_OK) {
+        dd_fs_atomic_abort(&a);
+        dd_error_prefix("%s/metrics.json", r->out_dir);
+        return s;
+    }
+    return dd_fs_atomic_commit(&a);
+}
