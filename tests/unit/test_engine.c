@@ -1,8 +1,9 @@
 /* Tests of the distillation engine: the full hypergradient (pixels, step
  * sizes, soft labels) against central differences of the unrolled loss, the
- * paper's linear case, checkpoint/resume, NaN detection, baselines, and a
- * tiny end-to-end distillation. Models are built from components defined
- * here; the objective is the real classification plugin. */
+ * paper's linear case, checkpoint/resume, NaN detection, the distilled
+ * set's files, baselines, and a tiny end-to-end distillation. Models are
+ * built from components defined here; the objective is the real
+ * classification plugin. */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
 #include <math.h>
@@ -696,6 +697,80 @@ static void test_nan_stops(void **st) {
     small_teardown(&r);
 }
 
+/* ---- the distilled set's files ------------------------------------------ */
+
+static void write_bytes(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+static void test_distilled_save_load(void **st) {
+    // 3 channels (4-D IDX) with soft labels, and 1 channel (3-D IDX).
+    for (int ch = 3; ch >= 1; ch -= 2) {
+        dd_distilled *d, *back;
+        assert_int_equal(dd_distilled_create(2, 3, 2, 3, ch, 4, 5, 0.f, &d), DD_OK);
+        const size_t n = (size_t)2 * 6 * (size_t)ch * 20;
+        dd_rng r = dd_rng_make(7, (uint64_t)ch);
+        dd_rng_normal(&r, d->images, n, 0.f, 1.f);
+        for (int k = 0; k < 6; k++)
+            d->lrs[k] = 0.01f * (float)(k + 1) + 1e-4f;
+        if (ch == 3) {
+            assert_non_null(d->soft = dd_alloc_floats((size_t)2 * 6 * 3));
+            dd_rng_normal(&r, d->soft, (size_t)2 * 6 * 3, 0.f, 1.f);
+        }
+        const char *names[] = {"a\"b", "c", "d"};
+        char dir[512];
+        snprintf(dir, sizeof dir, "%s", tmp_path(ch == 3 ? "set3" : "set1"));
+        assert_int_equal(mkdir(dir, 0777), 0);
+        assert_int_equal(dd_distilled_save(d, names, dir), DD_OK);
+        char path[600];
+        snprintf(path, sizeof path, "%s/distilled-soft-labels.idx", dir);
+        assert_int_equal(access(path, F_OK) == 0, ch == 3);
+        assert_int_equal(dd_distilled_load(dir, &back), DD_OK);
+        assert_int_equal(back->steps, 2);
+        assert_int_equal(back->epochs, 3);
+        assert_int_equal(back->images_per_class, 2);
+        assert_int_equal(back->n_classes, 3);
+        assert_int_equal(back->channels, ch);
+        assert_int_equal(back->height, 4);
+        assert_int_equal(back->width, 5);
+        assert_memory_equal(back->images, d->images, n * sizeof(float));
+        assert_memory_equal(back->labels, d->labels, 6 * sizeof(int32_t));
+        // lrs.csv holds 9 significant digits: the floats come back exactly.
+        assert_memory_equal(back->lrs, d->lrs, 6 * sizeof(float));
+        dd_distilled_destroy(back);
+        dd_distilled_destroy(d);
+    }
+    // Bad files: a clear error, never a crash.
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s", tmp_path("set1"));
+    dd_distilled *back = NULL;
+    snprintf(path, sizeof path, "%s/distilled-images.idx", dir);
+    assert_int_equal(truncate(path, 4 + 12 + 40), 0);
+    assert_int_equal(dd_distilled_load(dir, &back), DD_ERR_PARSE);
+    assert_non_null(strstr(dd_error_message(), "truncated data"));
+    snprintf(path, sizeof path, "%s/distilled-labels.idx", dir);
+    const unsigned char wrong[8 + 12] = {0, 0, 8, 1, 0, 0, 0, 12, 1, 0, 2};
+    write_bytes(path, wrong, sizeof wrong);
+    assert_int_equal(dd_distilled_load(dir, &back), DD_ERR_PARSE);
+    assert_non_null(strstr(dd_error_message(), "label 0 is 1"));
+    snprintf(path, sizeof path, "%s/distilled-images.idx", dir);
+    const unsigned char empty[4 + 12] = {0, 0, 0x0D, 3, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 5};
+    write_bytes(path, empty, sizeof empty);
+    assert_int_equal(dd_distilled_load(dir, &back), DD_ERR_PARSE);
+    assert_non_null(strstr(dd_error_message(), "no images"));
+    snprintf(path, sizeof path, "%s/lrs.csv", dir);
+    assert_int_equal(unlink(path), 0);
+    snprintf(dir, sizeof dir, "%s", tmp_path("set3"));
+    snprintf(path, sizeof path, "%s/lrs.csv", dir);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(dd_distilled_load(dir, &back), DD_ERR_NOT_FOUND);
+    assert_int_equal(dd_distilled_load(tmp_path("nowhere"), &back), DD_ERR_NOT_FOUND);
+    assert_null(back);
+}
+
 /* ---- baselines ----------------------------------------------------------- */
 
 static void test_kmeans_blobs(void **st) {
@@ -896,6 +971,7 @@ int main(void) {
         cmocka_unit_test(test_resume_fixed),
         cmocka_unit_test(test_resume_random),
         cmocka_unit_test(test_nan_stops),
+        cmocka_unit_test(test_distilled_save_load),
         cmocka_unit_test(test_kmeans_blobs),
         cmocka_unit_test(test_baselines),
         cmocka_unit_test(test_end_to_end),

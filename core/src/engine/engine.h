@@ -15,6 +15,7 @@
 #include "distill/param.h"
 #include "distill/plugin.h"
 #include "distill/status.h"
+#include "engine/distilled.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -105,31 +106,6 @@ DD_API void dd_distill_config_defaults(dd_distill_config *c);
 /** Fills `c` from the pipeline's `distill` section (keys documented in
  * core/src/stages.c). Missing optional keys keep their defaults. */
 DD_API dd_status dd_distill_config_from_options(const dd_options *o, dd_distill_config *c);
-
-/* ---- The distilled set -------------------------------------------------- */
-
-/** Distilled (or baseline) training set: S steps of M = images_per_class ×
- * n_classes images; image j of every step has class j % n_classes. */
-typedef struct dd_distilled {
-    int steps, epochs, images_per_class, n_classes;
-    int channels, height, width;
-    int64_t per_step; /**< M */
-    int n_outputs;    /**< soft-label width (model output dim) */
-    float *images;    /**< S × M × C×H×W, normalised like the dataset (owned) */
-    int32_t *labels;  /**< M hard labels, the same for every step (owned) */
-    float *soft;      /**< S × M × n_outputs learned labels, or NULL (owned) */
-    float *lrs;       /**< E × S step sizes, k = e·S + s (owned) */
-    float mean[DD_MAX_CHANNELS], std[DD_MAX_CHANNELS];
-} dd_distilled;
-
-/** Allocates an empty set (zero images, labels j % n_classes, lrs `lr`). */
-DD_API dd_status dd_distilled_create(int steps, int epochs, int images_per_class, int n_classes,
-                                     int channels, int height, int width, float lr,
-                                     dd_distilled **out);
-DD_API void dd_distilled_destroy(dd_distilled *d);
-/** Deep copy. */
-DD_API dd_status dd_distilled_clone(const dd_distilled *d, dd_distilled **out);
-DD_API size_t dd_distilled_image_size(const dd_distilled *d);
 
 /* ---- Engine ------------------------------------------------------------- */
 

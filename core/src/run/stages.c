@@ -192,7 +192,7 @@ dd_status dd_stage_evaluate(dd_run *run) {
         struct stat sb;
         snprintf(probe, sizeof probe, "%s/distilled-images.idx", run->out_dir);
         if (stat(probe, &sb) == 0) {
-            DD_TRY(dd_report_import(run->out_dir, &st->set));
+            DD_TRY(dd_distilled_load(run->out_dir, &st->set));
             if (st->set->steps != st->cfg.steps || st->set->epochs != st->cfg.epochs ||
                 st->set->images_per_class != st->cfg.images_per_class)
                 return dd_error_set(DD_ERR_INVALID,
