@@ -1,13 +1,14 @@
 /* Tests of the distillation engine: the full hypergradient (pixels, step
  * sizes, soft labels) against central differences of the unrolled loss, the
- * paper's linear case, checkpoint/resume, NaN detection, the distilled
- * set's files, baselines, and a tiny end-to-end distillation. Models are
- * built from components defined here; the objective is the real
+ * paper's linear case, checkpoint/resume, NaN detection, cancellation, the
+ * distilled set's files, baselines, and a tiny end-to-end distillation.
+ * Models are built from components defined here; the objective is the real
  * classification plugin. */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
 #include <math.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -697,6 +698,70 @@ static void test_nan_stops(void **st) {
     small_teardown(&r);
 }
 
+/* The classification objective with a counter on outer_loss (one call per
+ * iteration with a fixed init) that raises the cancel flag at call 3, as a
+ * signal handler would during the third iteration. */
+static dd_objective_ops g_counting_ops;
+static dd_status (*g_inner_loss)(void *, const float *, const int32_t *, int64_t, int, double *,
+                                 float *);
+static int g_outer_calls;
+static volatile sig_atomic_t g_cancel_flag;
+
+static dd_status counting_loss(void *state, const float *z, const int32_t *y, int64_t b, int k,
+                               double *loss, float *dz) {
+    if (++g_outer_calls == 3) g_cancel_flag = 1;
+    return g_inner_loss(state, z, y, b, k, loss, dz);
+}
+
+static void test_cancel_stops(void **st) {
+    small_run r;
+    small_setup(&r, DD_INIT_FIXED);
+    const size_t np = (size_t)2 * 3 * 36;
+    dd_engine *a;
+    assert_int_equal(dd_engine_create(r.m, &r.obj, r.train, &r.cfg, &a), DD_OK);
+    assert_int_equal(dd_engine_run(a), DD_OK);
+    // Cancelled during iteration 3: it finishes, the checkpoint is written.
+    g_counting_ops = *r.obj.ops;
+    g_inner_loss = r.obj.ops->outer_loss;
+    g_counting_ops.outer_loss = counting_loss;
+    dd_objective_handle counted = r.obj;
+    counted.ops = &g_counting_ops;
+    char ck[512];
+    snprintf(ck, sizeof ck, "%s", tmp_path("cancel.ckpt"));
+    dd_distill_config c = r.cfg;
+    c.checkpoint_path = ck;
+    c.cancel = &g_cancel_flag;
+    g_outer_calls = 0;
+    g_cancel_flag = 0;
+    dd_engine *b;
+    assert_int_equal(dd_engine_create(r.m, &counted, r.train, &c, &b), DD_OK);
+    assert_int_equal(dd_engine_run(b), DD_ERR_INTERRUPTED);
+    printf("cancel message: %s\n", dd_error_message());
+    assert_non_null(strstr(dd_error_message(), "interrupted at iteration 3"));
+    assert_non_null(strstr(dd_error_message(), "--resume"));
+    assert_int_equal(g_outer_calls, 3);
+    assert_int_equal(dd_engine_stats(b)->iterations, 3);
+    dd_engine_destroy(b);
+    dd_ckpt *ckpt;
+    assert_int_equal(dd_ckpt_read(ck, &ckpt), DD_OK);
+    int64_t counters[3];
+    assert_int_equal(dd_ckpt_get_exact(ckpt, "counters", counters, sizeof counters), DD_OK);
+    assert_int_equal(counters[0], 3);
+    dd_ckpt_destroy(ckpt);
+    // With the flag down again, resuming finishes exactly as the uncancelled run.
+    g_cancel_flag = 0;
+    c.resume = 1;
+    dd_engine *d;
+    assert_int_equal(dd_engine_create(r.m, &counted, r.train, &c, &d), DD_OK);
+    assert_int_equal(dd_engine_run(d), DD_OK);
+    assert_int_equal(g_outer_calls, 8);
+    assert_memory_equal(dd_engine_pixels(a), dd_engine_pixels(d), np * sizeof(float));
+    assert_memory_equal(dd_engine_raw_lrs(a), dd_engine_raw_lrs(d), 4 * sizeof(float));
+    dd_engine_destroy(d);
+    dd_engine_destroy(a);
+    small_teardown(&r);
+}
+
 /* ---- the distilled set's files ------------------------------------------ */
 
 static void write_bytes(const char *path, const void *data, size_t n) {
@@ -971,6 +1036,7 @@ int main(void) {
         cmocka_unit_test(test_resume_fixed),
         cmocka_unit_test(test_resume_random),
         cmocka_unit_test(test_nan_stops),
+        cmocka_unit_test(test_cancel_stops),
         cmocka_unit_test(test_distilled_save_load),
         cmocka_unit_test(test_kmeans_blobs),
         cmocka_unit_test(test_baselines),

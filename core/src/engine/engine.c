@@ -868,7 +868,7 @@ dd_status dd_engine_run(dd_engine *e) {
     const int percent = strstr(mname, "acc") != NULL;
     dd_status s = DD_OK;
     while (e->iter < c->iterations) {
-        if (c->interrupt && *c->interrupt) {
+        if (c->cancel && *c->cancel) {
             s = save_checkpoint(e);
             if (s == DD_OK)
                 s = dd_error_set(DD_ERR_INTERRUPTED,
@@ -910,43 +910,6 @@ dd_status dd_engine_run(dd_engine *e) {
     if (s == DD_OK) s = save_checkpoint(e);
     dd_progress_destroy(bar);
     return s;
-}
-
-/* ---- signals ------------------------------------------------------------ */
-
-// A signal handler can only talk to the program through a static flag of
-// type sig_atomic_t; this is the one mutable global of the engine.
-static volatile sig_atomic_t g_interrupt_flag;
-static struct sigaction g_old_int, g_old_term;
-static int g_installed;
-
-static void on_signal(int sig) {
-    (void)sig;
-    g_interrupt_flag = 1;
-}
-
-dd_status dd_signals_install(volatile sig_atomic_t **flag) {
-    if (g_installed) {
-        *flag = &g_interrupt_flag;
-        return DD_OK;
-    }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    g_interrupt_flag = 0;
-    if (sigaction(SIGINT, &sa, &g_old_int) != 0 || sigaction(SIGTERM, &sa, &g_old_term) != 0)
-        return dd_error_set(DD_ERR_INVALID, "cannot install signal handlers");
-    g_installed = 1;
-    *flag = &g_interrupt_flag;
-    return DD_OK;
-}
-
-void dd_signals_restore(void) {
-    if (!g_installed) return;
-    sigaction(SIGINT, &g_old_int, NULL);
-    sigaction(SIGTERM, &g_old_term, NULL);
-    g_installed = 0;
 }
 
 /* ---- options ------------------------------------------------------------ */

@@ -82,9 +82,11 @@ typedef struct dd_distill_config {
     const char *checkpoint_path;
     int64_t checkpoint_every; /**< 0 = only at the end and on interruption */
     int resume;               /**< continue from checkpoint_path if it exists */
-    /** Stops the run (checkpoint + DD_ERR_INTERRUPTED) when it becomes non-zero
-     * between iterations. May be NULL. */
-    const volatile sig_atomic_t *interrupt;
+    /** Cancel flag owned by the caller (e.g. set by its signal handler; the
+     * engine only reads it). When it is non-zero between iterations the run
+     * writes its checkpoint and stops with DD_ERR_INTERRUPTED. NULL = never
+     * cancelled. */
+    const volatile sig_atomic_t *cancel;
     int progress;             /**< show a progress bar */
     const char *label;        /**< progress bar label (NULL = "distill") */
     const float *init_pixels; /**< optional S × M × input floats to start from */
@@ -136,8 +138,8 @@ DD_API void dd_engine_destroy(dd_engine *e);
  * cfg->resume is set. Writes checkpoints every cfg->checkpoint_every
  * iterations and at the end. Returns DD_ERR_NUMERIC if the loss or the
  * hypergradient becomes NaN/Inf (the last checkpoint on disk is the last
- * good state) and DD_ERR_INTERRUPTED when cfg->interrupt fires (after
- * writing a checkpoint). */
+ * good state) and DD_ERR_INTERRUPTED when *cfg->cancel is non-zero at an
+ * iteration boundary (after writing a checkpoint). */
 DD_API dd_status dd_engine_run(dd_engine *e);
 
 /** One outer iteration (sample data, hypergradient, Adam step). */
@@ -195,11 +197,6 @@ enum {
     DD_STREAM_PRETRAIN = 8,    /**< per-member seeds of the pretrain stage */
     DD_STREAM_DATA = 1u << 20, /**< + data epoch */
 };
-
-/** Installs SIGINT/SIGTERM handlers that set *flag (restored by
- * dd_signals_restore). Only one set may be installed at a time. */
-DD_API dd_status dd_signals_install(volatile sig_atomic_t **flag);
-DD_API void dd_signals_restore(void);
 
 #ifdef __cplusplus
 }

@@ -134,11 +134,8 @@ dd_status dd_stage_distill(dd_run *run) {
     dd_distill_config c = st->cfg;
     c.checkpoint_path = ckpt;
     c.resume = run->ro && run->ro->resume;
-    volatile sig_atomic_t *flag = NULL;
-    if (dd_signals_install(&flag) == DD_OK)
-        c.interrupt = flag;
-    else
-        dd_error_clear();
+    const dd_run_options *ro = run->ro;
+    c.cancel = ro ? ro->cancel : NULL;
     char summary[256];
     snprintf(summary, sizeof summary,
              "distill: %d steps × %d epochs × %d image(s)/class, %s init, %lld iterations, "
@@ -147,9 +144,10 @@ dd_status dd_stage_distill(dd_run *run) {
              (long long)c.iterations, (long long)c.batch_real, st->threads);
     dd_info("%s", summary);
     dd_engine *e = NULL;
+    if (ro && ro->cancel_watch) ro->cancel_watch(1, ro->cancel_user);
     dd_status s = dd_engine_create(st->model, &st->obj, run->train, &c, &e);
     if (s == DD_OK) s = dd_engine_run(e);
-    dd_signals_restore();
+    if (ro && ro->cancel_watch) ro->cancel_watch(0, ro->cancel_user);
     if (s == DD_OK) {
         dd_distilled_destroy(st->set);
         st->set = NULL;
