@@ -352,7 +352,7 @@ static void hypergrad_fd(const dd_component *comp, const dd_component *objective
         dd_objective_handle_init(&obj, objective ? objective : classification(), NULL, real),
         DD_OK);
     dd_distill_config cfg;
-    dd_distill_config_defaults(&cfg);
+    assert_int_equal(dd_distill_config_from_defaults(&cfg), DD_OK);
     cfg.steps = 3;
     cfg.epochs = 2;
     cfg.images_per_class = 1;
@@ -431,7 +431,7 @@ static void test_hypergrad_reference_logits(void **st) {
     dd_objective_handle obj;
     assert_int_equal(dd_objective_handle_init(&obj, &anchor_comp, NULL, real), DD_OK);
     dd_distill_config cfg;
-    dd_distill_config_defaults(&cfg);
+    assert_int_equal(dd_distill_config_from_defaults(&cfg), DD_OK);
     cfg.steps = 2;
     cfg.epochs = 1;
     cfg.batch_real = real->n;
@@ -488,7 +488,7 @@ static double linear_case(int feat, int M, int iters) {
     dd_objective_handle obj;
     assert_int_equal(dd_objective_handle_init(&obj, &reg_comp, NULL, &real), DD_OK);
     dd_distill_config cfg;
-    dd_distill_config_defaults(&cfg);
+    assert_int_equal(dd_distill_config_from_defaults(&cfg), DD_OK);
     cfg.steps = 1;
     cfg.epochs = 1;
     cfg.images_per_class = M;
@@ -499,6 +499,7 @@ static double linear_case(int feat, int M, int iters) {
     cfg.nets_per_iteration = 8;
     cfg.learn_labels = 1;
     cfg.opt_lr = 0.02;
+    cfg.opt_lr_lrs = cfg.opt_lr; // the step sizes at the pixels' rate, as tuned
     cfg.beta1 = 0.9;
     cfg.decay_every = iters / 3;
     cfg.seed = 5;
@@ -555,7 +556,7 @@ static void small_setup(small_run *r, dd_init_mode mode) {
     r->train = make_blobs(60, 3, 1, 6, 6, 1.0f, 21, 22);
     r->m = make_model(&tiny_conv_comp, 1, 6, 6, 3);
     assert_int_equal(dd_objective_handle_init(&r->obj, classification(), NULL, r->train), DD_OK);
-    dd_distill_config_defaults(&r->cfg);
+    assert_int_equal(dd_distill_config_from_defaults(&r->cfg), DD_OK);
     r->cfg.steps = 2;
     r->cfg.epochs = 2;
     r->cfg.batch_real = 16;
@@ -939,13 +940,14 @@ static void test_end_to_end(void **st) {
     dd_objective_handle obj;
     assert_int_equal(dd_objective_handle_init(&obj, classification(), NULL, train), DD_OK);
     dd_distill_config cfg;
-    dd_distill_config_defaults(&cfg);
+    assert_int_equal(dd_distill_config_from_defaults(&cfg), DD_OK);
     cfg.steps = 1;
     cfg.epochs = 2;
     cfg.batch_real = 100;
     cfg.iterations = 400;
     cfg.lr_init = 0.05;
     cfg.opt_lr = 0.03;
+    cfg.opt_lr_lrs = cfg.opt_lr; // the step sizes at the pixels' rate, as tuned
     cfg.decay_every = 100;
     cfg.seed = 3;
     dd_engine *e;

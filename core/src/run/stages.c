@@ -89,10 +89,7 @@ static dd_status state_get(dd_run *run, dd_stage_state **out) {
             &st->obj, oc, dd_pipeline_component_options(p, DD_COMPONENT_OBJECTIVE), run->train);
         st->obj_ready = s == DD_OK;
     }
-    if (s == DD_OK) {
-        dd_distill_config_defaults(&st->cfg);
-        s = dd_distill_config_from_options(dopt, &st->cfg);
-    }
+    if (s == DD_OK) s = dd_distill_config_from_options(dopt, &st->cfg);
     if (s == DD_OK) {
         // The model's own default init scheme unless the pipeline chose one.
         const dd_model_ops *mops = mc->ops;
