@@ -2,6 +2,7 @@
  * describe plugins, list and fetch datasets. Exit status: 0 success, 1
  * failure (message on stderr), 2 usage error. */
 #define _POSIX_C_SOURCE 200809L
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,43 @@ static dd_status load_registry(int lenient, dd_registry **reg) {
     return s;
 }
 
+/* ---- Ctrl-C ----------------------------------------------------------------- */
+
+// A signal handler can only talk to the program through a static flag of
+// type sig_atomic_t; the run reads it through dd_run_options.cancel.
+static volatile sig_atomic_t g_cancel;
+static struct sigaction g_old_int, g_old_term;
+static int g_watching;
+
+static void on_cancel_signal(int sig) {
+    (void)sig;
+    g_cancel = 1;
+}
+
+/* SIGINT/SIGTERM raise g_cancel while the run reads it (the distill stage:
+ * it stops at the next iteration with a checkpoint); elsewhere they keep
+ * their default action and end the process at once. */
+static void watch_cancel(int watching, void *user) {
+    (void)user;
+    if (watching && !g_watching) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_cancel_signal;
+        sigemptyset(&sa.sa_mask);
+        g_cancel = 0;
+        if (sigaction(SIGINT, &sa, &g_old_int) != 0) return;
+        if (sigaction(SIGTERM, &sa, &g_old_term) != 0) {
+            sigaction(SIGINT, &g_old_int, NULL);
+            return;
+        }
+        g_watching = 1;
+    } else if (!watching && g_watching) {
+        sigaction(SIGINT, &g_old_int, NULL);
+        sigaction(SIGTERM, &g_old_term, NULL);
+        g_watching = 0;
+    }
+}
+
 /* ---- run / validate --------------------------------------------------------- */
 
 static int cmd_run(args *a, int validate_only) {
@@ -97,7 +135,8 @@ static int cmd_run(args *a, int validate_only) {
     const char **sets = calloc((size_t)a->argc + 1, sizeof *sets);
     if (!sets) return dd_error_set(DD_ERR_NOMEM, "out of memory"), fail();
     size_t n_sets = 0;
-    dd_run_options ro = {.struct_size = sizeof ro};
+    dd_run_options ro = {
+        .struct_size = sizeof ro, .cancel = &g_cancel, .cancel_watch = watch_cancel};
     int rc = EXIT_OK;
     for (a->i++; a->i < a->argc && rc == EXIT_OK; a->i++) {
         const char *s = a->argv[a->i], *v = NULL;

@@ -1,12 +1,14 @@
 /* Tests of the distillation engine: the full hypergradient (pixels, step
  * sizes, soft labels) against central differences of the unrolled loss, the
- * paper's linear case, checkpoint/resume, NaN detection, baselines, and a
- * tiny end-to-end distillation. Models are built from components defined
- * here; the objective is the real classification plugin. */
+ * paper's linear case, checkpoint/resume, NaN detection, cancellation, the
+ * distilled set's files, baselines, and a tiny end-to-end distillation.
+ * Models are built from components defined here; the objective is the real
+ * classification plugin. */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
 #include <math.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -350,7 +352,7 @@ static void hypergrad_fd(const dd_component *comp, const dd_component *objective
         dd_objective_handle_init(&obj, objective ? objective : classification(), NULL, real),
         DD_OK);
     dd_distill_config cfg;
-    dd_distill_config_defaults(&cfg);
+    assert_int_equal(dd_distill_config_from_defaults(&cfg), DD_OK);
     cfg.steps = 3;
     cfg.epochs = 2;
     cfg.images_per_class = 1;
@@ -429,7 +431,7 @@ static void test_hypergrad_reference_logits(void **st) {
     dd_objective_handle obj;
     assert_int_equal(dd_objective_handle_init(&obj, &anchor_comp, NULL, real), DD_OK);
     dd_distill_config cfg;
-    dd_distill_config_defaults(&cfg);
+    assert_int_equal(dd_distill_config_from_defaults(&cfg), DD_OK);
     cfg.steps = 2;
     cfg.epochs = 1;
     cfg.batch_real = real->n;
@@ -486,7 +488,7 @@ static double linear_case(int feat, int M, int iters) {
     dd_objective_handle obj;
     assert_int_equal(dd_objective_handle_init(&obj, &reg_comp, NULL, &real), DD_OK);
     dd_distill_config cfg;
-    dd_distill_config_defaults(&cfg);
+    assert_int_equal(dd_distill_config_from_defaults(&cfg), DD_OK);
     cfg.steps = 1;
     cfg.epochs = 1;
     cfg.images_per_class = M;
@@ -497,6 +499,7 @@ static double linear_case(int feat, int M, int iters) {
     cfg.nets_per_iteration = 8;
     cfg.learn_labels = 1;
     cfg.opt_lr = 0.02;
+    cfg.opt_lr_lrs = cfg.opt_lr; // the step sizes at the pixels' rate, as tuned
     cfg.beta1 = 0.9;
     cfg.decay_every = iters / 3;
     cfg.seed = 5;
@@ -553,7 +556,7 @@ static void small_setup(small_run *r, dd_init_mode mode) {
     r->train = make_blobs(60, 3, 1, 6, 6, 1.0f, 21, 22);
     r->m = make_model(&tiny_conv_comp, 1, 6, 6, 3);
     assert_int_equal(dd_objective_handle_init(&r->obj, classification(), NULL, r->train), DD_OK);
-    dd_distill_config_defaults(&r->cfg);
+    assert_int_equal(dd_distill_config_from_defaults(&r->cfg), DD_OK);
     r->cfg.steps = 2;
     r->cfg.epochs = 2;
     r->cfg.batch_real = 16;
@@ -696,6 +699,144 @@ static void test_nan_stops(void **st) {
     small_teardown(&r);
 }
 
+/* The classification objective with a counter on outer_loss (one call per
+ * iteration with a fixed init) that raises the cancel flag at call 3, as a
+ * signal handler would during the third iteration. */
+static dd_objective_ops g_counting_ops;
+static dd_status (*g_inner_loss)(void *, const float *, const int32_t *, int64_t, int, double *,
+                                 float *);
+static int g_outer_calls;
+static volatile sig_atomic_t g_cancel_flag;
+
+static dd_status counting_loss(void *state, const float *z, const int32_t *y, int64_t b, int k,
+                               double *loss, float *dz) {
+    if (++g_outer_calls == 3) g_cancel_flag = 1;
+    return g_inner_loss(state, z, y, b, k, loss, dz);
+}
+
+static void test_cancel_stops(void **st) {
+    small_run r;
+    small_setup(&r, DD_INIT_FIXED);
+    const size_t np = (size_t)2 * 3 * 36;
+    dd_engine *a;
+    assert_int_equal(dd_engine_create(r.m, &r.obj, r.train, &r.cfg, &a), DD_OK);
+    assert_int_equal(dd_engine_run(a), DD_OK);
+    // Cancelled during iteration 3: it finishes, the checkpoint is written.
+    g_counting_ops = *r.obj.ops;
+    g_inner_loss = r.obj.ops->outer_loss;
+    g_counting_ops.outer_loss = counting_loss;
+    dd_objective_handle counted = r.obj;
+    counted.ops = &g_counting_ops;
+    char ck[512];
+    snprintf(ck, sizeof ck, "%s", tmp_path("cancel.ckpt"));
+    dd_distill_config c = r.cfg;
+    c.checkpoint_path = ck;
+    c.cancel = &g_cancel_flag;
+    g_outer_calls = 0;
+    g_cancel_flag = 0;
+    dd_engine *b;
+    assert_int_equal(dd_engine_create(r.m, &counted, r.train, &c, &b), DD_OK);
+    assert_int_equal(dd_engine_run(b), DD_ERR_INTERRUPTED);
+    printf("cancel message: %s\n", dd_error_message());
+    assert_non_null(strstr(dd_error_message(), "interrupted at iteration 3"));
+    assert_non_null(strstr(dd_error_message(), "--resume"));
+    assert_int_equal(g_outer_calls, 3);
+    assert_int_equal(dd_engine_stats(b)->iterations, 3);
+    dd_engine_destroy(b);
+    dd_ckpt *ckpt;
+    assert_int_equal(dd_ckpt_read(ck, &ckpt), DD_OK);
+    int64_t counters[3];
+    assert_int_equal(dd_ckpt_get_exact(ckpt, "counters", counters, sizeof counters), DD_OK);
+    assert_int_equal(counters[0], 3);
+    dd_ckpt_destroy(ckpt);
+    // With the flag down again, resuming finishes exactly as the uncancelled run.
+    g_cancel_flag = 0;
+    c.resume = 1;
+    dd_engine *d;
+    assert_int_equal(dd_engine_create(r.m, &counted, r.train, &c, &d), DD_OK);
+    assert_int_equal(dd_engine_run(d), DD_OK);
+    assert_int_equal(g_outer_calls, 8);
+    assert_memory_equal(dd_engine_pixels(a), dd_engine_pixels(d), np * sizeof(float));
+    assert_memory_equal(dd_engine_raw_lrs(a), dd_engine_raw_lrs(d), 4 * sizeof(float));
+    dd_engine_destroy(d);
+    dd_engine_destroy(a);
+    small_teardown(&r);
+}
+
+/* ---- the distilled set's files ------------------------------------------ */
+
+static void write_bytes(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+static void test_distilled_save_load(void **st) {
+    // 3 channels (4-D IDX) with soft labels, and 1 channel (3-D IDX).
+    for (int ch = 3; ch >= 1; ch -= 2) {
+        dd_distilled *d, *back;
+        assert_int_equal(dd_distilled_create(2, 3, 2, 3, ch, 4, 5, 0.f, &d), DD_OK);
+        const size_t n = (size_t)2 * 6 * (size_t)ch * 20;
+        dd_rng r = dd_rng_make(7, (uint64_t)ch);
+        dd_rng_normal(&r, d->images, n, 0.f, 1.f);
+        for (int k = 0; k < 6; k++)
+            d->lrs[k] = 0.01f * (float)(k + 1) + 1e-4f;
+        if (ch == 3) {
+            assert_non_null(d->soft = dd_alloc_floats((size_t)2 * 6 * 3));
+            dd_rng_normal(&r, d->soft, (size_t)2 * 6 * 3, 0.f, 1.f);
+        }
+        const char *names[] = {"a\"b", "c", "d"};
+        char dir[512];
+        snprintf(dir, sizeof dir, "%s", tmp_path(ch == 3 ? "set3" : "set1"));
+        assert_int_equal(mkdir(dir, 0777), 0);
+        assert_int_equal(dd_distilled_save(d, names, dir), DD_OK);
+        char path[600];
+        snprintf(path, sizeof path, "%s/distilled-soft-labels.idx", dir);
+        assert_int_equal(access(path, F_OK) == 0, ch == 3);
+        assert_int_equal(dd_distilled_load(dir, &back), DD_OK);
+        assert_int_equal(back->steps, 2);
+        assert_int_equal(back->epochs, 3);
+        assert_int_equal(back->images_per_class, 2);
+        assert_int_equal(back->n_classes, 3);
+        assert_int_equal(back->channels, ch);
+        assert_int_equal(back->height, 4);
+        assert_int_equal(back->width, 5);
+        assert_memory_equal(back->images, d->images, n * sizeof(float));
+        assert_memory_equal(back->labels, d->labels, 6 * sizeof(int32_t));
+        // lrs.csv holds 9 significant digits: the floats come back exactly.
+        assert_memory_equal(back->lrs, d->lrs, 6 * sizeof(float));
+        dd_distilled_destroy(back);
+        dd_distilled_destroy(d);
+    }
+    // Bad files: a clear error, never a crash.
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s", tmp_path("set1"));
+    dd_distilled *back = NULL;
+    snprintf(path, sizeof path, "%s/distilled-images.idx", dir);
+    assert_int_equal(truncate(path, 4 + 12 + 40), 0);
+    assert_int_equal(dd_distilled_load(dir, &back), DD_ERR_PARSE);
+    assert_non_null(strstr(dd_error_message(), "truncated data"));
+    snprintf(path, sizeof path, "%s/distilled-labels.idx", dir);
+    const unsigned char wrong[8 + 12] = {0, 0, 8, 1, 0, 0, 0, 12, 1, 0, 2};
+    write_bytes(path, wrong, sizeof wrong);
+    assert_int_equal(dd_distilled_load(dir, &back), DD_ERR_PARSE);
+    assert_non_null(strstr(dd_error_message(), "label 0 is 1"));
+    snprintf(path, sizeof path, "%s/distilled-images.idx", dir);
+    const unsigned char empty[4 + 12] = {0, 0, 0x0D, 3, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 5};
+    write_bytes(path, empty, sizeof empty);
+    assert_int_equal(dd_distilled_load(dir, &back), DD_ERR_PARSE);
+    assert_non_null(strstr(dd_error_message(), "no images"));
+    snprintf(path, sizeof path, "%s/lrs.csv", dir);
+    assert_int_equal(unlink(path), 0);
+    snprintf(dir, sizeof dir, "%s", tmp_path("set3"));
+    snprintf(path, sizeof path, "%s/lrs.csv", dir);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(dd_distilled_load(dir, &back), DD_ERR_NOT_FOUND);
+    assert_int_equal(dd_distilled_load(tmp_path("nowhere"), &back), DD_ERR_NOT_FOUND);
+    assert_null(back);
+}
+
 /* ---- baselines ----------------------------------------------------------- */
 
 static void test_kmeans_blobs(void **st) {
@@ -799,13 +940,14 @@ static void test_end_to_end(void **st) {
     dd_objective_handle obj;
     assert_int_equal(dd_objective_handle_init(&obj, classification(), NULL, train), DD_OK);
     dd_distill_config cfg;
-    dd_distill_config_defaults(&cfg);
+    assert_int_equal(dd_distill_config_from_defaults(&cfg), DD_OK);
     cfg.steps = 1;
     cfg.epochs = 2;
     cfg.batch_real = 100;
     cfg.iterations = 400;
     cfg.lr_init = 0.05;
     cfg.opt_lr = 0.03;
+    cfg.opt_lr_lrs = cfg.opt_lr; // the step sizes at the pixels' rate, as tuned
     cfg.decay_every = 100;
     cfg.seed = 3;
     dd_engine *e;
@@ -896,6 +1038,8 @@ int main(void) {
         cmocka_unit_test(test_resume_fixed),
         cmocka_unit_test(test_resume_random),
         cmocka_unit_test(test_nan_stops),
+        cmocka_unit_test(test_cancel_stops),
+        cmocka_unit_test(test_distilled_save_load),
         cmocka_unit_test(test_kmeans_blobs),
         cmocka_unit_test(test_baselines),
         cmocka_unit_test(test_end_to_end),

@@ -359,7 +359,7 @@ static void test_end_to_end_attack(void **st) {
     assert_int_equal(dd_objective_handle_init(&obj, pc, o, train), DD_OK);
 
     dd_distill_config cfg;
-    dd_distill_config_defaults(&cfg);
+    assert_int_equal(dd_distill_config_from_defaults(&cfg), DD_OK);
     cfg.steps = 1;
     cfg.epochs = 1;
     cfg.images_per_class = 1;
@@ -367,6 +367,7 @@ static void test_end_to_end_attack(void **st) {
     cfg.batch_real = 200;
     cfg.lr_init = 0.1;
     cfg.opt_lr = 0.05;
+    cfg.opt_lr_lrs = cfg.opt_lr; // the step sizes at the pixels' rate, as tuned
     cfg.seed = 4;
     cfg.nets_per_iteration = 3;
     // Without a pool a pretrained mode is refused, and so is a random init

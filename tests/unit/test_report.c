@@ -85,7 +85,7 @@ static void fill_full(dd_report_info *r, dd_distilled *set, dd_distill_config *c
         lrs_a[k] = 0.01f * (float)(k + 1);
         lrs_b[k] = 1.0f / 3.0f + (float)k;
     }
-    dd_distill_config_defaults(c);
+    assert_int_equal(dd_distill_config_from_defaults(c), DD_OK);
     c->steps = set->steps, c->epochs = set->epochs, c->images_per_class = set->images_per_class;
     c->init_mode = DD_INIT_RANDOM, c->nets_per_iteration = 4, c->batch_real = 256, c->seed = 7;
     memset(st, 0, sizeof *st);

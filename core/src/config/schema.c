@@ -4,12 +4,27 @@
  * section's array. */
 #include "config/schema.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define MIN_ DD_PARAM_HAS_MIN
 #define MAX_ DD_PARAM_HAS_MAX
 #define GT_ (DD_PARAM_HAS_MIN | DD_PARAM_MIN_EXCLUSIVE)
 #define END_ {NULL, 0, NULL, 0, 0, 0, NULL, NULL}
+
+static const dd_param_spec top_spec[] = {
+    {"name", DD_PARAM_STRING, NULL, 0, 0, 0, NULL,
+     "run name (letters, digits, '.', '_', '-'); default: the file name without .yaml"},
+    {"description", DD_PARAM_STRING, NULL, 0, 0, 0, NULL, "free text shown by 'distill validate'"},
+    {"seed", DD_PARAM_INT, "0", MIN_, 0, 0, NULL,
+     "seed for every random choice: data order, inits, distillation"},
+    {"stages", DD_PARAM_LIST, NULL, 0, 0, 0, DD_STAGE_CHOICES,
+     "stages to run, in this order; default: fetch, load, then pretrain/distill/evaluate for each "
+     "section present, and report after distill or evaluate"},
+    END_,
+};
+
+
 
 static const dd_param_spec dataset_core[] = {
     {"plugin", DD_PARAM_STRING, NULL, DD_PARAM_REQUIRED, 0, 0, NULL,
@@ -159,3 +174,32 @@ const char *dd_section_name(dd_component_kind kind) {
     return "?";
 }
 
+const dd_param_spec *dd_pipeline_top_spec(void) { return top_spec; }
+
+static const char *const stage_names[DD_STAGE_COUNT] = {
+#define DD_STAGE_NAME_(id, name) name,
+    DD_STAGE_LIST(DD_STAGE_NAME_)
+#undef DD_STAGE_NAME_
+};
+
+const char *dd_stage_name(dd_stage s) {
+    return (unsigned)s < DD_STAGE_COUNT ? stage_names[s] : "?";
+}
+
+const char *dd_stage_choices(void) { return DD_STAGE_CHOICES; }
+
+dd_status dd_stage_parse(const char *name, dd_stage *out) {
+    for (int i = 0; i < DD_STAGE_COUNT; i++) {
+        if (name && strcmp(name, stage_names[i]) == 0) {
+            *out = (dd_stage)i;
+            return DD_OK;
+        }
+    }
+    char list[128] = "";
+    size_t len = 0;
+    for (int i = 0; i < DD_STAGE_COUNT && len < sizeof list; i++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "",
+                                stage_names[i]);
+    return dd_error_set(DD_ERR_NOT_FOUND, "unknown stage '%s' (stages: %s)", name ? name : "(null)",
+                        list);
+}

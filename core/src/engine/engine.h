@@ -1,11 +1,13 @@
 /* distill (internal) — the distillation engine (DESIGN.md §1): learns
  * distilled images (and optionally soft labels) plus one step size per
  * (epoch, step) by Adam on the hypergradient of the unrolled inner training,
- * computed by an exact reverse pass over the K = steps × epochs inner steps. */
+ * computed by an exact reverse pass over the K = steps × epochs inner steps.
+ * Its configuration, the distilled set and the objective binding have their
+ * own headers (engine/config.h, distilled.h, objective_handle.h), included
+ * here. */
 #ifndef DD_ENGINE_H
 #define DD_ENGINE_H
 
-#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,121 +17,13 @@
 #include "distill/param.h"
 #include "distill/plugin.h"
 #include "distill/status.h"
+#include "engine/config.h"
+#include "engine/distilled.h"
+#include "engine/objective_handle.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* ---- Objective binding -------------------------------------------------- */
-
-/** An objective component bound to its state. */
-typedef struct dd_objective_handle {
-    const dd_objective_ops *ops;
-    void *state;
-    int n_metrics;
-} dd_objective_handle;
-
-/** Creates the objective's state for a dataset with train->n_classes classes.
- * `opts` may be NULL (the component's defaults are used by the component).
- * Release with dd_objective_handle_release. */
-DD_API dd_status dd_objective_handle_init(dd_objective_handle *h, const dd_component *objective,
-                                          const dd_options *opts, const dd_dataset *train);
-/** Frees the state; safe on a zeroed or released handle. */
-DD_API void dd_objective_handle_release(dd_objective_handle *h);
-
-/* ---- Configuration ------------------------------------------------------ */
-
-typedef enum dd_init_mode {
-    DD_INIT_FIXED = 0,             /**< one θ0 for the whole run */
-    DD_INIT_RANDOM = 1,            /**< fresh θ0 from the init scheme every iteration */
-    DD_INIT_PRETRAINED_FIXED = 2,  /**< one pretrained θ (theta_pool[0]) */
-    DD_INIT_PRETRAINED_RANDOM = 3, /**< members of a pool of pretrained θ (theta_pool) */
-} dd_init_mode;
-
-/** Parses "fixed|random|pretrained-fixed|pretrained-random". */
-DD_API dd_status dd_init_mode_parse(const char *s, dd_init_mode *out);
-DD_API const char *dd_init_mode_str(dd_init_mode m);
-
-typedef enum dd_pixel_init {
-    DD_PIXEL_INIT_NORMAL = 0, /**< N(0, 1) in normalised units */
-    DD_PIXEL_INIT_REAL = 1,   /**< random real training images of the slot's class */
-} dd_pixel_init;
-
-/** Everything the engine needs; strings are borrowed for the engine's life. */
-typedef struct dd_distill_config {
-    int steps;            /**< S distilled steps */
-    int epochs;           /**< E passes over the S steps */
-    int images_per_class; /**< images per class per step */
-    int64_t iterations;   /**< outer (Adam) iterations in total */
-    int64_t batch_real;   /**< real images per outer iteration */
-    double lr_init;       /**< initial step size of every inner step */
-    dd_init_mode init_mode;
-    int nets_per_iteration;  /**< θ0 samples averaged per iteration (random init) */
-    const char *init_scheme; /**< model init scheme ("xavier", "kaiming", ...) */
-    double init_gain;
-    uint64_t seed;
-    dd_pixel_init pixel_init;
-    int learn_pixels; /**< 0: pixels frozen (lr search for baselines) */
-    int learn_labels; /**< 1: soft labels are learned too (initialised one-hot) */
-    int learn_lrs;    /**< 0: step sizes frozen */
-    /* Adam on pixels, labels and raw step sizes. */
-    double opt_lr, beta1, beta2, eps;
-    double opt_lr_lrs;   /**< Adam learning rate of the raw step sizes (0 = opt_lr) */
-    int64_t decay_every; /**< multiply opt_lr by `decay` every this many iterations (0 = never) */
-    double decay;
-    /* Checkpoints (path NULL = none). */
-    const char *checkpoint_path;
-    int64_t checkpoint_every; /**< 0 = only at the end and on interruption */
-    int resume;               /**< continue from checkpoint_path if it exists */
-    /** Stops the run (checkpoint + DD_ERR_INTERRUPTED) when it becomes non-zero
-     * between iterations. May be NULL. */
-    const volatile sig_atomic_t *interrupt;
-    int progress;             /**< show a progress bar */
-    const char *label;        /**< progress bar label (NULL = "distill") */
-    const float *init_pixels; /**< optional S × M × input floats to start from */
-    int64_t log_every;        /**< log the outer loss every this many iterations (0 = never) */
-    /** Pretrained θ0s (borrowed, each dd_model_param_count floats) for
-     * DD_INIT_PRETRAINED_FIXED (member 0) and DD_INIT_PRETRAINED_RANDOM
-     * (nets_per_iteration members drawn uniformly every iteration). */
-    const float *const *theta_pool;
-    size_t theta_pool_size;
-    /** Optional M hard labels of the distilled slots (default: slot j has
-     * class j % n_classes); e.g. a relabelled baseline's labels. */
-    const int32_t *init_labels;
-} dd_distill_config;
-
-/** Defaults matching the paper's settings (10 steps × 3 epochs, 1 image per
- * class, lr 0.02, Adam 0.01 with β1 = 0.5, batch 1024, fixed init). */
-DD_API void dd_distill_config_defaults(dd_distill_config *c);
-
-/** Fills `c` from the pipeline's `distill` section (keys documented in
- * core/src/stages.c). Missing optional keys keep their defaults. */
-DD_API dd_status dd_distill_config_from_options(const dd_options *o, dd_distill_config *c);
-
-/* ---- The distilled set -------------------------------------------------- */
-
-/** Distilled (or baseline) training set: S steps of M = images_per_class ×
- * n_classes images; image j of every step has class j % n_classes. */
-typedef struct dd_distilled {
-    int steps, epochs, images_per_class, n_classes;
-    int channels, height, width;
-    int64_t per_step; /**< M */
-    int n_outputs;    /**< soft-label width (model output dim) */
-    float *images;    /**< S × M × C×H×W, normalised like the dataset (owned) */
-    int32_t *labels;  /**< M hard labels, the same for every step (owned) */
-    float *soft;      /**< S × M × n_outputs learned labels, or NULL (owned) */
-    float *lrs;       /**< E × S step sizes, k = e·S + s (owned) */
-    float mean[DD_MAX_CHANNELS], std[DD_MAX_CHANNELS];
-} dd_distilled;
-
-/** Allocates an empty set (zero images, labels j % n_classes, lrs `lr`). */
-DD_API dd_status dd_distilled_create(int steps, int epochs, int images_per_class, int n_classes,
-                                     int channels, int height, int width, float lr,
-                                     dd_distilled **out);
-DD_API void dd_distilled_destroy(dd_distilled *d);
-/** Deep copy. */
-DD_API dd_status dd_distilled_clone(const dd_distilled *d, dd_distilled **out);
-DD_API size_t dd_distilled_image_size(const dd_distilled *d);
 
 /* ---- Engine ------------------------------------------------------------- */
 
@@ -160,8 +54,8 @@ DD_API void dd_engine_destroy(dd_engine *e);
  * cfg->resume is set. Writes checkpoints every cfg->checkpoint_every
  * iterations and at the end. Returns DD_ERR_NUMERIC if the loss or the
  * hypergradient becomes NaN/Inf (the last checkpoint on disk is the last
- * good state) and DD_ERR_INTERRUPTED when cfg->interrupt fires (after
- * writing a checkpoint). */
+ * good state) and DD_ERR_INTERRUPTED when *cfg->cancel is non-zero at an
+ * iteration boundary (after writing a checkpoint). */
 DD_API dd_status dd_engine_run(dd_engine *e);
 
 /** One outer iteration (sample data, hypergradient, Adam step). */
@@ -219,11 +113,6 @@ enum {
     DD_STREAM_PRETRAIN = 8,    /**< per-member seeds of the pretrain stage */
     DD_STREAM_DATA = 1u << 20, /**< + data epoch */
 };
-
-/** Installs SIGINT/SIGTERM handlers that set *flag (restored by
- * dd_signals_restore). Only one set may be installed at a time. */
-DD_API dd_status dd_signals_install(volatile sig_atomic_t **flag);
-DD_API void dd_signals_restore(void);
 
 #ifdef __cplusplus
 }

@@ -31,16 +31,6 @@ DD_API dd_status dd_report_write(const dd_report_info *r);
 /** The image grid alone: rows = classes, columns = steps × images_per_class. */
 DD_API dd_status dd_report_png(const dd_distilled *set, const char *path, int scale);
 
-/** Exports the set: distilled-images.idx (float32 IDX, N×H×W for one
- * channel or N×C×H×W; N = steps × per_step in step order; values in the
- * dataset's normalised units), distilled-labels.idx (uint8 IDX),
- * [distilled-soft-labels.idx], lrs.csv and distilled.json. */
-DD_API dd_status dd_report_export(const dd_distilled *set, const char *const *class_names,
-                                  const char *out_dir);
-
-/** Reads a set written by dd_report_export back (for re-evaluation). */
-DD_API dd_status dd_report_import(const char *dir, dd_distilled **out);
-
 /** Peak resident memory of this process in MiB (0 if unknown). */
 DD_API double dd_peak_memory_mib(void);
 

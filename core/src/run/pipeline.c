@@ -21,23 +21,6 @@
 
 enum { N_KINDS = 4 };
 
-#define MIN_ DD_PARAM_HAS_MIN
-#define END_ {NULL, 0, NULL, 0, 0, 0, NULL, NULL}
-
-static const dd_param_spec top_spec[] = {
-    {"name", DD_PARAM_STRING, NULL, 0, 0, 0, NULL,
-     "run name (letters, digits, '.', '_', '-'); default: the file name without .yaml"},
-    {"description", DD_PARAM_STRING, NULL, 0, 0, 0, NULL, "free text shown by 'distill validate'"},
-    {"seed", DD_PARAM_INT, "0", MIN_, 0, 0, NULL,
-     "seed for every random choice: data order, inits, distillation"},
-    {"stages", DD_PARAM_LIST, NULL, 0, 0, 0, DD_STAGE_CHOICES,
-     "stages to run, in this order; default: fetch, load, then pretrain/distill/evaluate for each "
-     "section present, and report after distill or evaluate"},
-    END_,
-};
-
-
-const dd_param_spec *dd_pipeline_top_spec(void) { return top_spec; }
 
 struct dd_pipeline {
     char *path, *dir;
@@ -81,19 +64,19 @@ void dd_pipeline_destroy(dd_pipeline *p) {
     free(p);
 }
 
-// The top-level keys: the scalar keys of top_spec, the component sections,
+// The top-level keys: the scalar keys of dd_pipeline_top_spec(), the component sections,
 // then the stage sections in the order the stages run.
 static const char *top_key(int i) {
     int n = 0;
-    while (top_spec[n].name)
+    while (dd_pipeline_top_spec()[n].name)
         n++;
-    if (i < n) return top_spec[i].name;
+    if (i < n) return dd_pipeline_top_spec()[i].name;
     i -= n;
     if (i < 3) return dd_section_name((dd_component_kind)(DD_COMPONENT_DATASET + i));
     i -= 3;
     for (int st = 0; st < DD_STAGE_COUNT; st++) {
-        if (!dd_stage_get((dd_stage)st)->section) continue;
-        if (i-- == 0) return dd_stage_get((dd_stage)st)->section;
+        if (!dd_stage_section((dd_stage)st)) continue;
+        if (i-- == 0) return dd_stage_section((dd_stage)st);
     }
     return NULL;
 }
@@ -167,9 +150,9 @@ static dd_status parse_overrides(const char *const *overrides, override **out, s
     return DD_OK;
 }
 
-// The top-level scalar keys are top_spec's.
+// The top-level scalar keys are dd_pipeline_top_spec()'s.
 static int is_scalar_key(const char *k) {
-    for (const dd_param_spec *sp = top_spec; sp->name; sp++)
+    for (const dd_param_spec *sp = dd_pipeline_top_spec(); sp->name; sp++)
         if (strcmp(k, sp->name) == 0) return 1;
     return 0;
 }
@@ -254,7 +237,7 @@ static dd_status load_top(dd_pipeline *p, const loader *L) {
         if (!is_scalar_key(e->key)) continue;
         DD_TRY(dd_options_set_node(p->top, e->key, e->value, L->file, e->line, e->col, p->dir));
     }
-    for (const dd_param_spec *sp = top_spec; sp->name; sp++)
+    for (const dd_param_spec *sp = dd_pipeline_top_spec(); sp->name; sp++)
         DD_TRY(apply_overrides(L, sp->name, p->top));
     char where[1100];
     section_where(L, NULL, where, sizeof where);
@@ -381,7 +364,7 @@ static dd_status load_component(dd_pipeline *p, const loader *L, dd_component_ki
 
 static dd_status load_stage_sections(dd_pipeline *p, const loader *L) {
     for (int i = 0; i < DD_STAGE_COUNT; i++) {
-        const char *section = dd_stage_get((dd_stage)i)->section;
+        const char *section = dd_stage_section((dd_stage)i);
         if (!section) continue;
         const dd_param_spec *spec = dd_stage_spec((dd_stage)i);
         const dd_yentry *entry;
@@ -572,7 +555,7 @@ static int kind_of(const char *section) {
 
 static int stage_index(const char *section) {
     for (int i = 0; i < DD_STAGE_COUNT; i++) {
-        const char *sec = dd_stage_get((dd_stage)i)->section;
+        const char *sec = dd_stage_section((dd_stage)i);
         if (sec && strcmp(section, sec) == 0) return i;
     }
     return -1;
@@ -658,7 +641,7 @@ dd_status dd_pipeline_write_config(const dd_pipeline *p, FILE *f) {
         write_keys(f, p->comp_opts[k], "", 2);
     }
     for (int i = 0; i < DD_STAGE_COUNT; i++) {
-        const char *section = dd_stage_get((dd_stage)i)->section;
+        const char *section = dd_stage_section((dd_stage)i);
         if (!section || (!p->stage_present[i] && !dd_pipeline_has_stage(p, (dd_stage)i))) continue;
         fprintf(f, "%s:\n", section);
         write_keys(f, p->stage_opts[i], "", 2);

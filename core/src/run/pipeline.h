@@ -49,10 +49,6 @@ DD_API const dd_component *dd_pipeline_component(const dd_pipeline *p, dd_compon
 DD_API const dd_options *dd_pipeline_component_options(const dd_pipeline *p,
                                                        dd_component_kind kind);
 
-/** Spec of the pipeline's top-level scalar keys (name, description, seed,
- * stages). */
-DD_API const dd_param_spec *dd_pipeline_top_spec(void);
-
 /** Writes the resolved pipeline (every key with its value) as YAML that
  * `distill run` accepts. */
 DD_API dd_status dd_pipeline_write_config(const dd_pipeline *p, FILE *f);

@@ -4,6 +4,8 @@
 #ifndef DD_RUN_H
 #define DD_RUN_H
 
+#include <signal.h>
+
 #include "distill/dataset.h"
 #include "distill/plugin.h"
 #include "run/pipeline.h"
@@ -15,6 +17,16 @@ typedef struct dd_run_options {
     int resume;            /**< continue the run in out_dir (which must exist) */
     int offline;           /**< never download: use the cache or dataset.path only */
     const char *cache_dir; /**< overrides dataset.cache_dir */
+    /** Cancel flag owned by the caller, which sets it (e.g. from a SIGINT
+     * handler); the library only reads it. NULL = never cancelled. Non-zero
+     * at an iteration boundary of the distill stage: the engine writes its
+     * checkpoint and the run fails with DD_ERR_INTERRUPTED. */
+    const volatile sig_atomic_t *cancel;
+    /** (optional) Called with watching = 1 when the run starts honouring
+     * *cancel (the distill stage) and with 0 when it stops, so that a caller
+     * can route signals to the flag only while something reads it. */
+    void (*cancel_watch)(int watching, void *user);
+    void *cancel_user; /**< passed to cancel_watch */
 } dd_run_options;
 
 /** State handed from stage to stage. Stages add what they produce. */

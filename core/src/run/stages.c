@@ -89,10 +89,7 @@ static dd_status state_get(dd_run *run, dd_stage_state **out) {
             &st->obj, oc, dd_pipeline_component_options(p, DD_COMPONENT_OBJECTIVE), run->train);
         st->obj_ready = s == DD_OK;
     }
-    if (s == DD_OK) {
-        dd_distill_config_defaults(&st->cfg);
-        s = dd_distill_config_from_options(dopt, &st->cfg);
-    }
+    if (s == DD_OK) s = dd_distill_config_from_options(dopt, &st->cfg);
     if (s == DD_OK) {
         // The model's own default init scheme unless the pipeline chose one.
         const dd_model_ops *mops = mc->ops;
@@ -134,11 +131,8 @@ dd_status dd_stage_distill(dd_run *run) {
     dd_distill_config c = st->cfg;
     c.checkpoint_path = ckpt;
     c.resume = run->ro && run->ro->resume;
-    volatile sig_atomic_t *flag = NULL;
-    if (dd_signals_install(&flag) == DD_OK)
-        c.interrupt = flag;
-    else
-        dd_error_clear();
+    const dd_run_options *ro = run->ro;
+    c.cancel = ro ? ro->cancel : NULL;
     char summary[256];
     snprintf(summary, sizeof summary,
              "distill: %d steps × %d epochs × %d image(s)/class, %s init, %lld iterations, "
@@ -147,9 +141,10 @@ dd_status dd_stage_distill(dd_run *run) {
              (long long)c.iterations, (long long)c.batch_real, st->threads);
     dd_info("%s", summary);
     dd_engine *e = NULL;
+    if (ro && ro->cancel_watch) ro->cancel_watch(1, ro->cancel_user);
     dd_status s = dd_engine_create(st->model, &st->obj, run->train, &c, &e);
     if (s == DD_OK) s = dd_engine_run(e);
-    dd_signals_restore();
+    if (ro && ro->cancel_watch) ro->cancel_watch(0, ro->cancel_user);
     if (s == DD_OK) {
         dd_distilled_destroy(st->set);
         st->set = NULL;
@@ -192,7 +187,7 @@ dd_status dd_stage_evaluate(dd_run *run) {
         struct stat sb;
         snprintf(probe, sizeof probe, "%s/distilled-images.idx", run->out_dir);
         if (stat(probe, &sb) == 0) {
-            DD_TRY(dd_report_import(run->out_dir, &st->set));
+            DD_TRY(dd_distilled_load(run->out_dir, &st->set));
             if (st->set->steps != st->cfg.steps || st->set->epochs != st->cfg.epochs ||
                 st->set->images_per_class != st->cfg.images_per_class)
                 return dd_error_set(DD_ERR_INVALID,
