@@ -3,7 +3,6 @@
 #include "engine/evaluate.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +11,11 @@
 #include "distill/log.h"
 #include "distill/tensor.h"
 #include "engine/train.h"
+#include "model/model_impl.h"
+
+/* Distilled batches up to this many images train on one thread, as in the
+ * engine (DD_ENGINE_SMALL_BATCH). */
+#define DD_EVAL_SMALL_BATCH 128
 
 static size_t image_floats(const dd_dataset *d) {
     return (size_t)d->channels * (size_t)d->height * (size_t)d->width;
@@ -37,8 +41,8 @@ dd_status dd_evaluate_train(dd_model *m, const dd_distilled *set, const float *l
     if (!g) return dd_error_set(DD_ERR_NOMEM, "evaluate: out of memory");
     dd_status s = DD_OK;
     // Small distilled batches on one thread, as in the engine (engine.c).
-    const int nthr = omp_get_max_threads();
-    if (set->per_step <= 128) omp_set_num_threads(1);
+    const int saved = dd_model_threads(m);
+    if (set->per_step <= DD_EVAL_SMALL_BATCH) dd_model_set_threads(m, 1);
     for (int e = 0; s == DD_OK && e < set->epochs; e++) {
         for (int st = 0; s == DD_OK && st < set->steps; st++) {
             const int k = e * set->steps + st;
@@ -55,7 +59,7 @@ dd_status dd_evaluate_train(dd_model *m, const dd_distilled *set, const float *l
                 theta[i] -= lr * g[i];
         }
     }
-    omp_set_num_threads(nthr);
+    dd_model_set_threads(m, saved);
     dd_free(g);
     return s;
 }
@@ -136,6 +140,8 @@ dd_status dd_evaluate_set(dd_model *m, const dd_objective_handle *obj, const dd_
         return dd_error_set(DD_ERR_NOMEM, "evaluate: out of memory");
     float *theta = dd_alloc_floats(P);
     if (!theta) return dd_error_set(DD_ERR_NOMEM, "evaluate: out of memory");
+    const int saved_threads = dd_model_threads(m);
+    if (cfg->nthreads > 0) dd_model_set_threads(m, cfg->nthreads);
     const char *scheme = cfg->init_scheme ? cfg->init_scheme : "xavier";
     double sum = 0.0, sum2 = 0.0, lsum = 0.0;
     dd_status s = DD_OK;
@@ -169,6 +175,7 @@ dd_status dd_evaluate_set(dd_model *m, const dd_objective_handle *obj, const dd_
         sum2 += metric * metric;
         lsum += loss;
     }
+    dd_model_set_threads(m, saved_threads);
     dd_free(theta);
     if (mall != mval) free(mall);
     if (s != DD_OK) return s;
@@ -318,6 +325,7 @@ dd_status dd_evaluate_run(dd_model *m, const dd_objective_handle *obj, const dd_
     ec.test_batch = es->batch;
     ec.theta_pool = es->eval_pool;
     ec.theta_pool_size = es->eval_pool_size;
+    ec.nthreads = distill->nthreads;
     const int K = distill->steps * distill->epochs;
     float *fixed = malloc((size_t)K * sizeof *fixed);
     if (!fixed) return dd_error_set(DD_ERR_NOMEM, "evaluate: out of memory");
@@ -356,7 +364,7 @@ dd_status dd_evaluate_run(dd_model *m, const dd_objective_handle *obj, const dd_
         out->n_baselines = i + 1;
         s = dd_baseline_build(b->kind, train, distill->steps, distill->epochs,
                               distill->images_per_class, (float)distill->lr_init, distill->seed,
-                              &b->set);
+                              ec.nthreads, &b->set);
         if (s == DD_OK) s = dd_evaluate_set(m, obj, test, b->set, NULL, &ec, &b->stats_init_lr);
         if (s == DD_OK) {
             dd_distill_config c = *distill;
@@ -421,6 +429,8 @@ dd_status dd_evaluate_run(dd_model *m, const dd_objective_handle *obj, const dd_
         }
     }
     // Reference: the same networks trained on the whole real training set.
+    const int saved_threads = dd_model_threads(m);
+    if (ec.nthreads > 0) dd_model_set_threads(m, ec.nthreads);
     if (s == DD_OK && es->full_training_epochs > 0) {
         const size_t P = dd_model_param_count(m);
         const int nets = (ec.init_mode == DD_INIT_FIXED || ec.init_mode == DD_INIT_PRETRAINED_FIXED)
@@ -483,6 +493,7 @@ dd_status dd_evaluate_run(dd_model *m, const dd_objective_handle *obj, const dd_
         dd_free(theta);
         free(ms);
     }
+    dd_model_set_threads(m, saved_threads);
 #undef TICK
     dd_progress_destroy(bar);
     free(fixed);
