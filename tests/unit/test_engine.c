@@ -853,7 +853,7 @@ static void test_kmeans_blobs(void **st) {
     int32_t asg[300];
     double inertia;
     dd_rng kr = dd_rng_make(2, 2);
-    assert_int_equal(dd_kmeans(x, 300, 2, 3, 50, &kr, cent, asg, &inertia), DD_OK);
+    assert_int_equal(dd_kmeans(x, 300, 2, 3, 50, &kr, 0, cent, asg, &inertia), DD_OK);
     for (int c = 0; c < 3; c++) {
         double best = 1e9;
         for (int j = 0; j < 3; j++) {
@@ -871,9 +871,9 @@ static void test_baselines(void **st) {
     dd_dataset *t = make_blobs(90, 3, 1, 4, 4, 0.5f, 31, 32);
     const size_t D = 16;
     dd_distilled *avg, *rnd, *km;
-    assert_int_equal(dd_baseline_build(DD_BASELINE_AVERAGE, t, 2, 3, 2, 0.05f, 1, &avg), DD_OK);
-    assert_int_equal(dd_baseline_build(DD_BASELINE_RANDOM, t, 2, 3, 2, 0.05f, 1, &rnd), DD_OK);
-    assert_int_equal(dd_baseline_build(DD_BASELINE_KMEANS, t, 2, 3, 2, 0.05f, 1, &km), DD_OK);
+    assert_int_equal(dd_baseline_build(DD_BASELINE_AVERAGE, t, 2, 3, 2, 0.05f, 1, 0, &avg), DD_OK);
+    assert_int_equal(dd_baseline_build(DD_BASELINE_RANDOM, t, 2, 3, 2, 0.05f, 1, 0, &rnd), DD_OK);
+    assert_int_equal(dd_baseline_build(DD_BASELINE_KMEANS, t, 2, 3, 2, 0.05f, 1, 0, &km), DD_OK);
     assert_int_equal(avg->per_step, 6);
     assert_int_equal(avg->lrs[5], 0.05f);
     for (int s = 0; s < 2; s++) {
@@ -969,7 +969,8 @@ static void test_end_to_end(void **st) {
     assert_true(again.mean == ours.mean);
     // Random real images with step sizes optimised the same way.
     dd_distilled *rnd;
-    assert_int_equal(dd_baseline_build(DD_BASELINE_RANDOM, train, 1, 2, 1, 0.05f, 3, &rnd), DD_OK);
+    assert_int_equal(dd_baseline_build(DD_BASELINE_RANDOM, train, 1, 2, 1, 0.05f, 3, 0, &rnd),
+                     DD_OK);
     assert_int_equal(dd_evaluate_optimize_lrs(m, &obj, train, &cfg, 40, rnd), DD_OK);
     assert_true(rnd->lrs[0] != 0.05f);
     assert_int_equal(dd_evaluate_set(m, &obj, test, rnd, NULL, &ec, &rnd_stats), DD_OK);

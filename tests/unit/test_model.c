@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <omp.h>
 
+#include "compute/threads.h"
 #include "compute_util.h"
 #include "model/model_impl.h"
 
@@ -296,6 +298,57 @@ static void test_workspace_cache(void **state) {
     fx_fini(&f);
 }
 
+static dd_status probe_threads(void *arg) {
+    *(int *)arg = omp_get_max_threads();
+    return DD_OK;
+}
+
+// Every pass of one batch size (and a backward reusing its forward).
+static void run_passes(fixture *f, int64_t B) {
+    dd_labels lab = {f->y, NULL};
+    double l;
+    assert_int_equal(dd_model_loss_grad(f->m, f->theta, f->x, B, lab, &l, f->g, f->gx, NULL),
+                     DD_OK);
+    assert_int_equal(
+        dd_model_hvp(f->m, f->theta, f->x, B, lab, f->v, f->tmp, f->tx, NULL, NULL, NULL), DD_OK);
+    assert_int_equal(dd_model_forward(f->m, f->theta, f->x, B, f->logits), DD_OK);
+    assert_int_equal(dd_model_backward(f->m, f->theta, B, f->ysoft, f->g, NULL), DD_OK);
+}
+
+/* The thread count is the model's own context: passes on any setting leave
+ * OpenMP's per-thread count as the caller set it; dd_threads_run scopes it. */
+static void test_threads_context(void **state) {
+    (void)state;
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(3);
+    int seen = 0;
+    assert_int_equal(dd_threads_run(1, probe_threads, &seen), DD_OK);
+    assert_int_equal(seen, 1);
+    assert_int_equal(omp_get_max_threads(), 3);
+    assert_int_equal(dd_threads_run(0, probe_threads, &seen), DD_OK);
+    assert_int_equal(seen, 3);
+    assert_int_equal(dd_threads_resolve(0), 3);
+    assert_int_equal(dd_threads_resolve(2), 2);
+    for (int be = 0; be < 2; be++) {
+        fixture f;
+        fx_init(&f, smooth_model((dd_backend)be, DD_LOSS_CROSS_ENTROPY), 4);
+        assert_int_equal(dd_model_threads(f.m), 0);
+        assert_int_equal(dd_model_set_threads(f.m, 1), 0);
+        run_passes(&f, 4); // workspace (and oneDNN primitives) built for one thread
+        assert_int_equal(omp_get_max_threads(), 3);
+        assert_int_equal(dd_model_set_threads(f.m, 2), 1);
+        run_passes(&f, 4); // the same workspace, run with two
+        run_passes(&f, 3); // a new one, built for two
+        assert_int_equal(omp_get_max_threads(), 3);
+        assert_int_equal(dd_model_set_threads(f.m, -1), 2);
+        assert_int_equal(dd_model_threads(f.m), 0);
+        run_passes(&f, 2); // the caller's OpenMP default
+        assert_int_equal(omp_get_max_threads(), 3);
+        fx_fini(&f);
+    }
+    omp_set_num_threads(saved);
+}
+
 static void test_init_schemes(void **state) {
     (void)state;
     dd_graph *g;
@@ -401,6 +454,7 @@ int main(void) {
         cmocka_unit_test(test_gradients_fd), cmocka_unit_test(test_loss_values),
         cmocka_unit_test(test_consistency), cmocka_unit_test(test_backward_reuses_forward),  cmocka_unit_test(test_workspace_cache),
         cmocka_unit_test(test_init_schemes), cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_threads_context),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

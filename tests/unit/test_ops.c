@@ -142,7 +142,7 @@ static void harness_init(harness *H, const op_case *c, dd_backend be, uint64_t s
     assert_int_equal(dd_graph_create(c->c, c->h, c->w, &H->g), DD_OK);
     assert_int_equal(c->add(H->g), DD_OK);
     H->L = &H->g->layers[0];
-    assert_int_equal(dd_layer_exec_init(&H->e, H->L, c->batch, be, g_dnnl), DD_OK);
+    assert_int_equal(dd_layer_exec_init(&H->e, H->L, c->batch, be, g_dnnl, 0), DD_OK);
     H->nx = (size_t)c->batch * dd_layer_in_size(H->L);
     H->ny = (size_t)c->batch * dd_layer_out_size(H->L);
     H->np = H->L->n_weight + H->L->n_bias;

@@ -10,11 +10,14 @@
 #include <oneapi/dnnl/dnnl.h>
 #include <oneapi/dnnl/dnnl_debug.h>
 
+#include "compute/threads.h"
+
 #define ARENA_ALIGN 64
 #define MAX_ARGS 5
 
 struct dd_dnnl {
     unsigned flags; // DD_DNNL_*
+    int nthreads;   // of the calls that follow (0: the caller's OpenMP default)
     dnnl_engine_t engine;
     dnnl_stream_t stream;
     // Internal (reordered) tensors and oneDNN scratchpads of the pass being
@@ -133,6 +136,10 @@ dd_status dd_dnnl_create_flags(dd_dnnl **out, unsigned flags) {
     }
     *out = d;
     return DD_OK;
+}
+
+void dd_dnnl_set_threads(dd_dnnl *d, int nthreads) {
+    if (d) d->nthreads = nthreads > 0 ? nthreads : 0;
 }
 
 void dd_dnnl_destroy(dd_dnnl *d) {
@@ -309,15 +316,26 @@ static dd_status pass_init(dd_dnnl *d, kpass *ps, dnnl_primitive_desc_t pd, cons
     return arena_reserve(d, off);
 }
 
-static void add_into(float *restrict dst, const float *restrict src, size_t n) {
-#pragma omp parallel for simd schedule(static) if (n >= 65536)
+static void add_into(float *restrict dst, const float *restrict src, size_t n, int nthreads) {
+#pragma omp parallel for simd schedule(static) num_threads(nthreads) if (n >= 65536)
     for (size_t i = 0; i < n; i++)
         dst[i] += src[i];
 }
 
-/* Runs a pass on the caller's buffers (ptr[i] for args[i], in spec order);
- * with acc, outputs are added to instead of overwritten. */
-static dd_status pass_run(dd_dnnl *d, kpass *ps, void *const *ptr, int acc) {
+/* One call of a pass, as run under dd_threads_run. */
+typedef struct pass_call {
+    dd_dnnl *d;
+    kpass *ps;
+    void *const *ptr;
+    int acc;
+} pass_call;
+
+static dd_status pass_run_scoped(void *arg) {
+    const pass_call *c = arg;
+    dd_dnnl *d = c->d;
+    kpass *ps = c->ps;
+    void *const *ptr = c->ptr;
+    const int acc = c->acc;
     for (int i = 0; i < ps->n_args; i++) {
         arg_bind *a = &ps->args[i];
         void *user = acc && a->output && !a->inner ? d->arena + a->acc_off : ptr[i];
@@ -341,15 +359,24 @@ static dd_status pass_run(dd_dnnl *d, kpass *ps, void *const *ptr, int acc) {
     for (int i = 0; i < ps->n_args; i++) {
         arg_bind *a = &ps->args[i];
         if (acc && a->output && !a->inner)
-            add_into(ptr[i], (const float *)(d->arena + a->acc_off), a->user_floats);
+            add_into(ptr[i], (const float *)(d->arena + a->acc_off), a->user_floats,
+                     dd_threads_resolve(d->nthreads));
     }
     ps->ran = 1;
     return DD_OK;
 }
 
-/* Runs only the pass's main primitive (benchmarks): arena buffers as left
- * by the last call, user buffers as bound by the last call of this pass. */
-static dd_status pass_run_primitive(dd_dnnl *d, kpass *ps) {
+/* Runs a pass on the caller's buffers (ptr[i] for args[i], in spec order);
+ * with acc, outputs are added to instead of overwritten. */
+static dd_status pass_run(dd_dnnl *d, kpass *ps, void *const *ptr, int acc) {
+    pass_call c = {d, ps, ptr, acc};
+    return dd_threads_run(d->nthreads, pass_run_scoped, &c);
+}
+
+static dd_status pass_run_primitive_scoped(void *arg) {
+    const pass_call *c = arg;
+    dd_dnnl *d = c->d;
+    kpass *ps = c->ps;
     if (!ps->ran)
         return dd_error_set(DD_ERR_INVALID, "oneDNN: primitive-only run before a full call");
     for (int i = 0; i < ps->n_args; i++) {
@@ -363,6 +390,13 @@ static dd_status pass_run_primitive(dd_dnnl *d, kpass *ps) {
     DD_TRY(prim_run(d, &ps->main, exec, ps->n_exec));
     DNNL_TRY(dnnl_stream_wait(d->stream), "waiting for the stream");
     return DD_OK;
+}
+
+/* Runs only the pass's main primitive (benchmarks): arena buffers as left
+ * by the last call, user buffers as bound by the last call of this pass. */
+static dd_status pass_run_primitive(dd_dnnl *d, kpass *ps) {
+    pass_call c = {d, ps, NULL, 0};
+    return dd_threads_run(d->nthreads, pass_run_primitive_scoped, &c);
 }
 
 static int impl_is_ref(const char *impl) {
@@ -527,6 +561,24 @@ static dd_status conv_pass_init(dd_dnnl_conv *c, dd_dnnl_pass pass, const layout
     return pass_bind(c->d, &c->pass[pass], pd, pass, &src, &w, &b, &dst);
 }
 
+// The three passes' primitives; run with the engine's thread count, which
+// some oneDNN implementations fix at creation.
+static dd_status conv_passes_init(void *arg) {
+    dd_dnnl_conv *c = arg;
+    dd_status st = DD_OK;
+    for (int p = 0; p < 3 && st == DD_OK; p++) {
+        layout cand[4];
+        size_t n = conv_candidates(&c->s, (dd_dnnl_pass)p, c->d->flags, cand);
+        st = conv_pass_init(c, (dd_dnnl_pass)p, cand, n);
+    }
+    if (st == DD_OK) {
+        // db scratch for backward_weights(db = NULL) sits after that pass's buffers.
+        c->db_off = c->pass[DD_DNNL_BWD_WEIGHTS].arena_need;
+        st = arena_reserve(c->d, c->db_off + sizeof(float) * (size_t)c->s.out_c);
+    }
+    return st;
+}
+
 dd_status dd_dnnl_conv_create(dd_dnnl *d, const dd_dnnl_conv_shape *s, dd_dnnl_conv **out) {
     *out = NULL;
     if (!d || !s || s->batch < 1 || s->in_c < 1 || s->in_h < 1 || s->in_w < 1 || s->out_c < 1 ||
@@ -540,17 +592,7 @@ dd_status dd_dnnl_conv_create(dd_dnnl *d, const dd_dnnl_conv_shape *s, dd_dnnl_c
     c->out_h = (s->in_h + 2 * s->pad - s->kernel) / s->stride + 1;
     c->out_w = (s->in_w + 2 * s->pad - s->kernel) / s->stride + 1;
     c->zero_bias = zalloc(sizeof(float) * (size_t)s->out_c);
-    dd_status st = c->zero_bias ? DD_OK : DD_ERR_NOMEM;
-    for (int p = 0; p < 3 && st == DD_OK; p++) {
-        layout cand[4];
-        size_t n = conv_candidates(s, (dd_dnnl_pass)p, d->flags, cand);
-        st = conv_pass_init(c, (dd_dnnl_pass)p, cand, n);
-    }
-    if (st == DD_OK) {
-        // db scratch for backward_weights(db = NULL) sits after that pass's buffers.
-        c->db_off = c->pass[DD_DNNL_BWD_WEIGHTS].arena_need;
-        st = arena_reserve(d, c->db_off + sizeof(float) * (size_t)s->out_c);
-    }
+    dd_status st = c->zero_bias ? dd_threads_run(d->nthreads, conv_passes_init, c) : DD_ERR_NOMEM;
     if (st != DD_OK) {
         dd_dnnl_conv_destroy(c);
         return st;
@@ -687,6 +729,19 @@ static dd_status linear_pass_init(dd_dnnl_linear *l, dd_dnnl_pass pass) {
     return pass_bind(l->d, &l->pass[pass], pd, pass, &src, &w, &b, &dst);
 }
 
+// As conv_passes_init.
+static dd_status linear_passes_init(void *arg) {
+    dd_dnnl_linear *l = arg;
+    dd_status st = DD_OK;
+    for (int p = 0; p < 3 && st == DD_OK; p++)
+        st = linear_pass_init(l, (dd_dnnl_pass)p);
+    if (st == DD_OK) {
+        l->db_off = l->pass[DD_DNNL_BWD_WEIGHTS].arena_need;
+        st = arena_reserve(l->d, l->db_off + sizeof(float) * (size_t)l->s.out_features);
+    }
+    return st;
+}
+
 dd_status dd_dnnl_linear_create(dd_dnnl *d, const dd_dnnl_linear_shape *s, dd_dnnl_linear **out) {
     *out = NULL;
     if (!d || !s || s->batch < 1 || s->in_features < 1 || s->out_features < 1)
@@ -696,13 +751,7 @@ dd_status dd_dnnl_linear_create(dd_dnnl *d, const dd_dnnl_linear_shape *s, dd_dn
     l->d = d;
     l->s = *s;
     l->zero_bias = zalloc(sizeof(float) * (size_t)s->out_features);
-    dd_status st = l->zero_bias ? DD_OK : DD_ERR_NOMEM;
-    for (int p = 0; p < 3 && st == DD_OK; p++)
-        st = linear_pass_init(l, (dd_dnnl_pass)p);
-    if (st == DD_OK) {
-        l->db_off = l->pass[DD_DNNL_BWD_WEIGHTS].arena_need;
-        st = arena_reserve(d, l->db_off + sizeof(float) * (size_t)s->out_features);
-    }
+    dd_status st = l->zero_bias ? dd_threads_run(d->nthreads, linear_passes_init, l) : DD_ERR_NOMEM;
     if (st != DD_OK) {
         dd_dnnl_linear_destroy(l);
         return st;

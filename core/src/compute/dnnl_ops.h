@@ -93,4 +93,11 @@ DD_API dd_status dd_dnnl_linear_backward_data_acc(dd_dnnl_linear *l, const float
 DD_API dd_status dd_dnnl_linear_backward_weights_acc(dd_dnnl_linear *l, const float *x,
                                                      const float *dy, float *dw, float *db);
 
+/** Threads of the oneDNN calls that follow on this engine: primitive
+ * creation (some implementations fix their thread count there) and every
+ * pass. 0 (the default) leaves the calling thread's OpenMP setting alone;
+ * n > 0 runs each call with OpenMP's per-thread count scoped to n
+ * (dd_threads_run). The caller's setting is never left changed. */
+DD_API void dd_dnnl_set_threads(dd_dnnl *d, int nthreads);
+
 #endif

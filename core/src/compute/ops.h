@@ -22,7 +22,7 @@ typedef struct dd_layer_exec {
     const dd_layer *L;
     int64_t batch;
     dd_backend backend;
-    int nthreads;   /**< threads the reference kernels use */
+    int nthreads;   /**< threads of the op's own loops (its per-thread scratch is sized for them) */
     float *scratch; /**< owned */
     size_t scratch_n;
     float *scratch2; /**< owned; second buffer (oneDNN sums of two terms) */
@@ -44,9 +44,12 @@ static inline size_t dd_layer_exec_out_n(const dd_layer_exec *e) {
 DD_API size_t dd_layer_aux_floats(const dd_layer *L, int64_t batch);
 DD_API size_t dd_layer_auxd_floats(const dd_layer *L, int64_t batch);
 
-/** dnnl may be NULL for the reference backend. */
+/** dnnl may be NULL for the reference backend; its primitives are created
+ * with the thread count set on it (dd_dnnl_set_threads). nthreads: the
+ * threads of the op's own OpenMP loops (0: the calling thread's OpenMP
+ * default, read now). */
 DD_API dd_status dd_layer_exec_init(dd_layer_exec *e, const dd_layer *L, int64_t batch,
-                                    dd_backend backend, struct dd_dnnl *dnnl);
+                                    dd_backend backend, struct dd_dnnl *dnnl, int nthreads);
 DD_API void dd_layer_exec_fini(dd_layer_exec *e);
 
 /** y = f(x; w); fills aux. */
@@ -69,12 +72,13 @@ DD_API dd_status dd_layer_tbwd(dd_layer_exec *e, const float *x, const float *y,
 
 /* ---- kernels shared between op files (ops_*.c) ---- */
 
-/** C[M×N] += A·B with A(m,k) = A[m*sam + k*sak], B row-major (ldb), C (ldc). */
+/** C[M×N] += A·B with A(m,k) = A[m*sam + k*sak], B row-major (ldb), C (ldc),
+ * on up to nthreads threads (<= 1: the calling thread only). */
 void dd_gemm_acc(int M, int N, int K, const float *A, ptrdiff_t sam, ptrdiff_t sak, const float *B,
-                 int ldb, float *C, int ldc, int parallel);
-/** C[M×N] += A·Bᵀ with A[M×K] (lda) and B[N×K] (ldb). */
+                 int ldb, float *C, int ldc, int nthreads);
+/** C[M×N] += A·Bᵀ with A[M×K] (lda) and B[N×K] (ldb), threads as dd_gemm_acc. */
 void dd_gemm_nt_acc(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
-                    int ldc, int parallel);
+                    int ldc, int nthreads);
 
 /* per-family implementations, dispatched by ops_dispatch.c */
 dd_status dd_dense_exec_init(dd_layer_exec *e, struct dd_dnnl *dnnl);

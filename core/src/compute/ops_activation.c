@@ -24,12 +24,12 @@ typedef void (*pw_fn)(const pw_args *p, size_t lo, size_t hi);
 
 // Runs f over [0, n): directly when n is small or one thread is allowed,
 // else split into contiguous, 16-aligned chunks, one per thread.
-static void pw_run(pw_fn f, const pw_args *p, size_t n) {
-    if (n < PAR_MIN || omp_get_max_threads() <= 1) {
+static void pw_run(int nthreads, pw_fn f, const pw_args *p, size_t n) {
+    if (n < PAR_MIN || nthreads <= 1) {
         f(p, 0, n);
         return;
     }
-#pragma omp parallel
+#pragma omp parallel num_threads(nthreads)
     {
         const size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
         size_t lo = n * t / nt & ~(size_t)15, hi = t + 1 == nt ? n : n * (t + 1) / nt & ~(size_t)15;
@@ -99,7 +99,8 @@ static void sigm_tbwd(const pw_args *p, size_t lo, size_t hi) {
 void dd_act_forward(const dd_layer_exec *e, const float *x, float *y) {
     const pw_args p = {.a = x, .out = y};
     const dd_op_kind k = e->L->kind;
-    pw_run(k == DD_OP_RELU ? relu_fwd : k == DD_OP_TANH ? tanh_fwd : sigm_fwd, &p, n_out(e));
+    const pw_fn f = k == DD_OP_RELU ? relu_fwd : k == DD_OP_TANH ? tanh_fwd : sigm_fwd;
+    pw_run(e->nthreads, f, &p, n_out(e));
 }
 
 // g · f'(x): the shared body of the VJP, the JVP and relu's tangent VJP.
@@ -107,7 +108,8 @@ static void act_times_deriv(const dd_layer_exec *e, const float *x, const float 
                             float *out) {
     const dd_op_kind k = e->L->kind;
     const pw_args p = {.a = k == DD_OP_RELU ? x : y, .b = g, .out = out};
-    pw_run(k == DD_OP_RELU ? relu_bwd : k == DD_OP_TANH ? tanh_bwd : sigm_bwd, &p, n_out(e));
+    const pw_fn f = k == DD_OP_RELU ? relu_bwd : k == DD_OP_TANH ? tanh_bwd : sigm_bwd;
+    pw_run(e->nthreads, f, &p, n_out(e));
 }
 
 void dd_act_backward(const dd_layer_exec *e, const float *x, const float *y, const float *dy,
@@ -134,5 +136,5 @@ void dd_act_tbwd(const dd_layer_exec *e, const float *x, const float *y, const f
         return;
     }
     const pw_args p = {.a = y, .b = yd, .c = dy, .d = dyd, .out = dxd};
-    pw_run(k == DD_OP_TANH ? tanh_tbwd : sigm_tbwd, &p, n_out(e));
+    pw_run(e->nthreads, k == DD_OP_TANH ? tanh_tbwd : sigm_tbwd, &p, n_out(e));
 }

@@ -189,16 +189,16 @@ static void lin_ref_fwd(dd_layer_exec *e, const float *x1, const float *w1, cons
     for (int n = 0; n < B; n++)
         for (int o = 0; o < O; o++)
             y[(size_t)n * O + o] = b ? b[o] : 0.0f;
-    if (x1 && w1) dd_gemm_nt_acc(B, O, I, x1, I, w1, I, y, O, 1);
-    if (x2 && w2) dd_gemm_nt_acc(B, O, I, x2, I, w2, I, y, O, 1);
+    if (x1 && w1) dd_gemm_nt_acc(B, O, I, x1, I, w1, I, y, O, e->nthreads);
+    if (x2 && w2) dd_gemm_nt_acc(B, O, I, x2, I, w2, I, y, O, e->nthreads);
 }
 
 static void lin_ref_bwd_data(dd_layer_exec *e, const float *dy1, const float *w1, const float *dy2,
                              const float *w2, float *dx) {
     const int B = (int)e->batch, I = (int)dd_layer_in_size(e->L), O = e->L->out_c;
     memset(dx, 0, (size_t)B * I * sizeof *dx);
-    dd_gemm_acc(B, I, O, dy1, O, 1, w1, I, dx, I, 1);
-    if (dy2 && w2) dd_gemm_acc(B, I, O, dy2, O, 1, w2, I, dx, I, 1);
+    dd_gemm_acc(B, I, O, dy1, O, 1, w1, I, dx, I, e->nthreads);
+    if (dy2 && w2) dd_gemm_acc(B, I, O, dy2, O, 1, w2, I, dx, I, e->nthreads);
 }
 
 static void lin_ref_bwd_weights(dd_layer_exec *e, const float *x1, const float *dy1,
@@ -206,8 +206,8 @@ static void lin_ref_bwd_weights(dd_layer_exec *e, const float *x1, const float *
     const int B = (int)e->batch, I = (int)dd_layer_in_size(e->L), O = e->L->out_c;
     memset(dw, 0, (size_t)O * I * sizeof *dw);
     // dW[O×I] = dyᵀ[O×B] · x[B×I]: A(o, n) = dy[n*O + o].
-    if (x1 && dy1) dd_gemm_acc(O, I, B, dy1, 1, O, x1, I, dw, I, 1);
-    if (x2 && dy2) dd_gemm_acc(O, I, B, dy2, 1, O, x2, I, dw, I, 1);
+    if (x1 && dy1) dd_gemm_acc(O, I, B, dy1, 1, O, x1, I, dw, I, e->nthreads);
+    if (x2 && dy2) dd_gemm_acc(O, I, B, dy2, 1, O, x2, I, dw, I, e->nthreads);
     if (db) {
         for (int o = 0; o < O; o++) {
             float s = 0.0f;
@@ -220,8 +220,8 @@ static void lin_ref_bwd_weights(dd_layer_exec *e, const float *x1, const float *
 
 /* ---- dispatch: three kernels with optional second term ------------------ */
 
-static void add_into(float *dst, const float *src, size_t n) {
-#pragma omp parallel for schedule(static) if (n >= 65536)
+static void add_into(float *dst, const float *src, size_t n, int nthreads) {
+#pragma omp parallel for schedule(static) num_threads(nthreads) if (n >= 65536)
     for (size_t i = 0; i < n; i++)
         dst[i] += src[i];
 }
@@ -258,7 +258,7 @@ static dd_status k_fwd(dd_layer_exec *e, const float *x1, const float *w1, const
         DD_TRY(dn_fwd(e, x1, w1, b, y));
         if (x2 && w2) {
             DD_TRY(dn_fwd(e, x2, w2, NULL, e->scratch2));
-            add_into(y, e->scratch2, n_out(e));
+            add_into(y, e->scratch2, n_out(e), e->nthreads);
         }
         return DD_OK;
     }
@@ -275,7 +275,7 @@ static dd_status k_bwd_data(dd_layer_exec *e, const float *dy1, const float *w1,
         DD_TRY(dn_bwd_data(e, dy1, w1, dx));
         if (dy2 && w2) {
             DD_TRY(dn_bwd_data(e, dy2, w2, e->scratch2));
-            add_into(dx, e->scratch2, n_in(e));
+            add_into(dx, e->scratch2, n_in(e), e->nthreads);
         }
         return DD_OK;
     }
@@ -293,7 +293,7 @@ static dd_status k_bwd_weights(dd_layer_exec *e, const float *x1, const float *d
         DD_TRY(dn_bwd_weights(e, x1, dy1, dw, db));
         if (x2 && dy2) {
             DD_TRY(dn_bwd_weights(e, x2, dy2, e->scratch2, NULL));
-            add_into(dw, e->scratch2, e->L->n_weight);
+            add_into(dw, e->scratch2, e->L->n_weight, e->nthreads);
         }
         return DD_OK;
     }

@@ -1,10 +1,10 @@
 /* distill — one entry point per op function (forward, VJP, JVP, tangent of
  * VJP) that routes a layer to its kernels, and the per-layer execution
  * state (scratch, oneDNN primitives) created once per batch size. */
-#include <omp.h>
 #include <string.h>
 
 #include "compute/ops.h"
+#include "compute/threads.h"
 
 size_t dd_layer_aux_floats(const dd_layer *L, int64_t batch) {
     const size_t B = (size_t)batch, in = dd_layer_in_size(L);
@@ -33,15 +33,14 @@ size_t dd_layer_auxd_floats(const dd_layer *L, int64_t batch) {
 }
 
 dd_status dd_layer_exec_init(dd_layer_exec *e, const dd_layer *L, int64_t batch, dd_backend backend,
-                             struct dd_dnnl *dnnl) {
+                             struct dd_dnnl *dnnl, int nthreads) {
     memset(e, 0, sizeof *e);
     if (batch <= 0)
         return dd_error_set(DD_ERR_INVALID, "layer: batch %lld must be > 0", (long long)batch);
     e->L = L;
     e->batch = batch;
     e->backend = backend;
-    e->nthreads = omp_get_max_threads();
-    if (e->nthreads < 1) e->nthreads = 1;
+    e->nthreads = dd_threads_resolve(nthreads);
     size_t n = 0;
     switch (L->kind) {
     case DD_OP_CONV:

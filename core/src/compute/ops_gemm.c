@@ -80,11 +80,11 @@ static void nn_block(int mr, int nn, int K, const float *A, ptrdiff_t sam, ptrdi
 }
 
 void dd_gemm_acc(int M, int N, int K, const float *A, ptrdiff_t sam, ptrdiff_t sak, const float *B,
-                 int ldb, float *C, int ldc, int parallel) {
+                 int ldb, float *C, int ldc, int nthreads) {
     if (M <= 0 || N <= 0 || K <= 0) return;
     const int mblocks = (M + 3) / 4, nblocks = (N + NN_NB - 1) / NN_NB;
-    const int par = parallel && (double)M * N * K > 1e5 && mblocks * nblocks > 1;
-#pragma omp parallel for collapse(2) schedule(static) if (par)
+    const int par = nthreads > 1 && (double)M * N * K > 1e5 && mblocks * nblocks > 1;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(par ? nthreads : 1) if (par)
     for (int mb = 0; mb < mblocks; mb++) {
         for (int nb = 0; nb < nblocks; nb++) {
             int m0 = mb * 4, n0 = nb * NN_NB;
@@ -131,11 +131,11 @@ static void nt_tile(int mr, int nr, int K, const float *A, int lda, const float 
 }
 
 void dd_gemm_nt_acc(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
-                    int ldc, int parallel) {
+                    int ldc, int nthreads) {
     if (M <= 0 || N <= 0 || K <= 0) return;
     const int mblocks = (M + 1) / 2, nblocks = (N + 3) / 4;
-    const int par = parallel && (double)M * N * K > 1e5;
-#pragma omp parallel for collapse(2) schedule(static) if (par)
+    const int par = nthreads > 1 && (double)M * N * K > 1e5;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(par ? nthreads : 1) if (par)
     for (int mb = 0; mb < mblocks; mb++) {
         for (int nb = 0; nb < nblocks; nb++) {
             int m0 = mb * 2, n0 = nb * 4;

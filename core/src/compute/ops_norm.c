@@ -180,7 +180,7 @@ void dd_inorm_forward(const dd_layer_exec *e, const float *x, const float *w, fl
     const int64_t planes = e->batch * C;
     float *xh = aux, *stats = aux + (size_t)planes * M;
     const float *gam = w, *bet = w + C;
-#pragma omp parallel for schedule(static) if (planes * (int64_t)M >= 32768)
+#pragma omp parallel for schedule(static) num_threads(e->nthreads) if (planes * (int64_t)M >= 32768)
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *xp = x + (size_t)pl * M;
         double s = 0.0;
@@ -235,7 +235,7 @@ void dd_inorm_backward(const dd_layer_exec *e, const float *aux, const float *w,
     const int64_t planes = e->batch * C;
     const float *xh = aux, *stats = aux + (size_t)planes * M;
     float *part = e->scratch;
-#pragma omp parallel for schedule(static) if (planes * (int64_t)M >= 32768)
+#pragma omp parallel for schedule(static) num_threads(e->nthreads) if (planes * (int64_t)M >= 32768)
     for (int64_t pl = 0; pl < planes; pl++) {
         const int c = (int)(pl % C);
         const float *hp = xh + (size_t)pl * M, *dyp = dy + (size_t)pl * M;
@@ -265,7 +265,7 @@ void dd_inorm_jvp(const dd_layer_exec *e, const float *aux, const float *w, cons
     const int64_t planes = e->batch * C;
     const float *xh = aux, *stats = aux + (size_t)planes * M;
     float *xhd = auxd, *rho = auxd + (size_t)planes * M;
-#pragma omp parallel for schedule(static) if (planes * (int64_t)M >= 32768)
+#pragma omp parallel for schedule(static) num_threads(e->nthreads) if (planes * (int64_t)M >= 32768)
     for (int64_t pl = 0; pl < planes; pl++) {
         const int c = (int)(pl % C);
         const float *hp = xh + (size_t)pl * M;
@@ -300,7 +300,7 @@ void dd_inorm_tbwd(const dd_layer_exec *e, const float *aux, const float *xd, co
     const float *xhd = auxd, *rho = auxd + (size_t)planes * M;
     float *part = e->scratch;
     (void)xd; // its effect is carried by x̂̇ and ρ in auxd
-#pragma omp parallel for schedule(static) if (planes * (int64_t)M >= 32768)
+#pragma omp parallel for schedule(static) num_threads(e->nthreads) if (planes * (int64_t)M >= 32768)
     for (int64_t pl = 0; pl < planes; pl++) {
         const int c = (int)(pl % C);
         const float *hp = xh + (size_t)pl * M, *hdp = xhd + (size_t)pl * M;

@@ -25,12 +25,13 @@ typedef void (*pool_fn)(const pool_args *p, int64_t lo, int64_t hi);
 
 // Runs f over planes [0, planes), in parallel only when the planes hold at
 // least PAR_MIN elements (elems_per_plane counts the larger side).
-static void pool_run(pool_fn f, const pool_args *p, int64_t planes, size_t elems_per_plane) {
-    if ((size_t)planes * elems_per_plane < PAR_MIN || omp_get_max_threads() <= 1) {
+static void pool_run(int nthreads, pool_fn f, const pool_args *p, int64_t planes,
+                     size_t elems_per_plane) {
+    if ((size_t)planes * elems_per_plane < PAR_MIN || nthreads <= 1) {
         f(p, 0, planes);
         return;
     }
-#pragma omp parallel
+#pragma omp parallel num_threads(nthreads)
     {
         const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
         f(p, planes * t / nt, planes * (t + 1) / nt);
@@ -160,7 +161,7 @@ void dd_pool_forward(const dd_layer_exec *e, const float *x, float *y, float *au
     pool_fn f = L->kind == DD_OP_AVGPOOL ? avgpool_fwd
                 : is_k2s2(L)             ? maxpool_fwd_k2s2
                                          : maxpool_fwd_generic;
-    pool_run(f, &a, planes, out);
+    pool_run(e->nthreads, f, &a, planes, out);
 }
 
 static void maxpool_bwd_generic(const pool_args *a, int64_t lo, int64_t hi) {
@@ -241,7 +242,7 @@ void dd_pool_backward(const dd_layer_exec *e, const float *aux, const float *dy,
         f = maxpool_bwd_k2s2_tiled;
     else
         f = maxpool_bwd_generic;
-    pool_run(f, &a, planes, in);
+    pool_run(e->nthreads, f, &a, planes, in);
 }
 
 static void maxpool_jvp(const pool_args *a, int64_t lo, int64_t hi) {
@@ -268,7 +269,7 @@ void dd_pool_jvp(const dd_layer_exec *e, const float *aux, const float *xd, floa
         return;
     }
     const pool_args a = {L, xd, yd, (int32_t *)aux, NULL};
-    pool_run(maxpool_jvp, &a, e->batch * L->in_c, (size_t)L->out_h * L->out_w);
+    pool_run(e->nthreads, maxpool_jvp, &a, e->batch * L->in_c, (size_t)L->out_h * L->out_w);
 }
 
 /* ---- relu followed by max-pool, backward in one pass -------------------- */
@@ -310,11 +311,13 @@ void dd_relu_maxpool_backward(const dd_layer_exec *pool, const float *aux, const
                               const float *dy, float *dx) {
     const dd_layer *L = pool->L;
     const pool_args a = {L, dy, dx, (int32_t *)aux, y};
-    pool_run(relu_maxpool_bwd, &a, pool->batch * L->in_c, (size_t)L->in_h * L->in_w);
+    pool_run(pool->nthreads, relu_maxpool_bwd, &a, pool->batch * L->in_c,
+             (size_t)L->in_h * L->in_w);
 }
 
 void dd_relu_maxpool_forward(const dd_layer_exec *pool, const float *x, float *y, float *aux) {
     const dd_layer *L = pool->L;
     const pool_args a = {L, x, y, (int32_t *)aux, NULL};
-    pool_run(relu_maxpool_fwd_k2s2, &a, pool->batch * L->in_c, (size_t)L->out_h * L->out_w);
+    pool_run(pool->nthreads, relu_maxpool_fwd_k2s2, &a, pool->batch * L->in_c,
+             (size_t)L->out_h * L->out_w);
 }

@@ -6,9 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static size_t image_floats(const dd_dataset *d) {
-    return (size_t)d->channels * (size_t)d->height * (size_t)d->width;
-}
+#include "compute/threads.h"
 
 static const char *const baseline_names[] = {"random", "average", "kmeans"};
 
@@ -37,7 +35,7 @@ static double sqdist(const float *a, const float *b, size_t d) {
 }
 
 dd_status dd_kmeans(const float *x, int64_t n, size_t d, int k, int max_iter, dd_rng *r,
-                    float *centroids, int32_t *assign_out, double *inertia) {
+                    int nthreads, float *centroids, int32_t *assign_out, double *inertia) {
     if (k < 1 || n < 1)
         return dd_error_set(DD_ERR_INVALID, "k-means: need k >= 1 and points (k=%d, n=%lld)", k,
                             (long long)n);
@@ -53,10 +51,11 @@ dd_status dd_kmeans(const float *x, int64_t n, size_t d, int k, int max_iter, dd
         return dd_error_set(DD_ERR_NOMEM, "k-means: out of memory (n=%lld, d=%zu)", (long long)n,
                             d);
     }
+    const int nt = dd_threads_resolve(nthreads);
     // k-means++: first centre uniform, then each with probability ∝ D(x)².
     int64_t first = (int64_t)dd_rng_below(r, (uint64_t)n);
     memcpy(centroids, x + (size_t)first * d, d * sizeof(float));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t i = 0; i < n; i++)
         dmin[i] = sqdist(x + (size_t)i * d, centroids, d);
     for (int c = 1; c < k; c++) {
@@ -79,7 +78,7 @@ dd_status dd_kmeans(const float *x, int64_t n, size_t d, int k, int max_iter, dd
         }
         float *cc = centroids + (size_t)c * d;
         memcpy(cc, x + (size_t)pick * d, d * sizeof(float));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(nt)
         for (int64_t i = 0; i < n; i++) {
             double t = sqdist(x + (size_t)i * d, cc, d);
             if (t < dmin[i]) dmin[i] = t;
@@ -90,7 +89,7 @@ dd_status dd_kmeans(const float *x, int64_t n, size_t d, int k, int max_iter, dd
     double total = 0.0;
     for (int it = 0; it < (max_iter > 0 ? max_iter : 1); it++) {
         int64_t changed = 0;
-#pragma omp parallel for schedule(static) reduction(+ : changed)
+#pragma omp parallel for schedule(static) num_threads(nt) reduction(+ : changed)
         for (int64_t i = 0; i < n; i++) {
             const float *xi = x + (size_t)i * d;
             int best = 0;
@@ -178,14 +177,15 @@ static dd_status class_index(const dd_dataset *t, int64_t **idx, int64_t **off) 
 }
 
 dd_status dd_baseline_build(dd_baseline_kind kind, const dd_dataset *train, int steps, int epochs,
-                            int images_per_class, float lr, uint64_t seed, dd_distilled **out) {
+                            int images_per_class, float lr, uint64_t seed, int nthreads,
+                            dd_distilled **out) {
     *out = NULL;
     dd_distilled *d;
     DD_TRY(dd_distilled_create(steps, epochs, images_per_class, train->n_classes, train->channels,
                                train->height, train->width, lr, &d));
     memcpy(d->mean, train->mean, sizeof d->mean);
     memcpy(d->std, train->std, sizeof d->std);
-    const size_t D = image_floats(train);
+    const size_t D = dd_dataset_image_size(train);
     const int K = train->n_classes;
     const int per_class = steps * images_per_class;
     int64_t *idx, *off;
@@ -240,7 +240,7 @@ dd_status dd_baseline_build(dd_baseline_kind kind, const dd_dataset *train, int 
                 memcpy(buf + (size_t)p * D, train->images + (size_t)idx[off[c] + p] * D,
                        D * sizeof(float));
             dd_rng r = dd_rng_make(seed, DD_STREAM_KMEANS + 0x100u * (uint64_t)(c + 1));
-            s = dd_kmeans(buf, nc, D, per_class, 100, &r, cent, NULL, NULL);
+            s = dd_kmeans(buf, nc, D, per_class, 100, &r, nthreads, cent, NULL, NULL);
             for (int q = 0; s == DD_OK && q < per_class; q++)
                 memcpy(SLOT(q / images_per_class, c, q % images_per_class), cent + (size_t)q * D,
                        D * sizeof(float));

@@ -25,16 +25,19 @@ DD_API const char *dd_baseline_name(dd_baseline_kind k);
 
 /** Builds a baseline set shaped like a distilled set (steps, epochs,
  * images_per_class, classes and image shape of `train`) with every step
- * size `lr`. Deterministic in `seed`. Caller owns *out. */
+ * size `lr`. Deterministic in `seed` (whatever nthreads: k-means' threads,
+ * 0 = the calling thread's OpenMP default). Caller owns *out. */
 DD_API dd_status dd_baseline_build(dd_baseline_kind kind, const dd_dataset *train, int steps,
                                    int epochs, int images_per_class, float lr, uint64_t seed,
-                                   dd_distilled **out);
+                                   int nthreads, dd_distilled **out);
 
 /** k-means with k-means++ seeding then Lloyd iterations (at most max_iter,
- * stopping when no assignment changes) on n points of dimension d.
+ * stopping when no assignment changes) on n points of dimension d, on
+ * nthreads threads (0: the calling thread's OpenMP default).
  * centroids: k × d (out); assign: n (out, may be NULL). An empty cluster is
- * re-seeded with the point farthest from its centroid. Deterministic in r. */
+ * re-seeded with the point farthest from its centroid. Deterministic in r,
+ * whatever the thread count. */
 DD_API dd_status dd_kmeans(const float *x, int64_t n, size_t d, int k, int max_iter, dd_rng *r,
-                           float *centroids, int32_t *assign, double *inertia);
+                           int nthreads, float *centroids, int32_t *assign, double *inertia);
 
 #endif

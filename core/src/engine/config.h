@@ -74,6 +74,10 @@ typedef struct dd_distill_config {
     /** Optional M hard labels of the distilled slots (default: slot j has
      * class j % n_classes); e.g. a relabelled baseline's labels. */
     const int32_t *init_labels;
+    /** Threads of the model's passes on real batches (0: the model's own
+     * setting); distilled batches of at most 128 images run on one. The
+     * model's setting is restored after every engine call. */
+    int nthreads;
 } dd_distill_config;
 
 /** Fills `c` from the options of the pipeline's `distill` section (complete:

@@ -5,12 +5,12 @@
 #include "engine/engine.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "model/model_impl.h"
 #include "distill/log.h"
 #include "distill/tensor.h"
 #include "engine/engine_impl.h"
@@ -130,23 +130,28 @@ static dd_status hypergrad_accum(dd_engine *e, const float *theta0, const float 
     // The distilled-batch passes run on one thread: their ops are too small
     // to gain from a second one, and each OpenMP barrier can stall for a whole
     // scheduler slice when the machine is busy. The real batch uses them all.
-    const int nthr = omp_get_max_threads();
+    // The model is borrowed: its own thread setting is restored on return.
+    const int saved = dd_model_threads(e->model);
+    const int nthr = e->cfg.nthreads > 0 ? e->cfg.nthreads : saved;
     const int small = e->M <= DD_ENGINE_SMALL_BATCH ? 1 : nthr;
     double t0 = now_seconds();
-    omp_set_num_threads(small);
+    dd_model_set_threads(e->model, small);
     dd_status st = unroll(e, theta0);
-    omp_set_num_threads(nthr);
-    if (st != DD_OK) return st;
-    double t1 = now_seconds();
-    DD_TRY(outer(e, x, y, batch, loss, mnum, mden, 1));
-    double t2 = now_seconds();
-    e->stats.t_unroll += t1 - t0;
-    e->stats.t_outer += t2 - t1;
-    if (!isfinite(*loss)) return DD_OK; // the caller reports it with context
-    omp_set_num_threads(small);
-    st = reverse_pass(e, gp, graw, gsoft);
-    omp_set_num_threads(nthr);
-    e->stats.t_reverse += now_seconds() - t2;
+    double t1 = now_seconds(), t2 = t1;
+    dd_model_set_threads(e->model, nthr);
+    if (st == DD_OK) st = outer(e, x, y, batch, loss, mnum, mden, 1);
+    if (st == DD_OK) {
+        t2 = now_seconds();
+        e->stats.t_unroll += t1 - t0;
+        e->stats.t_outer += t2 - t1;
+    }
+    // A non-finite loss: the caller reports it with context.
+    if (st == DD_OK && isfinite(*loss)) {
+        dd_model_set_threads(e->model, small);
+        st = reverse_pass(e, gp, graw, gsoft);
+        e->stats.t_reverse += now_seconds() - t2;
+    }
+    dd_model_set_threads(e->model, saved);
     return st;
 }
 

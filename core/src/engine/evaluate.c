@@ -1,21 +1,24 @@
-/* distill — evaluation of distilled and baseline sets on the test split. */
+/* distill — evaluation of distilled and baseline sets on the test split.
+ * Every row of the report (untrained, distilled, each baseline, the full
+ * training reference) goes through one path: θ0 per net, train, test, mean ± std. */
 #define _POSIX_C_SOURCE 200809L
 #include "engine/evaluate.h"
 
 #include <math.h>
-#include <omp.h>
-#include <stdlib.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "distill/log.h"
 #include "distill/tensor.h"
 #include "engine/train.h"
+#include "model/model_impl.h"
 
-static size_t image_floats(const dd_dataset *d) {
-    return (size_t)d->channels * (size_t)d->height * (size_t)d->width;
-}
+/* Distilled batches up to this many images train on one thread, as in the
+ * engine (DD_ENGINE_SMALL_BATCH). */
+#define DD_EVAL_SMALL_BATCH 128
 
 void dd_eval_config_defaults(dd_eval_config *c) {
     memset(c, 0, sizeof *c);
@@ -37,8 +40,8 @@ dd_status dd_evaluate_train(dd_model *m, const dd_distilled *set, const float *l
     if (!g) return dd_error_set(DD_ERR_NOMEM, "evaluate: out of memory");
     dd_status s = DD_OK;
     // Small distilled batches on one thread, as in the engine (engine.c).
-    const int nthr = omp_get_max_threads();
-    if (set->per_step <= 128) omp_set_num_threads(1);
+    const int saved = dd_model_threads(m);
+    if (set->per_step <= DD_EVAL_SMALL_BATCH) dd_model_set_threads(m, 1);
     for (int e = 0; s == DD_OK && e < set->epochs; e++) {
         for (int st = 0; s == DD_OK && st < set->steps; st++) {
             const int k = e * set->steps + st;
@@ -55,7 +58,7 @@ dd_status dd_evaluate_train(dd_model *m, const dd_distilled *set, const float *l
                 theta[i] -= lr * g[i];
         }
     }
-    omp_set_num_threads(nthr);
+    dd_model_set_threads(m, saved);
     dd_free(g);
     return s;
 }
@@ -80,7 +83,7 @@ dd_status dd_evaluate_test_all(dd_model *m, const dd_objective_handle *obj, cons
     if (test_batch < 1) test_batch = 1000;
     if (test_batch > test->n) test_batch = test->n;
     const int K = dd_model_output_dim(m);
-    const size_t D = image_floats(test);
+    const size_t D = dd_dataset_image_size(test);
     const int nm = obj->n_metrics > 0 ? obj->n_metrics : 1;
     float *logits = dd_alloc_floats((size_t)test_batch * (size_t)K);
     float *dl = dd_alloc_floats((size_t)test_batch * (size_t)K);
@@ -110,16 +113,86 @@ dd_status dd_evaluate_test_all(dd_model *m, const dd_objective_handle *obj, cons
     return s;
 }
 
-dd_status dd_evaluate_set(dd_model *m, const dd_objective_handle *obj, const dd_dataset *test,
-                          const dd_distilled *set, const float *lrs, const dd_eval_config *cfg,
+/* ---- one row: θ0 per net, train, test, aggregate ---------------------- */
+
+/* Networks per row: one θ0 in the fixed modes, else `nets` (at least one),
+ * and no more than the held-out pool holds for pretrained-random. */
+static int net_count(dd_init_mode mode, int nets, size_t pool_size) {
+    if (mode == DD_INIT_FIXED || mode == DD_INIT_PRETRAINED_FIXED) return 1;
+    if (nets < 1) nets = 1;
+    if (mode == DD_INIT_PRETRAINED_RANDOM && (size_t)nets > pool_size) nets = (int)pool_size;
+    return nets;
+}
+
+/* θ0 of evaluation network n, in the distillation's init mode. */
+static dd_status net_theta0(dd_model *m, const dd_eval_config *cfg, int n, float *theta) {
+    const size_t P = dd_model_param_count(m);
+    const char *scheme = cfg->init_scheme ? cfg->init_scheme : "xavier";
+    switch (cfg->init_mode) {
+    case DD_INIT_FIXED:
+        if (!cfg->theta0)
+            return dd_model_init_params(m, theta, scheme, (float)cfg->init_gain,
+                                        dd_engine_init_seed(cfg->seed, DD_STREAM_THETA0, 0));
+        memcpy(theta, cfg->theta0, P * sizeof(float));
+        return DD_OK;
+    case DD_INIT_RANDOM:
+        // Held-out inits: a stream the distillation never draws from.
+        return dd_model_init_params(
+            m, theta, scheme, (float)cfg->init_gain,
+            dd_engine_init_seed(cfg->seed, DD_STREAM_EVAL_INITS, (uint64_t)n));
+    case DD_INIT_PRETRAINED_FIXED:
+        memcpy(theta, cfg->theta0 ? cfg->theta0 : cfg->theta_pool[0], P * sizeof(float));
+        return DD_OK;
+    default:
+        // Held-out pretrained networks, never drawn by the distillation.
+        memcpy(theta, cfg->theta_pool[n], P * sizeof(float));
+        return DD_OK;
+    }
+}
+
+/* Trains evaluation network n in place from its θ0; what a row trains on. */
+typedef dd_status (*train_fn)(dd_model *m, const void *arg, int n, float *theta);
+
+/* Sums over the networks of a row. */
+typedef struct row_sums {
+    int nm; /* metrics kept (at most DD_EVAL_MAX_METRICS) */
+    double msum[DD_EVAL_MAX_METRICS], msum2[DD_EVAL_MAX_METRICS];
+    double sum, sum2, lsum; /* first metric and loss */
+} row_sums;
+
+static void row_add(row_sums *r, const double *metrics, double loss) {
+    for (int i = 0; i < r->nm; i++) {
+        r->msum[i] += metrics[i];
+        r->msum2[i] += metrics[i] * metrics[i];
+    }
+    const double metric = metrics[0];
+    r->sum += metric;
+    r->sum2 += metric * metric;
+    r->lsum += loss;
+}
+
+/* Mean and population std over `nets` networks. */
+static void row_finish(const row_sums *r, int nets, dd_eval_stats *out) {
+    out->n_metrics = r->nm;
+    for (int i = 0; i < r->nm; i++) {
+        out->metric_mean[i] = r->msum[i] / nets;
+        double v = r->msum2[i] / nets - out->metric_mean[i] * out->metric_mean[i];
+        out->metric_std[i] = v > 0 ? sqrt(v) : 0.0;
+    }
+    out->nets = nets;
+    out->mean = r->sum / nets;
+    double var = r->sum2 / nets - out->mean * out->mean;
+    out->std = var > 0 ? sqrt(var) : 0.0;
+    out->loss = r->lsum / nets;
+}
+
+/* The row's networks: θ0 of each, train (train NULL: untrained), test, then
+ * mean ± std over them. Runs on cfg->nthreads (0: the model's setting). */
+static dd_status eval_row(dd_model *m, const dd_objective_handle *obj, const dd_dataset *test,
+                          const dd_eval_config *cfg, train_fn train, const void *arg,
                           dd_eval_stats *out) {
     memset(out, 0, sizeof *out);
-    const size_t P = dd_model_param_count(m);
-    int nets = (cfg->init_mode == DD_INIT_FIXED || cfg->init_mode == DD_INIT_PRETRAINED_FIXED)
-                   ? 1
-                   : (cfg->nets > 0 ? cfg->nets : 1);
-    if (cfg->init_mode == DD_INIT_PRETRAINED_RANDOM && (size_t)nets > cfg->theta_pool_size)
-        nets = (int)cfg->theta_pool_size;
+    const int nets = net_count(cfg->init_mode, cfg->nets, cfg->theta_pool_size);
     if ((cfg->init_mode == DD_INIT_PRETRAINED_RANDOM ||
          (cfg->init_mode == DD_INIT_PRETRAINED_FIXED && !cfg->theta0)) &&
         (!cfg->theta_pool || cfg->theta_pool_size < 1))
@@ -127,63 +200,48 @@ dd_status dd_evaluate_set(dd_model *m, const dd_objective_handle *obj, const dd_
                             "evaluate: init_mode %s needs held-out pretrained networks "
                             "(pretrain.holdout >= 1)",
                             dd_init_mode_str(cfg->init_mode));
-    const int nm = obj->n_metrics < DD_EVAL_MAX_METRICS ? obj->n_metrics : DD_EVAL_MAX_METRICS;
-    double msum[DD_EVAL_MAX_METRICS] = {0}, msum2[DD_EVAL_MAX_METRICS] = {0};
+    row_sums r = {.nm =
+                      obj->n_metrics < DD_EVAL_MAX_METRICS ? obj->n_metrics : DD_EVAL_MAX_METRICS};
+    // The objective may report more metrics than a row keeps; test them all.
     double mval[DD_EVAL_MAX_METRICS + 1];
-    double *mall = mval;
-    if (obj->n_metrics > DD_EVAL_MAX_METRICS &&
-        !(mall = malloc((size_t)obj->n_metrics * sizeof *mall)))
-        return dd_error_set(DD_ERR_NOMEM, "evaluate: out of memory");
-    float *theta = dd_alloc_floats(P);
-    if (!theta) return dd_error_set(DD_ERR_NOMEM, "evaluate: out of memory");
-    const char *scheme = cfg->init_scheme ? cfg->init_scheme : "xavier";
-    double sum = 0.0, sum2 = 0.0, lsum = 0.0;
+    double *mall =
+        obj->n_metrics > DD_EVAL_MAX_METRICS ? malloc((size_t)obj->n_metrics * sizeof *mall) : mval;
+    float *theta = dd_alloc_floats(dd_model_param_count(m));
     dd_status s = DD_OK;
+    if (!mall || !theta) s = dd_error_set(DD_ERR_NOMEM, "evaluate: out of memory");
+    const int saved_threads = dd_model_threads(m);
+    if (cfg->nthreads > 0) dd_model_set_threads(m, cfg->nthreads);
     for (int n = 0; s == DD_OK && n < nets; n++) {
-        if (cfg->init_mode == DD_INIT_FIXED) {
-            if (cfg->theta0)
-                memcpy(theta, cfg->theta0, P * sizeof(float));
-            else
-                s = dd_model_init_params(m, theta, scheme, (float)cfg->init_gain,
-                                         dd_engine_init_seed(cfg->seed, DD_STREAM_THETA0, 0));
-        } else if (cfg->init_mode == DD_INIT_RANDOM) {
-            // Held-out inits: a stream the distillation never draws from.
-            s = dd_model_init_params(
-                m, theta, scheme, (float)cfg->init_gain,
-                dd_engine_init_seed(cfg->seed, DD_STREAM_EVAL_INITS, (uint64_t)n));
-        } else if (cfg->init_mode == DD_INIT_PRETRAINED_FIXED) {
-            memcpy(theta, cfg->theta0 ? cfg->theta0 : cfg->theta_pool[0], P * sizeof(float));
-        } else {
-            // Held-out pretrained networks, never drawn by the distillation.
-            memcpy(theta, cfg->theta_pool[n], P * sizeof(float));
-        }
-        if (s == DD_OK && set) s = dd_evaluate_train(m, set, lrs, theta);
-        double metric = 0.0, loss = 0.0;
+        double loss = 0.0;
+        s = net_theta0(m, cfg, n, theta);
+        if (s == DD_OK && train) s = train(m, arg, n, theta);
         if (s == DD_OK) s = dd_evaluate_test_all(m, obj, test, theta, cfg->test_batch, mall, &loss);
-        if (s == DD_OK) metric = mall[0];
-        for (int i = 0; s == DD_OK && i < nm; i++) {
-            msum[i] += mall[i];
-            msum2[i] += mall[i] * mall[i];
-        }
-        sum += metric;
-        sum2 += metric * metric;
-        lsum += loss;
+        if (s == DD_OK) row_add(&r, mall, loss);
     }
+    dd_model_set_threads(m, saved_threads);
     dd_free(theta);
     if (mall != mval) free(mall);
-    if (s != DD_OK) return s;
-    out->n_metrics = nm;
-    for (int i = 0; i < nm; i++) {
-        out->metric_mean[i] = msum[i] / nets;
-        double v = msum2[i] / nets - out->metric_mean[i] * out->metric_mean[i];
-        out->metric_std[i] = v > 0 ? sqrt(v) : 0.0;
-    }
-    out->nets = nets;
-    out->mean = sum / nets;
-    double var = sum2 / nets - out->mean * out->mean;
-    out->std = var > 0 ? sqrt(var) : 0.0;
-    out->loss = lsum / nets;
-    return DD_OK;
+    if (s == DD_OK) row_finish(&r, nets, out);
+    return s;
+}
+
+/* A row trained on a distilled (or baseline) set with its step sizes. */
+typedef struct set_arg {
+    const dd_distilled *set;
+    const float *lrs;
+} set_arg;
+
+static dd_status train_on_set(dd_model *m, const void *arg, int n, float *theta) {
+    (void)n;
+    const set_arg *a = arg;
+    return dd_evaluate_train(m, a->set, a->lrs, theta);
+}
+
+dd_status dd_evaluate_set(dd_model *m, const dd_objective_handle *obj, const dd_dataset *test,
+                          const dd_distilled *set, const float *lrs, const dd_eval_config *cfg,
+                          dd_eval_stats *out) {
+    const set_arg a = {set, lrs};
+    return eval_row(m, obj, test, cfg, set ? train_on_set : NULL, &a, out);
 }
 
 dd_status dd_evaluate_optimize_lrs(dd_model *m, const dd_objective_handle *obj,
@@ -285,207 +343,210 @@ static double seconds_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-dd_status dd_evaluate_run(dd_model *m, const dd_objective_handle *obj, const dd_dataset *train,
-                          const dd_dataset *test, const dd_distilled *set, const float *theta0,
-                          const dd_distill_config *distill, const dd_eval_settings *es,
-                          dd_eval_report *out) {
-    memset(out, 0, sizeof *out);
-    const double t0 = seconds_now();
+/* ---- the evaluate stage --------------------------------------------------- */
+
+/* What every row of dd_evaluate_run shares. */
+typedef struct eval_run {
+    dd_model *m;
+    const dd_objective_handle *obj;
+    const dd_dataset *train, *test;
+    const dd_distill_config *distill;
+    const dd_eval_settings *es;
+    dd_eval_config ec;
+    dd_eval_report *out;
+    dd_progress *bar;
+    uint64_t done;
+} eval_run;
+
+/* One step of the progress bar, also logged at debug level. */
+static void tick(eval_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tick(eval_run *r, const char *fmt, ...) {
+    char status[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(status, sizeof status, fmt, ap);
+    va_end(ap);
+    if (r->bar) dd_progress_update(r->bar, ++r->done, status);
+    dd_debug("evaluate: %s", status);
+}
+
+/* The report's header: metric names, nets per row, the objective's section. */
+static void report_init(eval_run *r) {
+    dd_eval_report *out = r->out;
+    const dd_objective_handle *obj = r->obj;
     out->metric = obj->n_metrics > 0 ? obj->ops->metric_names[0] : "metric";
-    out->init_mode = distill->init_mode;
-    out->nets =
-        (distill->init_mode == DD_INIT_FIXED || distill->init_mode == DD_INIT_PRETRAINED_FIXED)
-            ? 1
-            : es->nets;
-    if (distill->init_mode == DD_INIT_PRETRAINED_RANDOM && (size_t)out->nets > es->eval_pool_size)
-        out->nets = (int)es->eval_pool_size;
+    out->init_mode = r->distill->init_mode;
+    out->nets = net_count(r->distill->init_mode, r->es->nets, r->es->eval_pool_size);
     out->metric_names = obj->ops->metric_names;
     out->n_metrics = obj->n_metrics;
     if (DD_OBJECTIVE_HAS(obj->ops, report_keys)) {
         out->report_section = obj->ops->report_section;
         out->report_keys = obj->ops->report_keys;
     }
-    out->lr_search = es->lr_search;
-    out->fixed_lr_value = es->fixed_lr;
-    dd_eval_config ec;
-    dd_eval_config_defaults(&ec);
-    ec.init_mode = distill->init_mode;
-    ec.init_scheme = distill->init_scheme;
-    ec.init_gain = distill->init_gain;
-    ec.seed = distill->seed;
-    ec.nets = es->nets;
-    ec.theta0 = theta0;
-    ec.test_batch = es->batch;
-    ec.theta_pool = es->eval_pool;
-    ec.theta_pool_size = es->eval_pool_size;
-    const int K = distill->steps * distill->epochs;
+    out->lr_search = r->es->lr_search;
+    out->fixed_lr_value = r->es->fixed_lr;
+}
+
+/* The distilled set with its learned step sizes, then with the fixed one. */
+static dd_status distilled_rows(eval_run *r, const dd_distilled *set) {
+    dd_eval_report *out = r->out;
+    const int K = r->distill->steps * r->distill->epochs;
     float *fixed = malloc((size_t)K * sizeof *fixed);
     if (!fixed) return dd_error_set(DD_ERR_NOMEM, "evaluate: out of memory");
     for (int k = 0; k < K; k++)
-        fixed[k] = (float)es->fixed_lr;
+        fixed[k] = (float)r->es->fixed_lr;
+    dd_status s = dd_evaluate_set(r->m, r->obj, r->test, set, NULL, &r->ec, &out->distilled);
+    if (s == DD_OK) {
+        out->has_distilled = 1;
+        tick(r, "distilled %s %.4f ± %.4f", out->metric, out->distilled.mean, out->distilled.std);
+        s = dd_evaluate_set(r->m, r->obj, r->test, set, fixed, &r->ec, &out->fixed_lr);
+    }
+    if (s == DD_OK)
+        tick(r, "distilled, fixed lr %g: %s %.4f", r->es->fixed_lr, out->metric,
+             out->fixed_lr.mean);
+    free(fixed);
+    return s;
+}
 
-    dd_progress *bar = NULL;
+/* A built baseline set: tested with its initial step size, step sizes
+ * optimised (pixels frozen), tested again; keeps a copy of the step sizes.
+ * The core's baselines advance the progress bar, the objective's are logged. */
+static dd_status baseline_rows(eval_run *r, dd_eval_baseline *b, const char *name, int progress) {
+    const dd_eval_report *out = r->out;
+    dd_status s = dd_evaluate_set(r->m, r->obj, r->test, b->set, NULL, &r->ec, &b->stats_init_lr);
+    if (s == DD_OK) {
+        dd_distill_config c = *r->distill;
+        c.progress = 0;
+        c.label = name;
+        s = dd_evaluate_optimize_lrs(r->m, r->obj, r->train, &c, r->es->lr_search, b->set);
+    }
+    if (s == DD_OK && progress)
+        tick(r, "%s: lr optimised (%lld iterations)", name, (long long)r->es->lr_search);
+    if (s == DD_OK) s = dd_evaluate_set(r->m, r->obj, r->test, b->set, NULL, &r->ec, &b->stats);
+    if (s == DD_OK) {
+        const size_t K = (size_t)r->distill->steps * (size_t)r->distill->epochs;
+        if (!(b->lrs = malloc(K * sizeof *b->lrs)))
+            s = dd_error_set(DD_ERR_NOMEM, "evaluate: out of memory");
+        else
+            memcpy(b->lrs, b->set->lrs, K * sizeof *b->lrs);
+    }
+    if (s == DD_OK && progress)
+        tick(r, "%s %s %.4f ± %.4f", name, out->metric, b->stats.mean, b->stats.std);
+    else if (s == DD_OK)
+        dd_info("evaluate: %s %s %.4f ± %.4f", name, out->metric, b->stats.mean, b->stats.std);
+    if (s != DD_OK) dd_error_prefix("evaluate: baseline '%s'", name);
+    return s;
+}
+
+/* The core's baselines (random, average, k-means images). */
+static dd_status core_baselines(eval_run *r) {
+    const dd_distill_config *d = r->distill;
+    dd_status s = DD_OK;
+    for (int i = 0; s == DD_OK && i < r->es->n_baselines; i++) {
+        dd_eval_baseline *b = &r->out->baselines[i];
+        b->kind = r->es->baselines[i];
+        r->out->n_baselines = i + 1;
+        s = dd_baseline_build(b->kind, r->train, d->steps, d->epochs, d->images_per_class,
+                              (float)d->lr_init, d->seed, r->ec.nthreads, &b->set);
+        if (s == DD_OK)
+            s = baseline_rows(r, b, dd_baseline_name(b->kind), 1);
+        else
+            dd_error_prefix("evaluate: baseline '%s'", dd_baseline_name(b->kind));
+    }
+    return s;
+}
+
+/* The objective's own baselines (e.g. relabelled real images), built by the
+ * plugin and treated like the core's: optimised step sizes, same nets. */
+static dd_status objective_baselines(eval_run *r) {
+    const dd_objective_ops *ops = r->obj->ops;
+    if (!DD_OBJECTIVE_HAS(ops, build_baseline) || !ops->baseline_names || !ops->build_baseline)
+        return DD_OK;
+    const dd_distill_config *d = r->distill;
+    const dd_dataset *t = r->train;
+    dd_status s = DD_OK;
+    for (int i = 0; s == DD_OK && ops->baseline_names[i] && i < DD_EVAL_MAX_EXTRA; i++) {
+        dd_eval_baseline *b = &r->out->extra[i];
+        b->name = ops->baseline_names[i];
+        r->out->n_extra = i + 1;
+        s = dd_distilled_create(d->steps, d->epochs, d->images_per_class, t->n_classes, t->channels,
+                                t->height, t->width, (float)d->lr_init, &b->set);
+        if (s == DD_OK) {
+            memcpy(b->set->mean, t->mean, sizeof b->set->mean);
+            memcpy(b->set->std, t->std, sizeof b->set->std);
+            const uint64_t seed =
+                dd_engine_init_seed(d->seed, DD_STREAM_BASELINE_RANDOM, 0x1000u + (uint64_t)i);
+            s = ops->build_baseline(r->obj->state, i, t, d->steps, b->set->per_step, seed,
+                                    b->set->images, b->set->labels);
+        }
+        if (s == DD_OK)
+            s = baseline_rows(r, b, b->name, 0);
+        else
+            dd_error_prefix("evaluate: baseline '%s'", b->name);
+    }
+    return s;
+}
+
+/* The full-training reference: SGD on the whole real training set. */
+static dd_status train_full(dd_model *m, const void *arg, int n, float *theta) {
+    const eval_run *r = arg;
+    dd_sgd_config sc;
+    dd_sgd_config_defaults(&sc);
+    sc.epochs = r->es->full_training_epochs;
+    sc.lr = r->es->full_training_lr;
+    sc.batch = r->es->full_training_batch;
+    sc.seed = dd_engine_init_seed(r->ec.seed, DD_STREAM_EVAL_INITS, 0x10000u + (uint64_t)n);
+    sc.label = "full training";
+    return dd_sgd_train(m, theta, r->train, &sc);
+}
+
+static dd_status full_training_row(eval_run *r) {
+    dd_eval_report *out = r->out;
+    dd_status s = eval_row(r->m, r->obj, r->test, &r->ec, train_full, r, &out->full_training);
+    if (s != DD_OK) {
+        dd_error_prefix("evaluate: full training reference");
+        return s;
+    }
+    out->has_full_training = 1;
+    out->full_training_epochs = r->es->full_training_epochs;
+    dd_info("evaluate: full training (%d epochs) %s %.4f ± %.4f", r->es->full_training_epochs,
+            out->metric, out->full_training.mean, out->full_training.std);
+    return DD_OK;
+}
+
+dd_status dd_evaluate_run(dd_model *m, const dd_objective_handle *obj, const dd_dataset *train,
+                          const dd_dataset *test, const dd_distilled *set, const float *theta0,
+                          const dd_distill_config *distill, const dd_eval_settings *es,
+                          dd_eval_report *out) {
+    memset(out, 0, sizeof *out);
+    const double t0 = seconds_now();
+    eval_run r = {
+        .m = m, .obj = obj, .train = train, .test = test, .distill = distill, .es = es, .out = out};
+    report_init(&r);
+    dd_eval_config_defaults(&r.ec);
+    r.ec.init_mode = distill->init_mode;
+    r.ec.init_scheme = distill->init_scheme;
+    r.ec.init_gain = distill->init_gain;
+    r.ec.seed = distill->seed;
+    r.ec.nets = es->nets;
+    r.ec.theta0 = theta0;
+    r.ec.test_batch = es->batch;
+    r.ec.theta_pool = es->eval_pool;
+    r.ec.theta_pool_size = es->eval_pool_size;
+    r.ec.nthreads = distill->nthreads;
     const uint64_t total = 1 + (set ? 2 : 0) + (uint64_t)es->n_baselines * 2;
-    uint64_t done = 0;
-    if (es->progress && dd_progress_create("evaluate", total, "run", &bar) != DD_OK) {
-        bar = NULL;
+    if (es->progress && dd_progress_create("evaluate", total, "run", &r.bar) != DD_OK) {
+        r.bar = NULL;
         dd_error_clear();
     }
-    char status[160];
-#define TICK(fmt, ...)                                                                             \
-    do {                                                                                           \
-        snprintf(status, sizeof status, fmt, __VA_ARGS__);                                         \
-        if (bar) dd_progress_update(bar, ++done, status);                                          \
-        dd_debug("evaluate: %s", status);                                                          \
-    } while (0)
-    dd_status s = dd_evaluate_set(m, obj, test, NULL, NULL, &ec, &out->untrained);
-    if (s == DD_OK) TICK("untrained %s %.4f", out->metric, out->untrained.mean);
-    if (s == DD_OK && set) {
-        s = dd_evaluate_set(m, obj, test, set, NULL, &ec, &out->distilled);
-        if (s == DD_OK) {
-            out->has_distilled = 1;
-            TICK("distilled %s %.4f ± %.4f", out->metric, out->distilled.mean, out->distilled.std);
-            s = dd_evaluate_set(m, obj, test, set, fixed, &ec, &out->fixed_lr);
-        }
-        if (s == DD_OK)
-            TICK("distilled, fixed lr %g: %s %.4f", es->fixed_lr, out->metric, out->fixed_lr.mean);
-    }
-    for (int i = 0; s == DD_OK && i < es->n_baselines; i++) {
-        dd_eval_baseline *b = &out->baselines[i];
-        b->kind = es->baselines[i];
-        out->n_baselines = i + 1;
-        s = dd_baseline_build(b->kind, train, distill->steps, distill->epochs,
-                              distill->images_per_class, (float)distill->lr_init, distill->seed,
-                              &b->set);
-        if (s == DD_OK) s = dd_evaluate_set(m, obj, test, b->set, NULL, &ec, &b->stats_init_lr);
-        if (s == DD_OK) {
-            dd_distill_config c = *distill;
-            c.progress = 0;
-            c.label = dd_baseline_name(b->kind);
-            s = dd_evaluate_optimize_lrs(m, obj, train, &c, es->lr_search, b->set);
-        }
-        if (s == DD_OK)
-            TICK("%s: lr optimised (%lld iterations)", dd_baseline_name(b->kind),
-                 (long long)es->lr_search);
-        if (s == DD_OK) s = dd_evaluate_set(m, obj, test, b->set, NULL, &ec, &b->stats);
-        if (s == DD_OK) {
-            b->lrs = malloc((size_t)K * sizeof *b->lrs);
-            if (!b->lrs)
-                s = dd_error_set(DD_ERR_NOMEM, "evaluate: out of memory");
-            else
-                memcpy(b->lrs, b->set->lrs, (size_t)K * sizeof *b->lrs);
-        }
-        if (s == DD_OK)
-            TICK("%s %s %.4f ± %.4f", dd_baseline_name(b->kind), out->metric, b->stats.mean,
-                 b->stats.std);
-        if (s != DD_OK) dd_error_prefix("evaluate: baseline '%s'", dd_baseline_name(b->kind));
-    }
-    // The objective's own baselines (e.g. relabelled real images), built by
-    // the plugin and treated like the core's: optimised step sizes, same nets.
-    const dd_objective_ops *ops = obj->ops;
-    if (DD_OBJECTIVE_HAS(ops, build_baseline) && ops->baseline_names && ops->build_baseline) {
-        for (int i = 0; s == DD_OK && ops->baseline_names[i] && i < DD_EVAL_MAX_EXTRA; i++) {
-            dd_eval_baseline *b = &out->extra[i];
-            b->name = ops->baseline_names[i];
-            out->n_extra = i + 1;
-            s = dd_distilled_create(distill->steps, distill->epochs, distill->images_per_class,
-                                    train->n_classes, train->channels, train->height, train->width,
-                                    (float)distill->lr_init, &b->set);
-            if (s == DD_OK) {
-                memcpy(b->set->mean, train->mean, sizeof b->set->mean);
-                memcpy(b->set->std, train->std, sizeof b->set->std);
-                s = ops->build_baseline(obj->state, i, train, distill->steps, b->set->per_step,
-                                        dd_engine_init_seed(distill->seed,
-                                                            DD_STREAM_BASELINE_RANDOM,
-                                                            0x1000u + (uint64_t)i),
-                                        b->set->images, b->set->labels);
-            }
-            if (s == DD_OK) s = dd_evaluate_set(m, obj, test, b->set, NULL, &ec, &b->stats_init_lr);
-            if (s == DD_OK) {
-                dd_distill_config c = *distill;
-                c.progress = 0;
-                c.label = b->name;
-                s = dd_evaluate_optimize_lrs(m, obj, train, &c, es->lr_search, b->set);
-            }
-            if (s == DD_OK) s = dd_evaluate_set(m, obj, test, b->set, NULL, &ec, &b->stats);
-            if (s == DD_OK) {
-                if (!(b->lrs = malloc((size_t)K * sizeof *b->lrs)))
-                    s = dd_error_set(DD_ERR_NOMEM, "evaluate: out of memory");
-                else
-                    memcpy(b->lrs, b->set->lrs, (size_t)K * sizeof *b->lrs);
-            }
-            if (s == DD_OK)
-                dd_info("evaluate: %s %s %.4f ± %.4f", b->name, out->metric, b->stats.mean,
-                        b->stats.std);
-            if (s != DD_OK) dd_error_prefix("evaluate: baseline '%s'", b->name);
-        }
-    }
+    dd_status s = dd_evaluate_set(m, obj, test, NULL, NULL, &r.ec, &out->untrained);
+    if (s == DD_OK) tick(&r, "untrained %s %.4f", out->metric, out->untrained.mean);
+    if (s == DD_OK && set) s = distilled_rows(&r, set);
+    if (s == DD_OK) s = core_baselines(&r);
+    if (s == DD_OK) s = objective_baselines(&r);
     // Reference: the same networks trained on the whole real training set.
-    if (s == DD_OK && es->full_training_epochs > 0) {
-        const size_t P = dd_model_param_count(m);
-        const int nets = (ec.init_mode == DD_INIT_FIXED || ec.init_mode == DD_INIT_PRETRAINED_FIXED)
-                             ? 1
-                             : out->nets;
-        float *theta = dd_alloc_floats(P);
-        double *ms = calloc((size_t)obj->n_metrics + 1, sizeof *ms);
-        double sum[DD_EVAL_MAX_METRICS] = {0}, sum2[DD_EVAL_MAX_METRICS] = {0}, lsum = 0;
-        const int nm = obj->n_metrics < DD_EVAL_MAX_METRICS ? obj->n_metrics : DD_EVAL_MAX_METRICS;
-        if (!theta || !ms) s = dd_error_set(DD_ERR_NOMEM, "evaluate: out of memory");
-        for (int n = 0; s == DD_OK && n < nets; n++) {
-            if (ec.init_mode == DD_INIT_FIXED)
-                s = theta0
-                        ? (memcpy(theta, theta0, P * sizeof(float)), DD_OK)
-                        : dd_model_init_params(m, theta, ec.init_scheme, (float)ec.init_gain,
-                                               dd_engine_init_seed(ec.seed, DD_STREAM_THETA0, 0));
-            else if (ec.init_mode == DD_INIT_RANDOM)
-                s = dd_model_init_params(
-                    m, theta, ec.init_scheme, (float)ec.init_gain,
-                    dd_engine_init_seed(ec.seed, DD_STREAM_EVAL_INITS, (uint64_t)n));
-            else if (ec.init_mode == DD_INIT_PRETRAINED_FIXED)
-                memcpy(theta, theta0 ? theta0 : ec.theta_pool[0], P * sizeof(float));
-            else
-                memcpy(theta, ec.theta_pool[n], P * sizeof(float));
-            dd_sgd_config sc;
-            dd_sgd_config_defaults(&sc);
-            sc.epochs = es->full_training_epochs;
-            sc.lr = es->full_training_lr;
-            sc.batch = es->full_training_batch;
-            sc.seed = dd_engine_init_seed(ec.seed, DD_STREAM_EVAL_INITS, 0x10000u + (uint64_t)n);
-            sc.label = "full training";
-            double loss = 0;
-            if (s == DD_OK) s = dd_sgd_train(m, theta, train, &sc);
-            if (s == DD_OK) s = dd_evaluate_test_all(m, obj, test, theta, ec.test_batch, ms, &loss);
-            for (int i = 0; s == DD_OK && i < nm; i++) {
-                sum[i] += ms[i];
-                sum2[i] += ms[i] * ms[i];
-            }
-            lsum += loss;
-        }
-        if (s == DD_OK) {
-            dd_eval_stats *r = &out->full_training;
-            r->nets = nets;
-            r->n_metrics = nm;
-            for (int i = 0; i < nm; i++) {
-                r->metric_mean[i] = sum[i] / nets;
-                double v = sum2[i] / nets - r->metric_mean[i] * r->metric_mean[i];
-                r->metric_std[i] = v > 0 ? sqrt(v) : 0.0;
-            }
-            r->mean = nm > 0 ? r->metric_mean[0] : 0.0;
-            r->std = nm > 0 ? r->metric_std[0] : 0.0;
-            r->loss = lsum / nets;
-            out->has_full_training = 1;
-            out->full_training_epochs = es->full_training_epochs;
-            dd_info("evaluate: full training (%d epochs) %s %.4f ± %.4f", es->full_training_epochs,
-                    out->metric, r->mean, r->std);
-        } else {
-            dd_error_prefix("evaluate: full training reference");
-        }
-        dd_free(theta);
-        free(ms);
-    }
-#undef TICK
-    dd_progress_destroy(bar);
-    free(fixed);
+    if (s == DD_OK && es->full_training_epochs > 0) s = full_training_row(&r);
+    dd_progress_destroy(r.bar);
     out->seconds = seconds_now() - t0;
     if (s != DD_OK) dd_eval_report_release(out);
     return s;

@@ -38,6 +38,10 @@ typedef struct dd_eval_config {
      * pretrained-fixed uses theta0, else member 0). Borrowed. */
     const float *const *theta_pool;
     size_t theta_pool_size;
+    /** Threads of the model's passes (0: the model's own setting); distilled
+     * batches of at most 128 images train on one. The model's setting is
+     * restored before returning. */
+    int nthreads;
 } dd_eval_config;
 
 DD_API void dd_eval_config_defaults(dd_eval_config *c);

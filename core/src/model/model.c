@@ -10,6 +10,7 @@
 #include "distill/log.h"
 #include "distill/tensor.h"
 #include "compute/dnnl_ops.h"
+#include "compute/threads.h"
 #include "model/model_impl.h"
 
 #define WS_CACHE 4
@@ -35,6 +36,7 @@ struct dd_model {
     int n_out;
     size_t in_size, max_act;
     int first_param; /* index of the first layer with parameters (n if none) */
+    int nthreads;    /* threads of the passes (0: the caller's OpenMP default) */
     uint64_t tick;
     // tick of the last successful dd_model_forward (0 = none); any later
     // pass bumps tick, so dd_model_backward can tell whether the stored
@@ -92,7 +94,7 @@ static dd_status ws_alloc_tangent(dd_model *m, workspace *w) {
     return DD_OK;
 }
 
-static dd_status ws_init(dd_model *m, workspace *w, int64_t batch) {
+static dd_status ws_init(dd_model *m, workspace *w, int64_t batch, int nthreads) {
     const int n = m->g->n_layers;
     const size_t B = (size_t)batch;
     memset(w, 0, sizeof *w);
@@ -103,7 +105,7 @@ static dd_status ws_init(dd_model *m, workspace *w, int64_t batch) {
     if (!w->exec || !w->act || !w->aux) return dd_error_set(DD_ERR_NOMEM, "model: out of memory");
     for (int l = 0; l < n; l++) {
         const dd_layer *L = &m->g->layers[l];
-        DD_TRY(dd_layer_exec_init(&w->exec[l], L, batch, m->backend, m->dnnl));
+        DD_TRY(dd_layer_exec_init(&w->exec[l], L, batch, m->backend, m->dnnl, nthreads));
         if (L->kind != DD_OP_FLATTEN &&
             !(w->act[l + 1] = dd_alloc_floats(B * dd_layer_out_size(L))))
             return DD_ERR_NOMEM;
@@ -116,11 +118,20 @@ static dd_status ws_init(dd_model *m, workspace *w, int64_t batch) {
     return DD_OK;
 }
 
+// The pass about to run uses the model's thread count: oneDNN's calls (and
+// primitives created now) through the engine, the ops' own loops through
+// the count a workspace's layers are built with. Returns that count.
+static int pass_threads(dd_model *m) {
+    if (m->dnnl) dd_dnnl_set_threads(m->dnnl, m->nthreads);
+    return dd_threads_resolve(m->nthreads);
+}
+
 // Finds (or builds, evicting the least recently used) the workspace for a
 // batch size. Allocation happens only the first time a batch size is seen.
 static dd_status ws_get(dd_model *m, int64_t batch, int tangent, workspace **out) {
     if (batch <= 0)
         return dd_error_set(DD_ERR_INVALID, "model: batch size %lld must be > 0", (long long)batch);
+    const int nthreads = pass_threads(m);
     workspace *w = NULL, *victim = &m->ws[0];
     for (int i = 0; i < WS_CACHE; i++) {
         if (m->ws[i].batch == batch) {
@@ -132,7 +143,7 @@ static dd_status ws_get(dd_model *m, int64_t batch, int tangent, workspace **out
     }
     if (!w) {
         if (victim->batch) ws_free(m, victim);
-        dd_status s = ws_init(m, victim, batch);
+        dd_status s = ws_init(m, victim, batch, nthreads);
         if (s != DD_OK) {
             ws_free(m, victim);
             dd_error_prefix("model: workspace for batch %lld", (long long)batch);
@@ -306,6 +317,14 @@ const dd_graph *dd_model_graph(const dd_model *m) {
 }
 dd_backend dd_model_backend(const dd_model *m) {
     return m->backend;
+}
+int dd_model_threads(const dd_model *m) {
+    return m->nthreads;
+}
+int dd_model_set_threads(dd_model *m, int nthreads) {
+    const int prev = m->nthreads;
+    m->nthreads = nthreads > 0 ? nthreads : 0;
+    return prev;
 }
 
 /* ---- init --------------------------------------------------------------- */
@@ -506,6 +525,7 @@ dd_status dd_model_backward(dd_model *m, const float *theta, int64_t batch, cons
                             "size immediately before it (another pass ran in between, or none)",
                             (long long)batch);
     if (!grad_theta && !grad_x) return DD_OK;
+    pass_threads(m);
     return run_backward(m, w, theta, NULL, dlogits, NULL, grad_theta, grad_x, NULL, NULL);
 }
 

@@ -17,6 +17,16 @@ DD_API const dd_graph *dd_model_graph(const dd_model *m);
 /** The backend the model runs. */
 DD_API dd_backend dd_model_backend(const dd_model *m);
 
+/** Threads of the model's passes that follow: oneDNN's calls and primitive
+ * creation, and the ops' own loops of workspaces built from now on (a
+ * workspace keeps the count it was built with for its per-thread scratch).
+ * 0 (the default) follows the calling thread's OpenMP default at each pass.
+ * The model never changes OpenMP's own setting beyond a oneDNN call.
+ * Returns the previous setting, for a caller that changes it for a while. */
+DD_API int dd_model_set_threads(dd_model *m, int nthreads);
+/** The model's thread setting (0: the calling thread's OpenMP default). */
+DD_API int dd_model_threads(const dd_model *m);
+
 /** Hash of the piecewise-linear pattern of the last forward pass at this
  * batch size: relu signs and max-pool argmax positions. Two points with the
  * same pattern lie on one smooth piece, so finite differences between them

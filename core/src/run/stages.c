@@ -16,6 +16,7 @@
 #include "run/pipeline.h"
 #include "report/report.h"
 #include "engine/netpool.h"
+#include "model/model_impl.h"
 #include "run/run.h"
 
 struct dd_stage_state {
@@ -65,10 +66,11 @@ static dd_status state_get(dd_run *run, dd_stage_state **out) {
     if (!st) return dd_error_set(DD_ERR_NOMEM, "out of memory");
     dd_status s = DD_OK;
 
+    // The run's thread count, handed to the model, the engine and the
+    // evaluation; OpenMP's own setting is left as the caller has it.
     const dd_options *dopt = dd_pipeline_section(p, "distill");
     int64_t threads = dd_options_has(dopt, "threads") ? dd_options_int(dopt, "threads") : 0;
-    if (threads > 0) omp_set_num_threads((int)threads);
-    st->threads = omp_get_max_threads();
+    st->threads = threads > 0 ? (int)threads : omp_get_max_threads();
 
     const char *backend = dd_options_has(mo, "backend") ? dd_options_string(mo, "backend") : NULL;
     dd_model_config mcfg = {
@@ -84,12 +86,16 @@ static dd_status state_get(dd_run *run, dd_stage_state **out) {
     };
     s = dd_model_create(&mcfg, &st->model);
     if (s != DD_OK) dd_error_prefix("model '%s'", mc->name);
+    if (s == DD_OK) dd_model_set_threads(st->model, st->threads);
     if (s == DD_OK) {
         s = dd_objective_handle_init(
             &st->obj, oc, dd_pipeline_component_options(p, DD_COMPONENT_OBJECTIVE), run->train);
         st->obj_ready = s == DD_OK;
     }
-    if (s == DD_OK) s = dd_distill_config_from_options(dopt, &st->cfg);
+    if (s == DD_OK) {
+        s = dd_distill_config_from_options(dopt, &st->cfg);
+        st->cfg.nthreads = st->threads;
+    }
     if (s == DD_OK) {
         // The model's own default init scheme unless the pipeline chose one.
         const dd_model_ops *mops = mc->ops;
