@@ -10,6 +10,10 @@
 #include <unistd.h>
 
 dd_status dd_fs_mkdir_p(const char *path) {
+    return dd_fs_mkdir_p_mode(path, 0777);
+}
+
+dd_status dd_fs_mkdir_p_mode(const char *path, mode_t mode) {
     if (!path || !*path) return dd_error_set(DD_ERR_INVALID, "empty directory path");
     size_t len = strlen(path);
     char *buf = malloc(len + 1);
@@ -21,7 +25,7 @@ dd_status dd_fs_mkdir_p(const char *path) {
         char c = buf[i];
         buf[i] = '\0';
         struct stat st;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        if (mkdir(buf, mode) != 0 && errno != EEXIST)
             s = dd_error_set(DD_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
         else if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
             s = dd_error_set(DD_ERR_IO, "%s: exists and is not a directory", buf);
@@ -29,6 +33,16 @@ dd_status dd_fs_mkdir_p(const char *path) {
     }
     free(buf);
     return s;
+}
+
+char *dd_fs_join(const char *dir, const char *name) {
+    size_t dl = strlen(dir), nl = strlen(name);
+    char *p = malloc(dl + nl + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, dl);
+    p[dl] = '/';
+    memcpy(p + dl + 1, name, nl + 1);
+    return p;
 }
 
 int dd_fs_is_file(const char *path) {

@@ -7,12 +7,20 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "distill/status.h"
 
 /** Creates `path` and its missing parents (mode 0777 & ~umask). DD_ERR_IO
  * names the component that could not be made or is not a directory. */
 dd_status dd_fs_mkdir_p(const char *path);
+/** As dd_fs_mkdir_p, creating the missing directories with `mode` & ~umask
+ * (the dataset cache uses 0755, so a lax umask never opens it to others). */
+dd_status dd_fs_mkdir_p_mode(const char *path, mode_t mode);
+
+/** "<dir>/<name>" in a malloc'ed string (caller frees); NULL when out of
+ * memory. */
+char *dd_fs_join(const char *dir, const char *name);
 
 /** 1 if `path` is an existing regular file. */
 int dd_fs_is_file(const char *path);
