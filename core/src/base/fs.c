@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "base/fs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -145,6 +146,28 @@ dd_status dd_fs_atomic_commit(dd_fs_atomic *a) {
     }
     dd_fs_atomic_abort(a);
     return s;
+}
+
+void dd_fs_atomic_remove_stale(const char *path) {
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t blen = strlen(base);
+    size_t dlen = slash ? (size_t)(slash - path) : 0;
+    char *dir = !slash ? strdup(".") : dlen ? strndup(path, dlen) : strdup("/");
+    DIR *d = dir ? opendir(dir) : NULL;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        // Exactly the names dd_fs_atomic_open makes: "<base>.tmp.XXXXXX".
+        const char *rest = e->d_name + blen;
+        if (strncmp(e->d_name, base, blen) != 0 || strncmp(rest, ".tmp.", 5) != 0 ||
+            strlen(rest + 5) != 6)
+            continue;
+        char *stale = dd_fs_join(dir, e->d_name);
+        if (stale) unlink(stale);
+        free(stale);
+    }
+    if (d) closedir(d);
+    free(dir);
 }
 
 dd_status dd_fs_write_file(const char *path, const void *data, size_t len) {

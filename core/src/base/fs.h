@@ -46,6 +46,12 @@ dd_status dd_fs_atomic_commit(dd_fs_atomic *a);
 /** Removes the temporary; the target is left as it was. */
 void dd_fs_atomic_abort(dd_fs_atomic *a);
 
+/** Removes the temporaries that interrupted atomic writes of `path` left
+ * beside it. Only for a caller that knows no other write of `path` is under
+ * way (the dataset cache, under its lock): a retried write would otherwise
+ * leave one more stale temporary each time it was interrupted. */
+void dd_fs_atomic_remove_stale(const char *path);
+
 /** Writes `len` bytes to `path` atomically. */
 dd_status dd_fs_write_file(const char *path, const void *data, size_t len);
 

@@ -116,6 +116,7 @@ static dd_status write_marker(const dd_cache_dataset *d, dd_cache_marker kind, c
                               const char *content) {
     char *path = dd_cache_marker_path(d->dir, kind, file);
     if (!path) return nomem();
+    dd_fs_atomic_remove_stale(path);
     dd_status s = dd_fs_write_file(path, content, strlen(content));
     free(path);
     return s;
@@ -220,6 +221,9 @@ static dd_status install_file(const dd_cache_dataset *d, const dd_manifest *m,
     const char *name = dd_manifest_file_output(f, out, sizeof out);
     char *dst = dd_fs_join(d->dir, name);
     if (!dst) return nomem();
+    // Under the lock nothing else writes here: what an interrupted earlier
+    // install left is garbage.
+    dd_fs_atomic_remove_stale(dst);
     dd_status s;
     if (f->archive == DD_ARCHIVE_GZ) {
         s = dd_unpack_gz(src, dst, m->unpacked_limit, NULL, NULL);
