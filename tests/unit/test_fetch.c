@@ -698,10 +698,10 @@ static void assert_mode(fx *f, const char *rel, unsigned mode) {
         fail_msg("%s: mode %04o, expected %04o", path, (unsigned)(st.st_mode & 07777), mode);
 }
 
-static void test_cache_modes_ignore_lax_umask(void **state) {
+static void test_cache_modes_follow_umask_up_to_0755(void **state) {
     fx *f = *state;
-    // The cache is private bookkeeping: directories 0755, files 0644, even
-    // when the process would let others write.
+    // Directories 0755 and files 0644 at most, even when the process would
+    // let others write.
     mode_t old = umask(0);
     write_manifest(f, "toy", (const char *const[]){"m/", NULL}, "dg");
     char *root = NULL;
@@ -716,6 +716,19 @@ static void test_cache_modes_ignore_lax_umask(void **state) {
     assert_mode(f, "toy/.verified-pay.gz", 0644);
     assert_mode(f, "toy/.unpacked-pay.gz", 0644);
     assert_mode(f, "toy/pay", 0644);
+
+    // A strict umask is honoured, as by ordinary files.
+    old = umask(077);
+    write_manifest(f, "toy2", (const char *const[]){"m/", NULL}, "dg");
+    s = dd_fetch_dataset("toy2", &f->opt, &root);
+    umask(old);
+    if (s != DD_OK) fail_msg("%s", dd_error_message());
+    free(root);
+    assert_mode(f, "toy2", 0700);
+    assert_mode(f, "toy2/downloads", 0700);
+    assert_mode(f, "toy2/.verified-pay.gz", 0600);
+    assert_mode(f, "toy2/.unpacked-pay.gz", 0600);
+    assert_mode(f, "toy2/pay", 0600);
 }
 
 static size_t count_tmp(const char *dir) {
@@ -870,7 +883,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_unreachable_host_skipped_for_later_files, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_file_mirror_with_oversized_part, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cache_modes_ignore_lax_umask, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_modes_follow_umask_up_to_0755, setup, teardown),
         cmocka_unit_test_setup_teardown(test_interrupted_install_leaves_no_temporaries, setup,
                                         teardown),
     };

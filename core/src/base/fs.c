@@ -5,9 +5,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 dd_status dd_fs_mkdir_p(const char *path) {
@@ -88,7 +90,31 @@ dd_status dd_fs_read_file(const char *path, size_t max_bytes, char **out, size_t
     return DD_OK;
 }
 
-dd_status dd_fs_atomic_open(dd_fs_atomic *a, const char *path) {
+/* Creates "<path>.tmp.XXXXXX" with open(2)'s `mode`, so the umask applies
+ * (mkstemp always makes 0600); O_EXCL makes a name taken meanwhile, or a
+ * planted link, a retry rather than a hazard. */
+static int create_temp(const char *path, char *tmp, size_t cap, mode_t mode) {
+    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ ((uint64_t)getpid() << 42) ^
+                 (uint64_t)(uintptr_t)tmp;
+    for (int attempt = 0; attempt < 100; attempt++) {
+        x = x * 6364136223846793005u + 1442695040888963407u;
+        uint64_t y = x >> 16;
+        char suffix[7];
+        for (int i = 0; i < 6; i++, y /= 62)
+            suffix[i] = digits[y % 62];
+        suffix[6] = '\0';
+        snprintf(tmp, cap, "%s.tmp.%s", path, suffix);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+        if (fd >= 0 || errno != EEXIST) return fd;
+    }
+    return -1;
+}
+
+/* use_mode: the temporary gets `mode` & ~umask; else 0644 whatever the umask. */
+static dd_status atomic_open(dd_fs_atomic *a, const char *path, int use_mode, mode_t mode) {
     memset(a, 0, sizeof *a);
     size_t n = strlen(path) + 16;
     a->path = strdup(path);
@@ -97,8 +123,13 @@ dd_status dd_fs_atomic_open(dd_fs_atomic *a, const char *path) {
         dd_fs_atomic_abort(a);
         return dd_error_set(DD_ERR_NOMEM, "%s: out of memory", path);
     }
-    snprintf(a->tmp, n, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(a->tmp);
+    int fd;
+    if (use_mode) {
+        fd = create_temp(path, a->tmp, n, mode);
+    } else {
+        snprintf(a->tmp, n, "%s.tmp.XXXXXX", path);
+        fd = mkstemp(a->tmp);
+    }
     if (fd < 0) {
         dd_status s = dd_error_set(DD_ERR_IO, "%s: cannot create a temporary file: %s", path,
                                    strerror(errno));
@@ -109,7 +140,7 @@ dd_status dd_fs_atomic_open(dd_fs_atomic *a, const char *path) {
     }
     // mkstemp creates 0600; outputs are shared like ordinary files. (Reading
     // the umask would need umask(), which is racy between threads.)
-    (void)fchmod(fd, 0644);
+    if (!use_mode) (void)fchmod(fd, 0644);
     a->f = fdopen(fd, "wb");
     if (!a->f) {
         dd_status s = dd_error_set(DD_ERR_IO, "%s: %s", a->tmp, strerror(errno));
@@ -118,6 +149,14 @@ dd_status dd_fs_atomic_open(dd_fs_atomic *a, const char *path) {
         return s;
     }
     return DD_OK;
+}
+
+dd_status dd_fs_atomic_open(dd_fs_atomic *a, const char *path) {
+    return atomic_open(a, path, 0, 0);
+}
+
+dd_status dd_fs_atomic_open_mode(dd_fs_atomic *a, const char *path, mode_t mode) {
+    return atomic_open(a, path, 1, mode);
 }
 
 void dd_fs_atomic_abort(dd_fs_atomic *a) {
@@ -170,13 +209,22 @@ void dd_fs_atomic_remove_stale(const char *path) {
     free(dir);
 }
 
-dd_status dd_fs_write_file(const char *path, const void *data, size_t len) {
+static dd_status write_file(const char *path, const void *data, size_t len, int use_mode,
+                            mode_t mode) {
     dd_fs_atomic a;
-    DD_TRY(dd_fs_atomic_open(&a, path));
+    DD_TRY(atomic_open(&a, path, use_mode, mode));
     if (len && fwrite(data, 1, len, a.f) != len) {
         dd_status s = dd_error_set(DD_ERR_IO, "%s: write failed: %s", path, strerror(errno));
         dd_fs_atomic_abort(&a);
         return s;
     }
     return dd_fs_atomic_commit(&a);
+}
+
+dd_status dd_fs_write_file(const char *path, const void *data, size_t len) {
+    return write_file(path, data, len, 0, 0);
+}
+
+dd_status dd_fs_write_file_mode(const char *path, const void *data, size_t len, mode_t mode) {
+    return write_file(path, data, len, 1, mode);
 }

@@ -40,6 +40,10 @@ typedef struct dd_fs_atomic {
 
 /** Opens a temporary file beside `path` (mode 0644) for writing. */
 dd_status dd_fs_atomic_open(dd_fs_atomic *a, const char *path);
+/** As dd_fs_atomic_open, but the file gets `mode` & ~umask, as open(2)
+ * would give it, instead of 0644 whatever the umask: for files that must
+ * not be more open than the user asked (the dataset cache). */
+dd_status dd_fs_atomic_open_mode(dd_fs_atomic *a, const char *path, mode_t mode);
 /** Flushes, fsyncs and renames the temporary over the target; on any failure
  * the temporary is removed and the target is left as it was. */
 dd_status dd_fs_atomic_commit(dd_fs_atomic *a);
@@ -54,5 +58,7 @@ void dd_fs_atomic_remove_stale(const char *path);
 
 /** Writes `len` bytes to `path` atomically. */
 dd_status dd_fs_write_file(const char *path, const void *data, size_t len);
+/** Same, the file getting `mode` & ~umask (see dd_fs_atomic_open_mode). */
+dd_status dd_fs_write_file_mode(const char *path, const void *data, size_t len, mode_t mode);
 
 #endif

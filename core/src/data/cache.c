@@ -117,7 +117,7 @@ static dd_status write_marker(const dd_cache_dataset *d, dd_cache_marker kind, c
     char *path = dd_cache_marker_path(d->dir, kind, file);
     if (!path) return nomem();
     dd_fs_atomic_remove_stale(path);
-    dd_status s = dd_fs_write_file(path, content, strlen(content));
+    dd_status s = dd_fs_write_file_mode(path, content, strlen(content), 0644);
     free(path);
     return s;
 }
@@ -201,7 +201,7 @@ static dd_status copy_file(const char *src, const char *dst) {
     FILE *in = fopen(src, "rb");
     if (!in) return dd_error_set(DD_ERR_IO, "cannot copy %s to %s: %s", src, dst, strerror(errno));
     dd_fs_atomic out;
-    dd_status s = dd_fs_atomic_open(&out, dst);
+    dd_status s = dd_fs_atomic_open_mode(&out, dst, 0644);
     char buf[65536];
     size_t got;
     while (s == DD_OK && (got = fread(buf, 1, sizeof buf, in)) > 0)

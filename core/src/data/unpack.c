@@ -71,7 +71,7 @@ dd_status dd_unpack_gz(const char *src, const char *dst, uint64_t limit,
     dd_status s = buf ? DD_OK : dd_error_set(DD_ERR_NOMEM, "out of memory");
     // The payload goes to a temporary file renamed over `dst` only once it
     // is complete (and fsync'ed), so a crash never leaves half of it there.
-    if (s == DD_OK && dst) s = dd_fs_atomic_open(&out, dst);
+    if (s == DD_OK && dst) s = dd_fs_atomic_open_mode(&out, dst, 0644);
     dd_sha256 h;
     dd_sha256_init(&h);
     uint64_t total = 0;
