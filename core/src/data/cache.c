@@ -27,10 +27,6 @@ static const char *const reserved_names[] = {"downloads", ".lock", ".verified-",
 // Markers are a line or two; anything larger is not one of ours.
 enum { MARKER_MAX = 8192 };
 
-static dd_status nomem(void) {
-    return dd_error_set(DD_ERR_NOMEM, "out of memory");
-}
-
 dd_status dd_cache_root(const char *cache_dir, char **out) {
     const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
     dd_strbuf b = DD_STRBUF_INIT;
@@ -44,7 +40,7 @@ dd_status dd_cache_root(const char *cache_dir, char **out) {
         return dd_error_set(DD_ERR_INVALID,
                             "no cache directory: set --cache-dir, XDG_CACHE_HOME or HOME");
     char *r = dd_strbuf_take(&b);
-    if (!r) return nomem();
+    if (!r) return dd_error_set(DD_ERR_NOMEM, "out of memory");
     *out = r;
     return DD_OK;
 }
@@ -53,7 +49,7 @@ dd_status dd_cache_root(const char *cache_dir, char **out) {
 
 static dd_status lock_dataset(const char *dir, const char *name, int *fd_out) {
     char *path = dd_fs_join(dir, ".lock");
-    if (!path) return nomem();
+    if (!path) return dd_error_set(DD_ERR_NOMEM, "out of memory");
     dd_status s = DD_OK;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -77,7 +73,8 @@ static dd_status lock_dataset(const char *dir, const char *name, int *fd_out) {
 dd_status dd_cache_open(const char *root, const char *name, int downloads, dd_cache_dataset *d) {
     memset(d, 0, sizeof *d);
     d->dir = dd_fs_join(root, name);
-    if (!d->dir || (downloads && !(d->downloads = dd_fs_join(d->dir, "downloads")))) return nomem();
+    if (!d->dir || (downloads && !(d->downloads = dd_fs_join(d->dir, "downloads"))))
+        return dd_error_set(DD_ERR_NOMEM, "out of memory");
     DD_TRY(dd_fs_mkdir_p_mode(downloads ? d->downloads : d->dir, 0755));
     DD_TRY(lock_dataset(d->dir, name, &d->lock_fd));
     d->locked = 1;
@@ -115,7 +112,7 @@ static char *read_marker(const dd_cache_dataset *d, dd_cache_marker kind, const 
 static dd_status write_marker(const dd_cache_dataset *d, dd_cache_marker kind, const char *file,
                               const char *content) {
     char *path = dd_cache_marker_path(d->dir, kind, file);
-    if (!path) return nomem();
+    if (!path) return dd_error_set(DD_ERR_NOMEM, "out of memory");
     dd_fs_atomic_remove_stale(path);
     dd_status s = dd_fs_write_file_mode(path, content, strlen(content), 0644);
     free(path);
@@ -165,7 +162,7 @@ int dd_cache_download_verified(const dd_cache_dataset *d, const char *file) {
 
 dd_status dd_cache_mark_verified(const dd_cache_dataset *d, const char *file) {
     char *path = dd_fs_join(d->downloads, file);
-    if (!path) return nomem();
+    if (!path) return dd_error_set(DD_ERR_NOMEM, "out of memory");
     struct stat st;
     dd_status s = DD_OK;
     if (stat(path, &st) != 0) s = dd_error_set(DD_ERR_IO, "%s: %s", path, strerror(errno));
@@ -220,7 +217,7 @@ static dd_status install_file(const dd_cache_dataset *d, const dd_manifest *m,
     char out[1024];
     const char *name = dd_manifest_file_output(f, out, sizeof out);
     char *dst = dd_fs_join(d->dir, name);
-    if (!dst) return nomem();
+    if (!dst) return dd_error_set(DD_ERR_NOMEM, "out of memory");
     // Under the lock nothing else writes here: what an interrupted earlier
     // install left is garbage.
     dd_fs_atomic_remove_stale(dst);
@@ -259,7 +256,7 @@ dd_status dd_cache_install(const dd_cache_dataset *d, const dd_manifest *m,
 
 dd_status dd_cache_link(const dd_cache_dataset *d, const char *name, const char *target) {
     char *dst = dd_fs_join(d->dir, name);
-    if (!dst) return nomem();
+    if (!dst) return dd_error_set(DD_ERR_NOMEM, "out of memory");
     dd_status s = DD_OK;
     unlink(dst);
     if (symlink(target, dst) != 0)
@@ -329,7 +326,7 @@ static dd_status list_dir(const char *dir, const char *root, dd_dataset_status *
         if (listed(*v, *n, e->d_name, len - 5)) continue;
         char *path = dd_fs_join(dir, e->d_name);
         if (!path) {
-            s = nomem();
+            s = dd_error_set(DD_ERR_NOMEM, "out of memory");
             break;
         }
         dd_manifest *m;
@@ -344,7 +341,7 @@ static dd_status list_dir(const char *dir, const char *root, dd_dataset_status *
             dd_dataset_status *nv = realloc(*v, nc * sizeof *nv);
             if (!nv) {
                 dd_manifest_destroy(m);
-                s = nomem();
+                s = dd_error_set(DD_ERR_NOMEM, "out of memory");
                 break;
             }
             *v = nv;

@@ -30,10 +30,6 @@ typedef struct ds_ctx {
     int n_dead;
 } ds_ctx;
 
-static dd_status nomem(void) {
-    return dd_error_set(DD_ERR_NOMEM, "out of memory");
-}
-
 /* Starts the next item of a "; "-separated summary. */
 static void next_item(dd_strbuf *b) {
     if (b->len) dd_strbuf_append(b, "; ", 2);
@@ -148,18 +144,19 @@ static void mark_dead(ds_ctx *c, const char *url) {
         snprintf(c->dead[c->n_dead++], sizeof c->dead[0], "%s", h);
 }
 
-/* The transport's check of a complete download: the verification rule,
- * skipped (warned) only for an extra mirror with verify = 0. */
-typedef struct download_check {
+/* What check_download needs: the verification rule is skipped (warned)
+ * only for an extra mirror with verify = 0. */
+typedef struct verify_ctx {
     const ds_ctx *c;
     const dd_manifest_file *f;
     int extra;
     int *verified;
     int failed; // verification itself failed (not a mismatch)
-} download_check;
+} verify_ctx;
 
+/* The transport's judgement of a complete download (dd_transport_check). */
 static dd_status check_download(void *ctx, const char *part, const char *url) {
-    download_check *k = ctx;
+    verify_ctx *k = ctx;
     if (k->extra && !k->c->opt->verify) {
         dd_warn("%s: not verified (verify: false), from %s", k->f->name, url);
         *k->verified = 0;
@@ -189,8 +186,13 @@ static dd_status try_mirror(ds_ctx *c, const dd_manifest_file *f, const char *ur
         dd_strbuf_printf(&log->failures, "%s: skipped, host unreachable", url);
         return DD_OK;
     }
-    download_check k = {c, f, extra, verified, 0};
-    dd_transport_req rq = {url, part, f->name, f->size, check_download, &k};
+    verify_ctx k = {.c = c, .f = f, .extra = extra, .verified = verified};
+    dd_transport_req rq = {.url = url,
+                           .part = part,
+                           .label = f->name,
+                           .size_hint = f->size,
+                           .check = check_download,
+                           .check_ctx = &k};
     dd_transport_result r;
     dd_status s = dd_transport_download(&rq, &c->cfg, &r);
     if (s != DD_OK) {
@@ -220,7 +222,7 @@ static dd_status mirror_url(const ds_ctx *c, const dd_manifest_file *f, char **u
                             size_t i, char **out) {
     if (i < n_extra) return dd_manifest_join_url(c->opt->extra_mirrors[i], 1, f->name, out);
     *out = strdup(urls[i - n_extra]);
-    return *out ? DD_OK : nomem();
+    return *out ? DD_OK : dd_error_set(DD_ERR_NOMEM, "out of memory");
 }
 
 /* Downloads f into `dest` from the mirrors in order. On success *verified
@@ -289,7 +291,7 @@ static dd_status reuse_download(ds_ctx *c, const dd_manifest_file *f, const char
 static dd_status ensure_cached_file(ds_ctx *c, const dd_manifest_file *f) {
     if (dd_cache_installed(&c->cache, f, "cache ", c->opt->verify)) return DD_OK;
     char *dl = dd_fs_join(c->cache.downloads, f->name);
-    if (!dl) return nomem();
+    if (!dl) return dd_error_set(DD_ERR_NOMEM, "out of memory");
     int verified = 0;
     dd_status s = reuse_download(c, f, dl, &verified);
     if (s == DD_OK && !verified) {
@@ -384,9 +386,11 @@ static dd_status check_local(const ds_ctx *c, const dd_manifest_file *f, const c
     char *dl = dd_fs_join(lp, f->name);
     char *fin = final_name ? dd_fs_join(lp, final_name) : NULL;
     *verified = 0;
-    dd_status s = !dl || (final_name && !fin)
-                      ? nomem()
-                      : classify_local(c, f, lp, dl, fin, final_name, kind, verified);
+    dd_status s;
+    if (!dl || (final_name && !fin))
+        s = dd_error_set(DD_ERR_NOMEM, "out of memory");
+    else
+        s = classify_local(c, f, lp, dl, fin, final_name, kind, verified);
     free(dl);
     free(fin);
     return s;
@@ -405,7 +409,7 @@ static dd_status install_local(ds_ctx *c, const dd_manifest_file *f, const char 
             "provide every archive",
             c->m->name, abs);
     char *src = dd_fs_join(abs, kind == LOCAL_FINAL ? final_name : f->name);
-    if (!src) return nomem();
+    if (!src) return dd_error_set(DD_ERR_NOMEM, "out of memory");
     dd_status s = DD_OK;
     struct stat st;
     if (kind == LOCAL_FINAL) {
@@ -439,7 +443,7 @@ static dd_status fetch_local(ds_ctx *c, const char *cache, char **root) {
     size_t n = c->m->n_files;
     local_kind *kinds = calloc(n, sizeof *kinds);
     int *verified = calloc(n, sizeof *verified);
-    dd_status s = kinds && verified ? DD_OK : nomem();
+    dd_status s = kinds && verified ? DD_OK : dd_error_set(DD_ERR_NOMEM, "out of memory");
     int all_final = 1;
     for (size_t i = 0; i < n && s == DD_OK; i++) {
         s = check_local(c, &c->m->files[i], abs, &kinds[i], &verified[i]);
