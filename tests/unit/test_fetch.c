@@ -1,7 +1,8 @@
-/* Tests for core/src/fetch.c against the loopback server in
- * tests/support/fetch_httpd.c: resume after a dropped connection, retries
- * after HTTP 500, low-speed timeout, wrong bytes, mirror order, offline
- * mode, the per-dataset lock, local paths, crash recovery and idempotence.
+/* Tests for core/src/data/fetch.c (with data/transport and data/cache)
+ * against the loopback server in tests/support/fetch_httpd.c: resume after
+ * a dropped connection, retries after HTTP 500, low-speed timeout, wrong
+ * bytes, mirror order, offline mode, the per-dataset lock, local paths,
+ * crash recovery, idempotence, and the cache's file modes.
  * With --e2e it instead fetches the real Fashion-MNIST from Debian's copy
  * (file:// mirror) into a temporary cache. */
 #define _GNU_SOURCE

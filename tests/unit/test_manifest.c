@@ -1,4 +1,4 @@
-/* Tests for core/src/manifest.c: parsing, validation errors with
+/* Tests for core/src/data/manifest.c: parsing, validation errors with
  * file:line:col, URL building, search order — and that every manifest
  * shipped in datasets/ parses. */
 #define _GNU_SOURCE
