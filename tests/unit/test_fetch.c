@@ -1,7 +1,8 @@
-/* Tests for core/src/fetch.c against the loopback server in
- * tests/support/fetch_httpd.c: resume after a dropped connection, retries
- * after HTTP 500, low-speed timeout, wrong bytes, mirror order, offline
- * mode, the per-dataset lock, local paths, crash recovery and idempotence.
+/* Tests for core/src/data/fetch.c (with data/transport and data/cache)
+ * against the loopback server in tests/support/fetch_httpd.c: resume after
+ * a dropped connection, retries after HTTP 500, low-speed timeout, wrong
+ * bytes, mirror order, offline mode, the per-dataset lock, local paths,
+ * crash recovery, idempotence, and the cache's file modes.
  * With --e2e it instead fetches the real Fashion-MNIST from Debian's copy
  * (file:// mirror) into a temporary cache. */
 #define _GNU_SOURCE
@@ -11,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -688,6 +690,85 @@ static void test_file_mirror_with_oversized_part(void **state) {
     assert_false(fetch_exists(p));
 }
 
+static void assert_mode(fx *f, const char *rel, unsigned mode) {
+    char path[8192];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", f->cache, rel);
+    if (lstat(path, &st) != 0) fail_msg("missing %s", path);
+    if ((st.st_mode & 07777) != mode)
+        fail_msg("%s: mode %04o, expected %04o", path, (unsigned)(st.st_mode & 07777), mode);
+}
+
+static void test_cache_modes_follow_umask_up_to_0755(void **state) {
+    fx *f = *state;
+    // Directories 0755 and files 0644 at most, even when the process would
+    // let others write.
+    mode_t old = umask(0);
+    write_manifest(f, "toy", (const char *const[]){"m/", NULL}, "dg");
+    char *root = NULL;
+    dd_status s = dd_fetch_dataset("toy", &f->opt, &root);
+    umask(old);
+    if (s != DD_OK) fail_msg("%s", dd_error_message());
+    free(root);
+    assert_mode(f, "", 0755);
+    assert_mode(f, "toy", 0755);
+    assert_mode(f, "toy/downloads", 0755);
+    assert_mode(f, "toy/.lock", 0644);
+    assert_mode(f, "toy/.verified-pay.gz", 0644);
+    assert_mode(f, "toy/.unpacked-pay.gz", 0644);
+    assert_mode(f, "toy/pay", 0644);
+
+    // A strict umask is honoured, as by ordinary files.
+    old = umask(077);
+    write_manifest(f, "toy2", (const char *const[]){"m/", NULL}, "dg");
+    s = dd_fetch_dataset("toy2", &f->opt, &root);
+    umask(old);
+    if (s != DD_OK) fail_msg("%s", dd_error_message());
+    free(root);
+    assert_mode(f, "toy2", 0700);
+    assert_mode(f, "toy2/downloads", 0700);
+    assert_mode(f, "toy2/.verified-pay.gz", 0600);
+    assert_mode(f, "toy2/.unpacked-pay.gz", 0600);
+    assert_mode(f, "toy2/pay", 0600);
+}
+
+static size_t count_tmp(const char *dir) {
+    DIR *d = opendir(dir);
+    size_t n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (strstr(e->d_name, ".tmp.")) n++;
+    if (d) closedir(d);
+    return n;
+}
+
+static void test_interrupted_install_leaves_no_temporaries(void **state) {
+    fx *f = *state;
+    write_manifest(f, "toy", (const char *const[]){"m/", NULL}, "g");
+    char *root = NULL;
+    assert_int_equal(dd_fetch_dataset("toy", &f->opt, &root), DD_OK);
+    // An install interrupted mid-way: no marker, and the temporaries of the
+    // decompressed file and of its marker left behind.
+    char p[8192];
+    snprintf(p, sizeof p, "%s/.unpacked-pay.gz", root);
+    assert_int_equal(unlink(p), 0);
+    snprintf(p, sizeof p, "%s/pay.tmp.Ab12Cd", root);
+    assert_int_equal(fetch_write_file(p, "half", 4), 0);
+    snprintf(p, sizeof p, "%s/.unpacked-pay.gz.tmp.Xy34Zw", root);
+    assert_int_equal(fetch_write_file(p, "cache", 5), 0);
+    // Not a temporary of ours: kept.
+    snprintf(p, sizeof p, "%s/pay.tmp.keep-me", root);
+    assert_int_equal(fetch_write_file(p, "mine", 4), 0);
+    assert_int_equal(count_tmp(root), 3);
+    free(root);
+    assert_int_equal(dd_fetch_dataset("toy", &f->opt, &root), DD_OK);
+    assert_bytes(root, "pay", f->pay, PAY_N);
+    assert_true(cache_has(f, "toy", ".unpacked-pay.gz"));
+    assert_int_equal(count_tmp(root), 1);
+    assert_true(cache_has(f, "toy", "pay.tmp.keep-me"));
+    free(root);
+}
+
 /* ---- e2e: the real Fashion-MNIST from Debian's package ------------------ */
 
 static void test_e2e_fashion_mnist_debian(void **state) {
@@ -803,6 +884,9 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_unreachable_host_skipped_for_later_files, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_file_mirror_with_oversized_part, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_modes_follow_umask_up_to_0755, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_interrupted_install_leaves_no_temporaries, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

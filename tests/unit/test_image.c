@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "distill/image.h"
 #include "distill/tensor.h"
@@ -307,8 +308,11 @@ static void test_png_write_read(void **state) {
     assert_int_equal(c, 1);
     assert_memory_equal(back, gray, sizeof gray);
     free(back);
-    // no temporary file left behind
+    // no temporary file left behind, and readable like an ordinary file
     assert_int_equal(count_entries(dir), 1);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0644);
 
     // errors name the path
     snprintf(path, sizeof path, "%s/no/such/dir/x.png", dir);

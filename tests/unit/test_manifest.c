@@ -1,4 +1,4 @@
-/* Tests for core/src/manifest.c: parsing, validation errors with
+/* Tests for core/src/data/manifest.c: parsing, validation errors with
  * file:line:col, URL building, search order — and that every manifest
  * shipped in datasets/ parses. */
 #define _GNU_SOURCE
@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "fetch_util.h"
 #include "data/manifest.h"
@@ -128,9 +129,45 @@ static void test_parse_errors(void **state) {
                  "has no mirrors");
     expect_error("mirrors:\n  - http://a.example/base/\n", "mirrors:\n  - not a url\n",
                  "7:5: 'mirrors' entries must be URLs");
+    // Manifests are read by the pipeline loader's YAML layer: a repeated
+    // key is an error at its second occurrence, not a silent override.
+    expect_error("reader: mnist\n", "reader: mnist\nreader: other\n",
+                 "bad.yaml:5:1: duplicate key 'reader' (first defined at 4:1)");
     // libyaml's own error, positioned.
     expect_error("reader: mnist\n", "reader: [mnist\n", "bad.yaml:");
     expect_error("name: toy\n", "name: Toy/../x\n", "may only use");
+}
+
+/* A hostile manifest nested 10,000 flow sequences deep (~20 KB) is refused
+ * at the first level past the YAML loader's cap, with its position, and
+ * without first building (or walking) the whole nest. */
+static void test_deep_nesting_refused(void **state) {
+    (void)state;
+    enum { DEPTH = 10000 };
+    const char head[] = "name: toy\nreader: mnist\nmirrors: ";
+    size_t hl = strlen(head);
+    char *text = malloc(hl + 2 * DEPTH + 2);
+    assert_non_null(text);
+    memcpy(text, head, hl);
+    memset(text + hl, '[', DEPTH);
+    memset(text + hl + DEPTH, ']', DEPTH);
+    memcpy(text + hl + 2 * DEPTH, "\n", 2);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    dd_manifest *m = (dd_manifest *)0x1;
+    dd_status s = dd_manifest_parse(text, hl + 2 * DEPTH + 1, "deep.yaml", &m);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    free(text);
+    assert_int_equal(s, DD_ERR_PARSE);
+    assert_null(m);
+    // The root mapping is level 1, so the 64th '[' (column 10 + 63) is the
+    // first one refused.
+    const char *msg = dd_error_message();
+    if (!strstr(msg, "deep.yaml:3:73: nesting deeper than 64 levels"))
+        fail_msg("unexpected error '%s'", msg);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    // The old document loader needed ~0.7 s here (quadratic in depth).
+    if (secs > 0.2) fail_msg("refusing the nest took %.2f s", secs);
 }
 
 static void test_load_name_must_match_file(void **state) {
@@ -210,6 +247,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_good),
         cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_deep_nesting_refused),
         cmocka_unit_test(test_load_name_must_match_file),
         cmocka_unit_test(test_shipped_manifests),
     };

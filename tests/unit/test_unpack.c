@@ -1,4 +1,4 @@
-/* Tests for core/src/unpack.c: .gz and tar/tar.gz extraction, and hostile
+/* Tests for core/src/data/unpack.c: .gz and tar/tar.gz extraction, and hostile
  * archives (traversal, absolute paths, escaping links, truncation, size
  * bombs) that must fail with a clear error and write nothing outside the
  * target directory. Archives are built in memory with libarchive. */

@@ -1,5 +1,7 @@
-/* distill (internal) — dataset manifests, download (libcurl), verification
- * and unpacking (libarchive) into the cache. See docs/datasets.md. */
+/* distill (internal) — making a dataset available: its manifest, download
+ * from the mirrors (data/transport), verification, unpacking (data/unpack)
+ * into the cache (data/cache), and the listing of `distill datasets`. See
+ * docs/datasets.md. */
 #ifndef DD_FETCH_H
 #define DD_FETCH_H
 
@@ -8,6 +10,7 @@
 
 #include "distill/export.h"
 #include "distill/status.h"
+#include "data/cache.h"
 
 /** How to obtain one dataset. Every pointer may be NULL. Start from
  * dd_fetch_options_init(), which sets verify = 1: a zeroed struct has
@@ -47,17 +50,9 @@ DD_API void dd_fetch_options_init(dd_fetch_options *o);
  * DD_ERR_CHECKSUM, DD_ERR_ARCHIVE, DD_ERR_IO. */
 DD_API dd_status dd_fetch_dataset(const char *dataset, const dd_fetch_options *opt, char **root);
 
-/** One line of `distill datasets`. */
-typedef struct dd_dataset_status {
-    char name[64];
-    char description[160];
-    int cached;              /**< all files present and verified/unpacked */
-    uint64_t bytes;          /**< size of the cached files (0 if none) */
-    uint64_t download_bytes; /**< declared download size (0 if unknown) */
-} dd_dataset_status;
-
 /** Lists every manifest found, sorted by name (a manifest that does not
- * parse is skipped with a warning). *out is malloc'ed (caller frees). */
+ * parse is skipped with a warning), with its state in the cache
+ * (dd_dataset_status, data/cache.h). *out is malloc'ed (caller frees). */
 DD_API dd_status dd_fetch_list(const dd_fetch_options *opt, dd_dataset_status **out, size_t *n);
 
 /** The cache root the options select (opt->cache_dir, else

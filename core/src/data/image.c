@@ -1,5 +1,6 @@
 /* distill — image utilities: antialiased resize, crop, (de)normalization,
- * atomic PNG/JPEG file writing and the tiled PNG grid. JPEG codec: image_jpeg.c. */
+ * atomic PNG/JPEG file writing (through base/fs) and the tiled PNG grid.
+ * JPEG codec: image_jpeg.c. */
 #define _POSIX_C_SOURCE 200809L
 #include "distill/image.h"
 
@@ -9,8 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
+
+#include "base/fs.h"
 
 /* ---- resize ------------------------------------------------------------ */
 
@@ -225,49 +227,7 @@ void dd_image_denormalize(const float *src, int width, int height, int channels,
     }
 }
 
-/* ---- atomic file output -------------------------------------------------- */
-
-/* Opens a temporary file beside `path`; *tmp_path is malloc'ed. */
-static dd_status atomic_open(const char *path, FILE **f, char **tmp_path) {
-    size_t n = strlen(path) + 16;
-    char *tmp = malloc(n);
-    if (!tmp) return dd_error_set(DD_ERR_NOMEM, "%s: out of memory", path);
-    snprintf(tmp, n, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        dd_status st =
-            dd_error_set(DD_ERR_IO, "%s: cannot create temporary file: %s", path, strerror(errno));
-        free(tmp);
-        return st;
-    }
-    // mkstemp creates 0600; outputs are meant to be shared like ordinary files.
-    // (Reading the umask would need umask(), which is racy between threads.)
-    fchmod(fd, 0644);
-    *f = fdopen(fd, "wb");
-    if (!*f) {
-        dd_status st = dd_error_set(DD_ERR_IO, "%s: %s", tmp, strerror(errno));
-        close(fd);
-        unlink(tmp);
-        free(tmp);
-        return st;
-    }
-    *tmp_path = tmp;
-    return DD_OK;
-}
-
-/* Closes, and renames over `path` if `ok`; otherwise removes the temporary. */
-static dd_status atomic_close(const char *path, FILE *f, char *tmp, int ok) {
-    dd_status st = DD_OK;
-    if (ok && (fflush(f) != 0 || ferror(f)))
-        st = dd_error_set(DD_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    if (fclose(f) != 0 && ok && st == DD_OK)
-        st = dd_error_set(DD_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    if (ok && st == DD_OK && rename(tmp, path) != 0)
-        st = dd_error_set(DD_ERR_IO, "%s: cannot rename temporary file: %s", path, strerror(errno));
-    if (!ok || st != DD_OK) unlink(tmp);
-    free(tmp);
-    return st;
-}
+/* ---- file output (atomic: base/fs) ----------------------------------------- */
 
 dd_status dd_image_write_jpeg_file(const char *path, const uint8_t *pixels, int width, int height,
                                    int channels, int quality) {
@@ -278,15 +238,7 @@ dd_status dd_image_write_jpeg_file(const char *path, const uint8_t *pixels, int 
         dd_error_prefix("%s", path);
         return st;
     }
-    FILE *f;
-    char *tmp;
-    st = atomic_open(path, &f, &tmp);
-    if (st == DD_OK) {
-        int ok = fwrite(buf, 1, len, f) == len;
-        if (!ok) dd_error_set(DD_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-        dd_status cst = atomic_close(path, f, tmp, ok);
-        st = ok ? cst : DD_ERR_IO;
-    }
+    st = dd_fs_write_file(path, buf, len);
     free(buf);
     return st;
 }
@@ -301,20 +253,22 @@ dd_status dd_image_write_png(const char *path, int width, int height, int channe
                             path, channels);
     if (width <= 0 || height <= 0 || width > DD_IMAGE_MAX_DIM * 4 || height > DD_IMAGE_MAX_DIM * 4)
         return dd_error_set(DD_ERR_INVALID, "%s: bad PNG size %dx%d", path, width, height);
-    FILE *f;
-    char *tmp;
-    DD_TRY(atomic_open(path, &f, &tmp));
+    dd_fs_atomic out;
+    DD_TRY(dd_fs_atomic_open(&out, path));
     png_image img;
     memset(&img, 0, sizeof img);
     img.version = PNG_IMAGE_VERSION;
     img.width = (png_uint_32)width;
     img.height = (png_uint_32)height;
     img.format = channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
-    int ok = png_image_write_to_stdio(&img, f, 0, pixels, 0, NULL) != 0;
-    if (!ok) dd_error_set(DD_ERR_IO, "%s: libpng: %s", path, img.message);
+    if (!png_image_write_to_stdio(&img, out.f, 0, pixels, 0, NULL)) {
+        dd_status st = dd_error_set(DD_ERR_IO, "%s: libpng: %s", path, img.message);
+        png_image_free(&img);
+        dd_fs_atomic_abort(&out);
+        return st;
+    }
     png_image_free(&img);
-    dd_status cst = atomic_close(path, f, tmp, ok);
-    return ok ? cst : DD_ERR_IO;
+    return dd_fs_atomic_commit(&out);
 }
 
 dd_status dd_image_read_png(const char *path, uint8_t **pixels, int *width, int *height,

@@ -9,9 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jpeglib.h>
 #include <jerror.h>
+
+#include "base/fs.h"
 
 typedef struct jpeg_guard {
     struct jpeg_error_mgr pub;
@@ -136,43 +139,14 @@ dd_status dd_image_decode_jpeg(const uint8_t *buf, size_t len, const char *name,
 
 dd_status dd_image_read_jpeg_file(const char *path, uint8_t **pixels, int *width, int *height) {
     *pixels = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return dd_error_set(errno == ENOENT ? DD_ERR_NOT_FOUND : DD_ERR_IO, "%s: %s", path,
-                            strerror(errno));
-    size_t cap = 1 << 16, len = 0;
-    uint8_t *buf = malloc(cap);
-    if (!buf) {
-        fclose(f);
-        return dd_error_set(DD_ERR_NOMEM, "%s: out of memory", path);
-    }
-    for (;;) {
-        if (len == cap) {
-            if (cap > ((size_t)1 << 30)) {
-                free(buf);
-                fclose(f);
-                return dd_error_set(DD_ERR_PARSE, "%s: JPEG file larger than 1 GiB", path);
-            }
-            uint8_t *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return dd_error_set(DD_ERR_NOMEM, "%s: out of memory", path);
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return dd_error_set(DD_ERR_IO, "%s: read error", path);
-    }
-    dd_status st = dd_image_decode_jpeg(buf, len, path, pixels, width, height);
+    // base/fs reports every open failure as DD_ERR_IO; readers tell a
+    // missing image apart from an unreadable one.
+    if (access(path, F_OK) != 0 && errno == ENOENT)
+        return dd_error_set(DD_ERR_NOT_FOUND, "%s: %s", path, strerror(errno));
+    char *buf;
+    size_t len;
+    DD_TRY(dd_fs_read_file(path, (size_t)1 << 30, &buf, &len));
+    dd_status st = dd_image_decode_jpeg((const uint8_t *)buf, len, path, pixels, width, height);
     free(buf);
     return st;
 }

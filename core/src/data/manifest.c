@@ -1,43 +1,56 @@
-/* distill — dataset manifests: YAML (libyaml document API) to dd_manifest,
- * with every error reported as file:line:col. */
+/* distill — dataset manifests: YAML (config/yaml_tree) to dd_manifest, with
+ * every error reported as file:line:col. */
 #define _GNU_SOURCE
 #include "data/manifest.h"
 
-#include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <yaml.h>
 
 #include "base/paths.h"
+#include "config/yaml_tree.h"
 
 typedef struct parse_ctx {
-    yaml_document_t *doc;
     const char *origin;
 } parse_ctx;
 
-static dd_status at(const parse_ctx *c, const yaml_node_t *n, dd_status s, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static dd_status at(const parse_ctx *c, const yaml_node_t *n, dd_status s, const char *fmt, ...) {
+static dd_status vat(const parse_ctx *c, int line, int col, dd_status s, const char *fmt,
+                     va_list ap) {
     char msg[1024];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    return dd_error_set(s, "%s:%d:%d: %s", c->origin, line, col, msg);
+}
+
+/* The error `s` at node n's position. */
+static dd_status at(const parse_ctx *c, const dd_ynode *n, dd_status s, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static dd_status at(const parse_ctx *c, const dd_ynode *n, dd_status s, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    dd_status r = vat(c, n->line, n->col, s, fmt, ap);
     va_end(ap);
-    return dd_error_set(s, "%s:%lu:%lu: %s", c->origin, (unsigned long)n->start_mark.line + 1,
-                        (unsigned long)n->start_mark.column + 1, msg);
+    return r;
 }
 
-static const char *scalar(const yaml_node_t *n) {
-    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+/* The error `s` at a mapping key's position. */
+static dd_status at_key(const parse_ctx *c, const dd_yentry *e, dd_status s, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static dd_status at_key(const parse_ctx *c, const dd_yentry *e, dd_status s, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    dd_status r = vat(c, e->line, e->col, s, fmt, ap);
+    va_end(ap);
+    return r;
 }
 
-static dd_status get_string(const parse_ctx *c, const yaml_node_t *n, const char *key, char **out) {
-    const char *v = scalar(n);
-    if (!v) return at(c, n, DD_ERR_PARSE, "'%s' must be a string", key);
+static const char *scalar(const dd_ynode *n) {
+    return n && n->kind == DD_YNODE_SCALAR ? n->scalar : NULL;
+}
+
+static dd_status dup_into(const char *v, char **out) {
     char *d = strdup(v);
     if (!d) return dd_error_set(DD_ERR_NOMEM, "out of memory");
     free(*out);
@@ -45,7 +58,13 @@ static dd_status get_string(const parse_ctx *c, const yaml_node_t *n, const char
     return DD_OK;
 }
 
-static dd_status get_u64(const parse_ctx *c, const yaml_node_t *n, const char *key, uint64_t *out) {
+static dd_status get_string(const parse_ctx *c, const dd_ynode *n, const char *key, char **out) {
+    const char *v = scalar(n);
+    if (!v) return at(c, n, DD_ERR_PARSE, "'%s' must be a string", key);
+    return dup_into(v, out);
+}
+
+static dd_status get_u64(const parse_ctx *c, const dd_ynode *n, const char *key, uint64_t *out) {
     const char *v = scalar(n);
     if (!v || !*v)
         return at(c, n, DD_ERR_PARSE, "'%s' must be a non-negative integer (bytes)", key);
@@ -61,27 +80,23 @@ static dd_status get_u64(const parse_ctx *c, const yaml_node_t *n, const char *k
     return DD_OK;
 }
 
-static dd_status get_hex(const parse_ctx *c, const yaml_node_t *n, const char *key, uint8_t *out,
+static int hex_digit(char ch) {
+    return ch >= '0' && ch <= '9'   ? ch - '0'
+           : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+           : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                    : -1;
+}
+
+static dd_status get_hex(const parse_ctx *c, const dd_ynode *n, const char *key, uint8_t *out,
                          size_t nbytes) {
     const char *v = scalar(n);
     if (!v || strlen(v) != 2 * nbytes)
         return at(c, n, DD_ERR_PARSE, "'%s' must be %zu hex digits", key, 2 * nbytes);
     for (size_t i = 0; i < nbytes; i++) {
-        int hi = -1, lo = -1;
-        for (int k = 0; k < 2; k++) {
-            char ch = v[2 * i + k];
-            int d = ch >= '0' && ch <= '9'   ? ch - '0'
-                    : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-                    : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
-                                             : -1;
-            if (d < 0)
-                return at(c, n, DD_ERR_PARSE, "'%s' must be %zu hex digits, got '%s'", key,
-                          2 * nbytes, v);
-            if (k == 0)
-                hi = d;
-            else
-                lo = d;
-        }
+        int hi = hex_digit(v[2 * i]), lo = hex_digit(v[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return at(c, n, DD_ERR_PARSE, "'%s' must be %zu hex digits, got '%s'", key, 2 * nbytes,
+                      v);
         out[i] = (uint8_t)(hi << 4 | lo);
     }
     return DD_OK;
@@ -103,13 +118,12 @@ static void free_strv(char **v, size_t n) {
     free(v);
 }
 
-static dd_status get_url_list(const parse_ctx *c, const yaml_node_t *n, const char *key, char ***v,
+static dd_status get_url_list(const parse_ctx *c, const dd_ynode *n, const char *key, char ***v,
                               size_t *cnt) {
-    if (n->type != YAML_SEQUENCE_NODE)
+    if (n->kind != DD_YNODE_SEQUENCE)
         return at(c, n, DD_ERR_PARSE, "'%s' must be a list of URLs", key);
-    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
-         it++) {
-        yaml_node_t *u = yaml_document_get_node(c->doc, *it);
+    for (size_t i = 0; i < n->n; i++) {
+        const dd_ynode *u = n->items[i];
         const char *s = scalar(u);
         if (!s || !strstr(s, "://"))
             return at(c, u, DD_ERR_PARSE, "'%s' entries must be URLs (scheme://...)", key);
@@ -134,15 +148,50 @@ static int valid_dataset_name(const char *s) {
     return 1;
 }
 
-static dd_status parse_file(const parse_ctx *c, const yaml_node_t *n, dd_manifest_file *f) {
-    if (n->type != YAML_MAPPING_NODE)
+static dd_status get_archive(const parse_ctx *c, const dd_ynode *v, dd_archive_kind *out) {
+    const char *a = scalar(v);
+    if (a && strcmp(a, "none") == 0)
+        *out = DD_ARCHIVE_NONE;
+    else if (a && strcmp(a, "gz") == 0)
+        *out = DD_ARCHIVE_GZ;
+    else if (a && strcmp(a, "tar") == 0)
+        *out = DD_ARCHIVE_TAR;
+    else if (a && (strcmp(a, "tar.gz") == 0 || strcmp(a, "tgz") == 0))
+        *out = DD_ARCHIVE_TAR_GZ;
+    else
+        return at(c, v, DD_ERR_PARSE,
+                  "unknown archive kind '%s' (expected none, gz, tar, tar.gz or tgz)", a ? a : "?");
+    return DD_OK;
+}
+
+// The rules between a file entry's keys, checked once all are read.
+static dd_status check_file(const parse_ctx *c, const dd_ynode *n, const dd_manifest_file *f,
+                            const dd_ynode *archive_node, const dd_ynode *payload_node) {
+    if (!f->name) return at(c, n, DD_ERR_PARSE, "file entry without 'name'");
+    if (!archive_node)
+        return at(c, n, DD_ERR_PARSE, "file '%s' has no 'archive' (none, gz, tar or tar.gz)",
+                  f->name);
+    if (!f->has_sha256 && !f->has_md5 && !f->has_payload_sha256)
+        return at(c, n, DD_ERR_PARSE, "file '%s' has no checksum (sha256, md5 or payload_sha256)",
+                  f->name);
+    if (payload_node && f->archive != DD_ARCHIVE_GZ)
+        return at(c, payload_node, DD_ERR_PARSE,
+                  "payload_sha256 is only meaningful for archive: gz (file '%s')", f->name);
+    if (f->archive == DD_ARCHIVE_GZ &&
+        (strlen(f->name) < 4 || strcmp(f->name + strlen(f->name) - 3, ".gz") != 0))
+        return at(c, archive_node, DD_ERR_PARSE,
+                  "file '%s' is archive: gz but its name does not end in .gz", f->name);
+    return DD_OK;
+}
+
+static dd_status parse_file(const parse_ctx *c, const dd_ynode *n, dd_manifest_file *f) {
+    if (n->kind != DD_YNODE_MAPPING)
         return at(c, n, DD_ERR_PARSE, "each entry of 'files' must be a mapping");
-    const yaml_node_t *archive_node = NULL, *payload_node = NULL;
-    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
-        yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
-        const char *key = scalar(k);
-        if (!key) return at(c, k, DD_ERR_PARSE, "keys must be strings");
+    const dd_ynode *archive_node = NULL, *payload_node = NULL;
+    for (size_t i = 0; i < n->n; i++) {
+        const dd_yentry *e = &n->entries[i];
+        const char *key = e->key;
+        const dd_ynode *v = e->value;
         if (strcmp(key, "name") == 0) {
             DD_TRY(get_string(c, v, key, &f->name));
             if (!valid_file_name(f->name))
@@ -162,70 +211,41 @@ static dd_status parse_file(const parse_ctx *c, const yaml_node_t *n, dd_manifes
             f->has_payload_sha256 = 1;
             payload_node = v;
         } else if (strcmp(key, "archive") == 0) {
-            const char *a = scalar(v);
-            if (a && strcmp(a, "none") == 0)
-                f->archive = DD_ARCHIVE_NONE;
-            else if (a && strcmp(a, "gz") == 0)
-                f->archive = DD_ARCHIVE_GZ;
-            else if (a && strcmp(a, "tar") == 0)
-                f->archive = DD_ARCHIVE_TAR;
-            else if (a && (strcmp(a, "tar.gz") == 0 || strcmp(a, "tgz") == 0))
-                f->archive = DD_ARCHIVE_TAR_GZ;
-            else
-                return at(c, v, DD_ERR_PARSE,
-                          "unknown archive kind '%s' (expected none, gz, tar, tar.gz or tgz)",
-                          a ? a : "?");
+            DD_TRY(get_archive(c, v, &f->archive));
             archive_node = v;
         } else if (strcmp(key, "mirrors") == 0) {
             DD_TRY(get_url_list(c, v, key, &f->mirrors, &f->n_mirrors));
         } else {
-            return at(c, k, DD_ERR_PARSE,
-                      "unknown key '%s' in a file entry (expected name, size, sha256, md5, "
-                      "payload_sha256, archive, "
-                      "mirrors)",
-                      key);
+            return at_key(c, e, DD_ERR_PARSE,
+                          "unknown key '%s' in a file entry (expected name, size, sha256, md5, "
+                          "payload_sha256, archive, "
+                          "mirrors)",
+                          key);
         }
     }
-    if (!f->name) return at(c, n, DD_ERR_PARSE, "file entry without 'name'");
-    if (!archive_node)
-        return at(c, n, DD_ERR_PARSE, "file '%s' has no 'archive' (none, gz, tar or tar.gz)",
-                  f->name);
-    if (!f->has_sha256 && !f->has_md5 && !f->has_payload_sha256)
-        return at(c, n, DD_ERR_PARSE, "file '%s' has no checksum (sha256, md5 or payload_sha256)",
-                  f->name);
-    if (payload_node && f->archive != DD_ARCHIVE_GZ)
-        return at(c, payload_node, DD_ERR_PARSE,
-                  "payload_sha256 is only meaningful for archive: gz (file '%s')", f->name);
-    if (f->archive == DD_ARCHIVE_GZ &&
-        (strlen(f->name) < 4 || strcmp(f->name + strlen(f->name) - 3, ".gz") != 0))
-        return at(c, archive_node, DD_ERR_PARSE,
-                  "file '%s' is archive: gz but its name does not end in .gz", f->name);
-    return DD_OK;
+    return check_file(c, n, f, archive_node, payload_node);
 }
 
-static dd_status parse_splits(const parse_ctx *c, const yaml_node_t *n, dd_manifest *m) {
-    if (n->type != YAML_MAPPING_NODE)
+static dd_status parse_splits(const parse_ctx *c, const dd_ynode *n, dd_manifest *m) {
+    if (n->kind != DD_YNODE_MAPPING)
         return at(c, n, DD_ERR_PARSE, "'splits' must map split names to lists of file names");
-    size_t cnt = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
-    m->splits = calloc(cnt ? cnt : 1, sizeof *m->splits);
+    m->splits = calloc(n->n ? n->n : 1, sizeof *m->splits);
     if (!m->splits) return dd_error_set(DD_ERR_NOMEM, "out of memory");
-    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
-        yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+    for (size_t i = 0; i < n->n; i++) {
+        const dd_ynode *v = n->entries[i].value;
         dd_manifest_split *s = &m->splits[m->n_splits++];
-        DD_TRY(get_string(c, k, "split name", &s->name));
-        if (v->type != YAML_SEQUENCE_NODE)
+        DD_TRY(dup_into(n->entries[i].key, &s->name));
+        if (v->kind != DD_YNODE_SEQUENCE)
             return at(c, v, DD_ERR_PARSE, "split '%s' must be a list of file names", s->name);
-        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
-             it++) {
-            yaml_node_t *fn = yaml_document_get_node(c->doc, *it);
+        for (size_t k = 0; k < v->n; k++) {
+            const dd_ynode *fn = v->items[k];
             const char *name = scalar(fn);
             if (!name)
                 return at(c, fn, DD_ERR_PARSE, "split '%s' entries must be file names", s->name);
-            size_t i = 0;
-            while (i < m->n_files && strcmp(m->files[i].name, name) != 0)
-                i++;
-            if (i == m->n_files)
+            size_t j = 0;
+            while (j < m->n_files && strcmp(m->files[j].name, name) != 0)
+                j++;
+            if (j == m->n_files)
                 return at(c, fn, DD_ERR_PARSE, "split '%s' names '%s', which is not in 'files'",
                           s->name, name);
             DD_TRY(push_str(&s->files, &s->n_files, name));
@@ -234,17 +254,34 @@ static dd_status parse_splits(const parse_ctx *c, const yaml_node_t *n, dd_manif
     return DD_OK;
 }
 
-static dd_status parse_root(const parse_ctx *c, const yaml_node_t *root, dd_manifest *m) {
-    if (!root) return dd_error_set(DD_ERR_PARSE, "%s: empty manifest", c->origin);
-    if (root->type != YAML_MAPPING_NODE)
-        return at(c, root, DD_ERR_PARSE, "a manifest must be a mapping");
-    const yaml_node_t *files_node = NULL, *splits_node = NULL, *limit_node = NULL;
-    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
-         p++) {
-        yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
-        yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
-        const char *key = scalar(k);
-        if (!key) return at(c, k, DD_ERR_PARSE, "keys must be strings");
+static dd_status parse_files(const parse_ctx *c, const dd_ynode *files_node, dd_manifest *m) {
+    if (files_node->kind != DD_YNODE_SEQUENCE || files_node->n == 0)
+        return at(c, files_node, DD_ERR_PARSE, "'files' must be a non-empty list");
+    m->files = calloc(files_node->n, sizeof *m->files);
+    if (!m->files) return dd_error_set(DD_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < files_node->n; i++) {
+        const dd_ynode *fn = files_node->items[i];
+        dd_manifest_file *f = &m->files[m->n_files++];
+        DD_TRY(parse_file(c, fn, f));
+        for (size_t j = 0; j + 1 < m->n_files; j++)
+            if (strcmp(m->files[j].name, f->name) == 0)
+                return at(c, fn, DD_ERR_PARSE, "file '%s' is listed twice", f->name);
+        if (f->n_mirrors == 0 && m->n_mirrors == 0)
+            return at(c, fn, DD_ERR_PARSE,
+                      "file '%s' has no mirrors (neither its own nor dataset-wide)", f->name);
+    }
+    return DD_OK;
+}
+
+// The top-level keys; files and splits are handed back to be parsed once
+// the dataset-wide mirrors are known.
+static dd_status parse_keys(const parse_ctx *c, const dd_ynode *root, dd_manifest *m,
+                            const dd_ynode **files_node, const dd_ynode **splits_node,
+                            const dd_ynode **limit_node) {
+    for (size_t i = 0; i < root->n; i++) {
+        const dd_yentry *e = &root->entries[i];
+        const char *key = e->key;
+        const dd_ynode *v = e->value;
         if (strcmp(key, "name") == 0) {
             DD_TRY(get_string(c, v, key, &m->name));
             if (!valid_dataset_name(m->name))
@@ -260,21 +297,31 @@ static dd_status parse_root(const parse_ctx *c, const yaml_node_t *root, dd_mani
             DD_TRY(get_string(c, v, key, &m->homepage));
         } else if (strcmp(key, "unpacked_limit") == 0) {
             DD_TRY(get_u64(c, v, key, &m->unpacked_limit));
-            limit_node = v;
+            *limit_node = v;
         } else if (strcmp(key, "mirrors") == 0) {
             DD_TRY(get_url_list(c, v, key, &m->mirrors, &m->n_mirrors));
         } else if (strcmp(key, "files") == 0) {
-            files_node = v;
+            *files_node = v;
         } else if (strcmp(key, "splits") == 0) {
-            splits_node = v;
+            *splits_node = v;
         } else {
-            return at(c, k, DD_ERR_PARSE,
-                      "unknown key '%s' (expected name, description, reader, license, homepage, "
-                      "unpacked_limit, "
-                      "mirrors, files, splits)",
-                      key);
+            return at_key(
+                c, e, DD_ERR_PARSE,
+                "unknown key '%s' (expected name, description, reader, license, homepage, "
+                "unpacked_limit, "
+                "mirrors, files, splits)",
+                key);
         }
     }
+    return DD_OK;
+}
+
+static dd_status parse_root(const parse_ctx *c, const dd_ynode *root, dd_manifest *m) {
+    if (!root) return dd_error_set(DD_ERR_PARSE, "%s: empty manifest", c->origin);
+    if (root->kind != DD_YNODE_MAPPING)
+        return at(c, root, DD_ERR_PARSE, "a manifest must be a mapping");
+    const dd_ynode *files_node = NULL, *splits_node = NULL, *limit_node = NULL;
+    DD_TRY(parse_keys(c, root, m, &files_node, &splits_node, &limit_node));
     if (!m->name) return at(c, root, DD_ERR_PARSE, "manifest has no 'name'");
     if (!m->reader) return at(c, root, DD_ERR_PARSE, "manifest '%s' has no 'reader'", m->name);
     if (!limit_node)
@@ -284,25 +331,7 @@ static dd_status parse_root(const parse_ctx *c, const yaml_node_t *root, dd_mani
     if (m->unpacked_limit == 0)
         return at(c, limit_node, DD_ERR_PARSE, "'unpacked_limit' must be positive");
     if (!files_node) return at(c, root, DD_ERR_PARSE, "manifest '%s' has no 'files'", m->name);
-    if (files_node->type != YAML_SEQUENCE_NODE ||
-        files_node->data.sequence.items.top == files_node->data.sequence.items.start)
-        return at(c, files_node, DD_ERR_PARSE, "'files' must be a non-empty list");
-    size_t cnt =
-        (size_t)(files_node->data.sequence.items.top - files_node->data.sequence.items.start);
-    m->files = calloc(cnt, sizeof *m->files);
-    if (!m->files) return dd_error_set(DD_ERR_NOMEM, "out of memory");
-    for (yaml_node_item_t *it = files_node->data.sequence.items.start;
-         it < files_node->data.sequence.items.top; it++) {
-        yaml_node_t *fn = yaml_document_get_node(c->doc, *it);
-        dd_manifest_file *f = &m->files[m->n_files++];
-        DD_TRY(parse_file(c, fn, f));
-        for (size_t j = 0; j + 1 < m->n_files; j++)
-            if (strcmp(m->files[j].name, f->name) == 0)
-                return at(c, fn, DD_ERR_PARSE, "file '%s' is listed twice", f->name);
-        if (f->n_mirrors == 0 && m->n_mirrors == 0)
-            return at(c, fn, DD_ERR_PARSE,
-                      "file '%s' has no mirrors (neither its own nor dataset-wide)", f->name);
-    }
+    DD_TRY(parse_files(c, files_node, m));
     if (splits_node) DD_TRY(parse_splits(c, splits_node, m));
     const char *empty[] = {"description", "license", "homepage"};
     char **fields[] = {&m->description, &m->license, &m->homepage};
@@ -313,36 +342,17 @@ static dd_status parse_root(const parse_ctx *c, const yaml_node_t *root, dd_mani
     return DD_OK;
 }
 
-dd_status dd_manifest_parse(const char *text, size_t len, const char *origin, dd_manifest **out) {
-    if (!text || !out) return dd_error_set(DD_ERR_INVALID, "dd_manifest_parse: NULL argument");
-    *out = NULL;
-    if (!origin) origin = "<manifest>";
+// Builds the manifest from a parsed tree; takes ownership of `tree`.
+static dd_status from_tree(dd_ynode *tree, const char *origin, dd_manifest **out) {
     dd_manifest *m = calloc(1, sizeof *m);
     if (!m || !(m->origin = strdup(origin))) {
         free(m);
+        dd_ynode_destroy(tree);
         return dd_error_set(DD_ERR_NOMEM, "out of memory");
     }
-    yaml_parser_t parser;
-    yaml_document_t doc;
-    if (!yaml_parser_initialize(&parser)) {
-        dd_manifest_destroy(m);
-        return dd_error_set(DD_ERR_NOMEM, "%s: cannot initialise the YAML parser", origin);
-    }
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    if (!yaml_parser_load(&parser, &doc)) {
-        dd_status s = dd_error_set(DD_ERR_PARSE, "%s:%lu:%lu: %s%s%s", origin,
-                                   (unsigned long)parser.problem_mark.line + 1,
-                                   (unsigned long)parser.problem_mark.column + 1,
-                                   parser.problem ? parser.problem : "YAML syntax error",
-                                   parser.context ? " " : "", parser.context ? parser.context : "");
-        yaml_parser_delete(&parser);
-        dd_manifest_destroy(m);
-        return s;
-    }
-    parse_ctx c = {&doc, origin};
-    dd_status s = parse_root(&c, yaml_document_get_root_node(&doc), m);
-    yaml_document_delete(&doc);
-    yaml_parser_delete(&parser);
+    parse_ctx c = {origin};
+    dd_status s = parse_root(&c, tree, m);
+    dd_ynode_destroy(tree);
     if (s != DD_OK) {
         dd_manifest_destroy(m);
         return s;
@@ -351,53 +361,30 @@ dd_status dd_manifest_parse(const char *text, size_t len, const char *origin, dd
     return DD_OK;
 }
 
+dd_status dd_manifest_parse(const char *text, size_t len, const char *origin, dd_manifest **out) {
+    if (!text || !out) return dd_error_set(DD_ERR_INVALID, "dd_manifest_parse: NULL argument");
+    *out = NULL;
+    if (!origin) origin = "<manifest>";
+    dd_ynode *tree;
+    DD_TRY(dd_yaml_load_string(text, len, origin, &tree));
+    return from_tree(tree, origin, out);
+}
+
 dd_status dd_manifest_load(const char *path, dd_manifest **out) {
     if (!path || !out) return dd_error_set(DD_ERR_INVALID, "dd_manifest_load: NULL argument");
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return dd_error_set(errno == ENOENT ? DD_ERR_NOT_FOUND : DD_ERR_IO, "%s: %s", path,
-                            strerror(errno));
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 4096 > cap) {
-            cap = cap ? cap * 2 : 16384;
-            if (cap > (1u << 24)) {
-                free(buf);
-                fclose(f);
-                return dd_error_set(DD_ERR_PARSE, "%s: manifest larger than 16 MiB", path);
-            }
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return dd_error_set(DD_ERR_NOMEM, "out of memory reading %s", path);
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) break;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(buf);
-        return dd_error_set(DD_ERR_IO, "%s: read error", path);
-    }
+    dd_ynode *tree;
+    DD_TRY(dd_yaml_load_file(path, &tree));
     dd_manifest *m;
-    dd_status s = dd_manifest_parse(buf ? buf : "", len, path, &m);
-    free(buf);
-    if (s != DD_OK) return s;
+    DD_TRY(from_tree(tree, path, &m));
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
     size_t blen = strlen(base);
     if (blen < 6 || strcmp(base + blen - 5, ".yaml") != 0 || strlen(m->name) != blen - 5 ||
         strncmp(base, m->name, blen - 5) != 0) {
-        s = dd_error_set(DD_ERR_PARSE,
-                         "%s: manifest name '%s' does not match the file name (expected %s.yaml)",
-                         path, m->name, m->name);
+        dd_status s = dd_error_set(
+            DD_ERR_PARSE, "%s: manifest name '%s' does not match the file name (expected %s.yaml)",
+            path, m->name, m->name);
         dd_manifest_destroy(m);
         return s;
     }

@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/fs.h"
+
 enum { UNPACK_BUF = 1 << 16 };
 
 // The one place libarchive's error text is turned into a distill error.
@@ -37,57 +39,47 @@ static dd_status write_all(int fd, const void *buf, size_t n, const char *path) 
     return DD_OK;
 }
 
-dd_status dd_unpack_gz(const char *src, const char *dst, uint64_t limit,
-                       uint8_t sha256[DD_SHA256_SIZE], uint64_t *size) {
-    if (!src) return dd_error_set(DD_ERR_INVALID, "dd_unpack_gz: NULL source");
+/* Opens `src` as a single gzip'ed file positioned at its payload. */
+static dd_status open_gz(const char *src, struct archive **out) {
     struct archive *a = archive_read_new();
     if (!a) return dd_error_set(DD_ERR_NOMEM, "%s: cannot create an archive reader", src);
     archive_read_support_filter_gzip(a);
     archive_read_support_format_raw(a);
     dd_status s = DD_OK;
-    char *tmp = NULL;
-    int fd = -1;
-    void *buf = NULL;
     struct archive_entry *e;
-    if (archive_read_open_filename(a, src, UNPACK_BUF) != ARCHIVE_OK) {
+    if (archive_read_open_filename(a, src, UNPACK_BUF) != ARCHIVE_OK)
         s = arch_error(a, src, "cannot open");
-        goto done;
-    }
-    if (archive_read_next_header(a, &e) != ARCHIVE_OK) {
+    else if (archive_read_next_header(a, &e) != ARCHIVE_OK)
         s = arch_error(a, src, "not a gzip file");
-        goto done;
-    }
-    if (archive_filter_count(a) < 2 || archive_filter_code(a, 0) != ARCHIVE_FILTER_GZIP) {
+    else if (archive_filter_count(a) < 2 || archive_filter_code(a, 0) != ARCHIVE_FILTER_GZIP)
         s = dd_error_set(DD_ERR_ARCHIVE, "%s: not a gzip file", src);
-        goto done;
+    if (s != DD_OK) {
+        archive_read_free(a);
+        return s;
     }
-    buf = malloc(UNPACK_BUF);
-    if (!buf) {
-        s = dd_error_set(DD_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    if (dst) {
-        size_t need = strlen(dst) + 5;
-        tmp = malloc(need);
-        if (!tmp) {
-            s = dd_error_set(DD_ERR_NOMEM, "out of memory");
-            goto done;
-        }
-        snprintf(tmp, need, "%s.tmp", dst);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (fd < 0) {
-            s = dd_error_set(DD_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-            goto done;
-        }
-    }
+    *out = a;
+    return DD_OK;
+}
+
+dd_status dd_unpack_gz(const char *src, const char *dst, uint64_t limit,
+                       uint8_t sha256[DD_SHA256_SIZE], uint64_t *size) {
+    if (!src) return dd_error_set(DD_ERR_INVALID, "dd_unpack_gz: NULL source");
+    struct archive *a = NULL;
+    DD_TRY(open_gz(src, &a));
+    dd_fs_atomic out = {0};
+    void *buf = malloc(UNPACK_BUF);
+    dd_status s = buf ? DD_OK : dd_error_set(DD_ERR_NOMEM, "out of memory");
+    // The payload goes to a temporary file renamed over `dst` only once it
+    // is complete (and fsync'ed), so a crash never leaves half of it there.
+    if (s == DD_OK && dst) s = dd_fs_atomic_open_mode(&out, dst, 0644);
     dd_sha256 h;
     dd_sha256_init(&h);
     uint64_t total = 0;
-    for (;;) {
+    while (s == DD_OK) {
         la_ssize_t got = archive_read_data(a, buf, UNPACK_BUF);
         if (got < 0) {
             s = arch_error(a, src, "corrupt or truncated gzip data");
-            goto done;
+            break;
         }
         if (got == 0) break;
         total += (uint64_t)got;
@@ -95,29 +87,16 @@ dd_status dd_unpack_gz(const char *src, const char *dst, uint64_t limit,
             s = dd_error_set(DD_ERR_ARCHIVE,
                              "%s: decompresses to more than the declared limit of %llu bytes", src,
                              (unsigned long long)limit);
-            goto done;
+            break;
         }
         dd_sha256_update(&h, buf, (size_t)got);
-        if (fd >= 0 && (s = write_all(fd, buf, (size_t)got, tmp)) != DD_OK) goto done;
+        if (out.f && fwrite(buf, 1, (size_t)got, out.f) != (size_t)got)
+            s = dd_error_set(DD_ERR_IO, "%s: write failed: %s", dst, strerror(errno));
     }
-    if (fd >= 0) {
-        if (fsync(fd) != 0 || close(fd) != 0) {
-            fd = -1;
-            s = dd_error_set(DD_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
-            goto done;
-        }
-        fd = -1;
-        if (rename(tmp, dst) != 0) {
-            s = dd_error_set(DD_ERR_IO, "%s: cannot rename to %s: %s", tmp, dst, strerror(errno));
-            goto done;
-        }
-    }
-    if (sha256) dd_sha256_final(&h, sha256);
-    if (size) *size = total;
-done:
-    if (fd >= 0) close(fd);
-    if (s != DD_OK && tmp) unlink(tmp);
-    free(tmp);
+    if (s == DD_OK && out.f) s = dd_fs_atomic_commit(&out);
+    dd_fs_atomic_abort(&out);
+    if (s == DD_OK && sha256) dd_sha256_final(&h, sha256);
+    if (s == DD_OK && size) *size = total;
     free(buf);
     archive_read_free(a);
     return s;
@@ -189,7 +168,8 @@ static dd_status check_link_target(const char *src, const char *entry, const cha
 }
 
 /* Creates the parent directories of `rel` under `root`, refusing to pass
- * through anything that is not a real directory. */
+ * through anything that is not a real directory. (Not base/fs's mkdir -p:
+ * that one follows symbolic links, which an archive may have planted.) */
 static dd_status make_parents(const char *src, const char *root, const char *rel,
                               int include_last) {
     char path[4096];
@@ -280,120 +260,117 @@ dd_status dd_unpack_tar(const char *src, const char *dst_dir, uint64_t limit, ui
     return dd_unpack_tar_reserved(src, dst_dir, limit, NULL, size);
 }
 
+/* An entry that is a hard link to `hard`, a file extracted before. */
+static dd_status extract_hard_link(const char *src, const char *dst_dir, const char *raw,
+                                   const char *rel, const char *path, const char *hard) {
+    char hrel[4096], hpath[8192];
+    int hdepth;
+    DD_TRY(clean_path(src, raw, hard, hrel, sizeof hrel, &hdepth));
+    if (hdepth == 0)
+        return dd_error_set(DD_ERR_ARCHIVE,
+                            "%s: entry '%s': hard link to the target directory refused", src, raw);
+    DD_TRY(make_parents(src, dst_dir, hrel, 0));
+    snprintf(hpath, sizeof hpath, "%s/%s", dst_dir, hrel);
+    struct stat hs;
+    if (lstat(hpath, &hs) != 0 || !S_ISREG(hs.st_mode))
+        return dd_error_set(DD_ERR_ARCHIVE,
+                            "%s: entry '%s': hard link target '%s' is not a file extracted before",
+                            src, raw, hard);
+    DD_TRY(make_parents(src, dst_dir, rel, 0));
+    DD_TRY(clear_slot(src, rel, path));
+    if (link(hpath, path) != 0)
+        return dd_error_set(DD_ERR_IO, "%s: cannot create hard link: %s", path, strerror(errno));
+    return DD_OK;
+}
+
+static dd_status extract_symlink(const char *src, const char *dst_dir, const char *rel,
+                                 const char *path, const char *target, int depth) {
+    DD_TRY(check_link_target(src, rel, target ? target : "", depth - 1));
+    DD_TRY(make_parents(src, dst_dir, rel, 0));
+    DD_TRY(clear_slot(src, rel, path));
+    if (symlink(target, path) != 0)
+        return dd_error_set(DD_ERR_IO, "%s: cannot create symbolic link: %s", path,
+                            strerror(errno));
+    return DD_OK;
+}
+
+/* One archive entry, its path already cleaned to `rel` (`depth`
+ * components); `total` counts the bytes extracted so far. */
+static dd_status extract_entry(struct archive *a, struct archive_entry *e, const char *src,
+                               const char *dst_dir, const char *raw, const char *rel, int depth,
+                               void *buf, uint64_t limit, uint64_t *total) {
+    char path[8192];
+    snprintf(path, sizeof path, "%s/%s", dst_dir, rel);
+    const char *hard = archive_entry_hardlink(e);
+    mode_t type = archive_entry_filetype(e);
+    if (hard) return extract_hard_link(src, dst_dir, raw, rel, path, hard);
+    if (type == AE_IFDIR) return make_parents(src, dst_dir, rel, 1);
+    if (type == AE_IFLNK)
+        return extract_symlink(src, dst_dir, rel, path, archive_entry_symlink(e), depth);
+    if (type != AE_IFREG)
+        return dd_error_set(DD_ERR_ARCHIVE,
+                            "%s: entry '%s': unsupported entry type (device, fifo or socket)", src,
+                            raw);
+    if (archive_entry_size_is_set(e) && archive_entry_size(e) > 0 &&
+        (uint64_t)archive_entry_size(e) > limit - *total)
+        return dd_error_set(DD_ERR_ARCHIVE,
+                            "%s: extracts to more than the declared limit of %llu bytes "
+                            "(entry '%s' is %lld bytes)",
+                            src, (unsigned long long)limit, rel, (long long)archive_entry_size(e));
+    DD_TRY(make_parents(src, dst_dir, rel, 0));
+    return extract_file(a, src, rel, path, archive_entry_perm(e), buf, limit, total);
+}
+
+static struct archive *open_tar_reader(void) {
+    struct archive *a = archive_read_new();
+    if (!a) return NULL;
+    archive_read_support_filter_all(a);
+    archive_read_support_format_tar(a);
+    archive_read_support_format_gnutar(a);
+    return a;
+}
+
 dd_status dd_unpack_tar_reserved(const char *src, const char *dst_dir, uint64_t limit,
                                  const char *const *reserved, uint64_t *size) {
     if (!src || !dst_dir) return dd_error_set(DD_ERR_INVALID, "dd_unpack_tar: NULL argument");
     struct stat st;
     if (stat(dst_dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return dd_error_set(DD_ERR_IO, "%s: target directory does not exist", dst_dir);
-    struct archive *a = archive_read_new();
+    struct archive *a = open_tar_reader();
     if (!a) return dd_error_set(DD_ERR_NOMEM, "%s: cannot create an archive reader", src);
-    archive_read_support_filter_all(a);
-    archive_read_support_format_tar(a);
-    archive_read_support_format_gnutar(a);
-    dd_status s = DD_OK;
     void *buf = malloc(UNPACK_BUF);
+    dd_status s = buf ? DD_OK : dd_error_set(DD_ERR_NOMEM, "out of memory");
     uint64_t total = 0;
     int entries = 0;
-    if (!buf) {
-        s = dd_error_set(DD_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    if (archive_read_open_filename(a, src, UNPACK_BUF) != ARCHIVE_OK) {
+    if (s == DD_OK && archive_read_open_filename(a, src, UNPACK_BUF) != ARCHIVE_OK)
         s = arch_error(a, src, "cannot open as a tar archive");
-        goto done;
-    }
-    for (;;) {
+    while (s == DD_OK) {
         struct archive_entry *e;
         int r = archive_read_next_header(a, &e);
         if (r == ARCHIVE_EOF) break;
         if (r < ARCHIVE_WARN) {
             s = arch_error(a, src,
                            entries ? "corrupt or truncated archive" : "not a readable tar archive");
-            goto done;
+            break;
         }
         entries++;
         const char *raw = archive_entry_pathname(e);
         if (!raw) {
             s = dd_error_set(DD_ERR_ARCHIVE, "%s: entry #%d has no path", src, entries);
-            goto done;
+            break;
         }
-        char rel[4096], path[8192];
+        char rel[4096];
         int depth;
-        if ((s = clean_path(src, raw, raw, rel, sizeof rel, &depth)) != DD_OK) goto done;
+        if ((s = clean_path(src, raw, raw, rel, sizeof rel, &depth)) != DD_OK) break;
         if (depth == 0) continue; // "./" itself
-        if (is_reserved(rel, reserved)) {
+        if (is_reserved(rel, reserved))
             s = dd_error_set(DD_ERR_ARCHIVE, "%s: entry '%s' collides with the cache's own files",
                              src, raw);
-            goto done;
-        }
-        snprintf(path, sizeof path, "%s/%s", dst_dir, rel);
-        const char *hard = archive_entry_hardlink(e);
-        mode_t type = archive_entry_filetype(e);
-        if (hard) {
-            char hrel[4096], hpath[8192];
-            int hdepth;
-            if ((s = clean_path(src, raw, hard, hrel, sizeof hrel, &hdepth)) != DD_OK) goto done;
-            if (hdepth == 0) {
-                s = dd_error_set(DD_ERR_ARCHIVE,
-                                 "%s: entry '%s': hard link to the target directory refused", src,
-                                 raw);
-                goto done;
-            }
-            if ((s = make_parents(src, dst_dir, hrel, 0)) != DD_OK) goto done;
-            snprintf(hpath, sizeof hpath, "%s/%s", dst_dir, hrel);
-            struct stat hs;
-            if (lstat(hpath, &hs) != 0 || !S_ISREG(hs.st_mode)) {
-                s = dd_error_set(
-                    DD_ERR_ARCHIVE,
-                    "%s: entry '%s': hard link target '%s' is not a file extracted before", src,
-                    raw, hard);
-                goto done;
-            }
-            if ((s = make_parents(src, dst_dir, rel, 0)) != DD_OK) goto done;
-            if ((s = clear_slot(src, rel, path)) != DD_OK) goto done;
-            if (link(hpath, path) != 0) {
-                s = dd_error_set(DD_ERR_IO, "%s: cannot create hard link: %s", path,
-                                 strerror(errno));
-                goto done;
-            }
-        } else if (type == AE_IFDIR) {
-            if ((s = make_parents(src, dst_dir, rel, 1)) != DD_OK) goto done;
-        } else if (type == AE_IFREG) {
-            if (archive_entry_size_is_set(e) && archive_entry_size(e) > 0 &&
-                (uint64_t)archive_entry_size(e) > limit - total) {
-                s = dd_error_set(DD_ERR_ARCHIVE,
-                                 "%s: extracts to more than the declared limit of %llu bytes "
-                                 "(entry '%s' is %lld bytes)",
-                                 src, (unsigned long long)limit, rel,
-                                 (long long)archive_entry_size(e));
-                goto done;
-            }
-            if ((s = make_parents(src, dst_dir, rel, 0)) != DD_OK) goto done;
-            if ((s = extract_file(a, src, rel, path, archive_entry_perm(e), buf, limit, &total)) !=
-                DD_OK)
-                goto done;
-        } else if (type == AE_IFLNK) {
-            const char *target = archive_entry_symlink(e);
-            if ((s = check_link_target(src, rel, target ? target : "", depth - 1)) != DD_OK)
-                goto done;
-            if ((s = make_parents(src, dst_dir, rel, 0)) != DD_OK) goto done;
-            if ((s = clear_slot(src, rel, path)) != DD_OK) goto done;
-            if (symlink(target, path) != 0) {
-                s = dd_error_set(DD_ERR_IO, "%s: cannot create symbolic link: %s", path,
-                                 strerror(errno));
-                goto done;
-            }
-        } else {
-            s = dd_error_set(DD_ERR_ARCHIVE,
-                             "%s: entry '%s': unsupported entry type (device, fifo or socket)", src,
-                             raw);
-            goto done;
-        }
+        else
+            s = extract_entry(a, e, src, dst_dir, raw, rel, depth, buf, limit, &total);
     }
-    if (entries == 0) s = dd_error_set(DD_ERR_ARCHIVE, "%s: empty archive", src);
+    if (s == DD_OK && entries == 0) s = dd_error_set(DD_ERR_ARCHIVE, "%s: empty archive", src);
     if (s == DD_OK && size) *size = total;
-done:
     free(buf);
     archive_read_free(a);
     return s;

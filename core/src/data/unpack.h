@@ -11,7 +11,8 @@
 #include "base/hash.h"
 
 /** Decompresses the single gzip file `src`. With `dst` non-NULL the payload
- * is written to "<dst>.tmp" and renamed to `dst` once complete; with `dst`
+ * is written to a temporary file beside `dst` (base/fs's atomic write:
+ * mode 0644, fsync'ed) and renamed to `dst` once complete; with `dst`
  * NULL it is only hashed. More than `limit` decompressed bytes is an error
  * (DD_ERR_ARCHIVE). `sha256` (may be NULL) receives the payload digest,
  * `size` (may be NULL) its length. A file that is not gzip, or is truncated
