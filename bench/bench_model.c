@@ -16,6 +16,7 @@
 
 #include <oneapi/dnnl/dnnl.h>
 
+#include "distill/host.h"
 #include "bench_util.h"
 #include "distill/distill.h"
 #include "compute/dnnl_ops.h"

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "distill/host.h"
 #include "distill/distill.h"
 #include "data/fetch.h"
 #include "config/options.h"

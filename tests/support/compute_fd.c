@@ -1,4 +1,5 @@
 /* distill tests (compute) — central-difference checks of dd_model_hvp. */
+#include "distill/host.h"
 #include "compute_fd.h"
 
 #include <math.h>

@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "distill/host.h"
 #include "distill/distill.h"
 
 typedef struct compute_hvp_errors {

@@ -1,4 +1,5 @@
 /* distill tests (compute) — plugin loading without the registry, fills, norms. */
+#include "distill/host.h"
 #include "compute_util.h"
 
 #include <dlfcn.h>

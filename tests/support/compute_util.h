@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "distill/host.h"
 #include "distill/distill.h"
 
 /** dlopens <plugin-dir>/<name>.so (DISTILL_BINARY_DIR/plugins-out, or

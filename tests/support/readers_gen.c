@@ -1,5 +1,6 @@
 /* distill tests — dataset generators and helpers for the reader tests (readers_gen.h). */
 #define _XOPEN_SOURCE 700
+#include "distill/host.h"
 #include "readers_gen.h"
 
 #include <dirent.h>

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "distill/host.h"
 #include "distill/dataset.h"
 #include "distill/plugin.h"
 #include "distill/status.h"

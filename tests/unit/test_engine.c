@@ -20,6 +20,7 @@
 #include <cmocka.h>
 #include <omp.h>
 
+#include "distill/host.h"
 #include "engine/baselines.h"
 #include "engine/checkpoint.h"
 #include "distill/distill.h"

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "distill/host.h"
 #include "distill/log.h"
 #include "data/fetch.h"
 #include "fetch_httpd.h"

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "distill/host.h"
 #include "distill/distill.h"
 
 #define TP DD_TEST_PLUGIN_DIR

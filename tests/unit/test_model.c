@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <omp.h>
 
+#include "distill/host.h"
 #include "compute/threads.h"
 #include "compute_util.h"
 #include "model/model_impl.h"

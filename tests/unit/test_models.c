@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "distill/host.h"
 #include "compute_fd.h"
 #include "compute_util.h"
 

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "distill/host.h"
 #include "distill/distill.h"
 #include "config/options.h"
 #include "config/schema.h"

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "distill/host.h"
 #include "distill/distill.h"
 #include "config/options.h"
 #include "run/pipeline.h"

@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "distill/host.h"
 #include "distill/distill.h"
 #include "engine/engine.h"
 #include "run/pipeline.h"

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "distill/host.h"
 #include "distill/dataset.h"
 #include "distill/image.h"
 #include "data/fetch.h"

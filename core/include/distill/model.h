@@ -61,7 +61,7 @@ typedef struct dd_model_ops {
     void *reserved[4];
 } dd_model_ops;
 
-/* ---- Runtime ------------------------------------------------------------ */
+/* ---- Types of the model runtime (distill/host.h) ---------------------- */
 
 typedef enum dd_backend {
     DD_BACKEND_ONEDNN = 0,    /**< oneDNN for conv / linear (default) */
@@ -74,73 +74,6 @@ typedef struct dd_labels {
     const int32_t *hard;
     const float *soft;
 } dd_labels;
-
-typedef struct dd_model_config {
-    size_t struct_size;
-    const dd_component *plugin;  /**< a DD_COMPONENT_MODEL component */
-    const dd_options *options;   /**< that component's options (may be NULL: defaults) */
-    int channels, height, width; /**< input shape */
-    int n_outputs;               /**< classes (or regression outputs) */
-    dd_backend backend;
-} dd_model_config;
-
-/** A built network with its per-batch-size workspaces. Not thread-safe: use
- * one dd_model per thread. θ is always a caller-owned flat vector of
- * dd_model_param_count floats; the model holds no parameters. */
-typedef struct dd_model dd_model;
-
-DD_API dd_status dd_model_create(const dd_model_config *cfg, dd_model **out);
-DD_API void dd_model_destroy(dd_model *m);
-DD_API size_t dd_model_param_count(const dd_model *m);
-DD_API int dd_model_output_dim(const dd_model *m);
-DD_API size_t dd_model_input_size(const dd_model *m); /**< floats per sample */
-DD_API dd_loss_kind dd_model_loss(const dd_model *m);
-/** Human-readable layer list (one per line), owned by the model. */
-DD_API const char *dd_model_summary(const dd_model *m);
-
-/** Init schemes: "xavier" (= xavier-normal), "xavier-uniform", "kaiming"
- * (= kaiming-normal, fan-in, ReLU gain), "kaiming-uniform"; weights scaled by
- * `gain`, biases zero, norm scales one. Deterministic in `seed`. */
-DD_API dd_status dd_model_init_params(dd_model *m, float *theta, const char *scheme, float gain,
-                                      uint64_t seed);
-
-/** Forward only: logits (B × output_dim). */
-DD_API dd_status dd_model_forward(dd_model *m, const float *theta, const float *x, int64_t batch,
-                                  float *logits);
-
-/** Loss (mean over the batch) and gradients. grad_theta, grad_x (B × input)
- * and logits are optional (NULL). */
-DD_API dd_status dd_model_loss_grad(dd_model *m, const float *theta, const float *x, int64_t batch,
-                                    dd_labels y, double *loss, float *grad_theta, float *grad_x,
-                                    float *logits);
-
-/** Forward, then backward from a caller-supplied ∂L/∂logits (for outer
- * losses defined by objectives). grad_theta and grad_x optional. */
-DD_API dd_status dd_model_backward_from(dd_model *m, const float *theta, const float *x,
-                                        int64_t batch, const float *dlogits, float *grad_theta,
-                                        float *grad_x);
-
-/** One forward-over-reverse pass with tangent v on θ. Writes (each optional):
- *   hv      = H v                 (∇²_θ ℓ · v)
- *   mixed_x = ∇_x ⟨∇_θ ℓ, v⟩      (B × input)
- *   mixed_y = ∇_y ⟨∇_θ ℓ, v⟩      (B × K, soft labels only)
- *   grad    = ∇_θ ℓ               (free by-product)
- *   loss    = ℓ */
-DD_API dd_status dd_model_hvp(dd_model *m, const float *theta, const float *x, int64_t batch,
-                              dd_labels y, const float *v, float *hv, float *mixed_x,
-                              float *mixed_y, float *grad, double *loss);
-
-/** Backward from a caller-supplied ∂L/∂logits, reusing the activations of
- * the dd_model_forward call made immediately before it on this model with
- * the same batch size (saves re-running the forward). Preconditions: no
- * other pass (forward, loss_grad, backward_from, hvp, at any batch size)
- * ran on the model in between; theta holds the same values as in that
- * forward; the x given to that forward is still alive and unchanged (the
- * model keeps a pointer to it). A violated ordering is detected and returns
- * DD_ERR_INVALID. May be called again with other dlogits while nothing else
- * runs. grad_theta and grad_x optional. */
-DD_API dd_status dd_model_backward(dd_model *m, const float *theta, int64_t batch,
-                                   const float *dlogits, float *grad_theta, float *grad_x);
 
 #ifdef __cplusplus
 }

@@ -9,6 +9,7 @@
 
 #include "distill/param.h"
 #include "config/yaml_tree.h"
+#include "distill/host.h"
 
 /** Creates an empty options set over the concatenation of `n_specs` spec
  * arrays (each NULL-name-terminated; NULL entries skipped). `context` (e.g.
@@ -69,10 +70,6 @@ DD_API const char *dd_options_where_at(const dd_options *o, size_t i);
  * the spec in errors ("model 'lenet'"). */
 DD_API dd_status dd_param_spec_check(const dd_param_spec *spec, const char *owner);
 
-/** "bool", "int", "float", "string", "enum", "list", or "path" for paths. */
-DD_API const char *dd_param_type_str(const dd_param_spec *p);
-/** Human-readable range / choices of a parameter into buf ("" if none). */
-DD_API void dd_param_range_str(const dd_param_spec *p, char *buf, size_t n);
 
 /** Writes `s` as a YAML scalar (quoted if it would not read back as the
  * same plain string). */

@@ -8,6 +8,7 @@
 #define DD_SCHEMA_H
 
 #include "distill/param.h"
+#include "distill/host.h"
 #include "distill/plugin.h"
 
 /* X-macro of the stages in the order they run: id, name. */
@@ -37,15 +38,5 @@ DD_API const char *dd_stage_name(dd_stage s);
 DD_API dd_status dd_stage_parse(const char *name, dd_stage *out);
 /** "fetch|load|pretrain|distill|evaluate|report" */
 DD_API const char *dd_stage_choices(void);
-/** Spec of the pipeline's top-level scalar keys (name, description, seed,
- * stages). */
-DD_API const dd_param_spec *dd_pipeline_top_spec(void);
-/** Spec of a stage section ("pretrain", "distill", "evaluate", "report"),
- * NULL for anything else. */
-DD_API const dd_param_spec *dd_section_spec(const char *section);
-/** Core keys of a component section (dataset: plugin, name, path, ...). */
-DD_API const dd_param_spec *dd_section_core_spec(dd_component_kind kind);
-/** "dataset", "model", "objective". */
-DD_API const char *dd_section_name(dd_component_kind kind);
 
 #endif

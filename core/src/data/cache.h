@@ -11,15 +11,8 @@
 
 #include "distill/status.h"
 #include "data/manifest.h"
+#include "distill/host.h"
 
-/** One line of `distill datasets`. */
-typedef struct dd_dataset_status {
-    char name[64];
-    char description[160];
-    int cached;              /**< all files present and verified/unpacked */
-    uint64_t bytes;          /**< size of the cached files (0 if none) */
-    uint64_t download_bytes; /**< declared download size (0 if unknown) */
-} dd_dataset_status;
 
 /** The cache root: `cache_dir` if set, else $XDG_CACHE_HOME/distill (an
  * absolute XDG_CACHE_HOME only), else $HOME/.cache/distill. Caller frees

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "distill/dataset.h"
+#include "distill/host.h"
 #include "distill/model.h"
 #include "distill/objective.h"
 #include "distill/param.h"

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "distill/dataset.h"
+#include "distill/host.h"
 #include "distill/model.h"
 #include "distill/status.h"
 #include "engine/baselines.h"

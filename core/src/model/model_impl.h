@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "distill/host.h"
 #include "distill/model.h"
 #include "model/graph.h"
 #include "compute/ops.h"

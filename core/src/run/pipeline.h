@@ -10,27 +10,8 @@
 #include "distill/param.h"
 #include "distill/plugin.h"
 #include "config/schema.h"
+#include "distill/host.h"
 #include "run/stage_table.h"
-
-typedef struct dd_pipeline dd_pipeline;
-
-/** Loads and validates `path`. `overrides` is a NULL-terminated array of
- * "a.b.c=value" strings (--set; may be NULL) applied over the file's values.
- * Every key is checked against the section's spec (for dataset/model/
- * objective: the core keys merged with the selected plugin's spec), errors
- * carry file:line:col (or the --set argument). `reg` must outlive the
- * pipeline. Caller owns *out (dd_pipeline_destroy). */
-DD_API dd_status dd_pipeline_load(const char *path, const char *const *overrides,
-                                  const dd_registry *reg, dd_pipeline **out);
-DD_API void dd_pipeline_destroy(dd_pipeline *p);
-
-/** The path as given, and the absolute directory holding the file. */
-DD_API const char *dd_pipeline_path(const dd_pipeline *p);
-DD_API const char *dd_pipeline_dir(const dd_pipeline *p);
-DD_API const char *dd_pipeline_name(const dd_pipeline *p);
-/** "" if none. */
-DD_API const char *dd_pipeline_description(const dd_pipeline *p);
-DD_API uint64_t dd_pipeline_seed(const dd_pipeline *p);
 
 /** Stages to run, in order. */
 DD_API size_t dd_pipeline_stage_count(const dd_pipeline *p);
@@ -52,7 +33,5 @@ DD_API const dd_options *dd_pipeline_component_options(const dd_pipeline *p,
 /** Writes the resolved pipeline (every key with its value) as YAML that
  * `distill run` accepts. */
 DD_API dd_status dd_pipeline_write_config(const dd_pipeline *p, FILE *f);
-/** One-line summary ("quickstart: dataset mnist/fashion-mnist, ..."). */
-DD_API void dd_pipeline_summary(const dd_pipeline *p, char *buf, size_t n);
 
 #endif
