@@ -9,11 +9,6 @@
 
 #include "distill/host.h"
 #include "distill/distill.h"
-#include "data/fetch.h"
-#include "config/options.h"
-#include "run/pipeline.h"
-#include "run/run.h"
-#include "config/schema.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 

@@ -135,6 +135,12 @@ static void test_pkg_config_and_relocation(void **state) {
          "build and run a program with pkg-config's flags");
     assert_non_null(strstr(out, DD_VERSION_STRING));
 
+    // the installed library exports the public API and nothing else
+    must(sh("'%s/tests/layering/check-exports' \"$(find '%s/prefix' -name libdistill.so)\" "
+            "'%s/prefix/include/distill'",
+            DD_TEST_SOURCE_DIR, tmp, tmp),
+         "check-exports on the installed libdistill.so");
+
     // relocate the whole prefix: plugins and manifests come from where the
     // library now is (the build and source trees are never consulted)
     must(sh("mv '%s/prefix' '%s/moved'", tmp, tmp), "move the prefix");

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "distill/export.h"
+#include "base/export.h"
 #include "distill/status.h"
 
 #define DD_SHA256_SIZE 32
@@ -28,22 +28,22 @@ typedef struct dd_md5 {
     size_t fill;
 } dd_md5;
 
-DD_API void dd_sha256_init(dd_sha256 *c);
-DD_API void dd_sha256_update(dd_sha256 *c, const void *data, size_t n);
+DD_INTERNAL void dd_sha256_init(dd_sha256 *c);
+DD_INTERNAL void dd_sha256_update(dd_sha256 *c, const void *data, size_t n);
 /** Writes the 32-byte digest to `out`; `c` must be re-initialised before reuse. */
-DD_API void dd_sha256_final(dd_sha256 *c, uint8_t out[DD_SHA256_SIZE]);
+DD_INTERNAL void dd_sha256_final(dd_sha256 *c, uint8_t out[DD_SHA256_SIZE]);
 
-DD_API void dd_md5_init(dd_md5 *c);
-DD_API void dd_md5_update(dd_md5 *c, const void *data, size_t n);
+DD_INTERNAL void dd_md5_init(dd_md5 *c);
+DD_INTERNAL void dd_md5_update(dd_md5 *c, const void *data, size_t n);
 /** Writes the 16-byte digest to `out`; `c` must be re-initialised before reuse. */
-DD_API void dd_md5_final(dd_md5 *c, uint8_t out[DD_MD5_SIZE]);
+DD_INTERNAL void dd_md5_final(dd_md5 *c, uint8_t out[DD_MD5_SIZE]);
 
 /** Lower-case hex of `n` bytes into `out`, which holds at least 2n+1 chars. */
-DD_API void dd_hex(const uint8_t *bytes, size_t n, char *out);
+DD_INTERNAL void dd_hex(const uint8_t *bytes, size_t n, char *out);
 
 /** Digests of a whole file, read in blocks. Either output may be NULL.
  * DD_ERR_IO (naming the path) if it cannot be opened or read. */
-DD_API dd_status dd_hash_file(const char *path, uint8_t sha256[DD_SHA256_SIZE],
+DD_INTERNAL dd_status dd_hash_file(const char *path, uint8_t sha256[DD_SHA256_SIZE],
                               uint8_t md5[DD_MD5_SIZE], uint64_t *size);
 
 #endif

@@ -7,7 +7,7 @@
 #include <stdio.h>
 
 #include "base/strbuf.h"
-#include "distill/export.h"
+#include "base/export.h"
 #include "distill/status.h"
 
 #define DD_JSON_MAX_DEPTH 16
@@ -38,44 +38,44 @@ typedef struct dd_json {
 } dd_json;
 
 /** Starts a document written to `f` (which stays the caller's). */
-DD_API void dd_json_init_file(dd_json *w, FILE *f);
+DD_INTERNAL void dd_json_init_file(dd_json *w, FILE *f);
 /** Starts a document appended to `b` (which stays the caller's). */
-DD_API void dd_json_init_buf(dd_json *w, dd_strbuf *b);
+DD_INTERNAL void dd_json_init_buf(dd_json *w, dd_strbuf *b);
 
 /** Opens an object or an array: as the top-level value, as a member of an
  * array, or as the value of the key just written. */
-DD_API void dd_json_object(dd_json *w, dd_json_layout layout);
-DD_API void dd_json_array(dd_json *w, dd_json_layout layout);
+DD_INTERNAL void dd_json_object(dd_json *w, dd_json_layout layout);
+DD_INTERNAL void dd_json_array(dd_json *w, dd_json_layout layout);
 /** Closes the innermost object / array (an error if it is the other kind,
  * or if a key still waits for its value). */
-DD_API void dd_json_object_end(dd_json *w);
-DD_API void dd_json_array_end(dd_json *w);
+DD_INTERNAL void dd_json_object_end(dd_json *w);
+DD_INTERNAL void dd_json_array_end(dd_json *w);
 
 /** Writes a member's key (inside an object only). */
-DD_API void dd_json_key(dd_json *w, const char *key);
+DD_INTERNAL void dd_json_key(dd_json *w, const char *key);
 /** dd_json_key with a printf-formatted key. */
-DD_API void dd_json_keyf(dd_json *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+DD_INTERNAL void dd_json_keyf(dd_json *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** The next member of a LINES container follows the previous one on the
  * same line (", " instead of ",\n" and the indent); no effect elsewhere. */
-DD_API void dd_json_same_line(dd_json *w);
+DD_INTERNAL void dd_json_same_line(dd_json *w);
 
 /** A string value. NULL writes null. Quotes, backslashes and control
  * characters are escaped; valid UTF-8 is copied; each byte that is not part
  * of a valid UTF-8 sequence becomes U+FFFD (written "\ufffd"). */
-DD_API void dd_json_string(dd_json *w, const char *s);
-DD_API void dd_json_int(dd_json *w, long long v);
-DD_API void dd_json_uint(dd_json *w, unsigned long long v);
+DD_INTERNAL void dd_json_string(dd_json *w, const char *s);
+DD_INTERNAL void dd_json_int(dd_json *w, long long v);
+DD_INTERNAL void dd_json_uint(dd_json *w, unsigned long long v);
 /** v with `digits` significant digits ("%.*g"); JSON has no NaN or
  * infinity, so a non-finite v writes null. */
-DD_API void dd_json_double(dd_json *w, double v, int digits);
+DD_INTERNAL void dd_json_double(dd_json *w, double v, int digits);
 /** v with `decimals` digits after the point ("%.*f"); non-finite: null. */
-DD_API void dd_json_fixed(dd_json *w, double v, int decimals);
-DD_API void dd_json_bool(dd_json *w, int v);
-DD_API void dd_json_null(dd_json *w);
+DD_INTERNAL void dd_json_fixed(dd_json *w, double v, int decimals);
+DD_INTERNAL void dd_json_bool(dd_json *w, int v);
+DD_INTERNAL void dd_json_null(dd_json *w);
 
 /** Ends the document with a newline. DD_ERR_INVALID if the structure was
  * misused or is incomplete, DD_ERR_NOMEM if the buffer could not grow,
  * DD_ERR_IO if the stream has an error; the message says which. */
-DD_API dd_status dd_json_finish(dd_json *w);
+DD_INTERNAL dd_status dd_json_finish(dd_json *w);
 
 #endif

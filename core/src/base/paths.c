@@ -28,7 +28,7 @@ static int same_dir(const char *a, const char *b) {
 int dd_paths_in_build_tree(void) {
     char lib[PATH_MAX];
     dd_paths_library_dir(lib, sizeof lib);
-    return lib[0] && same_dir(lib, DD_BUILD_LIB_DIR);
+    return lib[0] && (same_dir(lib, DD_BUILD_LIB_DIR) || same_dir(lib, DD_BUILD_INTERNAL_LIB_DIR));
 }
 
 void dd_paths_installed_data_dir(char *buf, size_t n) {

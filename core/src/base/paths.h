@@ -10,7 +10,8 @@
 /* The real directory holding the running libdistill; "" when unknown. */
 void dd_paths_library_dir(char *buf, size_t n);
 
-/* 1 when the running libdistill is the build tree's. */
+/* 1 when the running libdistill is the build tree's (the public library or
+ * the tests' internal one). */
 int dd_paths_in_build_tree(void);
 
 /* The installed data directory (<prefix>/share/distill) found from the

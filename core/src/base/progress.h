@@ -4,6 +4,8 @@
 #ifndef DD_PROGRESS_H
 #define DD_PROGRESS_H
 
+#include "base/export.h"
+
 #include <stdio.h>
 
 #include "distill/log.h"
@@ -18,12 +20,12 @@ typedef struct dd_progress_config {
     int force; /**< print even below DD_LOG_INFO */
 } dd_progress_config;
 
-DD_API dd_status dd_progress_create_config(const char *label, uint64_t total, const char *unit,
+DD_INTERNAL dd_status dd_progress_create_config(const char *label, uint64_t total, const char *unit,
                                            const dd_progress_config *cfg, dd_progress **out);
 
 /** Formats a duration as "h:mm:ss" or "m:ss" into buf. */
-DD_API void dd_format_duration(double seconds, char *buf, size_t n);
+DD_INTERNAL void dd_format_duration(double seconds, char *buf, size_t n);
 /** Formats a count in `unit`: bytes as "1.5 MiB", others as plain numbers. */
-DD_API void dd_format_amount(double x, const char *unit, char *buf, size_t n);
+DD_INTERNAL void dd_format_amount(double x, const char *unit, char *buf, size_t n);
 
 #endif

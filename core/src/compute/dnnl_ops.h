@@ -8,13 +8,13 @@
 
 #include <stdint.h>
 
-#include "distill/export.h"
+#include "base/export.h"
 #include "distill/status.h"
 
 /** oneDNN engine + stream. One per dd_model (not thread-safe). */
 typedef struct dd_dnnl dd_dnnl;
-DD_API dd_status dd_dnnl_create(dd_dnnl **out);
-DD_API void dd_dnnl_destroy(dd_dnnl *d);
+DD_INTERNAL dd_status dd_dnnl_create(dd_dnnl **out);
+DD_INTERNAL void dd_dnnl_destroy(dd_dnnl *d);
 
 typedef struct dd_dnnl_conv_shape {
     int64_t batch, in_c, in_h, in_w, out_c, kernel, stride, pad;
@@ -26,34 +26,34 @@ typedef enum dd_dnnl_pass { DD_DNNL_FWD = 0, DD_DNNL_BWD_DATA = 1, DD_DNNL_BWD_W
 typedef struct dd_dnnl_conv dd_dnnl_conv;
 /** Creates the three primitives for one shape (JIT cost ~ms: cache it).
  * Fails with DD_ERR_BACKEND if oneDNN cannot create them. */
-DD_API dd_status dd_dnnl_conv_create(dd_dnnl *d, const dd_dnnl_conv_shape *s, dd_dnnl_conv **out);
-DD_API void dd_dnnl_conv_destroy(dd_dnnl_conv *c);
+DD_INTERNAL dd_status dd_dnnl_conv_create(dd_dnnl *d, const dd_dnnl_conv_shape *s, dd_dnnl_conv **out);
+DD_INTERNAL void dd_dnnl_conv_destroy(dd_dnnl_conv *c);
 /** y = conv(x, w) + b. b may be NULL (no bias). Overwrites y. */
-DD_API dd_status dd_dnnl_conv_forward(dd_dnnl_conv *c, const float *x, const float *w, const float *b,
+DD_INTERNAL dd_status dd_dnnl_conv_forward(dd_dnnl_conv *c, const float *x, const float *w, const float *b,
                                float *y);
 /** dx = conv_transpose(dy, w). Overwrites dx. */
-DD_API dd_status dd_dnnl_conv_backward_data(dd_dnnl_conv *c, const float *dy, const float *w, float *dx);
+DD_INTERNAL dd_status dd_dnnl_conv_backward_data(dd_dnnl_conv *c, const float *dy, const float *w, float *dx);
 /** dw = x ⋆ dy, db = Σ dy (db may be NULL). Overwrites dw, db. */
-DD_API dd_status dd_dnnl_conv_backward_weights(dd_dnnl_conv *c, const float *x, const float *dy,
+DD_INTERNAL dd_status dd_dnnl_conv_backward_weights(dd_dnnl_conv *c, const float *x, const float *dy,
                                         float *dw, float *db);
 /** oneDNN implementation name of a pass, e.g. "brg:avx2" or "ref:any". */
-DD_API const char *dd_dnnl_conv_impl(const dd_dnnl_conv *c, dd_dnnl_pass pass);
+DD_INTERNAL const char *dd_dnnl_conv_impl(const dd_dnnl_conv *c, dd_dnnl_pass pass);
 
 typedef struct dd_dnnl_linear_shape {
     int64_t batch, in_features, out_features;
 } dd_dnnl_linear_shape;
 
 typedef struct dd_dnnl_linear dd_dnnl_linear;
-DD_API dd_status dd_dnnl_linear_create(dd_dnnl *d, const dd_dnnl_linear_shape *s, dd_dnnl_linear **out);
-DD_API void dd_dnnl_linear_destroy(dd_dnnl_linear *l);
+DD_INTERNAL dd_status dd_dnnl_linear_create(dd_dnnl *d, const dd_dnnl_linear_shape *s, dd_dnnl_linear **out);
+DD_INTERNAL void dd_dnnl_linear_destroy(dd_dnnl_linear *l);
 /** y[B×O] = x[B×I] · wᵀ + b (b may be NULL). */
-DD_API dd_status dd_dnnl_linear_forward(dd_dnnl_linear *l, const float *x, const float *w, const float *b,
+DD_INTERNAL dd_status dd_dnnl_linear_forward(dd_dnnl_linear *l, const float *x, const float *w, const float *b,
                                  float *y);
-DD_API dd_status dd_dnnl_linear_backward_data(dd_dnnl_linear *l, const float *dy, const float *w,
+DD_INTERNAL dd_status dd_dnnl_linear_backward_data(dd_dnnl_linear *l, const float *dy, const float *w,
                                        float *dx);
-DD_API dd_status dd_dnnl_linear_backward_weights(dd_dnnl_linear *l, const float *x, const float *dy,
+DD_INTERNAL dd_status dd_dnnl_linear_backward_weights(dd_dnnl_linear *l, const float *x, const float *dy,
                                           float *dw, float *db);
-DD_API const char *dd_dnnl_linear_impl(const dd_dnnl_linear *l, dd_dnnl_pass pass);
+DD_INTERNAL const char *dd_dnnl_linear_impl(const dd_dnnl_linear *l, dd_dnnl_pass pass);
 
 /* ---- Additions (append-only) ------------------------------------------- */
 
@@ -66,13 +66,13 @@ enum {
 
 /** dd_dnnl_create with flags (0 = dd_dnnl_create). DD_ERR_INVALID on unknown
  * flags. The flags apply to every kernel created on this engine. */
-DD_API dd_status dd_dnnl_create_flags(dd_dnnl **out, unsigned flags);
+DD_INTERNAL dd_status dd_dnnl_create_flags(dd_dnnl **out, unsigned flags);
 
 /** Benchmark helper: runs only the pass's oneDNN primitive, without the
  * reorders from/to the plain buffers, on the buffers of the last full call of
  * that pass (which must still be alive). DD_ERR_INVALID before any full call. */
-DD_API dd_status dd_dnnl_conv_run_primitive(dd_dnnl_conv *c, dd_dnnl_pass pass);
-DD_API dd_status dd_dnnl_linear_run_primitive(dd_dnnl_linear *l, dd_dnnl_pass pass);
+DD_INTERNAL dd_status dd_dnnl_conv_run_primitive(dd_dnnl_conv *c, dd_dnnl_pass pass);
+DD_INTERNAL dd_status dd_dnnl_linear_run_primitive(dd_dnnl_linear *l, dd_dnnl_pass pass);
 
 /** Accumulating variants: the same computation as the plain calls, added to
  * the output instead of overwriting it (y += conv(x, w) + b; dx += …;
@@ -80,17 +80,17 @@ DD_API dd_status dd_dnnl_linear_run_primitive(dd_dnnl_linear *l, dd_dnnl_pass pa
  * forward-over-reverse pass (ẏ = W∗ẋ + Ẇ∗x, …) without a scratch buffer:
  * where the pass uses an internal layout the addition is folded into the
  * reorder back to the plain layout. */
-DD_API dd_status dd_dnnl_conv_forward_acc(dd_dnnl_conv *c, const float *x, const float *w,
+DD_INTERNAL dd_status dd_dnnl_conv_forward_acc(dd_dnnl_conv *c, const float *x, const float *w,
                                           const float *b, float *y);
-DD_API dd_status dd_dnnl_conv_backward_data_acc(dd_dnnl_conv *c, const float *dy, const float *w,
+DD_INTERNAL dd_status dd_dnnl_conv_backward_data_acc(dd_dnnl_conv *c, const float *dy, const float *w,
                                                 float *dx);
-DD_API dd_status dd_dnnl_conv_backward_weights_acc(dd_dnnl_conv *c, const float *x,
+DD_INTERNAL dd_status dd_dnnl_conv_backward_weights_acc(dd_dnnl_conv *c, const float *x,
                                                    const float *dy, float *dw, float *db);
-DD_API dd_status dd_dnnl_linear_forward_acc(dd_dnnl_linear *l, const float *x, const float *w,
+DD_INTERNAL dd_status dd_dnnl_linear_forward_acc(dd_dnnl_linear *l, const float *x, const float *w,
                                             const float *b, float *y);
-DD_API dd_status dd_dnnl_linear_backward_data_acc(dd_dnnl_linear *l, const float *dy,
+DD_INTERNAL dd_status dd_dnnl_linear_backward_data_acc(dd_dnnl_linear *l, const float *dy,
                                                   const float *w, float *dx);
-DD_API dd_status dd_dnnl_linear_backward_weights_acc(dd_dnnl_linear *l, const float *x,
+DD_INTERNAL dd_status dd_dnnl_linear_backward_weights_acc(dd_dnnl_linear *l, const float *x,
                                                      const float *dy, float *dw, float *db);
 
 /** Threads of the oneDNN calls that follow on this engine: primitive
@@ -98,6 +98,6 @@ DD_API dd_status dd_dnnl_linear_backward_weights_acc(dd_dnnl_linear *l, const fl
  * pass. 0 (the default) leaves the calling thread's OpenMP setting alone;
  * n > 0 runs each call with OpenMP's per-thread count scoped to n
  * (dd_threads_run). The caller's setting is never left changed. */
-DD_API void dd_dnnl_set_threads(dd_dnnl *d, int nthreads);
+DD_INTERNAL void dd_dnnl_set_threads(dd_dnnl *d, int nthreads);
 
 #endif

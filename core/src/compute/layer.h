@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "distill/export.h"
+#include "base/export.h"
 
 typedef enum dd_op_kind {
     DD_OP_CONV = 1,
@@ -44,6 +44,6 @@ static inline size_t dd_layer_out_size(const dd_layer *L) {
     return (size_t)L->out_c * (size_t)L->out_h * (size_t)L->out_w;
 }
 /** "conv", "linear", ... */
-DD_API const char *dd_op_name(dd_op_kind kind);
+DD_INTERNAL const char *dd_op_name(dd_op_kind kind);
 
 #endif

@@ -5,6 +5,8 @@
 #ifndef DD_OPS_H
 #define DD_OPS_H
 
+#include "base/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,31 +43,31 @@ static inline size_t dd_layer_exec_out_n(const dd_layer_exec *e) {
 
 /** Floats of per-call state the forward keeps for the backward (argmax,
  * LRN denominators, normalised activations), and of its tangent. */
-DD_API size_t dd_layer_aux_floats(const dd_layer *L, int64_t batch);
-DD_API size_t dd_layer_auxd_floats(const dd_layer *L, int64_t batch);
+DD_INTERNAL size_t dd_layer_aux_floats(const dd_layer *L, int64_t batch);
+DD_INTERNAL size_t dd_layer_auxd_floats(const dd_layer *L, int64_t batch);
 
 /** dnnl may be NULL for the reference backend; its primitives are created
  * with the thread count set on it (dd_dnnl_set_threads). nthreads: the
  * threads of the op's own OpenMP loops (0: the calling thread's OpenMP
  * default, read now). */
-DD_API dd_status dd_layer_exec_init(dd_layer_exec *e, const dd_layer *L, int64_t batch,
+DD_INTERNAL dd_status dd_layer_exec_init(dd_layer_exec *e, const dd_layer *L, int64_t batch,
                                     dd_backend backend, struct dd_dnnl *dnnl, int nthreads);
-DD_API void dd_layer_exec_fini(dd_layer_exec *e);
+DD_INTERNAL void dd_layer_exec_fini(dd_layer_exec *e);
 
 /** y = f(x; w); fills aux. */
-DD_API dd_status dd_layer_forward(dd_layer_exec *e, const float *x, const float *w, float *y,
+DD_INTERNAL dd_status dd_layer_forward(dd_layer_exec *e, const float *x, const float *w, float *y,
                                   float *aux);
 /** dx = J_xᵀ dy, dw = J_wᵀ dy (each optional). */
-DD_API dd_status dd_layer_backward(dd_layer_exec *e, const float *x, const float *y,
+DD_INTERNAL dd_status dd_layer_backward(dd_layer_exec *e, const float *x, const float *y,
                                    const float *aux, const float *w, const float *dy, float *dx,
                                    float *dw);
 /** yd = J_x xd + J_w wd (xd NULL means zero); fills auxd. */
-DD_API dd_status dd_layer_jvp(dd_layer_exec *e, const float *x, const float *y, const float *aux,
+DD_INTERNAL dd_status dd_layer_jvp(dd_layer_exec *e, const float *x, const float *y, const float *aux,
                               const float *w, const float *xd, const float *wd, float *yd,
                               float *auxd);
 /** Tangent of the VJP along (xd, wd) with cotangent tangent dyd:
  * dxd = d/dε dx, dwd = d/dε dw (each optional). xd NULL means zero. */
-DD_API dd_status dd_layer_tbwd(dd_layer_exec *e, const float *x, const float *y, const float *aux,
+DD_INTERNAL dd_status dd_layer_tbwd(dd_layer_exec *e, const float *x, const float *y, const float *aux,
                                const float *xd, const float *yd, const float *auxd, const float *w,
                                const float *wd, const float *dy, const float *dyd, float *dxd,
                                float *dwd);

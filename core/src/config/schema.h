@@ -7,6 +7,8 @@
 #ifndef DD_SCHEMA_H
 #define DD_SCHEMA_H
 
+#include "base/export.h"
+
 #include "distill/param.h"
 #include "distill/host.h"
 #include "distill/plugin.h"
@@ -33,10 +35,10 @@ typedef enum dd_stage {
 #define DD_STAGE_CHOICES (DD_STAGE_LIST(DD_STAGE_BAR_NAME_) + 1)
 
 /** "fetch", "load", ...; "?" out of range. */
-DD_API const char *dd_stage_name(dd_stage s);
+DD_INTERNAL const char *dd_stage_name(dd_stage s);
 /** DD_ERR_NOT_FOUND for an unknown name (the message lists the stages). */
-DD_API dd_status dd_stage_parse(const char *name, dd_stage *out);
+DD_INTERNAL dd_status dd_stage_parse(const char *name, dd_stage *out);
 /** "fetch|load|pretrain|distill|evaluate|report" */
-DD_API const char *dd_stage_choices(void);
+DD_INTERNAL const char *dd_stage_choices(void);
 
 #endif

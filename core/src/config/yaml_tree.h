@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "distill/export.h"
+#include "base/export.h"
 #include "distill/status.h"
 
 typedef enum dd_ynode_kind {
@@ -37,17 +37,17 @@ struct dd_ynode {
 /** Parses a file holding one YAML document. *root is NULL for an empty
  * document. Errors are "path:line:col: ..." (DD_ERR_PARSE) or the open
  * failure (DD_ERR_IO / DD_ERR_NOT_FOUND). Caller owns *root. */
-DD_API dd_status dd_yaml_load_file(const char *path, dd_ynode **root);
+DD_INTERNAL dd_status dd_yaml_load_file(const char *path, dd_ynode **root);
 /** Same for text in memory; `name` prefixes error positions. */
-DD_API dd_status dd_yaml_load_string(const char *text, size_t len, const char *name,
+DD_INTERNAL dd_status dd_yaml_load_string(const char *text, size_t len, const char *name,
                                      dd_ynode **root);
-DD_API void dd_ynode_destroy(dd_ynode *n);
+DD_INTERNAL void dd_ynode_destroy(dd_ynode *n);
 
 /** A plain scalar meaning null: empty, "~", "null", "Null" or "NULL". */
-DD_API int dd_ynode_is_null(const dd_ynode *n);
+DD_INTERNAL int dd_ynode_is_null(const dd_ynode *n);
 /** "a scalar", "a list" or "a mapping", for error messages. */
-DD_API const char *dd_ynode_kind_str(const dd_ynode *n);
+DD_INTERNAL const char *dd_ynode_kind_str(const dd_ynode *n);
 /** Entry of a mapping by key, or NULL. */
-DD_API const dd_yentry *dd_ynode_get(const dd_ynode *map, const char *key);
+DD_INTERNAL const dd_yentry *dd_ynode_get(const dd_ynode *map, const char *key);
 
 #endif

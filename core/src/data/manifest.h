@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "distill/export.h"
+#include "base/export.h"
 #include "distill/status.h"
 #include "base/hash.h"
 
@@ -58,43 +58,43 @@ typedef struct dd_manifest {
 
 /** Parses manifest text; `origin` names it in error messages
  * ("origin:line:col: ..."). Caller owns *out (dd_manifest_destroy). */
-DD_API dd_status dd_manifest_parse(const char *text, size_t len, const char *origin,
+DD_INTERNAL dd_status dd_manifest_parse(const char *text, size_t len, const char *origin,
                                    dd_manifest **out);
 
 /** Reads and parses a manifest file; its `name` must equal the file's
  * basename without ".yaml". Caller owns *out. */
-DD_API dd_status dd_manifest_load(const char *path, dd_manifest **out);
+DD_INTERNAL dd_status dd_manifest_load(const char *path, dd_manifest **out);
 
-DD_API void dd_manifest_destroy(dd_manifest *m);
+DD_INTERNAL void dd_manifest_destroy(dd_manifest *m);
 
 /** The directories searched for manifests, in order: `explicit_dir` (may be
  * NULL), each entry of $DISTILL_MANIFEST_PATH (':'-separated), the source
  * tree's datasets/ (build-tree library only), the datasets/ of the prefix
  * the running library is installed in, the configured install prefix's. *dirs is a
  * NULL-terminated malloc'ed array of malloc'ed strings (dd_manifest_dirs_free). */
-DD_API dd_status dd_manifest_dirs(const char *explicit_dir, char ***dirs);
-DD_API void dd_manifest_dirs_free(char **dirs);
+DD_INTERNAL dd_status dd_manifest_dirs(const char *explicit_dir, char ***dirs);
+DD_INTERNAL void dd_manifest_dirs_free(char **dirs);
 
 /** Finds and loads the manifest of dataset `name` from the first search dir
  * that has <name>.yaml. DD_ERR_NOT_FOUND lists the dirs searched. */
-DD_API dd_status dd_manifest_find(const char *name, const char *explicit_dir, dd_manifest **out);
+DD_INTERNAL dd_status dd_manifest_find(const char *name, const char *explicit_dir, dd_manifest **out);
 
 /** "none", "gz", "tar", "tar.gz". */
-DD_API const char *dd_archive_kind_str(dd_archive_kind k);
+DD_INTERNAL const char *dd_archive_kind_str(dd_archive_kind k);
 
 /** The file that manifest file `f` becomes in the dataset directory for
  * DD_ARCHIVE_NONE and DD_ARCHIVE_GZ ("x.gz" -> "x"); NULL for tars.
  * Returns a pointer into a caller buffer of `cap` bytes. */
-DD_API const char *dd_manifest_file_output(const dd_manifest_file *f, char *buf, size_t cap);
+DD_INTERNAL const char *dd_manifest_file_output(const dd_manifest_file *f, char *buf, size_t cap);
 
 /** Joins a mirror and a file name: a base (a dataset-wide mirror, or a
  * file mirror ending in '/') gets `file` appended (a '/' is inserted if
  * missing), a full URL is used as is. Caller frees the result. */
-DD_API dd_status dd_manifest_join_url(const char *mirror, int is_base, const char *file,
+DD_INTERNAL dd_status dd_manifest_join_url(const char *mirror, int is_base, const char *file,
                                       char **out);
 
 /** The URLs for `f` in order: the file's own mirrors, then the dataset-wide
  * ones. *urls is NULL-terminated, malloc'ed (free with dd_manifest_dirs_free). */
-DD_API dd_status dd_manifest_urls(const dd_manifest *m, const dd_manifest_file *f, char ***urls);
+DD_INTERNAL dd_status dd_manifest_urls(const dd_manifest *m, const dd_manifest_file *f, char ***urls);
 
 #endif

@@ -3,6 +3,8 @@
 #ifndef DD_TRANSFORM_H
 #define DD_TRANSFORM_H
 
+#include "base/export.h"
+
 #include <stdint.h>
 
 #include "distill/dataset.h"
@@ -16,14 +18,14 @@ typedef enum dd_transform {
     DD_TRANSFORM_HFLIP = 3,    /**< mirror left-right */
 } dd_transform;
 
-DD_API dd_status dd_transform_parse(const char *name, dd_transform *out);
+DD_INTERNAL dd_status dd_transform_parse(const char *name, dd_transform *out);
 /** "none", "invert", "rotate90", "hflip". */
-DD_API const char *dd_transform_name(dd_transform t);
+DD_INTERNAL const char *dd_transform_name(dd_transform t);
 /** A transformed copy of `src`: only the images whose label is in
  * classes[0..n_keep) (all if n_keep = 0), at most max_images of them (0 = all;
  * a seeded random subset kept in order), each transformed. Labels, class
  * names and normalisation are kept. Caller owns *out. */
-DD_API dd_status dd_dataset_transformed(const dd_dataset *src, dd_transform t,
+DD_INTERNAL dd_status dd_dataset_transformed(const dd_dataset *src, dd_transform t,
                                         const int32_t *classes, int n_keep, int64_t max_images,
                                         uint64_t seed, dd_dataset **out);
 

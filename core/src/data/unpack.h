@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "distill/export.h"
+#include "base/export.h"
 #include "distill/status.h"
 #include "base/hash.h"
 
@@ -17,7 +17,7 @@
  * (DD_ERR_ARCHIVE). `sha256` (may be NULL) receives the payload digest,
  * `size` (may be NULL) its length. A file that is not gzip, or is truncated
  * or corrupt, gives DD_ERR_ARCHIVE naming `src`. */
-DD_API dd_status dd_unpack_gz(const char *src, const char *dst, uint64_t limit,
+DD_INTERNAL dd_status dd_unpack_gz(const char *src, const char *dst, uint64_t limit,
                               uint8_t sha256[DD_SHA256_SIZE], uint64_t *size);
 
 /** Extracts the tar (plain or compressed) `src` into the existing directory
@@ -30,13 +30,13 @@ DD_API dd_status dd_unpack_gz(const char *src, const char *dst, uint64_t limit,
  * Nothing is ever written outside `dst_dir`; after an error, entries already
  * extracted stay inside it (callers mark success separately). `size` (may be
  * NULL) receives the number of bytes extracted. */
-DD_API dd_status dd_unpack_tar(const char *src, const char *dst_dir, uint64_t limit,
+DD_INTERNAL dd_status dd_unpack_tar(const char *src, const char *dst_dir, uint64_t limit,
                                uint64_t *size);
 
 /** As dd_unpack_tar, and also refuses entries whose first path component
  * starts with one of `reserved` (NULL-terminated, may be NULL): the cache
  * keeps its own bookkeeping (downloads/, markers, lock) beside the data. */
-DD_API dd_status dd_unpack_tar_reserved(const char *src, const char *dst_dir, uint64_t limit,
+DD_INTERNAL dd_status dd_unpack_tar_reserved(const char *src, const char *dst_dir, uint64_t limit,
                                         const char *const *reserved, uint64_t *size);
 
 #endif

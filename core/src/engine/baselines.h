@@ -4,6 +4,8 @@
 #ifndef DD_BASELINES_H
 #define DD_BASELINES_H
 
+#include "base/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,14 +22,14 @@ typedef enum dd_baseline_kind {
 } dd_baseline_kind;
 
 /** "random" | "average" | "kmeans". */
-DD_API dd_status dd_baseline_parse(const char *name, dd_baseline_kind *out);
-DD_API const char *dd_baseline_name(dd_baseline_kind k);
+DD_INTERNAL dd_status dd_baseline_parse(const char *name, dd_baseline_kind *out);
+DD_INTERNAL const char *dd_baseline_name(dd_baseline_kind k);
 
 /** Builds a baseline set shaped like a distilled set (steps, epochs,
  * images_per_class, classes and image shape of `train`) with every step
  * size `lr`. Deterministic in `seed` (whatever nthreads: k-means' threads,
  * 0 = the calling thread's OpenMP default). Caller owns *out. */
-DD_API dd_status dd_baseline_build(dd_baseline_kind kind, const dd_dataset *train, int steps,
+DD_INTERNAL dd_status dd_baseline_build(dd_baseline_kind kind, const dd_dataset *train, int steps,
                                    int epochs, int images_per_class, float lr, uint64_t seed,
                                    int nthreads, dd_distilled **out);
 
@@ -37,7 +39,7 @@ DD_API dd_status dd_baseline_build(dd_baseline_kind kind, const dd_dataset *trai
  * centroids: k × d (out); assign: n (out, may be NULL). An empty cluster is
  * re-seeded with the point farthest from its centroid. Deterministic in r,
  * whatever the thread count. */
-DD_API dd_status dd_kmeans(const float *x, int64_t n, size_t d, int k, int max_iter, dd_rng *r,
+DD_INTERNAL dd_status dd_kmeans(const float *x, int64_t n, size_t d, int k, int max_iter, dd_rng *r,
                            int nthreads, float *centroids, int32_t *assign, double *inertia);
 
 #endif

@@ -4,6 +4,8 @@
 #ifndef DD_ENGINE_CONFIG_H
 #define DD_ENGINE_CONFIG_H
 
+#include "base/export.h"
+
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,8 +25,8 @@ typedef enum dd_init_mode {
 } dd_init_mode;
 
 /** Parses "fixed|random|pretrained-fixed|pretrained-random". */
-DD_API dd_status dd_init_mode_parse(const char *s, dd_init_mode *out);
-DD_API const char *dd_init_mode_str(dd_init_mode m);
+DD_INTERNAL dd_status dd_init_mode_parse(const char *s, dd_init_mode *out);
+DD_INTERNAL const char *dd_init_mode_str(dd_init_mode m);
 
 typedef enum dd_pixel_init {
     DD_PIXEL_INIT_NORMAL = 0, /**< N(0, 1) in normalised units */
@@ -86,13 +88,13 @@ typedef struct dd_distill_config {
  * from other sections or from the run — init_scheme, init_gain (model),
  * seed (pipeline), checkpointing, cancel, progress, pools — is zero/NULL
  * for the caller to set. */
-DD_API dd_status dd_distill_config_from_options(const dd_options *o, dd_distill_config *c);
+DD_INTERNAL dd_status dd_distill_config_from_options(const dd_options *o, dd_distill_config *c);
 
 /** The configuration a pipeline that sets nothing gets: the `distill`
  * section's spec defaults through dd_distill_config_from_options, the model
  * section's default init scheme and gain, and the pipeline's default seed.
  * For tests and benchmarks, which then change what they need. */
-DD_API dd_status dd_distill_config_from_defaults(dd_distill_config *c);
+DD_INTERNAL dd_status dd_distill_config_from_defaults(dd_distill_config *c);
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,8 @@
 #ifndef DD_DISTILLED_H
 #define DD_DISTILLED_H
 
+#include "base/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,15 +32,15 @@ typedef struct dd_distilled {
 
 /** Allocates an empty set (zero images, labels j % n_classes, lrs `lr`,
  * mean 0 and std 1). Caller owns *out (dd_distilled_destroy). */
-DD_API dd_status dd_distilled_create(int steps, int epochs, int images_per_class, int n_classes,
+DD_INTERNAL dd_status dd_distilled_create(int steps, int epochs, int images_per_class, int n_classes,
                                      int channels, int height, int width, float lr,
                                      dd_distilled **out);
 /** Frees the set; NULL is a no-op. */
-DD_API void dd_distilled_destroy(dd_distilled *d);
+DD_INTERNAL void dd_distilled_destroy(dd_distilled *d);
 /** Deep copy. Caller owns *out. */
-DD_API dd_status dd_distilled_clone(const dd_distilled *d, dd_distilled **out);
+DD_INTERNAL dd_status dd_distilled_clone(const dd_distilled *d, dd_distilled **out);
 /** Floats per image (C × H × W). */
-DD_API size_t dd_distilled_image_size(const dd_distilled *d);
+DD_INTERNAL size_t dd_distilled_image_size(const dd_distilled *d);
 
 /** Writes the set into the existing directory `dir`, each file atomically:
  * distilled-images.idx (float32 IDX, N×H×W for one channel or N×C×H×W; N =
@@ -47,14 +49,14 @@ DD_API size_t dd_distilled_image_size(const dd_distilled *d);
  * [distilled-soft-labels.idx], lrs.csv and distilled.json. `class_names`
  * (n_classes entries, borrowed) may be NULL: the classes are then named by
  * their index. */
-DD_API dd_status dd_distilled_save(const dd_distilled *set, const char *const *class_names,
+DD_INTERNAL dd_status dd_distilled_save(const dd_distilled *set, const char *const *class_names,
                                    const char *dir);
 
 /** Reads a set written by dd_distilled_save back from `dir` (images, labels
  * and step sizes; mean/std are left at 0/1 for the caller to set). Caller
  * owns *out. DD_ERR_NOT_FOUND names a missing file, DD_ERR_PARSE a corrupt
  * or inconsistent one. */
-DD_API dd_status dd_distilled_load(const char *dir, dd_distilled **out);
+DD_INTERNAL dd_status dd_distilled_load(const char *dir, dd_distilled **out);
 
 #ifdef __cplusplus
 }

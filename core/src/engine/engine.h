@@ -8,6 +8,8 @@
 #ifndef DD_ENGINE_H
 #define DD_ENGINE_H
 
+#include "base/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,10 +48,10 @@ typedef struct dd_engine dd_engine;
  * training set (all borrowed; they must outlive the engine). Initialises the
  * pixels (or takes cfg->init_pixels), labels, step sizes and, for fixed init,
  * θ0. Does not read any checkpoint. */
-DD_API dd_status dd_engine_create(dd_model *model, const dd_objective_handle *objective,
+DD_INTERNAL dd_status dd_engine_create(dd_model *model, const dd_objective_handle *objective,
                                   const dd_dataset *train, const dd_distill_config *cfg,
                                   dd_engine **out);
-DD_API void dd_engine_destroy(dd_engine *e);
+DD_INTERNAL void dd_engine_destroy(dd_engine *e);
 
 /** Runs until cfg->iterations are done, resuming from the checkpoint when
  * cfg->resume is set. Writes checkpoints every cfg->checkpoint_every
@@ -57,50 +59,50 @@ DD_API void dd_engine_destroy(dd_engine *e);
  * hypergradient becomes NaN/Inf (the last checkpoint on disk is the last
  * good state) and DD_ERR_INTERRUPTED when *cfg->cancel is non-zero at an
  * iteration boundary (after writing a checkpoint). */
-DD_API dd_status dd_engine_run(dd_engine *e);
+DD_INTERNAL dd_status dd_engine_run(dd_engine *e);
 
 /** One outer iteration (sample data, hypergradient, Adam step). */
-DD_API dd_status dd_engine_step(dd_engine *e);
+DD_INTERNAL dd_status dd_engine_step(dd_engine *e);
 
 /** The hypergradient of the outer loss for one θ0 and one real batch:
  * g_pixels (S × M × input), g_raw_lrs (K, w.r.t. the raw parameters of the
  * step sizes) and g_labels (S × M × outputs; only with learn_labels) —
  * each optional. Also the loss and the first metric (as num/den). */
-DD_API dd_status dd_engine_hypergradient(dd_engine *e, const float *theta0, const float *x_real,
+DD_INTERNAL dd_status dd_engine_hypergradient(dd_engine *e, const float *theta0, const float *x_real,
                                          const int32_t *y_real, int64_t batch, double *loss,
                                          double *metric, float *g_pixels, float *g_raw_lrs,
                                          float *g_labels);
 
 /** The outer loss of the unrolled training from θ0 (no gradients). If
  * theta_out is non-NULL it receives θ_K. */
-DD_API dd_status dd_engine_unrolled_loss(dd_engine *e, const float *theta0, const float *x_real,
+DD_INTERNAL dd_status dd_engine_unrolled_loss(dd_engine *e, const float *theta0, const float *x_real,
                                          const int32_t *y_real, int64_t batch, double *loss,
                                          float *theta_out);
 
 /** Mutable views of the learned parameters (for tests and the lr search). */
-DD_API float *dd_engine_pixels(dd_engine *e);  /**< S × M × input */
-DD_API float *dd_engine_raw_lrs(dd_engine *e); /**< K raw (step size = softplus(raw)) */
-DD_API float *
+DD_INTERNAL float *dd_engine_pixels(dd_engine *e);  /**< S × M × input */
+DD_INTERNAL float *dd_engine_raw_lrs(dd_engine *e); /**< K raw (step size = softplus(raw)) */
+DD_INTERNAL float *
 dd_engine_soft_labels(dd_engine *e); /**< S × M × outputs, NULL without learn_labels */
 /** θ0 of a fixed-init run (NULL otherwise); n_params floats. */
-DD_API const float *dd_engine_theta0(const dd_engine *e);
-DD_API const dd_distill_stats *dd_engine_stats(const dd_engine *e);
+DD_INTERNAL const float *dd_engine_theta0(const dd_engine *e);
+DD_INTERNAL const dd_distill_stats *dd_engine_stats(const dd_engine *e);
 /** Copies the current state out as a distilled set. Caller owns *out. */
-DD_API dd_status dd_engine_export(const dd_engine *e, dd_distilled **out);
+DD_INTERNAL dd_status dd_engine_export(const dd_engine *e, dd_distilled **out);
 
 /** Saves / restores the full state (pixels, lrs, labels, Adam, iteration,
  * θ0, loss history). Loading validates that the checkpoint matches this
  * engine's configuration. */
-DD_API dd_status dd_engine_save(const dd_engine *e, const char *path);
-DD_API dd_status dd_engine_load(dd_engine *e, const char *path);
+DD_INTERNAL dd_status dd_engine_save(const dd_engine *e, const char *path);
+DD_INTERNAL dd_status dd_engine_load(dd_engine *e, const char *path);
 
 /** Step size from its raw parameter (softplus) and back. */
-DD_API float dd_lr_from_raw(float raw);
-DD_API float dd_lr_to_raw(float lr);
+DD_INTERNAL float dd_lr_from_raw(float raw);
+DD_INTERNAL float dd_lr_to_raw(float lr);
 
 /** Seed of the model init for draw `index` of a named RNG stream (stable
  * across runs: distillation, evaluation and baselines use disjoint streams). */
-DD_API uint64_t dd_engine_init_seed(uint64_t seed, uint64_t stream, uint64_t index);
+DD_INTERNAL uint64_t dd_engine_init_seed(uint64_t seed, uint64_t stream, uint64_t index);
 
 /** RNG stream ids (documented so that runs are reproducible). */
 enum {

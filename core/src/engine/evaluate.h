@@ -5,6 +5,8 @@
 #ifndef DD_EVALUATE_H
 #define DD_EVALUATE_H
 
+#include "base/export.h"
+
 #include <stdint.h>
 
 #include "distill/dataset.h"
@@ -45,34 +47,34 @@ typedef struct dd_eval_config {
     int nthreads;
 } dd_eval_config;
 
-DD_API void dd_eval_config_defaults(dd_eval_config *c);
+DD_INTERNAL void dd_eval_config_defaults(dd_eval_config *c);
 
 /** Trains θ in place for epochs × steps GD steps on `set` with step sizes
  * `lrs` (E × S; NULL: set->lrs). */
-DD_API dd_status dd_evaluate_train(dd_model *m, const dd_distilled *set, const float *lrs,
+DD_INTERNAL dd_status dd_evaluate_train(dd_model *m, const dd_distilled *set, const float *lrs,
                                    float *theta);
 
 /** Every metric of the objective (metrics[0 .. n_metrics)) and the loss of θ
  * on the whole test split. */
-DD_API dd_status dd_evaluate_test_all(dd_model *m, const dd_objective_handle *obj,
+DD_INTERNAL dd_status dd_evaluate_test_all(dd_model *m, const dd_objective_handle *obj,
                                       const dd_dataset *test, const float *theta,
                                       int64_t test_batch, double *metrics, double *loss);
 
 /** Metric (first of the objective) and loss of θ on the whole test split. */
-DD_API dd_status dd_evaluate_test(dd_model *m, const dd_objective_handle *obj,
+DD_INTERNAL dd_status dd_evaluate_test(dd_model *m, const dd_objective_handle *obj,
                                   const dd_dataset *test, const float *theta, int64_t test_batch,
                                   double *metric, double *loss);
 
 /** Trains cfg->nets fresh networks (or the one fixed θ0) on `set` with
  * `lrs` and tests them. set == NULL measures the untrained networks. */
-DD_API dd_status dd_evaluate_set(dd_model *m, const dd_objective_handle *obj,
+DD_INTERNAL dd_status dd_evaluate_set(dd_model *m, const dd_objective_handle *obj,
                                  const dd_dataset *test, const dd_distilled *set, const float *lrs,
                                  const dd_eval_config *cfg, dd_eval_stats *out);
 
 /** Learns the step sizes of a fixed set (pixels frozen) with the engine
  * for `iterations` outer iterations; writes them into set->lrs. `distill` is
  * the distillation's configuration (init mode, batch, Adam, seed). */
-DD_API dd_status dd_evaluate_optimize_lrs(dd_model *m, const dd_objective_handle *obj,
+DD_INTERNAL dd_status dd_evaluate_optimize_lrs(dd_model *m, const dd_objective_handle *obj,
                                           const dd_dataset *train, const dd_distill_config *distill,
                                           int64_t iterations, dd_distilled *set);
 
@@ -97,9 +99,9 @@ typedef struct dd_eval_settings {
     int64_t full_training_batch;
 } dd_eval_settings;
 
-DD_API void dd_eval_settings_defaults(dd_eval_settings *s);
+DD_INTERNAL void dd_eval_settings_defaults(dd_eval_settings *s);
 /** Reads nets, baselines, fixed_lr, lr_search, batch from the `evaluate` section. */
-DD_API dd_status dd_eval_settings_from_options(const dd_options *o, dd_eval_settings *s);
+DD_INTERNAL dd_status dd_eval_settings_from_options(const dd_options *o, dd_eval_settings *s);
 
 typedef struct dd_eval_baseline {
     dd_baseline_kind kind;
@@ -139,11 +141,11 @@ typedef struct dd_eval_report {
  * optimised step sizes — all with the same steps, epochs and image count.
  * `set` may be NULL (baselines only). theta0: the fixed-init θ0 (NULL:
  * re-derived from the seed). Release *out with dd_eval_report_release. */
-DD_API dd_status dd_evaluate_run(dd_model *m, const dd_objective_handle *obj,
+DD_INTERNAL dd_status dd_evaluate_run(dd_model *m, const dd_objective_handle *obj,
                                  const dd_dataset *train, const dd_dataset *test,
                                  const dd_distilled *set, const float *theta0,
                                  const dd_distill_config *distill, const dd_eval_settings *es,
                                  dd_eval_report *out);
-DD_API void dd_eval_report_release(dd_eval_report *r);
+DD_INTERNAL void dd_eval_report_release(dd_eval_report *r);
 
 #endif

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "distill/export.h"
+#include "base/export.h"
 #include "distill/status.h"
 
 /** A pool of `n` networks with `n_params` parameters each. Members
@@ -24,28 +24,28 @@ typedef struct dd_netpool {
 } dd_netpool;
 
 /** Allocates a pool of zeroed members, accuracies −1. Caller owns *out. */
-DD_API dd_status dd_netpool_create(int n, int holdout, size_t n_params, dd_netpool **out);
-DD_API void dd_netpool_destroy(dd_netpool *p);
+DD_INTERNAL dd_status dd_netpool_create(int n, int holdout, size_t n_params, dd_netpool **out);
+DD_INTERNAL void dd_netpool_destroy(dd_netpool *p);
 
 /** Members used for distillation and their count (n − holdout). */
-DD_API const float *const *dd_netpool_train_members(const dd_netpool *p, size_t *count);
+DD_INTERNAL const float *const *dd_netpool_train_members(const dd_netpool *p, size_t *count);
 /** Held-out members and their count (holdout). */
-DD_API const float *const *dd_netpool_heldout_members(const dd_netpool *p, size_t *count);
+DD_INTERNAL const float *const *dd_netpool_heldout_members(const dd_netpool *p, size_t *count);
 
 /** Hex SHA-256 of `text` into key (65 chars with the terminator). */
-DD_API void dd_netpool_key(const char *text, char key[65]);
+DD_INTERNAL void dd_netpool_key(const char *text, char key[65]);
 
 /** <dir>/member-<i>.theta: written to a temporary name, then renamed. */
-DD_API dd_status dd_netpool_save_member(const dd_netpool *p, int i, const char *dir);
+DD_INTERNAL dd_status dd_netpool_save_member(const dd_netpool *p, int i, const char *dir);
 /** Reads member i; DD_ERR_NOT_FOUND if the file does not exist, DD_ERR_IO /
  * DD_ERR_INVALID (naming the file) if it is damaged or has another
  * parameter count. */
-DD_API dd_status dd_netpool_load_member(dd_netpool *p, int i, const char *dir);
+DD_INTERNAL dd_status dd_netpool_load_member(dd_netpool *p, int i, const char *dir);
 /** Writes <dir>/config.yaml (`config_text`) and <dir>/accuracies.json. The
  * latter marks the pool as complete. */
-DD_API dd_status dd_netpool_write_index(const dd_netpool *p, const char *dir, const char *config_text);
+DD_INTERNAL dd_status dd_netpool_write_index(const dd_netpool *p, const char *dir, const char *config_text);
 /** Loads a complete pool from `dir` (every member and accuracies.json).
  * DD_ERR_NOT_FOUND if the pool is not complete there. */
-DD_API dd_status dd_netpool_load(dd_netpool *p, const char *dir);
+DD_INTERNAL dd_status dd_netpool_load(dd_netpool *p, const char *dir);
 
 #endif

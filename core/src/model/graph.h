@@ -3,6 +3,8 @@
 #ifndef DD_GRAPH_H
 #define DD_GRAPH_H
 
+#include "base/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +22,6 @@ struct dd_graph {
 };
 
 /** Empty graph for an input of c×h×w. Caller owns *out. */
-DD_API dd_status dd_graph_create(int c, int h, int w, dd_graph **out);
-DD_API void dd_graph_destroy(dd_graph *g);
+DD_INTERNAL dd_status dd_graph_create(int c, int h, int w, dd_graph **out);
+DD_INTERNAL void dd_graph_destroy(dd_graph *g);
 #endif

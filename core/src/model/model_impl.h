@@ -3,6 +3,8 @@
 #ifndef DD_MODEL_IMPL_H
 #define DD_MODEL_IMPL_H
 
+#include "base/export.h"
+
 #include <stdint.h>
 
 #include "distill/host.h"
@@ -12,11 +14,11 @@
 
 /** Builds a model directly from a graph (no plugin); takes ownership of g
  * (also on failure). For tests and tools. */
-DD_API dd_status dd_model_create_from_graph(dd_graph *g, dd_backend backend, dd_model **out);
+DD_INTERNAL dd_status dd_model_create_from_graph(dd_graph *g, dd_backend backend, dd_model **out);
 /** The model's graph (owned by the model). */
-DD_API const dd_graph *dd_model_graph(const dd_model *m);
+DD_INTERNAL const dd_graph *dd_model_graph(const dd_model *m);
 /** The backend the model runs. */
-DD_API dd_backend dd_model_backend(const dd_model *m);
+DD_INTERNAL dd_backend dd_model_backend(const dd_model *m);
 
 /** Threads of the model's passes that follow: oneDNN's calls and primitive
  * creation, and the ops' own loops of workspaces built from now on (a
@@ -24,25 +26,25 @@ DD_API dd_backend dd_model_backend(const dd_model *m);
  * 0 (the default) follows the calling thread's OpenMP default at each pass.
  * The model never changes OpenMP's own setting beyond a oneDNN call.
  * Returns the previous setting, for a caller that changes it for a while. */
-DD_API int dd_model_set_threads(dd_model *m, int nthreads);
+DD_INTERNAL int dd_model_set_threads(dd_model *m, int nthreads);
 /** The model's thread setting (0: the calling thread's OpenMP default). */
-DD_API int dd_model_threads(const dd_model *m);
+DD_INTERNAL int dd_model_threads(const dd_model *m);
 
 /** Hash of the piecewise-linear pattern of the last forward pass at this
  * batch size: relu signs and max-pool argmax positions. Two points with the
  * same pattern lie on one smooth piece, so finite differences between them
  * are valid (tests use it to avoid stepping over kinks). 0 if no workspace. */
-DD_API uint64_t dd_model_pattern_hash(const dd_model *m, int64_t batch);
+DD_INTERNAL uint64_t dd_model_pattern_hash(const dd_model *m, int64_t batch);
 
 /** DD_ERR_INVALID unless exactly one label kind is given and hard labels are
  * in [0, K). */
-DD_API dd_status dd_loss_check_labels(int64_t batch, int K, dd_labels y);
+DD_INTERNAL dd_status dd_loss_check_labels(int64_t batch, int K, dd_labels y);
 /** Loss (mean over the batch) of logits z[B×K]; dz = ∂ℓ/∂z (optional);
  * probs (B×K, cross-entropy only) keeps the softmax for dd_loss_tangent. */
-DD_API dd_status dd_loss_forward(dd_loss_kind kind, int64_t batch, int K, const float *z,
+DD_INTERNAL dd_status dd_loss_forward(dd_loss_kind kind, int64_t batch, int K, const float *z,
                                  dd_labels y, double *loss, float *dz, float *probs);
 /** Tangent along ż of dz (dzd) and of ∇_y ℓ (mixed_y, optional). */
-DD_API void dd_loss_tangent(dd_loss_kind kind, int64_t batch, int K, dd_labels y,
+DD_INTERNAL void dd_loss_tangent(dd_loss_kind kind, int64_t batch, int K, dd_labels y,
                             const float *probs, const float *zd, float *dzd, float *mixed_y);
 
 #endif

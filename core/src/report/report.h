@@ -4,6 +4,8 @@
 #ifndef DD_REPORT_H
 #define DD_REPORT_H
 
+#include "base/export.h"
+
 #include "engine/engine.h"
 #include "engine/evaluate.h"
 
@@ -26,12 +28,12 @@ typedef struct dd_report_info {
 /** Writes metrics.json and report.md (and, with a set: distilled.png,
  * lrs.csv and the export) into r->out_dir. Each file is written to a
  * temporary name and renamed. */
-DD_API dd_status dd_report_write(const dd_report_info *r);
+DD_INTERNAL dd_status dd_report_write(const dd_report_info *r);
 
 /** The image grid alone: rows = classes, columns = steps × images_per_class. */
-DD_API dd_status dd_report_png(const dd_distilled *set, const char *path, int scale);
+DD_INTERNAL dd_status dd_report_png(const dd_distilled *set, const char *path, int scale);
 
 /** Peak resident memory of this process in MiB (0 if unknown). */
-DD_API double dd_peak_memory_mib(void);
+DD_INTERNAL double dd_peak_memory_mib(void);
 
 #endif

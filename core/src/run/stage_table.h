@@ -6,7 +6,7 @@
 #define DD_STAGE_TABLE_H
 
 #include "config/schema.h"
-#include "distill/export.h"
+#include "base/export.h"
 #include "distill/param.h"
 #include "distill/status.h"
 
@@ -35,11 +35,11 @@ typedef struct dd_stage_def {
 } dd_stage_def;
 
 /** The definition of stage s (s < DD_STAGE_COUNT). */
-DD_API const dd_stage_def *dd_stage_get(dd_stage s);
+DD_INTERNAL const dd_stage_def *dd_stage_get(dd_stage s);
 /** The pipeline section holding a stage's options (its name), NULL for a
  * stage without one. */
-DD_API const char *dd_stage_section(dd_stage s);
+DD_INTERNAL const char *dd_stage_section(dd_stage s);
 /** Parameter spec of a stage's section (NULL for a stage without one). */
-DD_API const dd_param_spec *dd_stage_spec(dd_stage s);
+DD_INTERNAL const dd_param_spec *dd_stage_spec(dd_stage s);
 
 #endif

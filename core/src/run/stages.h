@@ -4,6 +4,8 @@
 #ifndef DD_RUN_STAGES_H
 #define DD_RUN_STAGES_H
 
+#include "base/export.h"
+
 #include "distill/status.h"
 
 struct dd_run;
@@ -15,21 +17,21 @@ typedef struct dd_stage_state dd_stage_state;
 
 /** fetch: downloads and verifies the dataset's files into the cache (or,
  * offline, finds them there or in dataset.path); sets run->data_root. */
-DD_API dd_status dd_stage_fetch(struct dd_run *run);
+DD_INTERNAL dd_status dd_stage_fetch(struct dd_run *run);
 /** load: the dataset plugin reads run->data_root into run->train/test. */
-DD_API dd_status dd_stage_load(struct dd_run *run);
+DD_INTERNAL dd_status dd_stage_load(struct dd_run *run);
 /** pretrain: sets run->pool (the pool in the target model's layout; members
  * 0..n−holdout−1 for distillation). */
-DD_API dd_status dd_stage_pretrain(struct dd_run *run);
+DD_INTERNAL dd_status dd_stage_pretrain(struct dd_run *run);
 /** distill: learns the set (resuming from <out>/checkpoint.bin with
  * --resume), checkpointing every distill.checkpoint_every iterations and on
  * SIGINT/SIGTERM. */
-DD_API dd_status dd_stage_distill(struct dd_run *run);
+DD_INTERNAL dd_status dd_stage_distill(struct dd_run *run);
 /** evaluate: the distilled set (from this run, or the export found in the
  * output directory) against the baselines. */
-DD_API dd_status dd_stage_evaluate(struct dd_run *run);
+DD_INTERNAL dd_status dd_stage_evaluate(struct dd_run *run);
 /** report: distilled.png, lrs.csv, export, metrics.json, report.md. */
-DD_API dd_status dd_stage_report(struct dd_run *run);
-DD_API void dd_stage_state_destroy(dd_stage_state *st);
+DD_INTERNAL dd_status dd_stage_report(struct dd_run *run);
+DD_INTERNAL void dd_stage_state_destroy(dd_stage_state *st);
 
 #endif
