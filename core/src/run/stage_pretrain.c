@@ -20,6 +20,7 @@
 #include "engine/train.h"
 #include "model/graph.h"
 #include "model/model_impl.h"
+#include "run/model_choice.h"
 #include "run/pipeline.h"
 #include "run/run.h"
 #include "run/stages.h"
@@ -189,34 +190,6 @@ static dd_status train_members(stage_ctx *c, const dd_options *o, const char *sc
     return DD_OK;
 }
 
-// The init scheme and backend as the distill stage chooses them: the
-// model's own default scheme unless the pipeline sets model.init.
-typedef struct model_choice {
-    const char *scheme;
-    float gain;
-    dd_backend backend;
-} model_choice;
-
-static model_choice choose_model(const dd_component *mc, const dd_options *mo) {
-    const dd_model_ops *mops = mc->ops;
-    model_choice m;
-    m.scheme = dd_options_has(mo, "init") ? dd_options_string(mo, "init") : NULL;
-    if (!dd_options_is_set(mo, "init") && mops->default_init) m.scheme = mops->default_init;
-    if (!m.scheme) m.scheme = "xavier";
-    m.gain = dd_options_has(mo, "gain") ? (float)dd_options_float(mo, "gain") : 1.f;
-    const char *backend = dd_options_has(mo, "backend") ? dd_options_string(mo, "backend") : NULL;
-    m.backend =
-        backend && strcmp(backend, "reference") == 0 ? DD_BACKEND_REFERENCE : DD_BACKEND_ONEDNN;
-    return m;
-}
-
-static dd_status make_model(const dd_component *mc, const dd_options *mo, const dd_dataset *d,
-                            dd_backend be, dd_model **out) {
-    dd_model_config mcfg = {sizeof mcfg, mc,       mo,           d->channels,
-                            d->height,   d->width, d->n_classes, be};
-    return dd_model_create(&mcfg, out);
-}
-
 // pretrain.classes as class indices (c->classes, n_keep of them).
 static dd_status parse_classes(const dd_options *o, stage_ctx *c, size_t *n_keep) {
     *n_keep = dd_options_list_len(o, "classes");
@@ -300,18 +273,18 @@ static dd_status open_pool_dir(dd_run *run, const dd_options *o, stage_ctx *c) {
 
 // Members in the target's layout: a new classifier head when the source has
 // another class count than the pipeline's dataset.
-static dd_status retarget_heads(dd_run *run, stage_ctx *c, const model_choice *m) {
+static dd_status retarget_heads(dd_run *run, stage_ctx *c, const dd_model_choice *m) {
     const dd_component *mc = dd_pipeline_component(run->p, DD_COMPONENT_MODEL);
     const dd_options *mo = dd_pipeline_component_options(run->p, DD_COMPONENT_MODEL);
     const int nets = c->pool->n;
     const uint64_t seed = dd_pipeline_seed(run->p);
-    DD_TRY(make_model(mc, mo, run->train, m->backend, &c->dst_model));
+    DD_TRY(dd_model_for_dataset(mc, mo, run->train, m->backend, &c->dst_model));
     DD_TRY(
         dd_netpool_create(nets, c->pool->holdout, dd_model_param_count(c->dst_model), &c->target));
     for (int i = 0; i < nets; i++) {
         c->target->accuracy[i] = c->pool->accuracy[i];
         DD_TRY(dd_pretrain_transfer(
-            c->src_model, c->pool->theta[i], c->dst_model, m->scheme, m->gain,
+            c->src_model, c->pool->theta[i], c->dst_model, m->scheme, (float)m->gain,
             dd_engine_init_seed(seed, DD_STREAM_PRETRAIN, (uint64_t)(nets + i)),
             c->target->theta[i]));
     }
@@ -330,8 +303,8 @@ static dd_status pretrain(dd_run *run, const dd_options *o, stage_ctx *c) {
     const char *source;
     dd_transform t = DD_TRANSFORM_NONE;
     DD_TRY(prepare_source(run, o, c, &source, &t));
-    const model_choice m = choose_model(mc, mo);
-    dd_status s = make_model(mc, mo, c->tr_train, m.backend, &c->src_model);
+    const dd_model_choice m = dd_model_choice_of(mc, mo);
+    dd_status s = dd_model_for_dataset(mc, mo, c->tr_train, m.backend, &c->src_model);
     if (s != DD_OK) {
         dd_error_prefix("pretrain: model '%s'", mc->name);
         return s;
@@ -342,7 +315,7 @@ static dd_status pretrain(dd_run *run, const dd_options *o, stage_ctx *c) {
     dd_info("pretrain: pool of %d %s networks on %s%s%s (%lld images), %lld epoch(s); %s", nets,
             mc->name, source, t ? " + " : "", t ? dd_transform_name(t) : "",
             (long long)c->tr_train->n, (long long)dd_options_int(o, "epochs"), c->dir);
-    DD_TRY(train_members(c, o, m.scheme, m.gain, dd_pipeline_seed(run->p)));
+    DD_TRY(train_members(c, o, m.scheme, (float)m.gain, dd_pipeline_seed(run->p)));
     double sum = 0.0;
     for (int i = 0; i < nets; i++)
         sum += c->pool->accuracy[i];

@@ -13,6 +13,8 @@
 #include "distill/tensor.h"
 #include "engine/engine.h"
 #include "engine/evaluate.h"
+#include "base/error.h"
+#include "run/model_choice.h"
 #include "run/pipeline.h"
 #include "report/report.h"
 #include "engine/netpool.h"
@@ -44,6 +46,51 @@ void dd_stage_state_destroy(dd_stage_state *st) {
     free(st);
 }
 
+// The model (with the run's thread count) and the bound objective.
+static dd_status state_model_objective(dd_run *run, dd_stage_state *st, const dd_model_choice *m) {
+    const dd_pipeline *p = run->p;
+    const dd_component *mc = dd_pipeline_component(p, DD_COMPONENT_MODEL);
+    const dd_component *oc = dd_pipeline_component(p, DD_COMPONENT_OBJECTIVE);
+    const dd_options *mo = dd_pipeline_component_options(p, DD_COMPONENT_MODEL);
+    dd_status s = dd_model_for_dataset(mc, mo, run->train, m->backend, &st->model);
+    if (s != DD_OK) {
+        dd_error_prefix("model '%s'", mc->name);
+        return s;
+    }
+    dd_model_set_threads(st->model, st->threads);
+    s = dd_objective_handle_init(
+        &st->obj, oc, dd_pipeline_component_options(p, DD_COMPONENT_OBJECTIVE), run->train);
+    st->obj_ready = s == DD_OK;
+    return s;
+}
+
+// The engine's configuration: the distill section, then what other sections
+// and the objective decide (init scheme and gain, seed, init mode, the
+// pretrain stage's pool of members for distillation).
+static dd_status state_config(dd_run *run, dd_stage_state *st, const dd_model_choice *m) {
+    const dd_pipeline *p = run->p;
+    const dd_options *dopt = dd_pipeline_section(p, "distill");
+    DD_TRY(dd_distill_config_from_options(dopt, &st->cfg));
+    st->cfg.nthreads = st->threads;
+    snprintf(st->init_scheme, sizeof st->init_scheme, "%s", m->scheme);
+    st->cfg.init_scheme = st->init_scheme;
+    st->cfg.init_gain = m->gain;
+    st->cfg.seed = dd_pipeline_seed(p);
+    st->cfg.progress = 1;
+    const dd_objective_ops *ops = st->obj.ops;
+    if (!dd_options_is_set(dopt, "init_mode") && ops->default_init_mode)
+        DD_TRY(dd_init_mode_parse(ops->default_init_mode, &st->cfg.init_mode));
+    if (run->pool) {
+        if (run->pool->n_params != dd_model_param_count(st->model))
+            return dd_error_set(DD_ERR_INVALID,
+                                "the pretrained pool's networks have %zu parameters, the model "
+                                "has %zu",
+                                run->pool->n_params, dd_model_param_count(st->model));
+        st->cfg.theta_pool = dd_netpool_train_members(run->pool, &st->cfg.theta_pool_size);
+    }
+    return DD_OK;
+}
+
 /* Builds what every stage needs (model, objective, configuration) once. */
 static dd_status state_get(dd_run *run, dd_stage_state **out) {
     if (run->engine) {
@@ -54,72 +101,23 @@ static dd_status state_get(dd_run *run, dd_stage_state **out) {
         return dd_error_set(DD_ERR_INVALID, "no dataset loaded (the 'load' stage must run first)");
     const dd_pipeline *p = run->p;
     const dd_component *mc = dd_pipeline_component(p, DD_COMPONENT_MODEL);
-    const dd_component *oc = dd_pipeline_component(p, DD_COMPONENT_OBJECTIVE);
     if (!mc)
         return dd_error_set(DD_ERR_INVALID, "%s: the pipeline has no 'model' section",
                             dd_pipeline_path(p));
-    if (!oc)
+    if (!dd_pipeline_component(p, DD_COMPONENT_OBJECTIVE))
         return dd_error_set(DD_ERR_INVALID, "%s: the pipeline has no 'objective' section",
                             dd_pipeline_path(p));
-    const dd_options *mo = dd_pipeline_component_options(p, DD_COMPONENT_MODEL);
     dd_stage_state *st = calloc(1, sizeof *st);
-    if (!st) return dd_error_set(DD_ERR_NOMEM, "out of memory");
-    dd_status s = DD_OK;
-
+    if (!st) return dd_nomem();
     // The run's thread count, handed to the model, the engine and the
     // evaluation; OpenMP's own setting is left as the caller has it.
     const dd_options *dopt = dd_pipeline_section(p, "distill");
     int64_t threads = dd_options_has(dopt, "threads") ? dd_options_int(dopt, "threads") : 0;
     st->threads = threads > 0 ? (int)threads : omp_get_max_threads();
-
-    const char *backend = dd_options_has(mo, "backend") ? dd_options_string(mo, "backend") : NULL;
-    dd_model_config mcfg = {
-        .struct_size = sizeof mcfg,
-        .plugin = mc,
-        .options = mo,
-        .channels = run->train->channels,
-        .height = run->train->height,
-        .width = run->train->width,
-        .n_outputs = run->train->n_classes,
-        .backend = (backend && strcmp(backend, "reference") == 0) ? DD_BACKEND_REFERENCE
-                                                                  : DD_BACKEND_ONEDNN,
-    };
-    s = dd_model_create(&mcfg, &st->model);
-    if (s != DD_OK) dd_error_prefix("model '%s'", mc->name);
-    if (s == DD_OK) dd_model_set_threads(st->model, st->threads);
-    if (s == DD_OK) {
-        s = dd_objective_handle_init(
-            &st->obj, oc, dd_pipeline_component_options(p, DD_COMPONENT_OBJECTIVE), run->train);
-        st->obj_ready = s == DD_OK;
-    }
-    if (s == DD_OK) {
-        s = dd_distill_config_from_options(dopt, &st->cfg);
-        st->cfg.nthreads = st->threads;
-    }
-    if (s == DD_OK) {
-        // The model's own default init scheme unless the pipeline chose one.
-        const dd_model_ops *mops = mc->ops;
-        const char *scheme = dd_options_has(mo, "init") ? dd_options_string(mo, "init") : NULL;
-        if (!dd_options_is_set(mo, "init") && mops->default_init) scheme = mops->default_init;
-        snprintf(st->init_scheme, sizeof st->init_scheme, "%s", scheme ? scheme : "xavier");
-        st->cfg.init_scheme = st->init_scheme;
-        st->cfg.init_gain = dd_options_has(mo, "gain") ? dd_options_float(mo, "gain") : 1.0;
-        st->cfg.seed = dd_pipeline_seed(p);
-        st->cfg.progress = 1;
-        // The objective's preferred init mode unless the pipeline chose one;
-        // the pretrain stage's pool (members for distillation) if there is one.
-        const dd_objective_ops *ops = st->obj.ops;
-        if (!dd_options_is_set(dopt, "init_mode") && ops->default_init_mode)
-            s = dd_init_mode_parse(ops->default_init_mode, &st->cfg.init_mode);
-        if (s == DD_OK && run->pool) {
-            if (run->pool->n_params != dd_model_param_count(st->model))
-                s = dd_error_set(DD_ERR_INVALID,
-                                 "the pretrained pool's networks have %zu parameters, the model "
-                                 "has %zu",
-                                 run->pool->n_params, dd_model_param_count(st->model));
-            st->cfg.theta_pool = dd_netpool_train_members(run->pool, &st->cfg.theta_pool_size);
-        }
-    }
+    const dd_model_choice m =
+        dd_model_choice_of(mc, dd_pipeline_component_options(p, DD_COMPONENT_MODEL));
+    dd_status s = state_model_objective(run, st, &m);
+    if (s == DD_OK) s = state_config(run, st, &m);
     if (s != DD_OK) {
         dd_stage_state_destroy(st);
         return s;
