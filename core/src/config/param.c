@@ -132,6 +132,109 @@ static dd_status resolve_path(const char *text, const char *base_dir, char **out
     return *out ? DD_OK : dd_nomem();
 }
 
+// The error for a YAML null given to a key that needs a value.
+static dd_status empty_value(const dd_param_spec *p, const char *at, const char *qkey) {
+    return dd_opt_bad_value(at, qkey, "expected %s %s, got an empty value",
+                            p->type == DD_PARAM_INT || p->type == DD_PARAM_ENUM ? "an" : "a",
+                            p->type == DD_PARAM_INT     ? "integer"
+                            : p->type == DD_PARAM_FLOAT ? "number"
+                            : p->type == DD_PARAM_BOOL  ? "boolean (true or false)"
+                            : p->type == DD_PARAM_ENUM  ? "enum value"
+                                                        : "string");
+}
+
+static dd_status out_of_range(const dd_param_spec *p, const char *at, const char *qkey,
+                              const char *shown) {
+    char r[100];
+    dd_param_range_str(p, r, sizeof r);
+    return dd_opt_bad_value(at, qkey, "%s is out of range (must be %s%s)", shown,
+                            r[0] == '[' || r[0] == '(' ? "in " : "", r);
+}
+
+static dd_status parse_bool(const char *text, const char *at, const char *qkey, value *v) {
+    static const char *const t[] = {"true", "yes", "on"}, *const f[] = {"false", "no", "off"};
+    int got = -1;
+    for (int i = 0; i < 3; i++) {
+        if (strcasecmp(text, t[i]) == 0) got = 1;
+        if (strcasecmp(text, f[i]) == 0) got = 0;
+    }
+    if (got < 0) return dd_opt_bad_value(at, qkey, "expected true or false, got '%s'", text);
+    v->b = got;
+    v->text = strdup(got ? "true" : "false");
+    return DD_OK;
+}
+
+static dd_status parse_int(const dd_param_spec *p, const char *text, const char *at,
+                           const char *qkey, value *v) {
+    char *end = NULL;
+    errno = 0;
+    long long x = *text ? strtoll(text, &end, 10) : 0;
+    if (!*text || *end != '\0' || isspace((unsigned char)text[0]))
+        return dd_opt_bad_value(at, qkey, "expected an integer, got '%s'", text);
+    if (errno == ERANGE) return dd_opt_bad_value(at, qkey, "%s does not fit in 64 bits", text);
+    if (!range_ok(p, (double)x)) {
+        char shown[32];
+        snprintf(shown, sizeof shown, "%lld", x);
+        return out_of_range(p, at, qkey, shown);
+    }
+    v->i = x;
+    v->f = (double)x;
+    if (asprintf(&v->text, "%lld", x) < 0) v->text = NULL;
+    return DD_OK;
+}
+
+static dd_status parse_float(const dd_param_spec *p, const char *text, const char *at,
+                             const char *qkey, value *v) {
+    char *end = NULL;
+    errno = 0;
+    double x = *text ? strtod(text, &end) : 0;
+    if (!*text || *end != '\0' || isspace((unsigned char)text[0]))
+        return dd_opt_bad_value(at, qkey, "expected a number, got '%s'", text);
+    if (!isfinite(x) || errno == ERANGE)
+        return dd_opt_bad_value(at, qkey, "expected a finite number, got '%s'", text);
+    if (!range_ok(p, x)) return out_of_range(p, at, qkey, text);
+    v->f = x;
+    v->i = (int64_t)x;
+    v->text = strdup(text);
+    return DD_OK;
+}
+
+// `what` is "" for an enum value, "list item " for a list's.
+static dd_status check_choice(const dd_param_spec *p, const char *text, const char *at,
+                              const char *qkey, const char *what) {
+    if (!p->choices || in_choices(p->choices, text)) return DD_OK;
+    char *c = choices_list(p->choices);
+    dd_status s =
+        dd_opt_bad_value(at, qkey, "%s'%s' is not one of: %s", what, text, c ? c : p->choices);
+    free(c);
+    return s;
+}
+
+static dd_status parse_string(const dd_param_spec *p, const char *text, const char *at,
+                              const char *qkey, const char *base_dir, value *v) {
+    if (!(p->flags & DD_PARAM_PATH)) {
+        v->text = strdup(text);
+        return DD_OK;
+    }
+    if (!*text) return dd_opt_bad_value(at, qkey, "expected a path, got an empty string");
+    dd_status s = resolve_path(text, base_dir, &v->text);
+    if (s != DD_OK) dd_error_prefix("%s", at);
+    return s;
+}
+
+static dd_status parse_list_item(const char *text, value *v) {
+    v->items = malloc(sizeof *v->items);
+    if (!v->items) return dd_nomem();
+    v->items[0] = strdup(text);
+    if (!v->items[0]) {
+        free(v->items);
+        v->items = NULL;
+        return dd_nomem();
+    }
+    v->n_items = 1;
+    return DD_OK;
+}
+
 // Parses one scalar for spec p into v (v is zeroed first). `is_null` marks a
 // YAML null; `at` prefixes errors.
 dd_status dd_opt_parse_scalar(const dd_param_spec *p, const char *qkey, const char *text,
@@ -140,104 +243,28 @@ dd_status dd_opt_parse_scalar(const dd_param_spec *p, const char *qkey, const ch
     if (is_null) {
         if (p->type == DD_PARAM_LIST) return DD_OK; // an empty list
         if (p->type == DD_PARAM_STRING && !(p->flags & DD_PARAM_REQUIRED)) return DD_OK;
-        return dd_opt_bad_value(at, qkey, "expected %s %s, got an empty value",
-                                p->type == DD_PARAM_INT || p->type == DD_PARAM_ENUM ? "an" : "a",
-                                p->type == DD_PARAM_INT     ? "integer"
-                                : p->type == DD_PARAM_FLOAT ? "number"
-                                : p->type == DD_PARAM_BOOL  ? "boolean (true or false)"
-                                : p->type == DD_PARAM_ENUM  ? "enum value"
-                                                            : "string");
+        return empty_value(p, at, qkey);
     }
     switch (p->type) {
-    case DD_PARAM_BOOL: {
-        static const char *const t[] = {"true", "yes", "on"}, *const f[] = {"false", "no", "off"};
-        int got = -1;
-        for (int i = 0; i < 3; i++) {
-            if (strcasecmp(text, t[i]) == 0) got = 1;
-            if (strcasecmp(text, f[i]) == 0) got = 0;
-        }
-        if (got < 0) return dd_opt_bad_value(at, qkey, "expected true or false, got '%s'", text);
-        v->b = got;
-        v->text = strdup(got ? "true" : "false");
+    case DD_PARAM_BOOL:
+        DD_TRY(parse_bool(text, at, qkey, v));
         break;
-    }
-    case DD_PARAM_INT: {
-        char *end = NULL;
-        errno = 0;
-        long long x = *text ? strtoll(text, &end, 10) : 0;
-        if (!*text || *end != '\0' || isspace((unsigned char)text[0]))
-            return dd_opt_bad_value(at, qkey, "expected an integer, got '%s'", text);
-        if (errno == ERANGE) return dd_opt_bad_value(at, qkey, "%s does not fit in 64 bits", text);
-        if (!range_ok(p, (double)x)) {
-            char r[100];
-            dd_param_range_str(p, r, sizeof r);
-            return dd_opt_bad_value(at, qkey, "%lld is out of range (must be %s%s)", x,
-                                    r[0] == '[' || r[0] == '(' ? "in " : "", r);
-        }
-        v->i = x;
-        v->f = (double)x;
-        if (asprintf(&v->text, "%lld", x) < 0) v->text = NULL;
+    case DD_PARAM_INT:
+        DD_TRY(parse_int(p, text, at, qkey, v));
         break;
-    }
-    case DD_PARAM_FLOAT: {
-        char *end = NULL;
-        errno = 0;
-        double x = *text ? strtod(text, &end) : 0;
-        if (!*text || *end != '\0' || isspace((unsigned char)text[0]))
-            return dd_opt_bad_value(at, qkey, "expected a number, got '%s'", text);
-        if (!isfinite(x) || errno == ERANGE)
-            return dd_opt_bad_value(at, qkey, "expected a finite number, got '%s'", text);
-        if (!range_ok(p, x)) {
-            char r[100];
-            dd_param_range_str(p, r, sizeof r);
-            return dd_opt_bad_value(at, qkey, "%s is out of range (must be %s%s)", text,
-                                    r[0] == '[' || r[0] == '(' ? "in " : "", r);
-        }
-        v->f = x;
-        v->i = (int64_t)x;
-        v->text = strdup(text);
+    case DD_PARAM_FLOAT:
+        DD_TRY(parse_float(p, text, at, qkey, v));
         break;
-    }
     case DD_PARAM_ENUM:
-        if (!in_choices(p->choices, text)) {
-            char *c = choices_list(p->choices);
-            dd_status s =
-                dd_opt_bad_value(at, qkey, "'%s' is not one of: %s", text, c ? c : p->choices);
-            free(c);
-            return s;
-        }
+        DD_TRY(check_choice(p, text, at, qkey, ""));
         v->text = strdup(text);
         break;
     case DD_PARAM_STRING:
-        if (p->flags & DD_PARAM_PATH) {
-            if (!*text) return dd_opt_bad_value(at, qkey, "expected a path, got an empty string");
-            dd_status s = resolve_path(text, base_dir, &v->text);
-            if (s != DD_OK) {
-                dd_error_prefix("%s", at);
-                return s;
-            }
-        } else {
-            v->text = strdup(text);
-        }
+        DD_TRY(parse_string(p, text, at, qkey, base_dir, v));
         break;
     case DD_PARAM_LIST:
-        if (p->choices && !in_choices(p->choices, text)) {
-            char *c = choices_list(p->choices);
-            dd_status s = dd_opt_bad_value(at, qkey, "list item '%s' is not one of: %s", text,
-                                           c ? c : p->choices);
-            free(c);
-            return s;
-        }
-        v->items = malloc(sizeof *v->items);
-        if (!v->items) return dd_nomem();
-        v->items[0] = strdup(text);
-        if (!v->items[0]) {
-            free(v->items);
-            v->items = NULL;
-            return dd_nomem();
-        }
-        v->n_items = 1;
-        return DD_OK;
+        DD_TRY(check_choice(p, text, at, qkey, "list item "));
+        return parse_list_item(text, v);
     }
     if (!v->text) return dd_nomem();
     return DD_OK;
