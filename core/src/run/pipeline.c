@@ -17,23 +17,8 @@
 #include "config/options.h"
 #include "config/schema.h"
 #include "config/yaml_tree.h"
+#include "run/pipeline_impl.h"
 #include "run/stage_table.h"
-
-enum { N_KINDS = 4 };
-
-
-struct dd_pipeline {
-    char *path, *dir;
-    const dd_registry *reg;
-    dd_options *top;
-    dd_options *stage_opts[DD_STAGE_COUNT]; /**< stages with a section only */
-    int stage_present[DD_STAGE_COUNT];      /**< their section was written or --set */
-    dd_options *comp_opts[N_KINDS];
-    const dd_component *comp[N_KINDS];
-    int comp_present[N_KINDS];
-    dd_stage stages[DD_STAGE_COUNT];
-    size_t n_stages;
-};
 
 // One --set argument split into section and key.
 typedef struct override {
@@ -57,7 +42,7 @@ void dd_pipeline_destroy(dd_pipeline *p) {
     dd_options_destroy(p->top);
     for (int i = 0; i < DD_STAGE_COUNT; i++)
         dd_options_destroy(p->stage_opts[i]);
-    for (int i = 0; i < N_KINDS; i++)
+    for (int i = 0; i < DD_PIPELINE_N_KINDS; i++)
         dd_options_destroy(p->comp_opts[i]);
     free(p->path);
     free(p->dir);
@@ -271,19 +256,12 @@ static dd_status load_top(dd_pipeline *p, const loader *L) {
 
 // Loads one component section (dataset/model/objective) if the file or the
 // overrides mention it, or if `force` (then its default plugin is used).
-static dd_status load_component(dd_pipeline *p, const loader *L, dd_component_kind kind,
-                                int force) {
+// The plugin a component section selects, found before anything else since
+// it decides the section's spec: --set, then the file, then the section's
+// default. Errors point at whichever chose it.
+static dd_status find_plugin(dd_pipeline *p, const loader *L, dd_component_kind kind,
+                             const dd_ynode *map, const char *where) {
     const char *section = dd_section_name(kind);
-    const dd_yentry *entry;
-    const dd_ynode *map;
-    DD_TRY(section_node(L, section, &entry, &map));
-    p->comp_present[kind] = entry != NULL || has_override(L, section) || force;
-    if (!p->comp_present[kind]) return DD_OK;
-    char where[1100];
-    section_where(L, entry, where, sizeof where);
-
-    // The plugin decides the spec, so find it first: --set, then the file,
-    // then the section's default.
     const dd_param_spec *core = dd_section_core_spec(kind);
     dd_options *probe = NULL;
     DD_TRY(dd_options_create(section, &core, 1, &probe));
@@ -318,48 +296,66 @@ static dd_status load_component(dd_pipeline *p, const loader *L, dd_component_ki
         }
     }
     dd_options_destroy(probe);
-    DD_TRY(s);
+    return s;
+}
 
+// Defaults that come from the plugin: the dataset reader's first dataset,
+// the model's init scheme, the objective's own name.
+static dd_status plugin_defaults(const dd_component *c, dd_component_kind kind, dd_options *o) {
+    if (kind == DD_COMPONENT_DATASET) {
+        const dd_dataset_ops *ops = c->ops;
+        return dd_options_set_default(o, "name", ops->datasets[0]);
+    }
+    if (kind == DD_COMPONENT_MODEL) {
+        const dd_model_ops *ops = c->ops;
+        if (!ops->default_init) return DD_OK;
+        dd_status s = dd_options_set_default(o, "init", ops->default_init);
+        if (s != DD_OK) dd_error_prefix("model plugin '%s' has a bad default_init", c->name);
+        return s;
+    }
+    if (kind == DD_COMPONENT_OBJECTIVE && !dd_options_is_set(o, "plugin"))
+        return dd_options_set_default(o, "plugin", c->name);
+    return DD_OK;
+}
+
+// dataset.name must be one the reader reads.
+static dd_status check_dataset_name(const dd_component *c, const dd_options *o) {
+    const dd_dataset_ops *ops = c->ops;
+    const char *name = dd_options_string(o, "name");
+    int ok = 0;
+    char list[512] = "";
+    for (size_t i = 0; ops->datasets[i]; i++) {
+        ok |= strcmp(ops->datasets[i], name) == 0;
+        size_t len = strlen(list);
+        snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", ops->datasets[i]);
+    }
+    if (ok) return DD_OK;
+    return dd_error_set(DD_ERR_INVALID,
+                        "%s: invalid value for 'dataset.name': plugin '%s' does not read '%s' "
+                        "(it reads: %s)",
+                        dd_options_where(o, "name"), c->name, name, list);
+}
+
+static dd_status load_component(dd_pipeline *p, const loader *L, dd_component_kind kind,
+                                int force) {
+    const char *section = dd_section_name(kind);
+    const dd_yentry *entry;
+    const dd_ynode *map;
+    DD_TRY(section_node(L, section, &entry, &map));
+    p->comp_present[kind] = entry != NULL || has_override(L, section) || force;
+    if (!p->comp_present[kind]) return DD_OK;
+    char where[1100];
+    section_where(L, entry, where, sizeof where);
+    DD_TRY(find_plugin(p, L, kind, map, where));
     const dd_component *c = p->comp[kind];
-    const dd_param_spec *specs[2] = {core, c->params};
+    const dd_param_spec *specs[2] = {dd_section_core_spec(kind), c->params};
     DD_TRY(dd_options_create(section, specs, 2, &p->comp_opts[kind]));
     dd_options *o = p->comp_opts[kind];
     DD_TRY(apply_yaml(L, map, o, p->dir));
     DD_TRY(apply_overrides(L, section, o));
-    if (kind == DD_COMPONENT_DATASET) {
-        const dd_dataset_ops *ops = c->ops;
-        DD_TRY(dd_options_set_default(o, "name", ops->datasets[0]));
-    } else if (kind == DD_COMPONENT_MODEL) {
-        const dd_model_ops *ops = c->ops;
-        if (ops->default_init) {
-            s = dd_options_set_default(o, "init", ops->default_init);
-            if (s != DD_OK) {
-                dd_error_prefix("model plugin '%s' has a bad default_init", c->name);
-                return s;
-            }
-        }
-    } else if (kind == DD_COMPONENT_OBJECTIVE && !dd_options_is_set(o, "plugin")) {
-        DD_TRY(dd_options_set_default(o, "plugin", c->name));
-    }
+    DD_TRY(plugin_defaults(c, kind, o));
     DD_TRY(dd_options_finalize(o, where));
-    if (kind == DD_COMPONENT_DATASET) {
-        const dd_dataset_ops *ops = c->ops;
-        const char *name = dd_options_string(o, "name");
-        int ok = 0;
-        char list[512] = "";
-        for (size_t i = 0; ops->datasets[i]; i++) {
-            ok |= strcmp(ops->datasets[i], name) == 0;
-            size_t len = strlen(list);
-            snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", ops->datasets[i]);
-        }
-        if (!ok)
-            return dd_error_set(
-                DD_ERR_INVALID,
-                "%s: invalid value for 'dataset.name': plugin '%s' does not read '%s' "
-                "(it reads: %s)",
-                dd_options_where(o, "name"), c->name, name, list);
-    }
-    return DD_OK;
+    return kind == DD_COMPONENT_DATASET ? check_dataset_name(c, o) : DD_OK;
 }
 
 static dd_status load_stage_sections(dd_pipeline *p, const loader *L) {
@@ -512,170 +508,4 @@ dd_status dd_pipeline_load(const char *path, const char *const *overrides, const
     }
     *out = p;
     return DD_OK;
-}
-
-/* ---- getters ------------------------------------------------------------- */
-
-const char *dd_pipeline_path(const dd_pipeline *p) {
-    return p->path;
-}
-const char *dd_pipeline_dir(const dd_pipeline *p) {
-    return p->dir;
-}
-const char *dd_pipeline_name(const dd_pipeline *p) {
-    return dd_options_string(p->top, "name");
-}
-
-const char *dd_pipeline_description(const dd_pipeline *p) {
-    const char *d = dd_options_string(p->top, "description");
-    return d ? d : "";
-}
-
-uint64_t dd_pipeline_seed(const dd_pipeline *p) {
-    return (uint64_t)dd_options_int(p->top, "seed");
-}
-size_t dd_pipeline_stage_count(const dd_pipeline *p) {
-    return p->n_stages;
-}
-dd_stage dd_pipeline_stage(const dd_pipeline *p, size_t i) {
-    return p->stages[i];
-}
-
-int dd_pipeline_has_stage(const dd_pipeline *p, dd_stage s) {
-    for (size_t i = 0; i < p->n_stages; i++)
-        if (p->stages[i] == s) return 1;
-    return 0;
-}
-
-static int kind_of(const char *section) {
-    for (int k = DD_COMPONENT_DATASET; k <= DD_COMPONENT_OBJECTIVE; k++)
-        if (strcmp(section, dd_section_name((dd_component_kind)k)) == 0) return k;
-    return 0;
-}
-
-static int stage_index(const char *section) {
-    for (int i = 0; i < DD_STAGE_COUNT; i++) {
-        const char *sec = dd_stage_section((dd_stage)i);
-        if (sec && strcmp(section, sec) == 0) return i;
-    }
-    return -1;
-}
-
-const dd_options *dd_pipeline_section(const dd_pipeline *p, const char *section) {
-    if (!p || !section) return NULL;
-    int k = kind_of(section);
-    if (k) return p->comp_opts[k];
-    int i = stage_index(section);
-    return i >= 0 ? p->stage_opts[i] : NULL;
-}
-
-int dd_pipeline_section_present(const dd_pipeline *p, const char *section) {
-    if (!p || !section) return 0;
-    int k = kind_of(section);
-    if (k) return p->comp_present[k] && p->comp[k];
-    int i = stage_index(section);
-    return i >= 0 && p->stage_present[i];
-}
-
-const dd_component *dd_pipeline_component(const dd_pipeline *p, dd_component_kind kind) {
-    return p && (int)kind >= 1 && (int)kind < N_KINDS ? p->comp[kind] : NULL;
-}
-
-const dd_options *dd_pipeline_component_options(const dd_pipeline *p, dd_component_kind kind) {
-    return p && (int)kind >= 1 && (int)kind < N_KINDS ? p->comp_opts[kind] : NULL;
-}
-
-/* ---- writing ------------------------------------------------------------- */
-
-// Writes the keys of o under `prefix` (dotted groups become nested mappings).
-static void write_keys(FILE *f, const dd_options *o, const char *prefix, int indent) {
-    size_t plen = strlen(prefix);
-    size_t n = dd_options_count(o);
-    for (size_t i = 0; i < n; i++) {
-        const char *k = dd_options_spec(o, i)->name;
-        if (strncmp(k, prefix, plen) != 0) continue;
-        const char *rel = k + plen;
-        const char *dot = strchr(rel, '.');
-        if (dot) {
-            size_t glen = (size_t)(dot - rel);
-            int seen = 0;
-            for (size_t j = 0; j < i && !seen; j++) {
-                const char *kj = dd_options_spec(o, j)->name;
-                seen = strncmp(kj, prefix, plen) == 0 && strncmp(kj + plen, rel, glen + 1) == 0;
-            }
-            if (seen) continue;
-            fprintf(f, "%*s%.*s:\n", indent, "", (int)glen, rel);
-            char sub[512];
-            snprintf(sub, sizeof sub, "%s%.*s.", prefix, (int)glen, rel);
-            write_keys(f, o, sub, indent + 2);
-            continue;
-        }
-        char *v = dd_options_format(o, i);
-        const char *w = dd_options_where_at(o, i);
-        fprintf(f, "%*s%s: %s", indent, "", rel, v ? v : "null");
-        if (w && strcmp(w, "<default>") != 0) fprintf(f, "  # %s", w);
-        fputc('\n', f);
-        free(v);
-    }
-}
-
-dd_status dd_pipeline_write_config(const dd_pipeline *p, FILE *f) {
-    fprintf(f, "# Resolved pipeline written by distill %s from %s.\n", dd_version(), p->path);
-    fprintf(f,
-            "# Every key with the value used; '# where' marks values not taken from defaults.\n");
-    fprintf(f, "name: ");
-    dd_yaml_write_scalar(f, dd_pipeline_name(p));
-    fprintf(f, "\n");
-    if (dd_options_has(p->top, "description")) {
-        fprintf(f, "description: ");
-        dd_yaml_write_scalar(f, dd_pipeline_description(p));
-        fprintf(f, "\n");
-    }
-    fprintf(f, "seed: %llu\nstages: [", (unsigned long long)dd_pipeline_seed(p));
-    for (size_t i = 0; i < p->n_stages; i++)
-        fprintf(f, "%s%s", i ? ", " : "", dd_stage_name(p->stages[i]));
-    fprintf(f, "]\n");
-    for (int k = DD_COMPONENT_DATASET; k <= DD_COMPONENT_OBJECTIVE; k++) {
-        if (!p->comp_opts[k]) continue;
-        fprintf(f, "%s:\n", dd_section_name((dd_component_kind)k));
-        write_keys(f, p->comp_opts[k], "", 2);
-    }
-    for (int i = 0; i < DD_STAGE_COUNT; i++) {
-        const char *section = dd_stage_section((dd_stage)i);
-        if (!section || (!p->stage_present[i] && !dd_pipeline_has_stage(p, (dd_stage)i))) continue;
-        fprintf(f, "%s:\n", section);
-        write_keys(f, p->stage_opts[i], "", 2);
-    }
-    if (ferror(f))
-        return dd_error_set(DD_ERR_IO, "writing the resolved pipeline: %s", strerror(errno));
-    return DD_OK;
-}
-
-static void append(char *buf, size_t n, size_t *len, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void append(char *buf, size_t n, size_t *len, const char *fmt, ...) {
-    if (*len + 1 >= n) return;
-    va_list ap;
-    va_start(ap, fmt);
-    int w = vsnprintf(buf + *len, n - *len, fmt, ap);
-    va_end(ap);
-    if (w > 0) *len = (size_t)w < n - *len ? *len + (size_t)w : n - 1;
-}
-
-void dd_pipeline_summary(const dd_pipeline *p, char *buf, size_t n) {
-    size_t len = 0;
-    if (!n) return;
-    buf[0] = '\0';
-    append(buf, n, &len, "%s:", dd_pipeline_name(p));
-    const dd_options *d = p->comp_opts[DD_COMPONENT_DATASET];
-    if (d)
-        append(buf, n, &len, " dataset %s/%s", dd_options_string(d, "plugin"),
-               dd_options_string(d, "name"));
-    if (p->comp[DD_COMPONENT_MODEL])
-        append(buf, n, &len, ", model %s", p->comp[DD_COMPONENT_MODEL]->name);
-    if (p->comp[DD_COMPONENT_OBJECTIVE])
-        append(buf, n, &len, ", objective %s", p->comp[DD_COMPONENT_OBJECTIVE]->name);
-    append(buf, n, &len, "; seed %llu; stages:", (unsigned long long)dd_pipeline_seed(p));
-    for (size_t i = 0; i < p->n_stages; i++)
-        append(buf, n, &len, "%s %s", i ? "," : "", dd_stage_name(p->stages[i]));
 }
