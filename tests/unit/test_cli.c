@@ -167,6 +167,16 @@ static void test_datasets_and_fetch(void **state) {
     snprintf(args, sizeof args, "fetch no-such-dataset --offline --cache-dir '%s/cache'", tmp);
     expect(args, 1, NULL, "distill: error: ");
     assert_non_null(strstr(err, "no-such-dataset"));
+
+    // a cache that cannot be made (its parent is a file: what a read-only or
+    // foreign directory also gives) names the cache and how to choose another
+    snprintf(args, sizeof args, "touch '%s/plainfile'", tmp);
+    assert_int_equal(system(args), 0);
+    snprintf(args, sizeof args, "fetch fashion-mnist --offline --cache-dir '%s/plainfile/cache'",
+             tmp);
+    expect(args, 1, NULL, "is not usable");
+    assert_non_null(strstr(err, "plainfile: exists and is not a directory"));
+    assert_non_null(strstr(err, "choose a writable one with --cache-dir DIR"));
 }
 
 int main(void) {

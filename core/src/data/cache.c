@@ -75,8 +75,21 @@ dd_status dd_cache_open(const char *root, const char *name, int downloads, dd_ca
     d->dir = dd_fs_join(root, name);
     if (!d->dir || (downloads && !(d->downloads = dd_fs_join(d->dir, "downloads"))))
         return dd_error_set(DD_ERR_NOMEM, "out of memory");
-    DD_TRY(dd_fs_mkdir_p_mode(downloads ? d->downloads : d->dir, 0755));
-    DD_TRY(lock_dataset(d->dir, name, &d->lock_fd));
+    dd_status s = dd_fs_mkdir_p_mode(downloads ? d->downloads : d->dir, 0755);
+    if (s == DD_OK) s = lock_dataset(d->dir, name, &d->lock_fd);
+    if (s == DD_ERR_IO) {
+        // a read-only or foreign cache: say how to choose another
+        char msg[2048];
+        snprintf(msg, sizeof msg, "%s", dd_error_message());
+        s = dd_error_set(DD_ERR_IO,
+                         "dataset cache %s is not usable (%s); choose a writable one with "
+                         "--cache-dir DIR, dataset.cache_dir or XDG_CACHE_HOME",
+                         root, msg);
+    }
+    if (s != DD_OK) {
+        dd_cache_close(d);
+        return s;
+    }
     d->locked = 1;
     return DD_OK;
 }
