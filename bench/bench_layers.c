@@ -1,4 +1,4 @@
-/* distill — layer-level benchmark of the oneDNN kernels (core/src/compute/dnnl_ops.c):
+/* distill — layer-level benchmark of the oneDNN kernels (core/src/compute/dnnl_ops.h):
  * per layer and pass, the time of a full call (plain buffers in and out,
  * reorders included), of the oneDNN primitive alone, and of plain NCHW
  * (gemm:jit) for comparison. Exits 1 if any `ref:` implementation runs. */

@@ -2,11 +2,13 @@
  * zoo conv layer and pass, every candidate (activation, weight) layout pair
  * with its implementation and the time of a full call (plain buffers in and
  * out, reorders included). This is the measurement behind conv_candidates()
- * in core/src/compute/dnnl_ops.c; rerun it on a new machine (or with
+ * in core/src/compute/dnnl_conv.c; rerun it on a new machine (or with
  * ONEDNN_MAX_CPU_ISA=AVX2) before changing that order. */
-#include "compute/dnnl_ops.c" // the kernels' internals: build a pass with one given layout
+#include "compute/dnnl_impl.h" // the kernels' internals: build a pass with one given layout
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "bench_util.h"
 
@@ -22,7 +24,7 @@ static const bl_layer bl_layers[] = {
     {"convnet.conv3", 128, 8, 128, 3, 1, 1},
 };
 
-static const layout bl_cands[] = {
+static const dd_dnnl_layout bl_cands[] = {
     {dnnl_nchw, dnnl_oihw},
     {dnnl_nhwc, dnnl_format_tag_any},
     {dnnl_format_tag_any, dnnl_format_tag_any},
@@ -82,8 +84,8 @@ int main(int argc, char **argv) {
                     dd_dnnl_conv *c = calloc(1, sizeof *c);
                     if (!c) return 1;
                     c->d = d, c->s = s, c->out_h = oh, c->out_w = oh;
-                    c->zero_bias = zalloc(sizeof(float) * (size_t)l->oc);
-                    if (conv_pass_init(c, (dd_dnnl_pass)p, &bl_cands[ci], 1) != DD_OK) {
+                    c->zero_bias = dd_dnnl_zalloc(sizeof(float) * (size_t)l->oc);
+                    if (dd_dnnl_conv_pass_init(c, (dd_dnnl_pass)p, &bl_cands[ci], 1) != DD_OK) {
                         printf("%-20s %5ld %-4s %-11s (cannot create: %s)\n", l->name, (long)B,
                                p == 0   ? "fwd"
                                : p == 1 ? "bwdd"
@@ -93,14 +95,15 @@ int main(int argc, char **argv) {
                         continue;
                     }
                     c->db_off = c->pass[2].arena_need;
-                    arena_reserve(d, c->db_off + sizeof(float) * (size_t)l->oc);
+                    dd_dnnl_arena_reserve(d, c->db_off + sizeof(float) * (size_t)l->oc);
                     const char *impl = c->pass[p].impl;
                     int nre = 0;
                     for (int a = 0; a < c->pass[p].n_args; a++)
                         nre += c->pass[p].args[a].inner != NULL;
                     r.c = c, r.pass = p;
                     // ref: kernels are 100-10000x slower: report, do not time.
-                    double t = impl_is_ref(impl) ? -1 : bench_time(bl_call, &r, 5, 200, 0.3);
+                    double t =
+                        dd_dnnl_impl_is_ref(impl) ? -1 : bench_time(bl_call, &r, 5, 200, 0.3);
                     printf("%-20s %5ld %-4s %-11s %-22s %8d", l->name, (long)B,
                            p == 0   ? "fwd"
                            : p == 1 ? "bwdd"
