@@ -6,6 +6,14 @@ configure_file(${CMAKE_CURRENT_LIST_DIR}/distill.pc.in ${CMAKE_BINARY_DIR}/disti
 install(FILES ${CMAKE_BINARY_DIR}/distill.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 install(FILES ${PROJECT_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 
+# cpack -G DEB computes the dependencies with dpkg-shlibdeps (dpkg-dev) and
+# finds the binaries with `file`: say what is missing now, not at cpack time.
+find_program(DISTILL_FILE_PROGRAM file)
+find_program(DISTILL_DPKG_SHLIBDEPS dpkg-shlibdeps)
+if(NOT DISTILL_FILE_PROGRAM OR NOT DISTILL_DPKG_SHLIBDEPS)
+  message(STATUS "distill: 'cpack -G DEB' needs the Debian packages 'file' and 'dpkg-dev' (run .ci/install-deps); the build itself does not")
+endif()
+
 set(CPACK_PACKAGE_NAME distill)
 set(CPACK_PACKAGE_VENDOR "distill developers")
 set(CPACK_PACKAGE_CONTACT "distill developers")
