@@ -230,8 +230,15 @@ static dd_status read_cdata(vx_parser *ps) {
     if (!ps->cur) return perr(ps, "CDATA outside the root element");
     advance(ps, 9);
     const char *s = ps->p;
-    DD_TRY(skip_past(ps, "]]>", "unexpected end of file in a CDATA section"));
-    return append_text(ps, ps->cur, s, (size_t)(ps->p - 3 - s));
+    while (!starts(ps, "]]>")) {
+        if (ps->p >= ps->end) return perr(ps, "unexpected end of file in a CDATA section");
+        // As in character data: a NUL would silently cut the text short.
+        if (*ps->p == '\0') return perr(ps, "NUL byte");
+        advance(ps, 1);
+    }
+    DD_TRY(append_text(ps, ps->cur, s, (size_t)(ps->p - s)));
+    advance(ps, 3);
+    return DD_OK;
 }
 
 /* At "<!DOCTYPE": skipped, unless it has an internal subset (where entities
