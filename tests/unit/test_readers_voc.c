@@ -10,6 +10,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "distill/dataset.h"
 #include "distill/image.h"
@@ -168,6 +169,24 @@ static void test_missing_files(void **state) {
     expect_error(f, DD_ERR_NOT_FOUND, "ImageSets/Main/test.txt", "no such file");
 }
 
+/* Replaces `from` by `to` in the file, then the '@' in `to` by a NUL byte;
+ * returns the line the NUL is on. */
+static int put_nul(const char *path, const char *from, const char *to) {
+    assert_int_equal(rg_replace_text(path, from, to), DD_OK);
+    uint8_t *data = NULL;
+    size_t len = 0;
+    assert_int_equal(rg_read_file(path, &data, &len), DD_OK);
+    char *at = strchr((char *)data, '@');
+    assert_non_null(at);
+    int line = 1;
+    for (const char *q = (const char *)data; q < at; q++)
+        line += *q == '\n';
+    *at = '\0';
+    assert_int_equal(rg_write_file(path, data, len), DD_OK);
+    free(data);
+    return line;
+}
+
 static void test_bad_annotations(void **state) {
     rg_fixture *f = *state;
     const char *xml = voc(f, "Annotations/000005.xml");
@@ -217,6 +236,16 @@ static void test_bad_annotations(void **state) {
     assert_int_equal(rg_replace_text(xml, "<name>cow</name>", "<name>&cow;</name>"), DD_OK);
     expect_error(f, DD_ERR_PARSE, "Annotations/000005.xml:", "unknown entity");
     assert_int_equal(rg_write_voc(f->dir, images, n_images), DD_OK);
+    // a NUL byte, in character data or hidden in a CDATA section (where it would
+    // cut the number short: xmin 2, not 20)
+    static const char *const nul_in[] = {"<xmin>2@0</xmin>", "<xmin>2<![CDATA[@]]>0</xmin>"};
+    for (int k = 0; k < 2; k++) {
+        int line = put_nul(xml, "<xmin>20</xmin>", nul_in[k]);
+        char where[64];
+        snprintf(where, sizeof where, "Annotations/000005.xml:%d:", line);
+        expect_error(f, DD_ERR_PARSE, where, "NUL byte");
+        assert_int_equal(rg_write_voc(f->dir, images, n_images), DD_OK);
+    }
     // garbage
     assert_int_equal(rg_write_text(xml, "\x01\x02 binary"), DD_OK);
     expect_error(f, DD_ERR_PARSE, "Annotations/000005.xml", "root element");

@@ -76,6 +76,45 @@ static dd_status check_batch(const rd_buf *b, int64_t *records) {
     return DD_OK;
 }
 
+/* Reads and checks a split's batch files into bufs (zeroed by the caller, freed
+ * by it even on error); counts[f] gets each file's record count, *total their sum. */
+static dd_status read_batches(const char *dir, const char *const *files, int n_files, rd_buf *bufs,
+                              int64_t *counts, int64_t *total) {
+    *total = 0;
+    for (int f = 0; f < n_files; f++) {
+        char *path = rd_strf("%s/%s", dir, files[f]);
+        if (!path) return DD_ERR_NOMEM;
+        dd_status st = rd_read_file(path, 1, &bufs[f]);
+        free(path);
+        DD_TRY(st);
+        DD_TRY(check_batch(&bufs[f], &counts[f]));
+        *total += counts[f];
+    }
+    return DD_OK;
+}
+
+/* One record's pixels (planar R, G, B planes of 32×32) as a normalized oh×ow
+ * image in dst. hwc and resized are scratch buffers for resizing (CIFAR_PIXELS
+ * and oh×ow×3 bytes); unused, and may be NULL, when the output is 32×32. */
+static dd_status record_to_image(const uint8_t *px, int oh, int ow, uint8_t *hwc, uint8_t *resized,
+                                 float *dst) {
+    if (oh == CIFAR_SIDE && ow == CIFAR_SIDE) {
+        for (int c = 0; c < 3; c++) {
+            float m = cifar_mean[c], inv = 1.0f / cifar_std[c];
+            for (int p = 0; p < CIFAR_SIDE * CIFAR_SIDE; p++)
+                dst[c * CIFAR_SIDE * CIFAR_SIDE + p] =
+                    (px[c * CIFAR_SIDE * CIFAR_SIDE + p] * (1.0f / 255.0f) - m) * inv;
+        }
+        return DD_OK;
+    }
+    for (int p = 0; p < CIFAR_SIDE * CIFAR_SIDE; p++)
+        for (int c = 0; c < 3; c++)
+            hwc[p * 3 + c] = px[c * CIFAR_SIDE * CIFAR_SIDE + p];
+    DD_TRY(dd_image_resize_u8(hwc, CIFAR_SIDE, CIFAR_SIDE, 3, resized, ow, oh));
+    dd_image_normalize(resized, ow, oh, 3, cifar_mean, cifar_std, dst);
+    return DD_OK;
+}
+
 static dd_status load_split(const dd_dataset_request *req, const char *dir,
                             const char *const *files, int n_files, const char *split,
                             const char *const *class_names, int64_t max_images, dd_dataset **out) {
@@ -85,27 +124,15 @@ static dd_status load_split(const dd_dataset_request *req, const char *dir,
     memset(bufs, 0, sizeof bufs);
     dd_dataset *d = NULL;
     uint8_t *hwc = NULL, *resized = NULL;
-    dd_status st = DD_OK;
-    for (int f = 0; f < n_files && st == DD_OK; f++) {
-        char *path = rd_strf("%s/%s", dir, files[f]);
-        if (!path) {
-            st = DD_ERR_NOMEM;
-            break;
-        }
-        st = rd_read_file(path, 1, &bufs[f]);
-        free(path);
-        if (st == DD_OK) st = check_batch(&bufs[f], &counts[f]);
-        if (st == DD_OK) total += counts[f];
-    }
+    dd_status st = read_batches(dir, files, n_files, bufs, counts, &total);
     if (st != DD_OK) goto done;
     int64_t n = max_images > 0 && max_images < total ? max_images : total;
     int oh = req->height > 0 ? req->height : CIFAR_SIDE;
     int ow = req->width > 0 ? req->width : CIFAR_SIDE;
-    int resize = oh != CIFAR_SIDE || ow != CIFAR_SIDE;
     st = rd_dataset_new(req->dataset ? req->dataset : "cifar10", split, n, 3, oh, ow, CIFAR_CLASSES,
                         class_names, cifar_mean, cifar_std, &d);
     if (st != DD_OK) goto done;
-    if (resize) {
+    if (oh != CIFAR_SIDE || ow != CIFAR_SIDE) {
         hwc = malloc(CIFAR_PIXELS);
         resized = malloc((size_t)oh * ow * 3);
         if (!hwc || !resized) {
@@ -118,24 +145,9 @@ static dd_status load_split(const dd_dataset_request *req, const char *dir,
     for (int f = 0; f < n_files && i < n; f++) {
         for (int64_t r = 0; r < counts[f] && i < n; r++, i++) {
             const uint8_t *rec = bufs[f].data + (size_t)r * CIFAR_RECORD;
-            const uint8_t *px = rec + 1; // planar R, G, B planes of 32×32
-            float *dst = d->images + (size_t)i * out_size;
             d->labels[i] = rec[0];
-            if (!resize) {
-                for (int c = 0; c < 3; c++) {
-                    float m = cifar_mean[c], inv = 1.0f / cifar_std[c];
-                    for (int p = 0; p < CIFAR_SIDE * CIFAR_SIDE; p++)
-                        dst[c * CIFAR_SIDE * CIFAR_SIDE + p] =
-                            (px[c * CIFAR_SIDE * CIFAR_SIDE + p] * (1.0f / 255.0f) - m) * inv;
-                }
-                continue;
-            }
-            for (int p = 0; p < CIFAR_SIDE * CIFAR_SIDE; p++)
-                for (int c = 0; c < 3; c++)
-                    hwc[p * 3 + c] = px[c * CIFAR_SIDE * CIFAR_SIDE + p];
-            st = dd_image_resize_u8(hwc, CIFAR_SIDE, CIFAR_SIDE, 3, resized, ow, oh);
+            st = record_to_image(rec + 1, oh, ow, hwc, resized, d->images + (size_t)i * out_size);
             if (st != DD_OK) goto done;
-            dd_image_normalize(resized, ow, oh, 3, cifar_mean, cifar_std, dst);
         }
     }
     *out = d;

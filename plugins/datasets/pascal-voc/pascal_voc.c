@@ -48,6 +48,111 @@ static dd_status parse_int(const char *path, const vx_node *parent, const char *
     return DD_OK;
 }
 
+/* <size>: the image's width and height. */
+static dd_status read_size(const char *path, const vx_node *root, voc_pick *pick) {
+    const vx_node *size = vx_child(root, "size");
+    if (!size) return dd_error_set(DD_ERR_PARSE, "%s: <annotation> has no <size>", path);
+    double w = 0, h = 0;
+    DD_TRY(parse_int(path, size, "width", &w));
+    DD_TRY(parse_int(path, size, "height", &h));
+    if (w < 1 || h < 1 || w > DD_IMAGE_MAX_DIM || h > DD_IMAGE_MAX_DIM)
+        return dd_error_set(DD_ERR_PARSE, "%s:%d: bad image size %gx%g", path, size->line, w, h);
+    pick->width = (int)w;
+    pick->height = (int)h;
+    return DD_OK;
+}
+
+/* An <object>'s <name>: one of the 20 classes. */
+static dd_status object_label(const char *path, const vx_node *o, int *label) {
+    const vx_node *nn = vx_child(o, "name");
+    if (!nn) return dd_error_set(DD_ERR_PARSE, "%s:%d: <object> has no <name>", path, o->line);
+    char cname[64];
+    vx_text(nn, cname, sizeof cname);
+    for (int k = 0; k < VOC_CLASSES; k++)
+        if (strcmp(cname, voc_classes[k]) == 0) {
+            *label = k;
+            return DD_OK;
+        }
+    return dd_error_set(DD_ERR_PARSE,
+                        "%s:%d: unknown class '%s' (expected one of the 20 VOC classes: "
+                        "aeroplane, bicycle, ..., tvmonitor)",
+                        path, nn->line, cname);
+}
+
+/* An <object>'s <difficult> flag (0 when absent). */
+static dd_status object_difficult(const char *path, const vx_node *o, int *difficult) {
+    *difficult = 0;
+    const vx_node *dn = vx_child(o, "difficult");
+    if (!dn) return DD_OK;
+    char dt[16];
+    vx_text(dn, dt, sizeof dt);
+    if (strcmp(dt, "0") != 0 && strcmp(dt, "1") != 0)
+        return dd_error_set(DD_ERR_PARSE, "%s:%d: <difficult> is '%s', expected 0 or 1", path,
+                            dn->line, dt);
+    *difficult = dt[0] == '1';
+    return DD_OK;
+}
+
+/* An <object>'s <bndbox> as x, y, w, h in 0-based pixels, clipped to the
+ * pick's image size; an empty box is an error. */
+static dd_status object_box(const char *path, const vx_node *o, const voc_pick *pick, int box[4]) {
+    const vx_node *bb = vx_child(o, "bndbox");
+    if (!bb) return dd_error_set(DD_ERR_PARSE, "%s:%d: <object> has no <bndbox>", path, o->line);
+    double x0, y0, x1, y1;
+    DD_TRY(parse_int(path, bb, "xmin", &x0));
+    DD_TRY(parse_int(path, bb, "ymin", &y0));
+    DD_TRY(parse_int(path, bb, "xmax", &x1));
+    DD_TRY(parse_int(path, bb, "ymax", &y1));
+    // VOC boxes are 1-based and inclusive; convert to 0-based [x0, x1).
+    int ix0 = (int)lround(x0) - 1, iy0 = (int)lround(y0) - 1;
+    int ix1 = (int)lround(x1), iy1 = (int)lround(y1);
+    if (ix0 < 0) ix0 = 0;
+    if (iy0 < 0) iy0 = 0;
+    if (ix1 > pick->width) ix1 = pick->width;
+    if (iy1 > pick->height) iy1 = pick->height;
+    if (ix1 <= ix0 || iy1 <= iy0)
+        return dd_error_set(DD_ERR_PARSE,
+                            "%s:%d: bounding box (%g,%g)-(%g,%g) is empty or outside the %dx%d "
+                            "image",
+                            path, bb->line, x0, y0, x1, y1, pick->width, pick->height);
+    box[0] = ix0;
+    box[1] = iy0;
+    box[2] = ix1 - ix0;
+    box[3] = iy1 - iy0;
+    return DD_OK;
+}
+
+/* The labelling rule over the <object>s: the largest non-difficult one; if
+ * every object is difficult, the largest of all. Needs pick's image size. */
+static dd_status pick_object(const char *path, const vx_node *root, voc_pick *pick) {
+    // pass 0: non-difficult objects only; pass 1: all objects
+    double best_area[2] = {-1, -1};
+    int best_label[2] = {-1, -1}, best_box[2][4];
+    int n_objects = 0;
+    for (const vx_node *o = root->first_child; o; o = o->next) {
+        if (strcmp(o->name, "object") != 0) continue;
+        n_objects++;
+        int label = -1, difficult = 0, box[4] = {0};
+        DD_TRY(object_label(path, o, &label));
+        DD_TRY(object_difficult(path, o, &difficult));
+        DD_TRY(object_box(path, o, pick, box));
+        double area = (double)box[2] * box[3];
+        for (int pass = 0; pass < 2; pass++) {
+            if (pass == 0 && difficult) continue;
+            if (area > best_area[pass]) { // strict: ties keep the earlier object
+                best_area[pass] = area;
+                best_label[pass] = label;
+                memcpy(best_box[pass], box, sizeof box);
+            }
+        }
+    }
+    if (n_objects == 0) return dd_error_set(DD_ERR_PARSE, "%s: annotation has no <object>", path);
+    int use = best_label[0] >= 0 ? 0 : 1;
+    pick->label = best_label[use];
+    memcpy(pick->box, best_box[use], sizeof pick->box);
+    return DD_OK;
+}
+
 /* Parses one annotation and applies the labelling rule. */
 static dd_status voc_annotation(const char *path, voc_pick *pick) {
     rd_buf b;
@@ -56,107 +161,11 @@ static dd_status voc_annotation(const char *path, voc_pick *pick) {
     dd_status st = vx_parse(b.path, (const char *)b.data, b.len, &root);
     rd_buf_free(&b);
     if (st != DD_OK) return st;
-    double w = 0, h = 0;
-    const vx_node *size = NULL;
-    if (strcmp(root->name, "annotation") != 0) {
+    if (strcmp(root->name, "annotation") != 0)
         st = dd_error_set(DD_ERR_PARSE, "%s:%d: root element is <%s>, expected <annotation>", path,
                           root->line, root->name);
-        goto done;
-    }
-    if (!(size = vx_child(root, "size"))) {
-        st = dd_error_set(DD_ERR_PARSE, "%s: <annotation> has no <size>", path);
-        goto done;
-    }
-    if ((st = parse_int(path, size, "width", &w)) != DD_OK) goto done;
-    if ((st = parse_int(path, size, "height", &h)) != DD_OK) goto done;
-    if (w < 1 || h < 1 || w > DD_IMAGE_MAX_DIM || h > DD_IMAGE_MAX_DIM) {
-        st = dd_error_set(DD_ERR_PARSE, "%s:%d: bad image size %gx%g", path, size->line, w, h);
-        goto done;
-    }
-    pick->width = (int)w;
-    pick->height = (int)h;
-    // Largest non-difficult object; if every object is difficult, the largest of all.
-    double best_area[2] = {-1, -1};
-    int best_label[2] = {-1, -1}, best_box[2][4];
-    int n_objects = 0;
-    for (const vx_node *o = root->first_child; o; o = o->next) {
-        if (strcmp(o->name, "object") != 0) continue;
-        n_objects++;
-        const vx_node *nn = vx_child(o, "name");
-        if (!nn) {
-            st = dd_error_set(DD_ERR_PARSE, "%s:%d: <object> has no <name>", path, o->line);
-            goto done;
-        }
-        char cname[64];
-        vx_text(nn, cname, sizeof cname);
-        int label = -1;
-        for (int k = 0; k < VOC_CLASSES; k++)
-            if (strcmp(cname, voc_classes[k]) == 0) label = k;
-        if (label < 0) {
-            st = dd_error_set(DD_ERR_PARSE,
-                              "%s:%d: unknown class '%s' (expected one of the 20 VOC classes: "
-                              "aeroplane, bicycle, ..., tvmonitor)",
-                              path, nn->line, cname);
-            goto done;
-        }
-        int difficult = 0;
-        const vx_node *dn = vx_child(o, "difficult");
-        if (dn) {
-            char dt[16];
-            vx_text(dn, dt, sizeof dt);
-            if (strcmp(dt, "0") != 0 && strcmp(dt, "1") != 0) {
-                st = dd_error_set(DD_ERR_PARSE, "%s:%d: <difficult> is '%s', expected 0 or 1", path,
-                                  dn->line, dt);
-                goto done;
-            }
-            difficult = dt[0] == '1';
-        }
-        const vx_node *bb = vx_child(o, "bndbox");
-        if (!bb) {
-            st = dd_error_set(DD_ERR_PARSE, "%s:%d: <object> has no <bndbox>", path, o->line);
-            goto done;
-        }
-        double x0, y0, x1, y1;
-        if ((st = parse_int(path, bb, "xmin", &x0)) != DD_OK ||
-            (st = parse_int(path, bb, "ymin", &y0)) != DD_OK ||
-            (st = parse_int(path, bb, "xmax", &x1)) != DD_OK ||
-            (st = parse_int(path, bb, "ymax", &y1)) != DD_OK)
-            goto done;
-        // VOC boxes are 1-based and inclusive; convert to 0-based [x0, x1).
-        int ix0 = (int)lround(x0) - 1, iy0 = (int)lround(y0) - 1;
-        int ix1 = (int)lround(x1), iy1 = (int)lround(y1);
-        if (ix0 < 0) ix0 = 0;
-        if (iy0 < 0) iy0 = 0;
-        if (ix1 > pick->width) ix1 = pick->width;
-        if (iy1 > pick->height) iy1 = pick->height;
-        if (ix1 <= ix0 || iy1 <= iy0) {
-            st = dd_error_set(DD_ERR_PARSE,
-                              "%s:%d: bounding box (%g,%g)-(%g,%g) is empty or outside the %dx%d "
-                              "image",
-                              path, bb->line, x0, y0, x1, y1, pick->width, pick->height);
-            goto done;
-        }
-        double area = (double)(ix1 - ix0) * (iy1 - iy0);
-        for (int pass = 0; pass < 2; pass++) {
-            if (pass == 0 && difficult) continue;
-            if (area > best_area[pass]) { // strict: ties keep the earlier object
-                best_area[pass] = area;
-                best_label[pass] = label;
-                best_box[pass][0] = ix0;
-                best_box[pass][1] = iy0;
-                best_box[pass][2] = ix1 - ix0;
-                best_box[pass][3] = iy1 - iy0;
-            }
-        }
-    }
-    if (n_objects == 0) {
-        st = dd_error_set(DD_ERR_PARSE, "%s: annotation has no <object>", path);
-        goto done;
-    }
-    int use = best_label[0] >= 0 ? 0 : 1;
-    pick->label = best_label[use];
-    memcpy(pick->box, best_box[use], sizeof pick->box);
-done:
+    if (st == DD_OK) st = read_size(path, root, pick);
+    if (st == DD_OK) st = pick_object(path, root, pick);
     vx_free(root);
     return st;
 }

@@ -12,6 +12,9 @@ typedef struct vx_parser {
     const char *path;
     const char *p, *end;
     int line;
+    vx_node *doc; /* the document element, once its start tag is read */
+    vx_node *cur; /* the innermost open element; NULL outside the root */
+    int depth;    /* open elements */
 } vx_parser;
 
 static dd_status perr(const vx_parser *ps, const char *what) {
@@ -201,138 +204,157 @@ void vx_free(vx_node *n) {
     }
 }
 
+/* Character data up to the next '<': appended to the open element, or (outside
+ * the root) allowed only as white space. An entity reference ends the run and
+ * is decoded; the caller's loop continues after it. */
+static dd_status read_text(vx_parser *ps) {
+    const char *s = ps->p;
+    while (ps->p < ps->end && *ps->p != '<' && *ps->p != '&') {
+        if (*ps->p == '\0') return perr(ps, "NUL byte");
+        advance(ps, 1);
+    }
+    int at_entity = ps->p < ps->end && *ps->p == '&';
+    if (ps->cur) {
+        DD_TRY(append_text(ps, ps->cur, s, (size_t)(ps->p - s)));
+        return at_entity ? read_entity(ps, ps->cur) : DD_OK;
+    }
+    for (const char *q = s; q < ps->p; q++)
+        if (!is_space(*q))
+            return perr(ps,
+                        ps->doc ? "text after the root element" : "text before the root element");
+    return at_entity ? perr(ps, "entity outside the root element") : DD_OK;
+}
+
+/* At "<![CDATA[": its content goes verbatim into the open element's text. */
+static dd_status read_cdata(vx_parser *ps) {
+    if (!ps->cur) return perr(ps, "CDATA outside the root element");
+    advance(ps, 9);
+    const char *s = ps->p;
+    while (!starts(ps, "]]>")) {
+        if (ps->p >= ps->end) return perr(ps, "unexpected end of file in a CDATA section");
+        // As in character data: a NUL would silently cut the text short.
+        if (*ps->p == '\0') return perr(ps, "NUL byte");
+        advance(ps, 1);
+    }
+    DD_TRY(append_text(ps, ps->cur, s, (size_t)(ps->p - s)));
+    advance(ps, 3);
+    return DD_OK;
+}
+
+/* At "<!DOCTYPE": skipped, unless it has an internal subset (where entities
+ * would be declared). */
+static dd_status skip_doctype(vx_parser *ps) {
+    while (ps->p < ps->end && *ps->p != '>' && *ps->p != '[')
+        advance(ps, 1);
+    if (ps->p < ps->end && *ps->p == '[')
+        return perr(ps, "DOCTYPE with an internal subset is not supported");
+    if (ps->p >= ps->end) return perr(ps, "unexpected end of file in the DOCTYPE");
+    advance(ps, 1);
+    return DD_OK;
+}
+
+/* At "</": closes the open element, which must have the same name. */
+static dd_status read_end_tag(vx_parser *ps) {
+    advance(ps, 2);
+    char name[VX_MAX_NAME];
+    DD_TRY(read_name(ps, name));
+    skip_space(ps);
+    if (ps->p >= ps->end) return perr(ps, "unexpected end of file inside an end tag");
+    if (*ps->p != '>') return perr(ps, "malformed end tag");
+    advance(ps, 1);
+    const vx_node *cur = ps->cur;
+    if (!cur)
+        return dd_error_set(DD_ERR_PARSE, "%s:%d: end tag </%s> without a start tag", ps->path,
+                            ps->line, name);
+    if (strcmp(name, cur->name) != 0)
+        return dd_error_set(DD_ERR_PARSE,
+                            "%s:%d: end tag </%s> does not match <%s> opened at line %d", ps->path,
+                            ps->line, name, cur->name, cur->line);
+    ps->cur = cur->parent;
+    ps->depth--;
+    return DD_OK;
+}
+
+/* Appends a new element named `name` (start tag on `line`) as the last child
+ * of the open element, or as the document element. NULL (error set) on OOM. */
+static vx_node *add_node(vx_parser *ps, const char *name, int line) {
+    vx_node *n = calloc(1, sizeof *n);
+    char *nm = n ? malloc(strlen(name) + 1) : NULL;
+    if (!n || !nm) {
+        free(n);
+        dd_error_set(DD_ERR_NOMEM, "%s: out of memory", ps->path);
+        return NULL;
+    }
+    strcpy(nm, name);
+    n->name = nm;
+    n->line = line;
+    n->parent = ps->cur;
+    if (ps->cur) {
+        if (ps->cur->last_child)
+            ps->cur->last_child->next = n;
+        else
+            ps->cur->first_child = n;
+        ps->cur->last_child = n;
+    } else {
+        ps->doc = n;
+    }
+    return n;
+}
+
+/* At '<' of a start tag (or an empty-element tag, which opens nothing). */
+static dd_status read_start_tag(vx_parser *ps) {
+    advance(ps, 1);
+    char name[VX_MAX_NAME];
+    int line = ps->line;
+    DD_TRY(read_name(ps, name));
+    int empty = 0;
+    DD_TRY(skip_attributes(ps, &empty));
+    if (!ps->cur && ps->doc)
+        return dd_error_set(DD_ERR_PARSE, "%s:%d: second root element <%s>", ps->path, line, name);
+    if (ps->depth >= VX_MAX_DEPTH) return perr(ps, "elements nested too deeply");
+    vx_node *n = add_node(ps, name, line);
+    if (!n) return DD_ERR_NOMEM;
+    if (!empty) {
+        ps->cur = n;
+        ps->depth++;
+    }
+    return DD_OK;
+}
+
+/* At '<': whichever kind of markup starts here. */
+static dd_status read_markup(vx_parser *ps) {
+    if (starts(ps, "<?"))
+        return skip_past(ps, "?>", "unexpected end of file in a processing instruction");
+    if (starts(ps, "<!--")) return skip_past(ps, "-->", "unexpected end of file in a comment");
+    if (starts(ps, "<![CDATA[")) return read_cdata(ps);
+    if (starts(ps, "<!DOCTYPE")) return skip_doctype(ps);
+    if (starts(ps, "</")) return read_end_tag(ps);
+    return read_start_tag(ps);
+}
+
+/* The whole document; the tree is left in ps->doc (freed by the caller). */
+static dd_status read_document(vx_parser *ps) {
+    if (ps->end - ps->p >= 3 && memcmp(ps->p, "\xEF\xBB\xBF", 3) == 0) advance(ps, 3);
+    while (ps->p < ps->end)
+        DD_TRY(*ps->p == '<' ? read_markup(ps) : read_text(ps));
+    if (ps->cur)
+        return dd_error_set(DD_ERR_PARSE,
+                            "%s:%d: unexpected end of file: <%s> opened at line %d "
+                            "is not closed",
+                            ps->path, ps->line, ps->cur->name, ps->cur->line);
+    if (!ps->doc) return dd_error_set(DD_ERR_PARSE, "%s: no XML element", ps->path);
+    return DD_OK;
+}
+
 dd_status vx_parse(const char *path, const char *buf, size_t len, vx_node **root) {
     *root = NULL;
-    vx_parser ps = {path, buf, buf + len, 1};
-    if (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0) advance(&ps, 3);
-    vx_node *doc = NULL, *cur = NULL;
-    int depth = 0;
-    dd_status st = DD_OK;
-    while (ps.p < ps.end && st == DD_OK) {
-        if (*ps.p != '<') {
-            const char *s = ps.p;
-            while (ps.p < ps.end && *ps.p != '<' && *ps.p != '&') {
-                if (*ps.p == '\0') {
-                    st = perr(&ps, "NUL byte");
-                    break;
-                }
-                advance(&ps, 1);
-            }
-            if (st != DD_OK) break;
-            if (!cur) {
-                for (const char *q = s; q < ps.p; q++)
-                    if (!is_space(*q)) {
-                        st = perr(&ps, doc ? "text after the root element"
-                                           : "text before the root element");
-                        break;
-                    }
-                if (st == DD_OK && ps.p < ps.end && *ps.p == '&')
-                    st = perr(&ps, "entity outside the root element");
-            } else {
-                st = append_text(&ps, cur, s, (size_t)(ps.p - s));
-                if (st == DD_OK && ps.p < ps.end && *ps.p == '&') st = read_entity(&ps, cur);
-            }
-            continue;
-        }
-        if (starts(&ps, "<?")) {
-            st = skip_past(&ps, "?>", "unexpected end of file in a processing instruction");
-        } else if (starts(&ps, "<!--")) {
-            st = skip_past(&ps, "-->", "unexpected end of file in a comment");
-        } else if (starts(&ps, "<![CDATA[")) {
-            if (!cur) {
-                st = perr(&ps, "CDATA outside the root element");
-                break;
-            }
-            advance(&ps, 9);
-            const char *s = ps.p;
-            st = skip_past(&ps, "]]>", "unexpected end of file in a CDATA section");
-            if (st == DD_OK) st = append_text(&ps, cur, s, (size_t)(ps.p - 3 - s));
-        } else if (starts(&ps, "<!DOCTYPE")) {
-            while (ps.p < ps.end && *ps.p != '>' && *ps.p != '[')
-                advance(&ps, 1);
-            if (ps.p < ps.end && *ps.p == '[')
-                st = perr(&ps, "DOCTYPE with an internal subset is not supported");
-            else if (ps.p >= ps.end)
-                st = perr(&ps, "unexpected end of file in the DOCTYPE");
-            else
-                advance(&ps, 1);
-        } else if (starts(&ps, "</")) {
-            advance(&ps, 2);
-            char name[VX_MAX_NAME];
-            if ((st = read_name(&ps, name)) != DD_OK) break;
-            skip_space(&ps);
-            if (ps.p >= ps.end || *ps.p != '>') {
-                st = perr(&ps, ps.p >= ps.end ? "unexpected end of file inside an end tag"
-                                              : "malformed end tag");
-                break;
-            }
-            advance(&ps, 1);
-            if (!cur) {
-                st = dd_error_set(DD_ERR_PARSE, "%s:%d: end tag </%s> without a start tag", path,
-                                  ps.line, name);
-                break;
-            }
-            if (strcmp(name, cur->name) != 0) {
-                st = dd_error_set(DD_ERR_PARSE,
-                                  "%s:%d: end tag </%s> does not match <%s> opened at line %d",
-                                  path, ps.line, name, cur->name, cur->line);
-                break;
-            }
-            cur = cur->parent;
-            depth--;
-        } else {
-            advance(&ps, 1);
-            char name[VX_MAX_NAME];
-            int line = ps.line;
-            if ((st = read_name(&ps, name)) != DD_OK) break;
-            int empty = 0;
-            if ((st = skip_attributes(&ps, &empty)) != DD_OK) break;
-            if (!cur && doc) {
-                st =
-                    dd_error_set(DD_ERR_PARSE, "%s:%d: second root element <%s>", path, line, name);
-                break;
-            }
-            if (depth >= VX_MAX_DEPTH) {
-                st = perr(&ps, "elements nested too deeply");
-                break;
-            }
-            vx_node *n = calloc(1, sizeof *n);
-            char *nm = n ? malloc(strlen(name) + 1) : NULL;
-            if (!n || !nm) {
-                free(n);
-                st = dd_error_set(DD_ERR_NOMEM, "%s: out of memory", path);
-                break;
-            }
-            strcpy(nm, name);
-            n->name = nm;
-            n->line = line;
-            n->parent = cur;
-            if (cur) {
-                if (cur->last_child)
-                    cur->last_child->next = n;
-                else
-                    cur->first_child = n;
-                cur->last_child = n;
-            } else {
-                doc = n;
-            }
-            if (!empty) {
-                cur = n;
-                depth++;
-            }
-        }
-    }
-    if (st == DD_OK && cur)
-        st = dd_error_set(DD_ERR_PARSE,
-                          "%s:%d: unexpected end of file: <%s> opened at line %d "
-                          "is not closed",
-                          path, ps.line, cur->name, cur->line);
-    if (st == DD_OK && !doc) st = dd_error_set(DD_ERR_PARSE, "%s: no XML element", path);
+    vx_parser ps = {.path = path, .p = buf, .end = buf + len, .line = 1};
+    dd_status st = read_document(&ps);
     if (st != DD_OK) {
-        vx_free(doc);
+        vx_free(ps.doc);
         return st;
     }
-    *root = doc;
+    *root = ps.doc;
     return DD_OK;
 }
 
