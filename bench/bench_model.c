@@ -33,10 +33,10 @@ typedef struct conv_seen {
 
 typedef struct vstats {
     int n_exec, n_ref;
-    double conv_flops, conv_ms;  // convolution primitives
-    double reorder_ms;           // reorders (layout changes around the convs)
-    double ip_flops, ip_ms;      // inner products
-    double other_ms;             // anything else oneDNN ran
+    double conv_flops, conv_ms; // convolution primitives
+    double reorder_ms;          // reorders (layout changes around the convs)
+    double ip_flops, ip_ms;     // inner products
+    double other_ms;            // anything else oneDNN ran
     conv_seen convs[MAX_CONVS];
     int n_convs;
 } vstats;
@@ -116,7 +116,8 @@ static int capture(const char *what, int (*fn)(void *), void *arg, vstats *v) {
     close(saved);
     rewind(tmp);
     char line[8192];
-    while (fgets(line, sizeof line, tmp)) parse_line(v, line, what);
+    while (fgets(line, sizeof line, tmp))
+        parse_line(v, line, what);
     fclose(tmp);
     return rc;
 }
@@ -203,7 +204,8 @@ static double conv_alone_seconds(const vstats *v, int min_reps, double min_time,
         size_t nx = (size_t)(s->batch * s->in_c * s->in_h * s->in_w);
         size_t nw = (size_t)(s->out_c * s->in_c * s->kernel * s->kernel);
         size_t ny = (size_t)(s->batch * s->out_c * oh * ow);
-        float *x = calloc(nx, 4), *w = calloc(nw, 4), *y = calloc(ny, 4), *b = calloc((size_t)s->out_c, 4);
+        float *x = calloc(nx, 4), *w = calloc(nw, 4), *y = calloc(ny, 4),
+              *b = calloc((size_t)s->out_c, 4);
         dd_status st = DD_ERR_NOMEM;
         if (x && w && y && b) {
             int p = v->convs[i].pass;
@@ -215,7 +217,8 @@ static double conv_alone_seconds(const vstats *v, int min_reps, double min_time,
             alone_ctx a = {c, v->convs[i].pass};
             double t = bench_time(run_alone, &a, min_reps, 1000, min_time);
             total = t < 0 ? -1 : total + t * v->convs[i].count;
-            *flops += 2.0 * (double)(s->batch * s->out_c * oh * ow * s->in_c * s->kernel * s->kernel) *
+            *flops += 2.0 *
+                      (double)(s->batch * s->out_c * oh * ow * s->in_c * s->kernel * s->kernel) *
                       v->convs[i].count;
         } else {
             total = -1;
@@ -246,12 +249,13 @@ static const model_spec specs[] = {
 };
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: bench_model [--model NAME[,NAME...]] [--batch N,N,...] [--min-time S] [--reps N]\n"
-            "                   [--backend onednn|reference]\n"
-            "Default: lenet at batch 10,100,1024 and alexcifarnet at batch 100 (onednn).\n"
-            "Models: lenet alexcifarnet convnet alexnet (plugins found through the registry,\n"
-            "DISTILL_PLUGIN_PATH or the build tree). Exits 1 if any oneDNN ref: kernel runs.\n");
+    fprintf(
+        f,
+        "usage: bench_model [--model NAME[,NAME...]] [--batch N,N,...] [--min-time S] [--reps N]\n"
+        "                   [--backend onednn|reference]\n"
+        "Default: lenet at batch 10,100,1024 and alexcifarnet at batch 100 (onednn).\n"
+        "Models: lenet alexcifarnet convnet alexnet (plugins found through the registry,\n"
+        "DISTILL_PLUGIN_PATH or the build tree). Exits 1 if any oneDNN ref: kernel runs.\n");
 }
 
 int main(int argc, char **argv) {
@@ -269,20 +273,34 @@ int main(int argc, char **argv) {
     int ch;
     while ((ch = getopt_long(argc, argv, "m:b:t:r:k:h", opts, NULL)) != -1) {
         switch (ch) {
-        case 'm': model_list = optarg; break;
-        case 'b': batch_list = optarg; break;
-        case 't': min_time = atof(optarg); break;
-        case 'r': min_reps = atoi(optarg); break;
+        case 'm':
+            model_list = optarg;
+            break;
+        case 'b':
+            batch_list = optarg;
+            break;
+        case 't':
+            min_time = atof(optarg);
+            break;
+        case 'r':
+            min_reps = atoi(optarg);
+            break;
         case 'k':
-            if (strcmp(optarg, "onednn") == 0) backend = DD_BACKEND_ONEDNN;
-            else if (strcmp(optarg, "reference") == 0) backend = DD_BACKEND_REFERENCE;
+            if (strcmp(optarg, "onednn") == 0)
+                backend = DD_BACKEND_ONEDNN;
+            else if (strcmp(optarg, "reference") == 0)
+                backend = DD_BACKEND_REFERENCE;
             else {
                 usage(stderr);
                 return 2;
             }
             break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind != argc || min_reps < 1 || min_time < 0) {
@@ -308,7 +326,8 @@ int main(int argc, char **argv) {
     int total_ref = 0, failed = 0;
     char names[256];
     snprintf(names, sizeof names, "%s", model_list);
-    for (char *save = NULL, *name = strtok_r(names, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+    for (char *save = NULL, *name = strtok_r(names, ",", &save); name;
+         name = strtok_r(NULL, ",", &save)) {
         const model_spec *sp = NULL;
         for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++)
             if (strcmp(specs[i].name, name) == 0) sp = &specs[i];
@@ -340,7 +359,8 @@ int main(int argc, char **argv) {
                 continue;
             }
             size_t P = dd_model_param_count(c.m), X = (size_t)B * dd_model_input_size(c.m);
-            c.theta = malloc(P * 4), c.v = malloc(P * 4), c.grad = malloc(P * 4), c.hv = malloc(P * 4);
+            c.theta = malloc(P * 4), c.v = malloc(P * 4), c.grad = malloc(P * 4),
+            c.hv = malloc(P * 4);
             c.x = malloc(X * 4), c.mixed_x = malloc(X * 4), c.labels = malloc((size_t)B * 4);
             if (!c.theta || !c.v || !c.grad || !c.hv || !c.x || !c.mixed_x || !c.labels ||
                 dd_model_init_params(c.m, c.theta, "xavier", 1.0f, 1) != DD_OK) {
@@ -349,7 +369,8 @@ int main(int argc, char **argv) {
             } else {
                 fill_normal(c.x, X, 2, 1.0f);
                 fill_normal(c.v, P, 3, 0.01f);
-                for (int64_t i = 0; i < B; i++) c.labels[i] = (int32_t)(i % 10);
+                for (int64_t i = 0; i < B; i++)
+                    c.labels[i] = (int32_t)(i % 10);
                 // Interleave the two measurements so load changes hit both alike.
                 enum { CAP = 200 };
                 double tf[CAP], th[CAP];
@@ -381,16 +402,19 @@ int main(int argc, char **argv) {
                     if (backend == DD_BACKEND_ONEDNN)
                         alone = conv_alone_seconds(&vf, 5, min_time / 10, &alone_flops);
                     double hin = vh.conv_ms + vh.reorder_ms;
-                    printf("%-13s %6lld %9.3f %9.3f %8.2f | %10.3f %8.3f %5.0f%% %8.1f %8.1f | %9.3f "
-                           "%8.3f %8.1f\n",
-                           name, (long long)B, mf * 1e3, mh * 1e3, mh / mf, vf.conv_flops * 1e-9, in_ms,
-                           100.0 * in_ms / (mf * 1e3), in_ms > 0 ? vf.conv_flops / in_ms * 1e-6 : 0.0,
-                           alone > 0 ? alone_flops / alone * 1e-9 : 0.0, vh.conv_flops * 1e-9, hin,
-                           hin > 0 ? vh.conv_flops / hin * 1e-6 : 0.0);
+                    printf(
+                        "%-13s %6lld %9.3f %9.3f %8.2f | %10.3f %8.3f %5.0f%% %8.1f %8.1f | %9.3f "
+                        "%8.3f %8.1f\n",
+                        name, (long long)B, mf * 1e3, mh * 1e3, mh / mf, vf.conv_flops * 1e-9,
+                        in_ms, 100.0 * in_ms / (mf * 1e3),
+                        in_ms > 0 ? vf.conv_flops / in_ms * 1e-6 : 0.0,
+                        alone > 0 ? alone_flops / alone * 1e-9 : 0.0, vh.conv_flops * 1e-9, hin,
+                        hin > 0 ? vh.conv_flops / hin * 1e-6 : 0.0);
                     fflush(stdout);
                 }
             }
-            free(c.theta), free(c.v), free(c.grad), free(c.hv), free(c.x), free(c.mixed_x), free(c.labels);
+            free(c.theta), free(c.v), free(c.grad), free(c.hv), free(c.x), free(c.mixed_x),
+                free(c.labels);
             dd_model_destroy(c.m);
         }
     }
@@ -399,6 +423,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_model: FAIL: %d oneDNN ref: implementation(s) ran\n", total_ref);
         return 1;
     }
-    if (backend == DD_BACKEND_ONEDNN) printf("# no oneDNN ref: implementation ran (verbose check of one f+b and one HVP per row)\n");
+    if (backend == DD_BACKEND_ONEDNN)
+        printf(
+            "# no oneDNN ref: implementation ran (verbose check of one f+b and one HVP per row)\n");
     return failed;
 }

@@ -89,8 +89,10 @@ int bench_parse_list(const char *s, long *out, int cap) {
         if (end == s || v <= 0 || n >= cap) return -1;
         out[n++] = v;
         s = end;
-        if (*s == ',') s++;
-        else if (*s) return -1;
+        if (*s == ',')
+            s++;
+        else if (*s)
+            return -1;
     }
     return n;
 }

@@ -55,12 +55,9 @@ static const linear_layer hot_linears[] = {
 /* AlexNet: correctness only. The numeric check uses a 63x63 input (same
  * channels, kernels, strides, pads) to stay fast; conv1 also runs at 224. */
 static const conv_layer alexnet_convs[] = {
-    {"alexnet.conv1 (224)", 3, 224, 64, 11, 4, 2},
-    {"alexnet.conv1 (63)", 3, 63, 64, 11, 4, 2},
-    {"alexnet.conv2 (7)", 64, 7, 192, 5, 1, 2},
-    {"alexnet.conv3 (3)", 192, 3, 384, 3, 1, 1},
-    {"alexnet.conv4 (3)", 384, 3, 256, 3, 1, 1},
-    {"alexnet.conv5 (3)", 256, 3, 256, 3, 1, 1},
+    {"alexnet.conv1 (224)", 3, 224, 64, 11, 4, 2}, {"alexnet.conv1 (63)", 3, 63, 64, 11, 4, 2},
+    {"alexnet.conv2 (7)", 64, 7, 192, 5, 1, 2},    {"alexnet.conv3 (3)", 192, 3, 384, 3, 1, 1},
+    {"alexnet.conv4 (3)", 384, 3, 256, 3, 1, 1},   {"alexnet.conv5 (3)", 256, 3, 256, 3, 1, 1},
     {"alexnet.conv2 (27)", 64, 27, 192, 5, 1, 2},
 };
 
@@ -136,7 +133,8 @@ static void check_conv_numerics(dd_dnnl *d, const conv_layer *l, int64_t batch, 
     dd_dnnl_conv *c = NULL;
     assert_int_equal(dd_dnnl_conv_create(d, &s, &c), DD_OK);
 
-    size_t nx = (size_t)(N * C * H * W), nw = (size_t)(O * C * K * K), ny = (size_t)(N * O * OH * OW);
+    size_t nx = (size_t)(N * C * H * W), nw = (size_t)(O * C * K * K),
+           ny = (size_t)(N * O * OH * OW);
     float *x = falloc(nx), *w = falloc(nw), *b = falloc((size_t)O), *dy = falloc(ny);
     float *y = falloc(ny), *dx = falloc(nx), *dw = falloc(nw), *db = falloc((size_t)O);
     fill(x, nx, 1);
@@ -192,15 +190,18 @@ static void check_conv_numerics(dd_dnnl *d, const conv_layer *l, int64_t batch, 
     }
     // Accumulating variants add to what the buffers hold.
     fill(y, ny, 9), fill(dx, nx, 10), fill(dw, nw, 11), fill(db, (size_t)O, 12);
-    float *y0 = copy_of(y, ny), *dx0 = copy_of(dx, nx), *dw0 = copy_of(dw, nw), *db0 = copy_of(db, (size_t)O);
+    float *y0 = copy_of(y, ny), *dx0 = copy_of(dx, nx), *dw0 = copy_of(dw, nw),
+          *db0 = copy_of(db, (size_t)O);
     assert_int_equal(dd_dnnl_conv_forward_acc(c, x, w, with_bias ? b : NULL, y), DD_OK);
     assert_int_equal(dd_dnnl_conv_backward_data_acc(c, dy, w, dx), DD_OK);
     assert_int_equal(dd_dnnl_conv_backward_weights_acc(c, x, dy, dw, with_bias ? db : NULL), DD_OK);
     check_acc("forward_acc", l->name, y, y0, ry, my, ny);
     check_acc("backward_data_acc", l->name, dx, dx0, rdx, mdx, nx);
     check_acc("backward_weights_acc (dw)", l->name, dw, dw0, rdw, mdw, nw);
-    if (with_bias) check_acc("backward_weights_acc (db)", l->name, db, db0, rdb, mdb, (size_t)O);
-    else assert_memory_equal(db, db0, sizeof(float) * (size_t)O);
+    if (with_bias)
+        check_acc("backward_weights_acc (db)", l->name, db, db0, rdb, mdb, (size_t)O);
+    else
+        assert_memory_equal(db, db0, sizeof(float) * (size_t)O);
     // And a plain call after an accumulating one overwrites again.
     assert_int_equal(dd_dnnl_conv_forward(c, x, w, with_bias ? b : NULL, y), DD_OK);
     check_close("forward after forward_acc", l->name, y, ry, my, ny);
@@ -228,7 +229,8 @@ static void check_linear_numerics(dd_dnnl *d, const linear_layer *l, int64_t bat
     // Reference values of the checked rows only: y[n][r], dw[r][i], db[r].
     size_t nyr = (size_t)(N * R), nwr = (size_t)(R * I);
     double *ry = dalloc(nyr), *my = dalloc(nyr), *rdx = dalloc(nx), *mdx = dalloc(nx);
-    double *rdw = dalloc(nwr), *mdw = dalloc(nwr), *rdb = dalloc((size_t)R), *mdb = dalloc((size_t)R);
+    double *rdw = dalloc(nwr), *mdw = dalloc(nwr), *rdb = dalloc((size_t)R),
+           *mdb = dalloc((size_t)R);
     for (int64_t n = 0; n < N; n++)
         for (int64_t o = 0; o < O; o++) {
             double g = dy[n * O + o];
@@ -292,19 +294,26 @@ static void check_linear_numerics(dd_dnnl *d, const linear_layer *l, int64_t bat
             gdb[r] = acc ? (float)((double)db[k] - db0[k]) : db[k];
         }
         if (acc) {
-            for (size_t i = 0; i < nx; i++) dx[i] = (float)((double)dx[i] - dx0[i]);
+            for (size_t i = 0; i < nx; i++)
+                dx[i] = (float)((double)dx[i] - dx0[i]);
             // The float sum lost up to an ulp of the old value: widen the bound.
-            for (size_t i = 0; i < nyr; i++) my[i] += 2.0;
-            for (size_t i = 0; i < nx; i++) mdx[i] += 2.0;
-            for (size_t i = 0; i < nwr; i++) mdw[i] += 2.0;
-            for (int64_t r = 0; r < R; r++) mdb[r] += 2.0;
+            for (size_t i = 0; i < nyr; i++)
+                my[i] += 2.0;
+            for (size_t i = 0; i < nx; i++)
+                mdx[i] += 2.0;
+            for (size_t i = 0; i < nwr; i++)
+                mdw[i] += 2.0;
+            for (int64_t r = 0; r < R; r++)
+                mdb[r] += 2.0;
         }
         const char *what = acc ? "accumulating" : "plain";
         check_close(what, l->name, gy, ry, my, nyr);
         check_close(what, l->name, dx, rdx, mdx, nx);
         check_close(what, l->name, gdw, rdw, mdw, nwr);
-        if (with_bias) check_close(what, l->name, gdb, rdb, mdb, (size_t)R);
-        else if (acc) assert_memory_equal(db, db0, sizeof(float) * (size_t)O);
+        if (with_bias)
+            check_close(what, l->name, gdb, rdb, mdb, (size_t)R);
+        else if (acc)
+            assert_memory_equal(db, db0, sizeof(float) * (size_t)O);
     }
     dd_dnnl_linear_destroy(lin);
     free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw), free(db);
@@ -364,10 +373,14 @@ static void test_shared_arena(void **state) {
     dd_dnnl_destroy(d);
 }
 
-static int is_ref(const char *impl) { return impl == NULL || strncmp(impl, "ref", 3) == 0; }
+static int is_ref(const char *impl) {
+    return impl == NULL || strncmp(impl, "ref", 3) == 0;
+}
 
 static const char *pass_name(int p) {
-    return p == DD_DNNL_FWD ? "forward" : p == DD_DNNL_BWD_DATA ? "backward_data" : "backward_weights";
+    return p == DD_DNNL_FWD        ? "forward"
+           : p == DD_DNNL_BWD_DATA ? "backward_data"
+                                   : "backward_weights";
 }
 
 /* Issue #3 item 7: no pass of the hot-path models may run a `ref:` kernel. */
@@ -381,7 +394,8 @@ static void test_no_ref_fallback(void **state) {
         int64_t n = batches[bi];
         for (size_t i = 0; i < sizeof hot_convs / sizeof hot_convs[0]; i++) {
             const conv_layer *l = &hot_convs[i];
-            dd_dnnl_conv_shape s = {n, l->in_c, l->in_hw, l->in_hw, l->out_c, l->kernel, l->stride, l->pad};
+            dd_dnnl_conv_shape s = {n,        l->in_c,   l->in_hw,  l->in_hw,
+                                    l->out_c, l->kernel, l->stride, l->pad};
             dd_dnnl_conv *c = NULL;
             assert_int_equal(dd_dnnl_conv_create(d, &s, &c), DD_OK);
             for (int p = 0; p < 3; p++) {
@@ -436,9 +450,9 @@ static void test_bad_shapes(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conv_numerics),     cmocka_unit_test(test_alexnet_conv_numerics),
-        cmocka_unit_test(test_linear_numerics),   cmocka_unit_test(test_shared_arena),
-        cmocka_unit_test(test_no_ref_fallback),   cmocka_unit_test(test_bad_shapes),
+        cmocka_unit_test(test_conv_numerics),   cmocka_unit_test(test_alexnet_conv_numerics),
+        cmocka_unit_test(test_linear_numerics), cmocka_unit_test(test_shared_arena),
+        cmocka_unit_test(test_no_ref_fallback), cmocka_unit_test(test_bad_shapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -241,9 +241,9 @@ static void check_backward_reuse(dd_model *m) {
     // another pass in between (same batch size), a different batch size, or
     // no forward at all: refused, not computed from stale activations
     assert_int_equal(dd_model_forward(f.m, f.theta, f.x, f.B, z), DD_OK);
-    assert_int_equal(dd_model_loss_grad(f.m, f.theta, f.x, f.B, (dd_labels){f.y, NULL}, NULL,
-                                        f.tmp, NULL, NULL),
-                     DD_OK);
+    assert_int_equal(
+        dd_model_loss_grad(f.m, f.theta, f.x, f.B, (dd_labels){f.y, NULL}, NULL, f.tmp, NULL, NULL),
+        DD_OK);
     assert_int_equal(dd_model_backward(f.m, f.theta, f.B, dz, g2, NULL), DD_ERR_INVALID);
     assert_int_equal(dd_model_forward(f.m, f.theta, f.x, f.B, z), DD_OK);
     assert_int_equal(dd_model_backward(f.m, f.theta, f.B - 1, dz, g2, NULL), DD_ERR_INVALID);
@@ -452,10 +452,10 @@ static void test_errors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gradients_fd), cmocka_unit_test(test_loss_values),
-        cmocka_unit_test(test_consistency), cmocka_unit_test(test_backward_reuses_forward),  cmocka_unit_test(test_workspace_cache),
-        cmocka_unit_test(test_init_schemes), cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_threads_context),
+        cmocka_unit_test(test_gradients_fd),    cmocka_unit_test(test_loss_values),
+        cmocka_unit_test(test_consistency),     cmocka_unit_test(test_backward_reuses_forward),
+        cmocka_unit_test(test_workspace_cache), cmocka_unit_test(test_init_schemes),
+        cmocka_unit_test(test_errors),          cmocka_unit_test(test_threads_context),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

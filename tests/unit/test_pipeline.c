@@ -465,11 +465,15 @@ static void test_destroy_null(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_malformed_pipelines), cmocka_unit_test(test_every_fixture_is_checked),
+        cmocka_unit_test(test_malformed_pipelines),
+        cmocka_unit_test(test_every_fixture_is_checked),
         cmocka_unit_test(test_stage_table),
-        cmocka_unit_test(test_good_pipeline),       cmocka_unit_test(test_minimal_pipeline),
-        cmocka_unit_test(test_overrides),           cmocka_unit_test(test_bad_overrides),
-        cmocka_unit_test(test_config_round_trip),   cmocka_unit_test(test_truncated_and_corrupted),
+        cmocka_unit_test(test_good_pipeline),
+        cmocka_unit_test(test_minimal_pipeline),
+        cmocka_unit_test(test_overrides),
+        cmocka_unit_test(test_bad_overrides),
+        cmocka_unit_test(test_config_round_trip),
+        cmocka_unit_test(test_truncated_and_corrupted),
         cmocka_unit_test(test_destroy_null),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

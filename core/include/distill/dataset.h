@@ -18,13 +18,13 @@ extern "C" {
 /** One split of a dataset, fully in memory. Images are normalized:
  * value = (pixel/255 - mean[c]) / std[c]; the image writer undoes it. */
 typedef struct dd_dataset {
-    char *name;                /**< e.g. "fashion-mnist/train" (owned) */
-    int64_t n;                 /**< number of images */
+    char *name; /**< e.g. "fashion-mnist/train" (owned) */
+    int64_t n;  /**< number of images */
     int channels, height, width;
     int n_classes;
-    float *images;             /**< n × channels × height × width (owned, aligned) */
-    int32_t *labels;           /**< n labels in [0, n_classes) (owned) */
-    char **class_names;        /**< n_classes strings (owned) */
+    float *images;      /**< n × channels × height × width (owned, aligned) */
+    int32_t *labels;    /**< n labels in [0, n_classes) (owned) */
+    char **class_names; /**< n_classes strings (owned) */
     float mean[DD_MAX_CHANNELS];
     float std[DD_MAX_CHANNELS];
 } dd_dataset;
@@ -42,10 +42,10 @@ DD_API size_t dd_dataset_image_size(const dd_dataset *d);
 /** What the core asks a reader for. */
 typedef struct dd_dataset_request {
     size_t struct_size;
-    const char *dataset;        /**< manifest name, e.g. "fashion-mnist" */
-    const char *root;           /**< directory holding the fetched, unpacked files */
-    const dd_options *options;  /**< the reader's validated options */
-    int height, width;          /**< requested size; 0 = native */
+    const char *dataset;       /**< manifest name, e.g. "fashion-mnist" */
+    const char *root;          /**< directory holding the fetched, unpacked files */
+    const dd_options *options; /**< the reader's validated options */
+    int height, width;         /**< requested size; 0 = native */
 } dd_dataset_request;
 
 typedef struct dd_dataset_ops {

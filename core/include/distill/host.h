@@ -187,7 +187,6 @@ DD_API dd_status dd_fetch_cache_root(const dd_fetch_options *opt, char **out);
 
 /* ---- The model runtime ------------------------------------------------- */
 
-
 typedef struct dd_model_config {
     size_t struct_size;
     const dd_component *plugin;  /**< a DD_COMPONENT_MODEL component */

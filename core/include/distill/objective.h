@@ -60,7 +60,7 @@ typedef struct dd_objective_ops {
      * num[i] and den[i] (arrays of the metric count). (required) */
     dd_status (*metrics)(void *state, const float *logits, const int32_t *labels, int64_t batch,
                          int n_classes, double *num, double *den);
-    unsigned flags;              /**< DD_OBJECTIVE_* */
+    unsigned flags;                /**< DD_OBJECTIVE_* */
     const char *default_init_mode; /**< optional, e.g. "pretrained-random" */
     void *reserved[4];
 

@@ -15,20 +15,20 @@ extern "C" {
 #endif
 
 typedef enum dd_param_type {
-    DD_PARAM_BOOL = 1,   /**< true/false */
-    DD_PARAM_INT,        /**< 64-bit integer, range-checked with min/max */
-    DD_PARAM_FLOAT,      /**< double, range-checked with min/max */
-    DD_PARAM_STRING,     /**< any scalar string */
-    DD_PARAM_ENUM,       /**< one of `choices` ("a|b|c") */
-    DD_PARAM_LIST,       /**< a YAML sequence of scalars (e.g. baselines, mirrors) */
+    DD_PARAM_BOOL = 1, /**< true/false */
+    DD_PARAM_INT,      /**< 64-bit integer, range-checked with min/max */
+    DD_PARAM_FLOAT,    /**< double, range-checked with min/max */
+    DD_PARAM_STRING,   /**< any scalar string */
+    DD_PARAM_ENUM,     /**< one of `choices` ("a|b|c") */
+    DD_PARAM_LIST,     /**< a YAML sequence of scalars (e.g. baselines, mirrors) */
 } dd_param_type;
 
 /** Flags of a parameter. */
 enum {
-    DD_PARAM_REQUIRED = 1u << 0, /**< no default: the pipeline must set it */
-    DD_PARAM_HAS_MIN = 1u << 1,  /**< min is enforced (inclusive) */
-    DD_PARAM_HAS_MAX = 1u << 2,  /**< max is enforced (inclusive) */
-    DD_PARAM_PATH = 1u << 3,     /**< a filesystem path: relative to the pipeline file */
+    DD_PARAM_REQUIRED = 1u << 0,      /**< no default: the pipeline must set it */
+    DD_PARAM_HAS_MIN = 1u << 1,       /**< min is enforced (inclusive) */
+    DD_PARAM_HAS_MAX = 1u << 2,       /**< max is enforced (inclusive) */
+    DD_PARAM_PATH = 1u << 3,          /**< a filesystem path: relative to the pipeline file */
     DD_PARAM_MIN_EXCLUSIVE = 1u << 4, /**< with HAS_MIN: value must be > min */
     DD_PARAM_MAX_EXCLUSIVE = 1u << 5, /**< with HAS_MAX: value must be < max */
 };
@@ -37,7 +37,7 @@ enum {
  * `optimizer.lr` is `optimizer: {lr: ...}` in YAML. Arrays of specs end with
  * an entry whose name is NULL. */
 typedef struct dd_param_spec {
-    const char *name;          /**< key, e.g. "steps" or "optimizer.lr" */
+    const char *name; /**< key, e.g. "steps" or "optimizer.lr" */
     dd_param_type type;
     const char *default_value; /**< YAML text of the default; NULL if required or unset.
                                     For DD_PARAM_LIST: comma-separated items. */
@@ -53,7 +53,8 @@ typedef struct dd_param_spec {
  * assert on a key absent from the spec (a programming error). */
 typedef struct dd_options dd_options;
 
-DD_API int dd_options_has(const dd_options *o, const char *key); /**< set explicitly or by default */
+DD_API int dd_options_has(const dd_options *o,
+                          const char *key); /**< set explicitly or by default */
 DD_API int dd_options_is_set(const dd_options *o, const char *key); /**< set by the user */
 DD_API int64_t dd_options_int(const dd_options *o, const char *key);
 DD_API double dd_options_float(const dd_options *o, const char *key);

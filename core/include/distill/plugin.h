@@ -28,7 +28,7 @@ typedef enum dd_component_kind {
 
 /** One feature of a plugin. */
 typedef struct dd_component {
-    size_t struct_size;          /**< sizeof(dd_component) as built */
+    size_t struct_size; /**< sizeof(dd_component) as built */
     dd_component_kind kind;
     const char *name;            /**< unique per kind, e.g. "lenet" */
     const char *description;     /**< one line */
@@ -38,10 +38,10 @@ typedef struct dd_component {
 } dd_component;
 
 typedef struct dd_plugin_descriptor {
-    uint32_t abi_version;  /**< DD_PLUGIN_ABI_VERSION */
-    size_t struct_size;    /**< sizeof(dd_plugin_descriptor) as built */
-    const char *name;      /**< must equal the file's basename without ".so" */
-    const char *version;   /**< plugin's own version, e.g. "1.0.0" */
+    uint32_t abi_version; /**< DD_PLUGIN_ABI_VERSION */
+    size_t struct_size;   /**< sizeof(dd_plugin_descriptor) as built */
+    const char *name;     /**< must equal the file's basename without ".so" */
+    const char *version;  /**< plugin's own version, e.g. "1.0.0" */
     const char *description;
     size_t n_components;
     const dd_component *components;
@@ -53,7 +53,9 @@ typedef const dd_plugin_descriptor *(*dd_plugin_entry_fn)(void);
 /** Defines the entry symbol returning `desc` (a static dd_plugin_descriptor). */
 #define DD_PLUGIN_DEFINE(desc)                                                                     \
     DD_PLUGIN_EXPORT const dd_plugin_descriptor *dd_plugin_entry(void);                            \
-    const dd_plugin_descriptor *dd_plugin_entry(void) { return &(desc); }
+    const dd_plugin_descriptor *dd_plugin_entry(void) {                                            \
+        return &(desc);                                                                            \
+    }
 
 /** "dataset", "model", "objective". */
 DD_API const char *dd_component_kind_str(dd_component_kind kind);

@@ -23,9 +23,9 @@ DD_API void *dd_alloc_aligned(size_t bytes);
 DD_API void dd_free(void *p);
 
 typedef struct dd_tensor {
-    float *data;                 /**< owned, DD_ALIGN-aligned */
+    float *data; /**< owned, DD_ALIGN-aligned */
     int ndim;
-    int64_t dims[DD_MAX_DIMS];   /**< NCHW order */
+    int64_t dims[DD_MAX_DIMS]; /**< NCHW order */
     size_t numel;
 } dd_tensor;
 

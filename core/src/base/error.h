@@ -5,6 +5,8 @@
 #include "distill/status.h"
 
 /** The one out-of-memory error: DD_ERR_NOMEM with "out of memory". */
-static inline dd_status dd_nomem(void) { return dd_error_set(DD_ERR_NOMEM, "out of memory"); }
+static inline dd_status dd_nomem(void) {
+    return dd_error_set(DD_ERR_NOMEM, "out of memory");
+}
 
 #endif

@@ -44,6 +44,6 @@ DD_INTERNAL void dd_hex(const uint8_t *bytes, size_t n, char *out);
 /** Digests of a whole file, read in blocks. Either output may be NULL.
  * DD_ERR_IO (naming the path) if it cannot be opened or read. */
 DD_INTERNAL dd_status dd_hash_file(const char *path, uint8_t sha256[DD_SHA256_SIZE],
-                              uint8_t md5[DD_MD5_SIZE], uint64_t *size);
+                                   uint8_t md5[DD_MD5_SIZE], uint64_t *size);
 
 #endif

@@ -54,7 +54,8 @@ DD_INTERNAL void dd_json_array_end(dd_json *w);
 /** Writes a member's key (inside an object only). */
 DD_INTERNAL void dd_json_key(dd_json *w, const char *key);
 /** dd_json_key with a printf-formatted key. */
-DD_INTERNAL void dd_json_keyf(dd_json *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+DD_INTERNAL void dd_json_keyf(dd_json *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /** The next member of a LINES container follows the previous one on the
  * same line (", " instead of ",\n" and the indent); no effect elsewhere. */
 DD_INTERNAL void dd_json_same_line(dd_json *w);

@@ -17,7 +17,8 @@ dd_status dd_log_level_parse(const char *name, dd_log_level *out) {
             return DD_OK;
         }
     }
-    return dd_error_set(DD_ERR_INVALID, "unknown log level '%s' (expected error, warn, info, debug or trace)",
+    return dd_error_set(DD_ERR_INVALID,
+                        "unknown log level '%s' (expected error, warn, info, debug or trace)",
                         name ? name : "(null)");
 }
 
@@ -34,7 +35,9 @@ dd_log_level dd_log_get_level(void) {
     return (dd_log_level)l;
 }
 
-void dd_log_set_level(dd_log_level level) { atomic_store(&log_level, (int)level); }
+void dd_log_set_level(dd_log_level level) {
+    atomic_store(&log_level, (int)level);
+}
 
 void dd_log(dd_log_level level, const char *fmt, ...) {
     if (level > dd_log_get_level()) return;

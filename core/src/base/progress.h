@@ -21,7 +21,7 @@ typedef struct dd_progress_config {
 } dd_progress_config;
 
 DD_INTERNAL dd_status dd_progress_create_config(const char *label, uint64_t total, const char *unit,
-                                           const dd_progress_config *cfg, dd_progress **out);
+                                                const dd_progress_config *cfg, dd_progress **out);
 
 /** Formats a duration as "h:mm:ss" or "m:ss" into buf. */
 DD_INTERNAL void dd_format_duration(double seconds, char *buf, size_t n);

@@ -11,21 +11,36 @@ static _Thread_local dd_status error_status = DD_OK;
 
 const char *dd_status_str(dd_status s) {
     switch (s) {
-    case DD_OK: return "ok";
-    case DD_ERR_INVALID: return "invalid input";
-    case DD_ERR_NOMEM: return "out of memory";
-    case DD_ERR_IO: return "I/O error";
-    case DD_ERR_PARSE: return "parse error";
-    case DD_ERR_NOT_FOUND: return "not found";
-    case DD_ERR_PLUGIN: return "plugin error";
-    case DD_ERR_NETWORK: return "network error";
-    case DD_ERR_CHECKSUM: return "checksum mismatch";
-    case DD_ERR_ARCHIVE: return "archive error";
-    case DD_ERR_NUMERIC: return "numerical error";
-    case DD_ERR_UNSUPPORTED: return "unsupported";
-    case DD_ERR_INTERRUPTED: return "interrupted";
-    case DD_ERR_BACKEND: return "compute backend error";
-    case DD_ERR_USAGE: return "usage error";
+    case DD_OK:
+        return "ok";
+    case DD_ERR_INVALID:
+        return "invalid input";
+    case DD_ERR_NOMEM:
+        return "out of memory";
+    case DD_ERR_IO:
+        return "I/O error";
+    case DD_ERR_PARSE:
+        return "parse error";
+    case DD_ERR_NOT_FOUND:
+        return "not found";
+    case DD_ERR_PLUGIN:
+        return "plugin error";
+    case DD_ERR_NETWORK:
+        return "network error";
+    case DD_ERR_CHECKSUM:
+        return "checksum mismatch";
+    case DD_ERR_ARCHIVE:
+        return "archive error";
+    case DD_ERR_NUMERIC:
+        return "numerical error";
+    case DD_ERR_UNSUPPORTED:
+        return "unsupported";
+    case DD_ERR_INTERRUPTED:
+        return "interrupted";
+    case DD_ERR_BACKEND:
+        return "compute backend error";
+    case DD_ERR_USAGE:
+        return "usage error";
     }
     return "unknown status";
 }
@@ -61,9 +76,13 @@ void dd_error_prefix(const char *fmt, ...) {
     error_buf[plen + 1] = ' ';
 }
 
-const char *dd_error_message(void) { return error_buf; }
+const char *dd_error_message(void) {
+    return error_buf;
+}
 
-dd_status dd_error_status(void) { return error_status; }
+dd_status dd_error_status(void) {
+    return error_status;
+}
 
 void dd_error_clear(void) {
     error_buf[0] = '\0';

@@ -1,4 +1,6 @@
 /* distill — library version. */
 #include "distill/distill.h"
 
-const char *dd_version(void) { return DD_VERSION_STRING; }
+const char *dd_version(void) {
+    return DD_VERSION_STRING;
+}

@@ -21,21 +21,27 @@ typedef struct dd_dnnl_conv_shape {
 } dd_dnnl_conv_shape;
 
 /** Which pass, for dd_dnnl_*_impl. */
-typedef enum dd_dnnl_pass { DD_DNNL_FWD = 0, DD_DNNL_BWD_DATA = 1, DD_DNNL_BWD_WEIGHTS = 2 } dd_dnnl_pass;
+typedef enum dd_dnnl_pass {
+    DD_DNNL_FWD = 0,
+    DD_DNNL_BWD_DATA = 1,
+    DD_DNNL_BWD_WEIGHTS = 2
+} dd_dnnl_pass;
 
 typedef struct dd_dnnl_conv dd_dnnl_conv;
 /** Creates the three primitives for one shape (JIT cost ~ms: cache it).
  * Fails with DD_ERR_BACKEND if oneDNN cannot create them. */
-DD_INTERNAL dd_status dd_dnnl_conv_create(dd_dnnl *d, const dd_dnnl_conv_shape *s, dd_dnnl_conv **out);
+DD_INTERNAL dd_status dd_dnnl_conv_create(dd_dnnl *d, const dd_dnnl_conv_shape *s,
+                                          dd_dnnl_conv **out);
 DD_INTERNAL void dd_dnnl_conv_destroy(dd_dnnl_conv *c);
 /** y = conv(x, w) + b. b may be NULL (no bias). Overwrites y. */
-DD_INTERNAL dd_status dd_dnnl_conv_forward(dd_dnnl_conv *c, const float *x, const float *w, const float *b,
-                               float *y);
+DD_INTERNAL dd_status dd_dnnl_conv_forward(dd_dnnl_conv *c, const float *x, const float *w,
+                                           const float *b, float *y);
 /** dx = conv_transpose(dy, w). Overwrites dx. */
-DD_INTERNAL dd_status dd_dnnl_conv_backward_data(dd_dnnl_conv *c, const float *dy, const float *w, float *dx);
+DD_INTERNAL dd_status dd_dnnl_conv_backward_data(dd_dnnl_conv *c, const float *dy, const float *w,
+                                                 float *dx);
 /** dw = x ⋆ dy, db = Σ dy (db may be NULL). Overwrites dw, db. */
-DD_INTERNAL dd_status dd_dnnl_conv_backward_weights(dd_dnnl_conv *c, const float *x, const float *dy,
-                                        float *dw, float *db);
+DD_INTERNAL dd_status dd_dnnl_conv_backward_weights(dd_dnnl_conv *c, const float *x,
+                                                    const float *dy, float *dw, float *db);
 /** oneDNN implementation name of a pass, e.g. "brg:avx2" or "ref:any". */
 DD_INTERNAL const char *dd_dnnl_conv_impl(const dd_dnnl_conv *c, dd_dnnl_pass pass);
 
@@ -44,15 +50,16 @@ typedef struct dd_dnnl_linear_shape {
 } dd_dnnl_linear_shape;
 
 typedef struct dd_dnnl_linear dd_dnnl_linear;
-DD_INTERNAL dd_status dd_dnnl_linear_create(dd_dnnl *d, const dd_dnnl_linear_shape *s, dd_dnnl_linear **out);
+DD_INTERNAL dd_status dd_dnnl_linear_create(dd_dnnl *d, const dd_dnnl_linear_shape *s,
+                                            dd_dnnl_linear **out);
 DD_INTERNAL void dd_dnnl_linear_destroy(dd_dnnl_linear *l);
 /** y[B×O] = x[B×I] · wᵀ + b (b may be NULL). */
-DD_INTERNAL dd_status dd_dnnl_linear_forward(dd_dnnl_linear *l, const float *x, const float *w, const float *b,
-                                 float *y);
-DD_INTERNAL dd_status dd_dnnl_linear_backward_data(dd_dnnl_linear *l, const float *dy, const float *w,
-                                       float *dx);
-DD_INTERNAL dd_status dd_dnnl_linear_backward_weights(dd_dnnl_linear *l, const float *x, const float *dy,
-                                          float *dw, float *db);
+DD_INTERNAL dd_status dd_dnnl_linear_forward(dd_dnnl_linear *l, const float *x, const float *w,
+                                             const float *b, float *y);
+DD_INTERNAL dd_status dd_dnnl_linear_backward_data(dd_dnnl_linear *l, const float *dy,
+                                                   const float *w, float *dx);
+DD_INTERNAL dd_status dd_dnnl_linear_backward_weights(dd_dnnl_linear *l, const float *x,
+                                                      const float *dy, float *dw, float *db);
 DD_INTERNAL const char *dd_dnnl_linear_impl(const dd_dnnl_linear *l, dd_dnnl_pass pass);
 
 /* ---- Additions (append-only) ------------------------------------------- */
@@ -81,17 +88,17 @@ DD_INTERNAL dd_status dd_dnnl_linear_run_primitive(dd_dnnl_linear *l, dd_dnnl_pa
  * where the pass uses an internal layout the addition is folded into the
  * reorder back to the plain layout. */
 DD_INTERNAL dd_status dd_dnnl_conv_forward_acc(dd_dnnl_conv *c, const float *x, const float *w,
-                                          const float *b, float *y);
-DD_INTERNAL dd_status dd_dnnl_conv_backward_data_acc(dd_dnnl_conv *c, const float *dy, const float *w,
-                                                float *dx);
+                                               const float *b, float *y);
+DD_INTERNAL dd_status dd_dnnl_conv_backward_data_acc(dd_dnnl_conv *c, const float *dy,
+                                                     const float *w, float *dx);
 DD_INTERNAL dd_status dd_dnnl_conv_backward_weights_acc(dd_dnnl_conv *c, const float *x,
-                                                   const float *dy, float *dw, float *db);
+                                                        const float *dy, float *dw, float *db);
 DD_INTERNAL dd_status dd_dnnl_linear_forward_acc(dd_dnnl_linear *l, const float *x, const float *w,
-                                            const float *b, float *y);
+                                                 const float *b, float *y);
 DD_INTERNAL dd_status dd_dnnl_linear_backward_data_acc(dd_dnnl_linear *l, const float *dy,
-                                                  const float *w, float *dx);
+                                                       const float *w, float *dx);
 DD_INTERNAL dd_status dd_dnnl_linear_backward_weights_acc(dd_dnnl_linear *l, const float *x,
-                                                     const float *dy, float *dw, float *db);
+                                                          const float *dy, float *dw, float *db);
 
 /** Threads of the oneDNN calls that follow on this engine: primitive
  * creation (some implementations fix their thread count there) and every

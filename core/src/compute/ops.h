@@ -51,26 +51,26 @@ DD_INTERNAL size_t dd_layer_auxd_floats(const dd_layer *L, int64_t batch);
  * threads of the op's own OpenMP loops (0: the calling thread's OpenMP
  * default, read now). */
 DD_INTERNAL dd_status dd_layer_exec_init(dd_layer_exec *e, const dd_layer *L, int64_t batch,
-                                    dd_backend backend, struct dd_dnnl *dnnl, int nthreads);
+                                         dd_backend backend, struct dd_dnnl *dnnl, int nthreads);
 DD_INTERNAL void dd_layer_exec_fini(dd_layer_exec *e);
 
 /** y = f(x; w); fills aux. */
 DD_INTERNAL dd_status dd_layer_forward(dd_layer_exec *e, const float *x, const float *w, float *y,
-                                  float *aux);
+                                       float *aux);
 /** dx = J_xᵀ dy, dw = J_wᵀ dy (each optional). */
 DD_INTERNAL dd_status dd_layer_backward(dd_layer_exec *e, const float *x, const float *y,
-                                   const float *aux, const float *w, const float *dy, float *dx,
-                                   float *dw);
+                                        const float *aux, const float *w, const float *dy,
+                                        float *dx, float *dw);
 /** yd = J_x xd + J_w wd (xd NULL means zero); fills auxd. */
-DD_INTERNAL dd_status dd_layer_jvp(dd_layer_exec *e, const float *x, const float *y, const float *aux,
-                              const float *w, const float *xd, const float *wd, float *yd,
-                              float *auxd);
+DD_INTERNAL dd_status dd_layer_jvp(dd_layer_exec *e, const float *x, const float *y,
+                                   const float *aux, const float *w, const float *xd,
+                                   const float *wd, float *yd, float *auxd);
 /** Tangent of the VJP along (xd, wd) with cotangent tangent dyd:
  * dxd = d/dε dx, dwd = d/dε dw (each optional). xd NULL means zero. */
-DD_INTERNAL dd_status dd_layer_tbwd(dd_layer_exec *e, const float *x, const float *y, const float *aux,
-                               const float *xd, const float *yd, const float *auxd, const float *w,
-                               const float *wd, const float *dy, const float *dyd, float *dxd,
-                               float *dwd);
+DD_INTERNAL dd_status dd_layer_tbwd(dd_layer_exec *e, const float *x, const float *y,
+                                    const float *aux, const float *xd, const float *yd,
+                                    const float *auxd, const float *w, const float *wd,
+                                    const float *dy, const float *dyd, float *dxd, float *dwd);
 
 /* ---- kernels shared between op files (ops_*.c) ---- */
 

@@ -18,7 +18,7 @@
  * "distill", may be NULL) qualifies key names in errors: 'distill.steps'.
  * The specs must outlive the options. A key defined twice is DD_ERR_INVALID. */
 DD_INTERNAL dd_status dd_options_create(const char *context, const dd_param_spec *const *specs,
-                                   size_t n_specs, dd_options **out);
+                                        size_t n_specs, dd_options **out);
 
 /** Index of `key` or -1. */
 DD_INTERNAL int dd_options_index(const dd_options *o, const char *key);
@@ -35,23 +35,24 @@ DD_INTERNAL char *dd_options_valid_keys(const dd_options *o, const char *prefix)
  * unknown keys, at the key, listing the valid keys. Relative paths resolve
  * against `base_dir` (NULL: the current directory). */
 DD_INTERNAL dd_status dd_options_set_node(dd_options *o, const char *key, const dd_ynode *value,
-                                     const char *file, int key_line, int key_col,
-                                     const char *base_dir);
+                                          const char *file, int key_line, int key_col,
+                                          const char *base_dir);
 /** Sets `key` from `text` in YAML syntax (a scalar or a flow sequence),
  * recording `where` (e.g. "--set"); errors are prefixed with `err_prefix`
  * (e.g. "--set distill.steps=x"; NULL: `where`). */
 DD_INTERNAL dd_status dd_options_set_yaml_text(dd_options *o, const char *key, const char *text,
-                                          const char *where, const char *err_prefix,
-                                          const char *base_dir);
+                                               const char *where, const char *err_prefix,
+                                               const char *base_dir);
 /** Parses "key=value" and sets it as above, with err_prefix "<where> key=value". */
 DD_INTERNAL dd_status dd_options_set_kv(dd_options *o, const char *kv, const char *where,
-                                   const char *base_dir);
+                                        const char *base_dir);
 /** Sets a default computed at load time (e.g. a dataset name taken from the
  * plugin) unless the user set the key: counts as a default. */
 DD_INTERNAL dd_status dd_options_set_default(dd_options *o, const char *key, const char *text);
 /** Error "<prefix>: unknown key 'k' in '<context>' (valid keys: ...)" for a
  * dotted key, listing the keys of its group. Returns DD_ERR_INVALID. */
-DD_INTERNAL dd_status dd_options_unknown_key(const dd_options *o, const char *key, const char *prefix);
+DD_INTERNAL dd_status dd_options_unknown_key(const dd_options *o, const char *key,
+                                             const char *prefix);
 
 /** Fills defaults and checks required keys; a missing one is reported as
  * "<where_missing>: missing required key 'k' in '<context>'". */
@@ -71,7 +72,6 @@ DD_INTERNAL const char *dd_options_where_at(const dd_options *o, size_t i);
  * min <= max, and every default valid against its own spec. `owner` names
  * the spec in errors ("model 'lenet'"). */
 DD_INTERNAL dd_status dd_param_spec_check(const dd_param_spec *spec, const char *owner);
-
 
 /** Writes `s` as a YAML scalar (quoted if it would not read back as the
  * same plain string). */

@@ -10,7 +10,8 @@
 #define MIN_ DD_PARAM_HAS_MIN
 #define MAX_ DD_PARAM_HAS_MAX
 #define GT_ (DD_PARAM_HAS_MIN | DD_PARAM_MIN_EXCLUSIVE)
-#define END_ {NULL, 0, NULL, 0, 0, 0, NULL, NULL}
+#define END_                                                                                       \
+    { NULL, 0, NULL, 0, 0, 0, NULL, NULL }
 
 static const dd_param_spec top_spec[] = {
     {"name", DD_PARAM_STRING, NULL, 0, 0, 0, NULL,
@@ -23,8 +24,6 @@ static const dd_param_spec top_spec[] = {
      "section present, and report after distill or evaluate"},
     END_,
 };
-
-
 
 static const dd_param_spec dataset_core[] = {
     {"plugin", DD_PARAM_STRING, NULL, DD_PARAM_REQUIRED, 0, 0, NULL,
@@ -63,12 +62,14 @@ static const dd_param_spec objective_core[] = {
 static const dd_param_spec distill_spec[] = {
     {"steps", DD_PARAM_INT, "10", MIN_, 1, 0, NULL, "distilled GD steps per epoch (S)"},
     {"epochs", DD_PARAM_INT, "3", MIN_, 1, 0, NULL, "passes over the distilled steps (E)"},
-    {"images_per_class", DD_PARAM_INT, "1", MIN_, 1, 0, NULL, "distilled images per class per step"},
+    {"images_per_class", DD_PARAM_INT, "1", MIN_, 1, 0, NULL,
+     "distilled images per class per step"},
     {"iterations", DD_PARAM_INT, "1000", MIN_, 0, 0, NULL, "outer optimisation iterations"},
     {"batch_real", DD_PARAM_INT, "1024", MIN_, 1, 0, NULL, "real images per outer iteration"},
-    {"lr_init", DD_PARAM_FLOAT, "0.02", GT_, 0, 0, NULL, "initial value of every learned step size"},
-    {"init_mode", DD_PARAM_ENUM, "fixed", 0, 0, 0, "fixed|random|pretrained-fixed|pretrained-random",
-     "distribution of the network init theta_0"},
+    {"lr_init", DD_PARAM_FLOAT, "0.02", GT_, 0, 0, NULL,
+     "initial value of every learned step size"},
+    {"init_mode", DD_PARAM_ENUM, "fixed", 0, 0, 0,
+     "fixed|random|pretrained-fixed|pretrained-random", "distribution of the network init theta_0"},
     {"nets_per_iteration", DD_PARAM_INT, "1", MIN_, 1, 0, NULL,
      "inits sampled per outer iteration (their hypergradients are averaged)"},
     {"image_init", DD_PARAM_ENUM, "normal", 0, 0, 0, "normal|real",
@@ -83,10 +84,12 @@ static const dd_param_spec distill_spec[] = {
      "Adam learning rate for the log step sizes"},
     {"optimizer.decay_every", DD_PARAM_INT, "0", MIN_, 0, 0, NULL,
      "multiply the learning rates by 'decay' every this many iterations; 0 = never"},
-    {"optimizer.decay", DD_PARAM_FLOAT, "0.5", GT_ | MAX_, 0, 1, NULL, "learning-rate decay factor"},
+    {"optimizer.decay", DD_PARAM_FLOAT, "0.5", GT_ | MAX_, 0, 1, NULL,
+     "learning-rate decay factor"},
     {"checkpoint_every", DD_PARAM_INT, "100", MIN_, 0, 0, NULL,
      "save a checkpoint every this many iterations; 0 = only at the end"},
-    {"log_every", DD_PARAM_INT, "10", MIN_, 1, 0, NULL, "log the outer loss every this many iterations"},
+    {"log_every", DD_PARAM_INT, "10", MIN_, 1, 0, NULL,
+     "log the outer loss every this many iterations"},
     {"threads", DD_PARAM_INT, "0", MIN_, 0, 0, NULL, "worker threads; 0 = all cores"},
     END_,
 };
@@ -112,7 +115,8 @@ static const dd_param_spec evaluate_spec[] = {
 
 static const dd_param_spec pretrain_spec[] = {
     {"nets", DD_PARAM_INT, "10", MIN_, 1, 0, NULL, "networks to pretrain for the pool"},
-    {"holdout", DD_PARAM_INT, "5", MIN_, 0, 0, NULL, "of those, kept out of distillation for testing"},
+    {"holdout", DD_PARAM_INT, "5", MIN_, 0, 0, NULL,
+     "of those, kept out of distillation for testing"},
     {"epochs", DD_PARAM_INT, "5", MIN_, 1, 0, NULL, "training epochs per network"},
     {"lr", DD_PARAM_FLOAT, "0.01", GT_, 0, 0, NULL, "SGD learning rate"},
     {"momentum", DD_PARAM_FLOAT, "0.9", MIN_ | MAX_ | DD_PARAM_MAX_EXCLUSIVE, 0, 1, NULL,
@@ -143,7 +147,8 @@ static const dd_param_spec pretrain_spec[] = {
 
 static const dd_param_spec report_spec[] = {
     {"png", DD_PARAM_BOOL, "true", 0, 0, 0, NULL, "write a PNG grid of the distilled images"},
-    {"png_scale", DD_PARAM_INT, "4", MIN_ | MAX_, 1, 16, NULL, "pixel magnification in the PNG grid"},
+    {"png_scale", DD_PARAM_INT, "4", MIN_ | MAX_, 1, 16, NULL,
+     "pixel magnification in the PNG grid"},
     END_,
 };
 
@@ -158,23 +163,31 @@ const dd_param_spec *dd_section_spec(const char *section) {
 
 const dd_param_spec *dd_section_core_spec(dd_component_kind kind) {
     switch (kind) {
-    case DD_COMPONENT_DATASET: return dataset_core;
-    case DD_COMPONENT_MODEL: return model_core;
-    case DD_COMPONENT_OBJECTIVE: return objective_core;
+    case DD_COMPONENT_DATASET:
+        return dataset_core;
+    case DD_COMPONENT_MODEL:
+        return model_core;
+    case DD_COMPONENT_OBJECTIVE:
+        return objective_core;
     }
     return NULL;
 }
 
 const char *dd_section_name(dd_component_kind kind) {
     switch (kind) {
-    case DD_COMPONENT_DATASET: return "dataset";
-    case DD_COMPONENT_MODEL: return "model";
-    case DD_COMPONENT_OBJECTIVE: return "objective";
+    case DD_COMPONENT_DATASET:
+        return "dataset";
+    case DD_COMPONENT_MODEL:
+        return "model";
+    case DD_COMPONENT_OBJECTIVE:
+        return "objective";
     }
     return "?";
 }
 
-const dd_param_spec *dd_pipeline_top_spec(void) { return top_spec; }
+const dd_param_spec *dd_pipeline_top_spec(void) {
+    return top_spec;
+}
 
 static const char *const stage_names[DD_STAGE_COUNT] = {
 #define DD_STAGE_NAME_(id, name) name,
@@ -186,7 +199,9 @@ const char *dd_stage_name(dd_stage s) {
     return (unsigned)s < DD_STAGE_COUNT ? stage_names[s] : "?";
 }
 
-const char *dd_stage_choices(void) { return DD_STAGE_CHOICES; }
+const char *dd_stage_choices(void) {
+    return DD_STAGE_CHOICES;
+}
 
 dd_status dd_stage_parse(const char *name, dd_stage *out) {
     for (int i = 0; i < DD_STAGE_COUNT; i++) {
@@ -198,8 +213,8 @@ dd_status dd_stage_parse(const char *name, dd_stage *out) {
     char list[128] = "";
     size_t len = 0;
     for (int i = 0; i < DD_STAGE_COUNT && len < sizeof list; i++)
-        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "",
-                                stage_names[i]);
+        len +=
+            (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", stage_names[i]);
     return dd_error_set(DD_ERR_NOT_FOUND, "unknown stage '%s' (stages: %s)", name ? name : "(null)",
                         list);
 }

@@ -40,7 +40,7 @@ struct dd_ynode {
 DD_INTERNAL dd_status dd_yaml_load_file(const char *path, dd_ynode **root);
 /** Same for text in memory; `name` prefixes error positions. */
 DD_INTERNAL dd_status dd_yaml_load_string(const char *text, size_t len, const char *name,
-                                     dd_ynode **root);
+                                          dd_ynode **root);
 DD_INTERNAL void dd_ynode_destroy(dd_ynode *n);
 
 /** A plain scalar meaning null: empty, "~", "null", "Null" or "NULL". */

@@ -13,7 +13,6 @@
 #include "data/manifest.h"
 #include "distill/host.h"
 
-
 /** The cache root: `cache_dir` if set, else $XDG_CACHE_HOME/distill (an
  * absolute XDG_CACHE_HOME only), else $HOME/.cache/distill. Caller frees
  * *out. DD_ERR_INVALID when none can be chosen. */

@@ -59,7 +59,7 @@ typedef struct dd_manifest {
 /** Parses manifest text; `origin` names it in error messages
  * ("origin:line:col: ..."). Caller owns *out (dd_manifest_destroy). */
 DD_INTERNAL dd_status dd_manifest_parse(const char *text, size_t len, const char *origin,
-                                   dd_manifest **out);
+                                        dd_manifest **out);
 
 /** Reads and parses a manifest file; its `name` must equal the file's
  * basename without ".yaml". Caller owns *out. */
@@ -77,7 +77,8 @@ DD_INTERNAL void dd_manifest_dirs_free(char **dirs);
 
 /** Finds and loads the manifest of dataset `name` from the first search dir
  * that has <name>.yaml. DD_ERR_NOT_FOUND lists the dirs searched. */
-DD_INTERNAL dd_status dd_manifest_find(const char *name, const char *explicit_dir, dd_manifest **out);
+DD_INTERNAL dd_status dd_manifest_find(const char *name, const char *explicit_dir,
+                                       dd_manifest **out);
 
 /** "none", "gz", "tar", "tar.gz". */
 DD_INTERNAL const char *dd_archive_kind_str(dd_archive_kind k);
@@ -91,10 +92,11 @@ DD_INTERNAL const char *dd_manifest_file_output(const dd_manifest_file *f, char 
  * file mirror ending in '/') gets `file` appended (a '/' is inserted if
  * missing), a full URL is used as is. Caller frees the result. */
 DD_INTERNAL dd_status dd_manifest_join_url(const char *mirror, int is_base, const char *file,
-                                      char **out);
+                                           char **out);
 
 /** The URLs for `f` in order: the file's own mirrors, then the dataset-wide
  * ones. *urls is NULL-terminated, malloc'ed (free with dd_manifest_dirs_free). */
-DD_INTERNAL dd_status dd_manifest_urls(const dd_manifest *m, const dd_manifest_file *f, char ***urls);
+DD_INTERNAL dd_status dd_manifest_urls(const dd_manifest *m, const dd_manifest_file *f,
+                                       char ***urls);
 
 #endif

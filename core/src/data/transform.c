@@ -13,7 +13,8 @@
 static const char *const transform_names[] = {"none", "invert", "rotate90", "hflip"};
 
 const char *dd_transform_name(dd_transform t) {
-    return (unsigned)t < sizeof transform_names / sizeof *transform_names ? transform_names[t] : "?";
+    return (unsigned)t < sizeof transform_names / sizeof *transform_names ? transform_names[t]
+                                                                          : "?";
 }
 
 dd_status dd_transform_parse(const char *name, dd_transform *out) {
@@ -130,4 +131,3 @@ dd_status dd_dataset_transformed(const dd_dataset *src, dd_transform t, const in
     *out = d;
     return DD_OK;
 }
-

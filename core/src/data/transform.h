@@ -26,7 +26,7 @@ DD_INTERNAL const char *dd_transform_name(dd_transform t);
  * a seeded random subset kept in order), each transformed. Labels, class
  * names and normalisation are kept. Caller owns *out. */
 DD_INTERNAL dd_status dd_dataset_transformed(const dd_dataset *src, dd_transform t,
-                                        const int32_t *classes, int n_keep, int64_t max_images,
-                                        uint64_t seed, dd_dataset **out);
+                                             const int32_t *classes, int n_keep, int64_t max_images,
+                                             uint64_t seed, dd_dataset **out);
 
 #endif

@@ -18,7 +18,7 @@
  * `size` (may be NULL) its length. A file that is not gzip, or is truncated
  * or corrupt, gives DD_ERR_ARCHIVE naming `src`. */
 DD_INTERNAL dd_status dd_unpack_gz(const char *src, const char *dst, uint64_t limit,
-                              uint8_t sha256[DD_SHA256_SIZE], uint64_t *size);
+                                   uint8_t sha256[DD_SHA256_SIZE], uint64_t *size);
 
 /** Extracts the tar (plain or compressed) `src` into the existing directory
  * `dst_dir`. Regular files, directories, symbolic links and hard links are
@@ -31,12 +31,12 @@ DD_INTERNAL dd_status dd_unpack_gz(const char *src, const char *dst, uint64_t li
  * extracted stay inside it (callers mark success separately). `size` (may be
  * NULL) receives the number of bytes extracted. */
 DD_INTERNAL dd_status dd_unpack_tar(const char *src, const char *dst_dir, uint64_t limit,
-                               uint64_t *size);
+                                    uint64_t *size);
 
 /** As dd_unpack_tar, and also refuses entries whose first path component
  * starts with one of `reserved` (NULL-terminated, may be NULL): the cache
  * keeps its own bookkeeping (downloads/, markers, lock) beside the data. */
 DD_INTERNAL dd_status dd_unpack_tar_reserved(const char *src, const char *dst_dir, uint64_t limit,
-                                        const char *const *reserved, uint64_t *size);
+                                             const char *const *reserved, uint64_t *size);
 
 #endif

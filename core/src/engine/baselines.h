@@ -30,8 +30,8 @@ DD_INTERNAL const char *dd_baseline_name(dd_baseline_kind k);
  * size `lr`. Deterministic in `seed` (whatever nthreads: k-means' threads,
  * 0 = the calling thread's OpenMP default). Caller owns *out. */
 DD_INTERNAL dd_status dd_baseline_build(dd_baseline_kind kind, const dd_dataset *train, int steps,
-                                   int epochs, int images_per_class, float lr, uint64_t seed,
-                                   int nthreads, dd_distilled **out);
+                                        int epochs, int images_per_class, float lr, uint64_t seed,
+                                        int nthreads, dd_distilled **out);
 
 /** k-means with k-means++ seeding then Lloyd iterations (at most max_iter,
  * stopping when no assignment changes) on n points of dimension d, on
@@ -40,6 +40,6 @@ DD_INTERNAL dd_status dd_baseline_build(dd_baseline_kind kind, const dd_dataset 
  * re-seeded with the point farthest from its centroid. Deterministic in r,
  * whatever the thread count. */
 DD_INTERNAL dd_status dd_kmeans(const float *x, int64_t n, size_t d, int k, int max_iter, dd_rng *r,
-                           int nthreads, float *centroids, int32_t *assign, double *inertia);
+                                int nthreads, float *centroids, int32_t *assign, double *inertia);
 
 #endif

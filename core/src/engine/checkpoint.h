@@ -21,7 +21,7 @@ DD_INTERNAL dd_status dd_ckpt_writer_create(dd_ckpt_writer **out);
 DD_INTERNAL void dd_ckpt_writer_destroy(dd_ckpt_writer *w);
 /** Adds a record (tag at most 15 characters, unique). */
 DD_INTERNAL dd_status dd_ckpt_writer_add(dd_ckpt_writer *w, const char *tag, const void *data,
-                                    size_t bytes);
+                                         size_t bytes);
 /** Writes all records to `path` atomically: readers see the old file or the
  * complete new one, never a torn write. */
 DD_INTERNAL dd_status dd_ckpt_writer_commit(dd_ckpt_writer *w, const char *path);
@@ -33,7 +33,8 @@ typedef struct dd_ckpt dd_ckpt;
 DD_INTERNAL dd_status dd_ckpt_read(const char *path, dd_ckpt **out);
 DD_INTERNAL void dd_ckpt_destroy(dd_ckpt *c);
 /** Finds a record; DD_ERR_PARSE naming the file and tag if absent. */
-DD_INTERNAL dd_status dd_ckpt_get(const dd_ckpt *c, const char *tag, const void **data, size_t *bytes);
+DD_INTERNAL dd_status dd_ckpt_get(const dd_ckpt *c, const char *tag, const void **data,
+                                  size_t *bytes);
 /** Copies a record of exactly `bytes` bytes; DD_ERR_PARSE if absent or sized
  * differently. */
 DD_INTERNAL dd_status dd_ckpt_get_exact(const dd_ckpt *c, const char *tag, void *dst, size_t bytes);

@@ -32,9 +32,9 @@ typedef struct dd_distilled {
 
 /** Allocates an empty set (zero images, labels j % n_classes, lrs `lr`,
  * mean 0 and std 1). Caller owns *out (dd_distilled_destroy). */
-DD_INTERNAL dd_status dd_distilled_create(int steps, int epochs, int images_per_class, int n_classes,
-                                     int channels, int height, int width, float lr,
-                                     dd_distilled **out);
+DD_INTERNAL dd_status dd_distilled_create(int steps, int epochs, int images_per_class,
+                                          int n_classes, int channels, int height, int width,
+                                          float lr, dd_distilled **out);
 /** Frees the set; NULL is a no-op. */
 DD_INTERNAL void dd_distilled_destroy(dd_distilled *d);
 /** Deep copy. Caller owns *out. */
@@ -50,7 +50,7 @@ DD_INTERNAL size_t dd_distilled_image_size(const dd_distilled *d);
  * (n_classes entries, borrowed) may be NULL: the classes are then named by
  * their index. */
 DD_INTERNAL dd_status dd_distilled_save(const dd_distilled *set, const char *const *class_names,
-                                   const char *dir);
+                                        const char *dir);
 
 /** Reads a set written by dd_distilled_save back from `dir` (images, labels
  * and step sizes; mean/std are left at 0/1 for the caller to set). Caller

@@ -49,8 +49,8 @@ typedef struct dd_engine dd_engine;
  * pixels (or takes cfg->init_pixels), labels, step sizes and, for fixed init,
  * θ0. Does not read any checkpoint. */
 DD_INTERNAL dd_status dd_engine_create(dd_model *model, const dd_objective_handle *objective,
-                                  const dd_dataset *train, const dd_distill_config *cfg,
-                                  dd_engine **out);
+                                       const dd_dataset *train, const dd_distill_config *cfg,
+                                       dd_engine **out);
 DD_INTERNAL void dd_engine_destroy(dd_engine *e);
 
 /** Runs until cfg->iterations are done, resuming from the checkpoint when
@@ -68,16 +68,16 @@ DD_INTERNAL dd_status dd_engine_step(dd_engine *e);
  * g_pixels (S × M × input), g_raw_lrs (K, w.r.t. the raw parameters of the
  * step sizes) and g_labels (S × M × outputs; only with learn_labels) —
  * each optional. Also the loss and the first metric (as num/den). */
-DD_INTERNAL dd_status dd_engine_hypergradient(dd_engine *e, const float *theta0, const float *x_real,
-                                         const int32_t *y_real, int64_t batch, double *loss,
-                                         double *metric, float *g_pixels, float *g_raw_lrs,
-                                         float *g_labels);
+DD_INTERNAL dd_status dd_engine_hypergradient(dd_engine *e, const float *theta0,
+                                              const float *x_real, const int32_t *y_real,
+                                              int64_t batch, double *loss, double *metric,
+                                              float *g_pixels, float *g_raw_lrs, float *g_labels);
 
 /** The outer loss of the unrolled training from θ0 (no gradients). If
  * theta_out is non-NULL it receives θ_K. */
-DD_INTERNAL dd_status dd_engine_unrolled_loss(dd_engine *e, const float *theta0, const float *x_real,
-                                         const int32_t *y_real, int64_t batch, double *loss,
-                                         float *theta_out);
+DD_INTERNAL dd_status dd_engine_unrolled_loss(dd_engine *e, const float *theta0,
+                                              const float *x_real, const int32_t *y_real,
+                                              int64_t batch, double *loss, float *theta_out);
 
 /** Mutable views of the learned parameters (for tests and the lr search). */
 DD_INTERNAL float *dd_engine_pixels(dd_engine *e);  /**< S × M × input */

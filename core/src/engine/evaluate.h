@@ -52,31 +52,33 @@ DD_INTERNAL void dd_eval_config_defaults(dd_eval_config *c);
 /** Trains θ in place for epochs × steps GD steps on `set` with step sizes
  * `lrs` (E × S; NULL: set->lrs). */
 DD_INTERNAL dd_status dd_evaluate_train(dd_model *m, const dd_distilled *set, const float *lrs,
-                                   float *theta);
+                                        float *theta);
 
 /** Every metric of the objective (metrics[0 .. n_metrics)) and the loss of θ
  * on the whole test split. */
 DD_INTERNAL dd_status dd_evaluate_test_all(dd_model *m, const dd_objective_handle *obj,
-                                      const dd_dataset *test, const float *theta,
-                                      int64_t test_batch, double *metrics, double *loss);
+                                           const dd_dataset *test, const float *theta,
+                                           int64_t test_batch, double *metrics, double *loss);
 
 /** Metric (first of the objective) and loss of θ on the whole test split. */
 DD_INTERNAL dd_status dd_evaluate_test(dd_model *m, const dd_objective_handle *obj,
-                                  const dd_dataset *test, const float *theta, int64_t test_batch,
-                                  double *metric, double *loss);
+                                       const dd_dataset *test, const float *theta,
+                                       int64_t test_batch, double *metric, double *loss);
 
 /** Trains cfg->nets fresh networks (or the one fixed θ0) on `set` with
  * `lrs` and tests them. set == NULL measures the untrained networks. */
 DD_INTERNAL dd_status dd_evaluate_set(dd_model *m, const dd_objective_handle *obj,
-                                 const dd_dataset *test, const dd_distilled *set, const float *lrs,
-                                 const dd_eval_config *cfg, dd_eval_stats *out);
+                                      const dd_dataset *test, const dd_distilled *set,
+                                      const float *lrs, const dd_eval_config *cfg,
+                                      dd_eval_stats *out);
 
 /** Learns the step sizes of a fixed set (pixels frozen) with the engine
  * for `iterations` outer iterations; writes them into set->lrs. `distill` is
  * the distillation's configuration (init mode, batch, Adam, seed). */
 DD_INTERNAL dd_status dd_evaluate_optimize_lrs(dd_model *m, const dd_objective_handle *obj,
-                                          const dd_dataset *train, const dd_distill_config *distill,
-                                          int64_t iterations, dd_distilled *set);
+                                               const dd_dataset *train,
+                                               const dd_distill_config *distill, int64_t iterations,
+                                               dd_distilled *set);
 
 /** Settings of the evaluate stage (pipeline section `evaluate`). */
 typedef struct dd_eval_settings {
@@ -142,10 +144,10 @@ typedef struct dd_eval_report {
  * `set` may be NULL (baselines only). theta0: the fixed-init θ0 (NULL:
  * re-derived from the seed). Release *out with dd_eval_report_release. */
 DD_INTERNAL dd_status dd_evaluate_run(dd_model *m, const dd_objective_handle *obj,
-                                 const dd_dataset *train, const dd_dataset *test,
-                                 const dd_distilled *set, const float *theta0,
-                                 const dd_distill_config *distill, const dd_eval_settings *es,
-                                 dd_eval_report *out);
+                                      const dd_dataset *train, const dd_dataset *test,
+                                      const dd_distilled *set, const float *theta0,
+                                      const dd_distill_config *distill, const dd_eval_settings *es,
+                                      dd_eval_report *out);
 DD_INTERNAL void dd_eval_report_release(dd_eval_report *r);
 
 #endif

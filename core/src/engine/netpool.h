@@ -43,7 +43,8 @@ DD_INTERNAL dd_status dd_netpool_save_member(const dd_netpool *p, int i, const c
 DD_INTERNAL dd_status dd_netpool_load_member(dd_netpool *p, int i, const char *dir);
 /** Writes <dir>/config.yaml (`config_text`) and <dir>/accuracies.json. The
  * latter marks the pool as complete. */
-DD_INTERNAL dd_status dd_netpool_write_index(const dd_netpool *p, const char *dir, const char *config_text);
+DD_INTERNAL dd_status dd_netpool_write_index(const dd_netpool *p, const char *dir,
+                                             const char *config_text);
 /** Loads a complete pool from `dir` (every member and accuracies.json).
  * DD_ERR_NOT_FOUND if the pool is not complete there. */
 DD_INTERNAL dd_status dd_netpool_load(dd_netpool *p, const char *dir);

@@ -25,8 +25,9 @@ typedef struct dd_objective_handle {
 /** Creates the objective's state for a dataset with train->n_classes classes.
  * `opts` may be NULL (the component's defaults are used by the component).
  * Release with dd_objective_handle_release. */
-DD_INTERNAL dd_status dd_objective_handle_init(dd_objective_handle *h, const dd_component *objective,
-                                          const dd_options *opts, const dd_dataset *train);
+DD_INTERNAL dd_status dd_objective_handle_init(dd_objective_handle *h,
+                                               const dd_component *objective,
+                                               const dd_options *opts, const dd_dataset *train);
 /** Frees the state; safe on a zeroed or released handle. */
 DD_INTERNAL void dd_objective_handle_release(dd_objective_handle *h);
 

@@ -135,4 +135,3 @@ dd_status dd_pretrain_transfer(dd_model *src, const float *theta_src, dd_model *
     memcpy(theta_dst, theta_src, gs->layers[ls].param_off * sizeof(float));
     return DD_OK;
 }
-

@@ -28,17 +28,17 @@ DD_INTERNAL void dd_sgd_config_defaults(dd_sgd_config *c);
 /** Trains θ in place for c->epochs passes over `train` (reshuffled every
  * epoch, deterministic in c->seed). DD_ERR_NUMERIC if the loss diverges. */
 DD_INTERNAL dd_status dd_sgd_train(dd_model *m, float *theta, const dd_dataset *train,
-                              const dd_sgd_config *c);
+                                   const dd_sgd_config *c);
 /** Top-1 accuracy of θ on a dataset (fraction in [0, 1]). */
 DD_INTERNAL dd_status dd_pretrain_accuracy(dd_model *m, const float *theta, const dd_dataset *d,
-                                      double *accuracy);
+                                           double *accuracy);
 
 /** Converts a member trained with `src` (e.g. another class count) into the
  * parameter layout of `dst`: every layer before the last parametrised one is
  * copied (their layouts must match), the last one is initialised with
  * `scheme` × gain from `seed` (a fresh classifier head). */
 DD_INTERNAL dd_status dd_pretrain_transfer(dd_model *src, const float *theta_src, dd_model *dst,
-                                      const char *scheme, float gain, uint64_t seed,
-                                      float *theta_dst);
+                                           const char *scheme, float gain, uint64_t seed,
+                                           float *theta_dst);
 
 #endif

@@ -25,7 +25,6 @@ void dd_graph_destroy(dd_graph *g) {
     free(g);
 }
 
-
 void dd_graph_shape(const dd_graph *g, int *channels, int *height, int *width) {
     if (channels) *channels = g->cur_c;
     if (height) *height = g->cur_h;

@@ -42,9 +42,9 @@ DD_INTERNAL dd_status dd_loss_check_labels(int64_t batch, int K, dd_labels y);
 /** Loss (mean over the batch) of logits z[B×K]; dz = ∂ℓ/∂z (optional);
  * probs (B×K, cross-entropy only) keeps the softmax for dd_loss_tangent. */
 DD_INTERNAL dd_status dd_loss_forward(dd_loss_kind kind, int64_t batch, int K, const float *z,
-                                 dd_labels y, double *loss, float *dz, float *probs);
+                                      dd_labels y, double *loss, float *dz, float *probs);
 /** Tangent along ż of dz (dzd) and of ∇_y ℓ (mixed_y, optional). */
 DD_INTERNAL void dd_loss_tangent(dd_loss_kind kind, int64_t batch, int K, dd_labels y,
-                            const float *probs, const float *zd, float *dzd, float *mixed_y);
+                                 const float *probs, const float *zd, float *dzd, float *mixed_y);
 
 #endif

@@ -30,7 +30,7 @@ DD_INTERNAL int dd_pipeline_section_present(const dd_pipeline *p, const char *se
  * options (core keys such as "plugin" plus the plugin's own). */
 DD_INTERNAL const dd_component *dd_pipeline_component(const dd_pipeline *p, dd_component_kind kind);
 DD_INTERNAL const dd_options *dd_pipeline_component_options(const dd_pipeline *p,
-                                                       dd_component_kind kind);
+                                                            dd_component_kind kind);
 
 /** Writes the resolved pipeline (every key with its value) as YAML that
  * `distill run` accepts. */

@@ -47,12 +47,13 @@ static dd_status make_out_dir(dd_run *run) {
     struct stat st;
     int exists = stat(run->out_dir, &st) == 0;
     if (ro && ro->resume && !exists)
-        return dd_error_set(DD_ERR_NOT_FOUND, "%s: nothing to resume (the directory does not exist)",
-                            run->out_dir);
+        return dd_error_set(DD_ERR_NOT_FOUND,
+                            "%s: nothing to resume (the directory does not exist)", run->out_dir);
     if (exists && !(ro && ro->resume) && !dir_is_empty(run->out_dir))
-        return dd_error_set(DD_ERR_INVALID,
-                            "%s: already holds a run (use --resume to continue it, or another --out)",
-                            run->out_dir);
+        return dd_error_set(
+            DD_ERR_INVALID,
+            "%s: already holds a run (use --resume to continue it, or another --out)",
+            run->out_dir);
     return dd_fs_mkdir_p(run->out_dir);
 }
 

@@ -11,7 +11,6 @@
 #include "distill/host.h"
 #include "run/pipeline.h"
 
-
 /** State handed from stage to stage. Stages add what they produce. */
 typedef struct dd_run {
     const dd_registry *reg;
@@ -24,7 +23,5 @@ typedef struct dd_run {
     struct dd_stage_state *engine; /**< distill/evaluate/report state (owned; engine_stages.h) */
     struct dd_netpool *pool; /**< pretrained pool, set by the pretrain stage (owned; pool.h) */
 } dd_run;
-
-
 
 #endif

@@ -1,7 +1,8 @@
 /* distill (internal) — the stages of a pipeline, listed once: each stage's
  * section (named like the stage; spec in config/schema.c), when it runs by
  * default, what it needs before it, and the function that runs it (names:
- * DD_STAGE_LIST in config/schema.h). The pipeline loader, the runner and the CLI all read this table. */
+ * DD_STAGE_LIST in config/schema.h). The pipeline loader, the runner and the CLI all read this
+ * table. */
 #ifndef DD_STAGE_TABLE_H
 #define DD_STAGE_TABLE_H
 
