@@ -636,11 +636,24 @@ static void test_resume_random(void **st) {
 static void test_checkpoint_corrupt(void **st) {
     const char *p = tmp_path("c.ckpt");
     float data[4] = {1, 2, 3, 4};
+    // a temporary left by a checkpoint write that was killed, and a file
+    // that only looks like one: the commit removes the first, keeps the second
+    char stale[4200], other[4200];
+    snprintf(stale, sizeof stale, "%s.tmp.Ab12Cd", p);
+    snprintf(other, sizeof other, "%s.tmp.keep", p);
+    for (int i = 0; i < 2; i++) {
+        FILE *t = fopen(i ? other : stale, "wb");
+        assert_non_null(t);
+        fclose(t);
+    }
     dd_ckpt_writer *w;
     assert_int_equal(dd_ckpt_writer_create(&w), DD_OK);
     assert_int_equal(dd_ckpt_writer_add(w, "x", data, sizeof data), DD_OK);
     assert_int_equal(dd_ckpt_writer_commit(w, p), DD_OK);
     dd_ckpt_writer_destroy(w);
+    assert_int_not_equal(access(stale, F_OK), 0);
+    assert_int_equal(access(other, F_OK), 0);
+    remove(other);
     dd_ckpt *c;
     assert_int_equal(dd_ckpt_read(p, &c), DD_OK);
     float back[4];

@@ -168,6 +168,21 @@ void dd_fs_atomic_abort(dd_fs_atomic *a) {
     memset(a, 0, sizeof *a);
 }
 
+// Makes a rename in path's directory durable (best effort: a directory that
+// cannot be opened or synced leaves the rename as the kernel has it).
+static void sync_parent(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char *dir = !slash          ? strdup(".")
+                : slash == path ? strdup("/")
+                                : strndup(path, (size_t)(slash - path));
+    int fd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+    free(dir);
+}
+
 dd_status dd_fs_atomic_commit(dd_fs_atomic *a) {
     dd_status s = DD_OK;
     if (fflush(a->f) != 0 || ferror(a->f) || fsync(fileno(a->f)) != 0)
@@ -182,6 +197,7 @@ dd_status dd_fs_atomic_commit(dd_fs_atomic *a) {
     if (s == DD_OK) {
         free(a->tmp);
         a->tmp = NULL;
+        sync_parent(a->path);
     }
     dd_fs_atomic_abort(a);
     return s;

@@ -44,7 +44,8 @@ dd_status dd_fs_atomic_open(dd_fs_atomic *a, const char *path);
  * would give it, instead of 0644 whatever the umask: for files that must
  * not be more open than the user asked (the dataset cache). */
 dd_status dd_fs_atomic_open_mode(dd_fs_atomic *a, const char *path, mode_t mode);
-/** Flushes, fsyncs and renames the temporary over the target; on any failure
+/** Flushes, fsyncs and renames the temporary over the target, then fsyncs
+ * the directory so the rename survives a crash; on any failure
  * the temporary is removed and the target is left as it was. */
 dd_status dd_fs_atomic_commit(dd_fs_atomic *a);
 /** Removes the temporary; the target is left as it was. */

@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "engine/checkpoint.h"
 
+#include "base/fs.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -103,46 +105,17 @@ static dd_status write_records(int fd, const dd_ckpt_writer *w, const char *tmp)
 }
 
 dd_status dd_ckpt_writer_commit(dd_ckpt_writer *w, const char *path) {
-    size_t len = strlen(path);
-    char *tmp = malloc(len + 16);
-    if (!tmp) return dd_error_set(DD_ERR_NOMEM, "checkpoint: out of memory");
-    snprintf(tmp, len + 16, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        dd_status s = dd_error_set(DD_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-        free(tmp);
-        return s;
-    }
-    dd_status s = write_records(fd, w, tmp);
-    if (s == DD_OK && fsync(fd) != 0)
-        s = dd_error_set(DD_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
-    if (close(fd) != 0 && s == DD_OK)
-        s = dd_error_set(DD_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
-    if (s == DD_OK && rename(tmp, path) != 0)
-        s = dd_error_set(DD_ERR_IO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
+    // One run writes its checkpoint at a time: temporaries left by a killed
+    // earlier write are removed first, so they never pile up.
+    dd_fs_atomic_remove_stale(path);
+    dd_fs_atomic a;
+    DD_TRY(dd_fs_atomic_open(&a, path));
+    dd_status s = write_records(fileno(a.f), w, a.tmp);
     if (s != DD_OK) {
-        unlink(tmp);
-        free(tmp);
+        dd_fs_atomic_abort(&a);
         return s;
     }
-    // Make the rename itself durable.
-    char *dir = strdup(path);
-    if (dir) {
-        char *slash = strrchr(dir, '/');
-        const char *d = ".";
-        if (slash) {
-            *slash = '\0';
-            d = slash == dir ? "/" : dir;
-        }
-        int dfd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-        free(dir);
-    }
-    free(tmp);
-    return DD_OK;
+    return dd_fs_atomic_commit(&a);
 }
 
 void dd_ckpt_destroy(dd_ckpt *c) {

@@ -1,6 +1,8 @@
 /* distill — pools of pretrained networks in memory and on disk. */
 #define _POSIX_C_SOURCE 200809L
 #include "engine/netpool.h"
+#include "base/error.h"
+#include "base/fs.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -112,20 +114,11 @@ dd_status dd_netpool_load_member(dd_netpool *p, int i, const char *dir) {
 }
 
 static dd_status write_text_atomic(const char *dir, const char *name, const char *text) {
-    char path[4200], tmp[4300];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) return dd_error_set(DD_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    int ok = fputs(text, f) >= 0;
-    ok &= fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path) != 0) {
-        dd_status s = dd_error_set(DD_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-        remove(tmp);
-        return s;
-    }
-    return DD_OK;
+    char *path = dd_fs_join(dir, name);
+    if (!path) return dd_nomem();
+    dd_status s = dd_fs_write_file(path, text, strlen(text));
+    free(path);
+    return s;
 }
 
 dd_status dd_netpool_write_index(const dd_netpool *p, const char *dir, const char *config_text) {
