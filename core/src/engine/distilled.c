@@ -3,6 +3,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "engine/distilled.h"
 
+#include "base/json.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,19 +146,12 @@ static dd_status write_lrs_csv(const dd_distilled *set, const char *dir) {
     return dd_fs_atomic_commit(&a);
 }
 
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p == '\n')
-            fputs("\\n", f);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
-    }
-    fputc('"', f);
+static void json_floats(dd_json *w, const char *key, const float *x, int n) {
+    dd_json_key(w, key);
+    dd_json_array(w, DD_JSON_INLINE);
+    for (int i = 0; i < n; i++)
+        dd_json_double(w, (double)x[i], 9);
+    dd_json_array_end(w);
 }
 
 /* distilled.json: the shape, class names, normalisation and step sizes. */
@@ -164,39 +159,64 @@ static dd_status write_json(const dd_distilled *set, const char *const *class_na
                             const char *dir) {
     dd_fs_atomic a;
     DD_TRY(out_open(&a, dir, "distilled.json"));
-    FILE *f = a.f;
-    fprintf(f, "{\n  \"format\": \"distill-export-1\",\n");
-    fprintf(f, "  \"steps\": %d,\n  \"epochs\": %d,\n  \"images_per_class\": %d,\n", set->steps,
-            set->epochs, set->images_per_class);
-    fprintf(f, "  \"n_classes\": %d,\n  \"images_per_step\": %lld,\n", set->n_classes,
-            (long long)set->per_step);
-    fprintf(f, "  \"channels\": %d,\n  \"height\": %d,\n  \"width\": %d,\n", set->channels,
-            set->height, set->width);
-    fprintf(f, "  \"class_names\": [");
+    dd_json w;
+    dd_json_init_file(&w, a.f);
+    dd_json_object(&w, DD_JSON_LINES);
+    dd_json_key(&w, "format");
+    dd_json_string(&w, "distill-export-1");
+    const struct {
+        const char *key;
+        long long v;
+    } ints[] = {{"steps", set->steps},
+                {"epochs", set->epochs},
+                {"images_per_class", set->images_per_class},
+                {"n_classes", set->n_classes},
+                {"images_per_step", (long long)set->per_step},
+                {"channels", set->channels},
+                {"height", set->height},
+                {"width", set->width}};
+    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) {
+        dd_json_key(&w, ints[i].key);
+        dd_json_int(&w, ints[i].v);
+    }
+    dd_json_key(&w, "class_names");
+    dd_json_array(&w, DD_JSON_INLINE);
     for (int c = 0; c < set->n_classes; c++) {
-        if (c) fputs(", ", f);
         char num[16];
         snprintf(num, sizeof num, "%d", c);
-        json_str(f, class_names ? class_names[c] : num);
+        dd_json_string(&w, class_names ? class_names[c] : num);
     }
-    fprintf(f, "],\n  \"normalization\": {\"mean\": [");
-    for (int c = 0; c < set->channels; c++)
-        fprintf(f, "%s%.9g", c ? ", " : "", (double)set->mean[c]);
-    fprintf(f, "], \"std\": [");
-    for (int c = 0; c < set->channels; c++)
-        fprintf(f, "%s%.9g", c ? ", " : "", (double)set->std[c]);
-    fprintf(f, "]},\n");
-    fprintf(f, "  \"order\": \"image i belongs to step i / images_per_step; its label is "
-               "(i %% images_per_step) %% n_classes\",\n");
-    fprintf(f, "  \"values\": \"normalised: pixel / 255 = value * std[c] + mean[c]\",\n");
-    fprintf(f,
-            "  \"files\": {\"images\": \"distilled-images.idx\", \"labels\": "
-            "\"distilled-labels.idx\", \"lrs\": \"lrs.csv\"%s},\n",
-            set->soft ? ", \"soft_labels\": \"distilled-soft-labels.idx\"" : "");
-    fprintf(f, "  \"lrs\": [");
-    for (int k = 0; k < set->steps * set->epochs; k++)
-        fprintf(f, "%s%.9g", k ? ", " : "", (double)set->lrs[k]);
-    fprintf(f, "]\n}\n");
+    dd_json_array_end(&w);
+    dd_json_key(&w, "normalization");
+    dd_json_object(&w, DD_JSON_INLINE);
+    json_floats(&w, "mean", set->mean, set->channels);
+    json_floats(&w, "std", set->std, set->channels);
+    dd_json_object_end(&w);
+    dd_json_key(&w, "order");
+    dd_json_string(&w, "image i belongs to step i / images_per_step; its label is "
+                       "(i % images_per_step) % n_classes");
+    dd_json_key(&w, "values");
+    dd_json_string(&w, "normalised: pixel / 255 = value * std[c] + mean[c]");
+    dd_json_key(&w, "files");
+    dd_json_object(&w, DD_JSON_INLINE);
+    dd_json_key(&w, "images");
+    dd_json_string(&w, "distilled-images.idx");
+    dd_json_key(&w, "labels");
+    dd_json_string(&w, "distilled-labels.idx");
+    dd_json_key(&w, "lrs");
+    dd_json_string(&w, "lrs.csv");
+    if (set->soft) {
+        dd_json_key(&w, "soft_labels");
+        dd_json_string(&w, "distilled-soft-labels.idx");
+    }
+    dd_json_object_end(&w);
+    json_floats(&w, "lrs", set->lrs, set->steps * set->epochs);
+    dd_json_object_end(&w);
+    dd_status s = dd_json_finish(&w);
+    if (s != DD_OK) {
+        dd_fs_atomic_abort(&a);
+        return s;
+    }
     return dd_fs_atomic_commit(&a);
 }
 
