@@ -173,7 +173,8 @@ const dd_param_spec *dd_section_core_spec(dd_component_kind kind) {
     return NULL;
 }
 
-const char *dd_section_name(dd_component_kind kind) {
+// The section of a component kind is named like the kind.
+const char *dd_component_kind_str(dd_component_kind kind) {
     switch (kind) {
     case DD_COMPONENT_DATASET:
         return "dataset";
@@ -182,7 +183,11 @@ const char *dd_section_name(dd_component_kind kind) {
     case DD_COMPONENT_OBJECTIVE:
         return "objective";
     }
-    return "?";
+    return "unknown";
+}
+
+const char *dd_section_name(dd_component_kind kind) {
+    return dd_component_kind_str(kind);
 }
 
 const dd_param_spec *dd_pipeline_top_spec(void) {

@@ -38,18 +38,6 @@ struct dd_registry {
     size_t n_bad;
 };
 
-const char *dd_component_kind_str(dd_component_kind kind) {
-    switch (kind) {
-    case DD_COMPONENT_DATASET:
-        return "dataset";
-    case DD_COMPONENT_MODEL:
-        return "model";
-    case DD_COMPONENT_OBJECTIVE:
-        return "objective";
-    }
-    return "unknown";
-}
-
 dd_status dd_registry_create(dd_registry **out) {
     if (!out) return dd_error_set(DD_ERR_INVALID, "dd_registry_create: NULL argument");
     *out = calloc(1, sizeof **out);
