@@ -103,8 +103,7 @@ static void test_validate(void **state) {
     assert_string_equal(out, "");
     expect("validate good.yaml --set distill.steps=0", 1, NULL,
            "distill: error: --set distill.steps=0: invalid value for 'distill.steps': 0 is out of "
-           "range "
-           "(must be >= 1)\n");
+           "range (must be in [1, 10000])\n");
     expect("validate missing.yaml", 1, NULL,
            "distill: error: missing.yaml: cannot open: No such file");
 }

@@ -120,6 +120,29 @@ static int teardown(void **st) {
     return 0;
 }
 
+// A real batch larger than the training set is an error naming the option
+// (it was silently cut to the set: a batch of 1,000,000 ran at 11 GB).
+static void test_batch_larger_than_dataset(void **st) {
+    char *out = strf("%s/big", g_dir), *log = strf("%s/big.log", g_dir);
+    char *cmd = strf("'%s' run '%s/p.yaml' --out '%s' --set distill.batch_real=1000000 2>'%s'",
+                     g_cli, g_dir, out, log);
+    int rc = system(cmd);
+    assert_true(WIFEXITED(rc));
+    assert_int_equal(WEXITSTATUS(rc), 1);
+    size_t n = 0;
+    uint8_t *text = slurp(log, &n);
+    assert_non_null(text);
+    char *t = strf("%.*s", (int)n, (const char *)text);
+    if (!strstr(t, "--set distill.batch_real: invalid value for 'distill.batch_real': 1000000 is "
+                   "larger than the training set (300 images); use at most 300"))
+        fail_msg("unexpected error output:\n%s", t);
+    free(t);
+    free(text);
+    free(cmd);
+    free(log);
+    free(out);
+}
+
 static void test_run_outputs_and_resume(void **st) {
     char *a = strf("%s/a", g_dir), *b = strf("%s/b", g_dir);
     // Uninterrupted.
@@ -198,6 +221,7 @@ static void test_run_outputs_and_resume(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_batch_larger_than_dataset),
         cmocka_unit_test(test_run_outputs_and_resume),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

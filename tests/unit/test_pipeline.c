@@ -104,8 +104,8 @@ static const bad_case bad_cases[] = {
      "mapping_for_list.yaml:6:5: invalid value for 'evaluate.baselines': expected a list, got a "
      "mapping"},
     {"out_of_range_int.yaml", DD_ERR_INVALID,
-     "out_of_range_int.yaml:5:10: invalid value for 'distill.steps': 0 is out of range (must be >= "
-     "1)"},
+     "out_of_range_int.yaml:5:10: invalid value for 'distill.steps': 0 is out of range (must be in "
+     "[1, 10000])"},
     {"out_of_range_float.yaml", DD_ERR_INVALID,
      "out_of_range_float.yaml:5:22: invalid value for 'distill.optimizer.decay': 1.5 is out of "
      "range "
@@ -301,6 +301,36 @@ static void test_minimal_pipeline(void **state) {
     dd_pipeline_destroy(p);
 }
 
+// Absurd integers are refused where they are written, never cut to fit:
+// 2^32 + 1 steps once ran as 1 step, a height of 2^32 + 4 as 4, and
+// steps × epochs could overflow; 0 iterations ran nothing and reported
+// success.
+static void test_absurd_integers(void **state) {
+    static const struct {
+        const char *set, *message;
+    } cases[] = {
+        {"distill.steps=4294967297", "--set distill.steps=4294967297: invalid value for "
+                                     "'distill.steps': 4294967297 is out of range (must be in "
+                                     "[1, 10000])"},
+        {"distill.epochs=2147483647", "'distill.epochs': 2147483647 is out of range (must be in "
+                                      "[1, 1000])"},
+        {"dataset.height=4294967300", "'dataset.height': 4294967300 is out of range (must be in "
+                                      "[0, 65535])"},
+        {"distill.iterations=0", "'distill.iterations': 0 is out of range (must be >= 1)"},
+        {"evaluate.nets=99999999999", "'evaluate.nets': 99999999999 is out of range"},
+        {"pretrain.nets=4294967296", "'pretrain.nets': 4294967296 is out of range"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *sets[] = {cases[i].set, NULL};
+        dd_pipeline *p = NULL;
+        assert_int_equal(dd_pipeline_load("good.yaml", sets, reg, &p), DD_ERR_INVALID);
+        assert_null(p);
+        if (!strstr(dd_error_message(), cases[i].message))
+            fail_msg("--set %s: got '%s', expected '%s'", cases[i].set, dd_error_message(),
+                     cases[i].message);
+    }
+}
+
 static void test_overrides(void **state) {
     const char *sets[] = {"distill.steps=9",
                           "distill.optimizer.lr=0.5",
@@ -465,15 +495,11 @@ static void test_destroy_null(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_malformed_pipelines),
-        cmocka_unit_test(test_every_fixture_is_checked),
-        cmocka_unit_test(test_stage_table),
-        cmocka_unit_test(test_good_pipeline),
-        cmocka_unit_test(test_minimal_pipeline),
-        cmocka_unit_test(test_overrides),
-        cmocka_unit_test(test_bad_overrides),
-        cmocka_unit_test(test_config_round_trip),
-        cmocka_unit_test(test_truncated_and_corrupted),
+        cmocka_unit_test(test_malformed_pipelines), cmocka_unit_test(test_every_fixture_is_checked),
+        cmocka_unit_test(test_stage_table),         cmocka_unit_test(test_good_pipeline),
+        cmocka_unit_test(test_minimal_pipeline),    cmocka_unit_test(test_absurd_integers),
+        cmocka_unit_test(test_overrides),           cmocka_unit_test(test_bad_overrides),
+        cmocka_unit_test(test_config_round_trip),   cmocka_unit_test(test_truncated_and_corrupted),
         cmocka_unit_test(test_destroy_null),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -35,8 +35,9 @@ static const dd_param_spec dataset_core[] = {
     {"mirrors", DD_PARAM_LIST, "", 0, 0, 0, NULL,
      "extra mirror URLs tried before the manifest's (file://, http(s)://)"},
     {"verify", DD_PARAM_BOOL, "true", 0, 0, 0, NULL, "verify checksums of fetched files"},
-    {"height", DD_PARAM_INT, "0", MIN_, 0, 0, NULL, "image height to load at; 0 = native"},
-    {"width", DD_PARAM_INT, "0", MIN_, 0, 0, NULL, "image width to load at; 0 = native"},
+    {"height", DD_PARAM_INT, "0", MIN_ | MAX_, 0, 65535, NULL,
+     "image height to load at; 0 = native"},
+    {"width", DD_PARAM_INT, "0", MIN_ | MAX_, 0, 65535, NULL, "image width to load at; 0 = native"},
     {"cache_dir", DD_PARAM_STRING, NULL, DD_PARAM_PATH, 0, 0, NULL,
      "download/unpack cache; default: $XDG_CACHE_HOME/distill or ~/.cache/distill"},
     END_,
@@ -60,17 +61,18 @@ static const dd_param_spec objective_core[] = {
 };
 
 static const dd_param_spec distill_spec[] = {
-    {"steps", DD_PARAM_INT, "10", MIN_, 1, 0, NULL, "distilled GD steps per epoch (S)"},
-    {"epochs", DD_PARAM_INT, "3", MIN_, 1, 0, NULL, "passes over the distilled steps (E)"},
-    {"images_per_class", DD_PARAM_INT, "1", MIN_, 1, 0, NULL,
+    {"steps", DD_PARAM_INT, "10", MIN_ | MAX_, 1, 10000, NULL, "distilled GD steps per epoch (S)"},
+    {"epochs", DD_PARAM_INT, "3", MIN_ | MAX_, 1, 1000, NULL,
+     "passes over the distilled steps (E)"},
+    {"images_per_class", DD_PARAM_INT, "1", MIN_ | MAX_, 1, 10000, NULL,
      "distilled images per class per step"},
-    {"iterations", DD_PARAM_INT, "1000", MIN_, 0, 0, NULL, "outer optimisation iterations"},
+    {"iterations", DD_PARAM_INT, "1000", MIN_, 1, 0, NULL, "outer optimisation iterations"},
     {"batch_real", DD_PARAM_INT, "1024", MIN_, 1, 0, NULL, "real images per outer iteration"},
     {"lr_init", DD_PARAM_FLOAT, "0.02", GT_, 0, 0, NULL,
      "initial value of every learned step size"},
     {"init_mode", DD_PARAM_ENUM, "fixed", 0, 0, 0,
      "fixed|random|pretrained-fixed|pretrained-random", "distribution of the network init theta_0"},
-    {"nets_per_iteration", DD_PARAM_INT, "1", MIN_, 1, 0, NULL,
+    {"nets_per_iteration", DD_PARAM_INT, "1", MIN_ | MAX_, 1, 4096, NULL,
      "inits sampled per outer iteration (their hypergradients are averaged)"},
     {"image_init", DD_PARAM_ENUM, "normal", 0, 0, 0, "normal|real",
      "start distilled images from N(0,1) noise or from random real images"},
@@ -90,12 +92,13 @@ static const dd_param_spec distill_spec[] = {
      "save a checkpoint every this many iterations; 0 = only at the end"},
     {"log_every", DD_PARAM_INT, "10", MIN_, 1, 0, NULL,
      "log the outer loss every this many iterations"},
-    {"threads", DD_PARAM_INT, "0", MIN_, 0, 0, NULL, "worker threads; 0 = all cores"},
+    {"threads", DD_PARAM_INT, "0", MIN_ | MAX_, 0, 4096, NULL, "worker threads; 0 = all cores"},
     END_,
 };
 
 static const dd_param_spec evaluate_spec[] = {
-    {"nets", DD_PARAM_INT, "20", MIN_, 1, 0, NULL, "fresh networks trained and tested per method"},
+    {"nets", DD_PARAM_INT, "20", MIN_ | MAX_, 1, 10000, NULL,
+     "fresh networks trained and tested per method"},
     {"baselines", DD_PARAM_LIST, "random, average, kmeans", 0, 0, 0, "random|average|kmeans",
      "baselines compared with the distilled images (same image count)"},
     {"fixed_lr", DD_PARAM_FLOAT, "0.02", GT_, 0, 0, NULL,
@@ -103,7 +106,7 @@ static const dd_param_spec evaluate_spec[] = {
     {"lr_search", DD_PARAM_INT, "30", MIN_, 0, 0, NULL,
      "iterations of step-size optimisation for the baselines"},
     {"batch", DD_PARAM_INT, "1000", MIN_, 1, 0, NULL, "batch size for test-set evaluation"},
-    {"full_training_epochs", DD_PARAM_INT, "0", MIN_, 0, 0, NULL,
+    {"full_training_epochs", DD_PARAM_INT, "0", MIN_ | MAX_, 0, 10000, NULL,
      "reference row: train the same networks on the whole real training set for this many "
      "epochs (SGD, momentum 0.9, cosine lr); 0 = skip"},
     {"full_training_lr", DD_PARAM_FLOAT, "0.01", GT_, 0, 0, NULL,
@@ -114,10 +117,10 @@ static const dd_param_spec evaluate_spec[] = {
 };
 
 static const dd_param_spec pretrain_spec[] = {
-    {"nets", DD_PARAM_INT, "10", MIN_, 1, 0, NULL, "networks to pretrain for the pool"},
-    {"holdout", DD_PARAM_INT, "5", MIN_, 0, 0, NULL,
+    {"nets", DD_PARAM_INT, "10", MIN_ | MAX_, 1, 100000, NULL, "networks to pretrain for the pool"},
+    {"holdout", DD_PARAM_INT, "5", MIN_ | MAX_, 0, 100000, NULL,
      "of those, kept out of distillation for testing"},
-    {"epochs", DD_PARAM_INT, "5", MIN_, 1, 0, NULL, "training epochs per network"},
+    {"epochs", DD_PARAM_INT, "5", MIN_ | MAX_, 1, 10000, NULL, "training epochs per network"},
     {"lr", DD_PARAM_FLOAT, "0.01", GT_, 0, 0, NULL, "SGD learning rate"},
     {"momentum", DD_PARAM_FLOAT, "0.9", MIN_ | MAX_ | DD_PARAM_MAX_EXCLUSIVE, 0, 1, NULL,
      "SGD momentum"},

@@ -130,6 +130,16 @@ static dd_status state_get(dd_run *run, dd_stage_state **out) {
 dd_status dd_stage_distill(dd_run *run) {
     dd_stage_state *st;
     DD_TRY(state_get(run, &st));
+    // A real batch larger than the training set is refused rather than cut
+    // to it: it is a mistake, and the batch's activations decide the memory.
+    if (st->cfg.batch_real > run->train->n) {
+        const dd_options *dopt = dd_pipeline_section(run->p, "distill");
+        return dd_error_set(DD_ERR_INVALID,
+                            "%s: invalid value for 'distill.batch_real': %lld is larger than the "
+                            "training set (%lld images); use at most %lld",
+                            dd_options_where(dopt, "batch_real"), (long long)st->cfg.batch_real,
+                            (long long)run->train->n, (long long)run->train->n);
+    }
     char ckpt[4200];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.bin", run->out_dir);
     dd_distill_config c = st->cfg;
