@@ -322,6 +322,31 @@ static void test_reserved_names(void **state) {
     assert_false(fetch_exists(p));
 }
 
+// A hard link may not point at the cache's bookkeeping files either: the
+// link would make a dataset file of them (and tie the two together).
+static void test_reserved_hardlink_targets(void **state) {
+    fx *f = *state;
+    static const char *const reserved[] = {"downloads", ".verified-", NULL};
+    char p[8192];
+    snprintf(p, sizeof p, "%s/downloads", f->target);
+    assert_int_equal(mkdir(p, 0755), 0);
+    const char *own[] = {"downloads/x.tar", ".verified-x"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "%s/%s", f->target, own[i]);
+        FILE *o = fopen(p, "wb");
+        assert_non_null(o);
+        fclose(o);
+        const fetch_tar_entry e[] = {{"h", 'h', own[i], 0}};
+        write_archive(f, e, 1, 0);
+        assert_int_equal(dd_unpack_tar_reserved(f->archive, f->target, 1 << 20, reserved, NULL),
+                         DD_ERR_ARCHIVE);
+        if (!strstr(dd_error_message(), "hard link to the cache's own file"))
+            fail_msg("%s: %s", own[i], dd_error_message());
+        snprintf(p, sizeof p, "%s/h", f->target);
+        assert_false(fetch_exists(p));
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_gz_roundtrip, setup, teardown),
@@ -335,6 +360,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_hostile_truncated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_oversized, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reserved_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reserved_hardlink_targets, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

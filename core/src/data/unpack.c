@@ -260,15 +260,21 @@ dd_status dd_unpack_tar(const char *src, const char *dst_dir, uint64_t limit, ui
     return dd_unpack_tar_reserved(src, dst_dir, limit, NULL, size);
 }
 
-/* An entry that is a hard link to `hard`, a file extracted before. */
+/* An entry that is a hard link to `hard`, a file extracted before (never
+ * one of the `reserved` bookkeeping names of the target directory). */
 static dd_status extract_hard_link(const char *src, const char *dst_dir, const char *raw,
-                                   const char *rel, const char *path, const char *hard) {
+                                   const char *rel, const char *path, const char *hard,
+                                   const char *const *reserved) {
     char hrel[4096], hpath[8192];
     int hdepth;
     DD_TRY(clean_path(src, raw, hard, hrel, sizeof hrel, &hdepth));
     if (hdepth == 0)
         return dd_error_set(DD_ERR_ARCHIVE,
                             "%s: entry '%s': hard link to the target directory refused", src, raw);
+    if (is_reserved(hrel, reserved))
+        return dd_error_set(DD_ERR_ARCHIVE,
+                            "%s: entry '%s': hard link to the cache's own file '%s' refused", src,
+                            raw, hard);
     DD_TRY(make_parents(src, dst_dir, hrel, 0));
     snprintf(hpath, sizeof hpath, "%s/%s", dst_dir, hrel);
     struct stat hs;
@@ -298,12 +304,13 @@ static dd_status extract_symlink(const char *src, const char *dst_dir, const cha
  * components); `total` counts the bytes extracted so far. */
 static dd_status extract_entry(struct archive *a, struct archive_entry *e, const char *src,
                                const char *dst_dir, const char *raw, const char *rel, int depth,
-                               void *buf, uint64_t limit, uint64_t *total) {
+                               const char *const *reserved, void *buf, uint64_t limit,
+                               uint64_t *total) {
     char path[8192];
     snprintf(path, sizeof path, "%s/%s", dst_dir, rel);
     const char *hard = archive_entry_hardlink(e);
     mode_t type = archive_entry_filetype(e);
-    if (hard) return extract_hard_link(src, dst_dir, raw, rel, path, hard);
+    if (hard) return extract_hard_link(src, dst_dir, raw, rel, path, hard, reserved);
     if (type == AE_IFDIR) return make_parents(src, dst_dir, rel, 1);
     if (type == AE_IFLNK)
         return extract_symlink(src, dst_dir, rel, path, archive_entry_symlink(e), depth);
@@ -367,7 +374,7 @@ dd_status dd_unpack_tar_reserved(const char *src, const char *dst_dir, uint64_t 
             s = dd_error_set(DD_ERR_ARCHIVE, "%s: entry '%s' collides with the cache's own files",
                              src, raw);
         else
-            s = extract_entry(a, e, src, dst_dir, raw, rel, depth, buf, limit, &total);
+            s = extract_entry(a, e, src, dst_dir, raw, rel, depth, reserved, buf, limit, &total);
     }
     if (s == DD_OK && entries == 0) s = dd_error_set(DD_ERR_ARCHIVE, "%s: empty archive", src);
     if (s == DD_OK && size) *size = total;
