@@ -212,6 +212,26 @@ static void test_jpeg_corrupt_never_crashes(void **state) {
         assert_null(dec);
         assert_non_null(strstr(dd_error_message(), "cut.jpg"));
     }
+    // truncated with an end-of-image marker appended, so libjpeg sees a
+    // premature end of the entropy-coded data rather than of the file: still
+    // refused (it used to decode, grey-filled)
+    uint8_t *eoi = malloc(len + 2);
+    assert_non_null(eoi);
+    size_t sos = 2;
+    while (sos + 1 < len && !(buf[sos] == 0xFF && buf[sos + 1] == 0xDA))
+        sos++;
+    assert_true(sos + 40 < len);
+    for (size_t cut = sos + 20; cut + 2 < len; cut += (len - sos) / 7 + 1) {
+        memcpy(eoi, buf, cut);
+        eoi[cut] = 0xFF;
+        eoi[cut + 1] = 0xD9;
+        dd_status st = dd_image_decode_jpeg(eoi, cut + 2, "eoi.jpg", &dec, &w, &h);
+        if (st != DD_ERR_PARSE) fail_msg("cut at %zu of %zu with EOI decoded", cut, len);
+        assert_null(dec);
+        if (!strstr(dd_error_message(), "eoi.jpg: truncated JPEG"))
+            fail_msg("cut at %zu: %s", cut, dd_error_message());
+    }
+    free(eoi);
     // not a JPEG at all
     const char *text = "<html>not an image</html>";
     assert_int_equal(

@@ -34,8 +34,11 @@ static void guard_emit_message(j_common_ptr cinfo, int level) {
     jpeg_guard *g = (jpeg_guard *)cinfo->err;
     if (level >= 0) return; // trace messages
     cinfo->err->num_warnings++;
-    // libjpeg pads a truncated stream with gray and only warns; we refuse it.
-    if (cinfo->err->msg_code == JWRN_JPEG_EOF) g->truncated = 1;
+    // libjpeg pads a truncated stream with gray and only warns; we refuse it,
+    // whether the data ends with the file (JWRN_JPEG_EOF) or at a marker,
+    // e.g. an end-of-image appended to a cut file (JWRN_HIT_MARKER).
+    if (cinfo->err->msg_code == JWRN_JPEG_EOF || cinfo->err->msg_code == JWRN_HIT_MARKER)
+        g->truncated = 1;
     if (!g->warning[0]) cinfo->err->format_message(cinfo, g->warning);
 }
 
