@@ -446,9 +446,11 @@ static void test_local_path(void **state) {
     char *root;
     dd_status s = dd_fetch_dataset("toy", &f->opt, &root);
     if (s != DD_OK) fail_msg("%s", dd_error_message());
+    // unpacked apart from the verified download cache: <cache>/+local/toy-<hash>/
     char want[4200];
-    snprintf(want, sizeof want, "%s/toy", f->cache);
-    assert_string_equal(root, want);
+    snprintf(want, sizeof want, "%s/+local/toy-", f->cache);
+    assert_true(strncmp(root, want, strlen(want)) == 0);
+    assert_int_equal(strlen(root), strlen(want) + 16);
     assert_bytes(root, "pay", f->pay, PAY_N);
     assert_bytes(root, "data.bin", f->data, DATA_N);
     free(root);
@@ -493,6 +495,43 @@ static void test_local_path(void **state) {
     unlink(p);
     assert_int_equal(dd_fetch_dataset("toy", &f->opt, &root), DD_ERR_NOT_FOUND);
     assert_non_null(strstr(dd_error_message(), "pay.gz"));
+}
+
+// A local copy read with verify: false never touches the verified cache:
+// it used to replace the cache's verified files by links to the local ones
+// and keep the markers, so a later verified fetch served the local bytes.
+static void test_unverified_local_copy_not_trusted_later(void **state) {
+    fx *f = *state;
+    write_manifest(f, "toy", (const char *const[]){"m/", NULL}, "dg");
+    char *root;
+    assert_int_equal(dd_fetch_dataset("toy", &f->opt, &root), DD_OK); // verified, from m/
+    free(root);
+    // a tampered data.bin in final form beside pay.gz, which needs unpacking
+    char p[8192];
+    f->data[7] ^= 0x5a;
+    snprintf(p, sizeof p, "%s/data.bin", f->local);
+    assert_int_equal(fetch_write_file(p, f->data, DATA_N), 0);
+    f->data[7] ^= 0x5a;
+    snprintf(p, sizeof p, "%s/pay.gz", f->local);
+    assert_int_equal(fetch_write_file(p, f->gz, f->gz_n), 0);
+    f->opt.local_path = f->local;
+    f->opt.verify = 0;
+    capture c;
+    capture_begin(f, &c);
+    dd_status s = dd_fetch_dataset("toy", &f->opt, &root);
+    free(capture_end(&c));
+    if (s != DD_OK) fail_msg("%s", dd_error_message());
+    free(root);
+    char cached[4200];
+    snprintf(cached, sizeof cached, "%s/toy", f->cache);
+    // a plain verified fetch again: the cache still serves the verified bytes
+    f->opt.local_path = NULL;
+    f->opt.verify = 1;
+    assert_int_equal(dd_fetch_dataset("toy", &f->opt, &root), DD_OK);
+    assert_string_equal(root, cached);
+    assert_bytes(root, "data.bin", f->data, DATA_N);
+    assert_bytes(root, "pay", f->pay, PAY_N);
+    free(root);
 }
 
 static void test_unverified_extra_mirror_not_trusted_later(void **state) {
@@ -876,6 +915,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test_setup_teardown(test_offline_empty_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_fetch_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unverified_local_copy_not_trusted_later, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_unverified_extra_mirror_not_trusted_later, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_payload_checksum_accepts_recompressed, setup,

@@ -453,9 +453,23 @@ static dd_status fetch_local(ds_ctx *c, const char *cache, char **root) {
         *root = abs;
         abs = NULL;
     } else if (s == DD_OK) {
-        // Some files need unpacking: build the dataset dir in the cache, with
-        // links to the files that are already final.
-        s = dd_cache_open(cache, c->m->name, 0, &c->cache);
+        // Some files need unpacking: build a dataset dir with links to the
+        // files that are already final. It lives apart from the verified
+        // download cache (<cache>/+local/<dataset>-<hash of the path>), so a
+        // local, perhaps unverified, copy never replaces verified files.
+        char *local_root = dd_fs_join(cache, "+local"); // "+": no dataset is named so
+        char name[160];
+        uint8_t h[DD_SHA256_SIZE];
+        char hex[2 * DD_SHA256_SIZE + 1];
+        dd_sha256 sh;
+        dd_sha256_init(&sh);
+        dd_sha256_update(&sh, abs, strlen(abs));
+        dd_sha256_final(&sh, h);
+        dd_hex(h, DD_SHA256_SIZE, hex);
+        snprintf(name, sizeof name, "%s-%.16s", c->m->name, hex);
+        s = local_root ? dd_cache_open(local_root, name, 0, &c->cache)
+                       : dd_error_set(DD_ERR_NOMEM, "out of memory");
+        free(local_root);
         for (size_t i = 0; i < n && s == DD_OK; i++)
             s = install_local(c, &c->m->files[i], abs, kinds[i], verified[i]);
         if (s == DD_OK) {
