@@ -39,6 +39,24 @@ DD_API dd_status dd_dataset_set_class_name(dd_dataset *d, int k, const char *nam
 /** Size of one image in floats. */
 DD_API size_t dd_dataset_image_size(const dd_dataset *d);
 
+/** Reader flags (dd_dataset_ops.flags). */
+enum {
+    /** The reader reads the user's own data at dataset.path (required): there
+     * is no manifest and nothing is downloaded; the fetch stage only checks
+     * the path. */
+    DD_DATASET_LOCAL = 1u << 0,
+    /** With DD_DATASET_LOCAL: when dataset.path is an archive file (.tar,
+     * .tar.gz, .tgz, .zip, ...), the core unpacks it into the cache with
+     * fetch's protections and the reader gets the unpacked directory. */
+    DD_DATASET_UNPACK_PATH = 1u << 1,
+};
+
+/** Shape of a dataset's images, as a reader's probe reports it. */
+typedef struct dd_dataset_shape {
+    int channels, height, width;
+    int n_classes;
+} dd_dataset_shape;
+
 /** What the core asks a reader for. */
 typedef struct dd_dataset_request {
     size_t struct_size;
@@ -55,7 +73,13 @@ typedef struct dd_dataset_ops {
     /** Reads both splits from req->root. On error, names the file and what is
      * wrong. Caller owns *train and *test. (required) */
     dd_status (*load)(const dd_dataset_request *req, dd_dataset **train, dd_dataset **test);
-    void *reserved[4];
+    /** DD_DATASET_* flags; 0 for a reader of manifest datasets (fetched). */
+    unsigned flags;
+    /** Optional: the input shape and class count of the training split
+     * without decoding every image (header/first file), so a pipeline can
+     * check its network when it is validated. Same request as load. */
+    dd_status (*probe)(const dd_dataset_request *req, dd_dataset_shape *shape);
+    void *reserved[2];
 } dd_dataset_ops;
 
 #ifdef __cplusplus
