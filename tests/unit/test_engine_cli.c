@@ -143,6 +143,40 @@ static void test_batch_larger_than_dataset(void **st) {
     free(out);
 }
 
+/* Runs the test pipeline with one extra --set; returns its stderr (malloc'ed)
+ * and checks that the run failed with exit code 1. */
+static char *run_failing(const char *tag, const char *set) {
+    char *out = strf("%s/%s", g_dir, tag), *log = strf("%s/%s.log", g_dir, tag);
+    char *cmd =
+        strf("'%s' run '%s/p.yaml' --out '%s' --set %s 2>'%s'", g_cli, g_dir, out, set, log);
+    int rc = system(cmd);
+    assert_true(WIFEXITED(rc));
+    assert_int_equal(WEXITSTATUS(rc), 1);
+    size_t n = 0;
+    uint8_t *text = slurp(log, &n);
+    assert_non_null(text);
+    char *t = strf("%.*s", (int)n, (const char *)text);
+    free(text);
+    free(cmd);
+    free(log);
+    free(out);
+    return t;
+}
+
+// The resource limits are options: each refusal names the option to raise.
+static void test_resource_limits(void **st) {
+    (void)st;
+    char *t = run_failing("unroll", "distill.max_unrolled_images=39");
+    if (!strstr(t, "2 × 2 × 1 × 10 = 40 unrolled images exceeds the limit of 39 "
+                   "(distill.max_unrolled_images"))
+        fail_msg("unexpected error output:\n%s", t);
+    free(t);
+    t = run_failing("bytes", "dataset.max_bytes=100000");
+    if (!strstr(t, "above the limit") || !strstr(t, "(dataset.max_bytes;"))
+        fail_msg("unexpected error output:\n%s", t);
+    free(t);
+}
+
 static void test_run_outputs_and_resume(void **st) {
     char *a = strf("%s/a", g_dir), *b = strf("%s/b", g_dir);
     // Uninterrupted.
@@ -222,6 +256,7 @@ static void test_run_outputs_and_resume(void **st) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batch_larger_than_dataset),
+        cmocka_unit_test(test_resource_limits),
         cmocka_unit_test(test_run_outputs_and_resume),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -13,7 +13,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "distill/dataset.h"
 #include "distill/image.h"
+#include "distill/limits.h"
 #include "distill/tensor.h"
 #include "readers_gen.h"
 
@@ -253,7 +255,8 @@ static void test_jpeg_corrupt_never_crashes(void **state) {
             assert_true(w > 0 && h > 0);
             free(dec);
         } else {
-            assert_int_equal(st, DD_ERR_PARSE);
+            // a flipped size field may also claim a size beyond the limits
+            assert_true(st == DD_ERR_PARSE || st == DD_ERR_LIMIT);
             assert_non_null(strstr(dd_error_message(), "flip.jpg"));
             errors++;
         }
@@ -261,6 +264,92 @@ static void test_jpeg_corrupt_never_crashes(void **state) {
     assert_true(errors > 0);
     free(copy);
     free(buf);
+}
+
+/* Sets the size fields of the first SOF0 segment of a baseline JPEG. */
+static void patch_sof(uint8_t *buf, size_t len, unsigned w, unsigned h) {
+    size_t i = 2;
+    while (i + 9 < len && !(buf[i] == 0xFF && buf[i + 1] == 0xC0))
+        i++;
+    assert_true(i + 9 < len);
+    buf[i + 5] = (uint8_t)(h >> 8);
+    buf[i + 6] = (uint8_t)h;
+    buf[i + 7] = (uint8_t)(w >> 8);
+    buf[i + 8] = (uint8_t)w;
+}
+
+/* A 1 KB JPEG whose header claims a huge size is refused from its header,
+ * before anything is decoded (it used to decode for seconds into gigabytes),
+ * and the message names the option that raises the limit. */
+static void test_jpeg_size_limits(void **state) {
+    (void)state;
+    enum { W = 16, H = 16 };
+    uint8_t px[W * H * 3];
+    gradient(px, W, H);
+    uint8_t *buf = NULL, *dec = NULL;
+    size_t len = 0;
+    int w = 0, h = 0;
+    assert_int_equal(dd_image_encode_jpeg(px, W, H, 3, 90, &buf, &len), DD_OK);
+    assert_true(len < 2048);
+
+    patch_sof(buf, len, 32768, 32768);
+    assert_int_equal(dd_image_decode_jpeg(buf, len, "huge.jpg", &dec, &w, &h), DD_ERR_LIMIT);
+    assert_null(dec);
+    assert_non_null(strstr(dd_error_message(), "huge.jpg"));
+    assert_non_null(strstr(dd_error_message(), "dataset.max_image_dim"));
+
+    patch_sof(buf, len, 12000, 12000); // within the side limit, above the pixel limit
+    assert_int_equal(dd_image_decode_jpeg(buf, len, "wide.jpg", &dec, &w, &h), DD_ERR_LIMIT);
+    assert_non_null(strstr(dd_error_message(), "dataset.max_image_pixels"));
+
+    // a lowered limit refuses an ordinary image; restoring the defaults accepts it
+    patch_sof(buf, len, W, H);
+    dd_limits_set(8, 0, 0);
+    assert_int_equal(dd_image_decode_jpeg(buf, len, "small.jpg", &dec, &w, &h), DD_ERR_LIMIT);
+    dd_limits_set(0, 0, 0);
+    assert_int_equal(dd_image_decode_jpeg(buf, len, "small.jpg", &dec, &w, &h), DD_OK);
+    free(dec);
+    free(buf);
+}
+
+/* PNG headers are held to the same limits before their pixels are allocated. */
+static void test_png_size_limits(void **state) {
+    (void)state;
+    char *dir;
+    assert_int_equal(rg_mkdtemp("pnglim", &dir), DD_OK);
+    char path[512];
+    snprintf(path, sizeof path, "%s/g.png", dir);
+    uint8_t gray[20 * 10];
+    memset(gray, 7, sizeof gray);
+    assert_int_equal(dd_image_write_png(path, 20, 10, 1, gray), DD_OK);
+    uint8_t *back = NULL;
+    int w, h, c;
+    dd_limits_set(0, 199, 0);
+    assert_int_equal(dd_image_read_png(path, &back, &w, &h, &c), DD_ERR_LIMIT);
+    assert_null(back);
+    assert_non_null(strstr(dd_error_message(), "dataset.max_image_pixels"));
+    dd_limits_set(0, 200, 0);
+    assert_int_equal(dd_image_read_png(path, &back, &w, &h, &c), DD_OK);
+    free(back);
+    dd_limits_set(0, 0, 0);
+    remove(path);
+    rg_rmtree(dir);
+    free(dir);
+}
+
+/* A decoded split larger than dataset.max_bytes is refused before it is allocated. */
+static void test_dataset_size_limit(void **state) {
+    (void)state;
+    dd_dataset *d = NULL;
+    dd_limits_set(0, 0, 1 << 20);
+    assert_int_equal(dd_dataset_create("big/train", 1000, 3, 32, 32, 10, &d), DD_ERR_LIMIT);
+    assert_null(d);
+    assert_non_null(strstr(dd_error_message(), "big/train"));
+    assert_non_null(strstr(dd_error_message(), "dataset.max_bytes"));
+    assert_int_equal(dd_dataset_create("small/train", 10, 3, 32, 32, 10, &d), DD_OK);
+    dd_dataset_destroy(d);
+    dd_limits_set(0, 0, 0);
+    assert_true(dd_limits_max_bytes() > (1 << 20));
 }
 
 static void test_jpeg_file_errors(void **state) {
@@ -421,6 +510,9 @@ int main(void) {
         cmocka_unit_test(test_normalize_round_trip),
         cmocka_unit_test(test_jpeg_round_trip),
         cmocka_unit_test(test_jpeg_corrupt_never_crashes),
+        cmocka_unit_test(test_jpeg_size_limits),
+        cmocka_unit_test(test_png_size_limits),
+        cmocka_unit_test(test_dataset_size_limit),
         cmocka_unit_test(test_jpeg_file_errors),
         cmocka_unit_test(test_png_write_read),
         cmocka_unit_test(test_grid_png),

@@ -9,6 +9,7 @@
 #include "distill/plugin.h"
 #include "distill/tensor.h"
 #include "distill/dataset.h"
+#include "distill/limits.h"
 #include "distill/model.h"
 #include "distill/objective.h"
 

@@ -29,6 +29,7 @@ typedef enum dd_status {
     DD_ERR_INTERRUPTED, /**< stopped by a signal; work so far was saved */
     DD_ERR_BACKEND,     /**< oneDNN (or another compute backend) failed */
     DD_ERR_USAGE,       /**< command-line usage error (CLI exits with 2) */
+    DD_ERR_LIMIT,       /**< input beyond a resource limit (distill/limits.h) */
 } dd_status;
 
 /** Short constant name of a status ("invalid argument", ...). Never NULL. */

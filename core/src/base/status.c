@@ -41,6 +41,8 @@ const char *dd_status_str(dd_status s) {
         return "compute backend error";
     case DD_ERR_USAGE:
         return "usage error";
+    case DD_ERR_LIMIT:
+        return "resource limit exceeded";
     }
     return "unknown status";
 }

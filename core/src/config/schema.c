@@ -40,6 +40,13 @@ static const dd_param_spec dataset_core[] = {
     {"width", DD_PARAM_INT, "0", MIN_ | MAX_, 0, 65535, NULL, "image width to load at; 0 = native"},
     {"cache_dir", DD_PARAM_STRING, NULL, DD_PARAM_PATH, 0, 0, NULL,
      "download/unpack cache; default: $XDG_CACHE_HOME/distill or ~/.cache/distill"},
+    {"max_image_dim", DD_PARAM_INT, "16384", MIN_ | MAX_, 1, 32768, NULL,
+     "limit: largest width or height of an image file a reader decodes"},
+    {"max_image_pixels", DD_PARAM_INT, "67108864", MIN_, 1, 0, NULL,
+     "limit: largest width × height of an image file a reader decodes (8192×8192)"},
+    {"max_bytes", DD_PARAM_INT, "0", MIN_, 0, 0, NULL,
+     "limit: memory of one decoded split (and of the unrolled steps' parameters), in bytes; "
+     "0 = 3/4 of physical memory"},
     END_,
 };
 
@@ -93,6 +100,8 @@ static const dd_param_spec distill_spec[] = {
     {"log_every", DD_PARAM_INT, "10", MIN_, 1, 0, NULL,
      "log the outer loss every this many iterations"},
     {"threads", DD_PARAM_INT, "0", MIN_ | MAX_, 0, 4096, NULL, "worker threads; 0 = all cores"},
+    {"max_unrolled_images", DD_PARAM_INT, "1000000", MIN_, 0, 0, NULL,
+     "limit: steps × epochs × images_per_class × classes; 0 = no limit"},
     END_,
 };
 

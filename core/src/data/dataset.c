@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "distill/limits.h"
 #include "distill/tensor.h"
 
 static char *dup_str(const char *s) {
@@ -31,6 +32,7 @@ dd_status dd_dataset_create(const char *name, int64_t n, int channels, int heigh
         (n > 0 && (uint64_t)n > SIZE_MAX / sizeof(float) / per))
         return dd_error_set(DD_ERR_NOMEM, "dataset %s: %lld images of %zu floats overflow", shown,
                             (long long)n, per);
+    DD_TRY(dd_limits_check_dataset(shown, n, channels, height, width, sizeof(float)));
     dd_dataset *d = calloc(1, sizeof *d);
     if (!d) return dd_error_set(DD_ERR_NOMEM, "dataset %s: out of memory", shown);
     d->n = n;

@@ -3,6 +3,7 @@
  * JPEG codec: image_jpeg.c. */
 #define _POSIX_C_SOURCE 200809L
 #include "distill/image.h"
+#include "distill/limits.h"
 
 #include <errno.h>
 #include <math.h>
@@ -283,9 +284,11 @@ dd_status dd_image_read_png(const char *path, uint8_t **pixels, int *width, int 
         return dd_error_set(DD_ERR_PARSE, "%s: libpng: %s", path, img.message);
     int c = (img.format & PNG_FORMAT_FLAG_COLOR) ? 3 : 1;
     img.format = c == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
-    if (img.width > DD_IMAGE_MAX_DIM * 4 || img.height > DD_IMAGE_MAX_DIM * 4) {
+    // the header's size is checked before the pixels are allocated
+    dd_status lim = dd_limits_check_image(path, img.width, img.height);
+    if (lim != DD_OK) {
         png_image_free(&img);
-        return dd_error_set(DD_ERR_PARSE, "%s: PNG too large (%ux%u)", path, img.width, img.height);
+        return lim;
     }
     uint8_t *buf = malloc(PNG_IMAGE_SIZE(img));
     if (!buf) {

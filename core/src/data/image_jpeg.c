@@ -2,6 +2,7 @@
  * longjmp back here and become dd_status; its messages never reach stderr. */
 #define _POSIX_C_SOURCE 200809L
 #include "distill/image.h"
+#include "distill/limits.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -95,12 +96,12 @@ dd_status dd_image_decode_jpeg(const uint8_t *buf, size_t len, const char *name,
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, buf, (unsigned long)len);
     jpeg_read_header(&cinfo, TRUE);
-    if (cinfo.image_width == 0 || cinfo.image_height == 0 || cinfo.image_width > DD_IMAGE_MAX_DIM ||
-        cinfo.image_height > DD_IMAGE_MAX_DIM) {
-        unsigned w = cinfo.image_width, h = cinfo.image_height;
+    // The header's size is checked before anything is decoded: a 1 KB file
+    // may claim 32768×32768 pixels (3 GB, seconds of decoding).
+    dd_status lim = dd_limits_check_image(what, cinfo.image_width, cinfo.image_height);
+    if (lim != DD_OK) {
         jpeg_destroy_decompress(&cinfo);
-        return dd_error_set(DD_ERR_PARSE, "%s: JPEG size %ux%u out of range (max %d)", what, w, h,
-                            DD_IMAGE_MAX_DIM);
+        return lim;
     }
     int cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
     cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;

@@ -48,6 +48,7 @@ dd_status dd_distill_config_from_options(const dd_options *o, dd_distill_config 
     c->checkpoint_every = dd_options_int(o, "checkpoint_every");
     c->log_every = dd_options_int(o, "log_every");
     c->learn_labels = dd_options_bool(o, "learn_labels");
+    c->max_unrolled_images = dd_options_int(o, "max_unrolled_images");
     // Distillation learns the pixels and the step sizes; only the lr search
     // of the baselines freezes them. ε only keeps Adam's division finite.
     c->learn_pixels = 1;

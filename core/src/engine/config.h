@@ -47,9 +47,10 @@ typedef struct dd_distill_config {
     double init_gain;
     uint64_t seed;
     dd_pixel_init pixel_init;
-    int learn_pixels; /**< 0: pixels frozen (lr search for baselines) */
-    int learn_labels; /**< 1: soft labels are learned too (initialised one-hot) */
-    int learn_lrs;    /**< 0: step sizes frozen */
+    int learn_pixels;            /**< 0: pixels frozen (lr search for baselines) */
+    int learn_labels;            /**< 1: soft labels are learned too (initialised one-hot) */
+    int learn_lrs;               /**< 0: step sizes frozen */
+    int64_t max_unrolled_images; /**< limit on steps × epochs × images per step (0 = none) */
     /* Adam on pixels, labels and raw step sizes. */
     double opt_lr, beta1, beta2, eps;
     double opt_lr_lrs;   /**< Adam learning rate of the raw step sizes (0 = opt_lr) */

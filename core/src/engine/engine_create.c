@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "distill/limits.h"
 #include "distill/tensor.h"
 #include "engine/engine_impl.h"
 
@@ -100,6 +101,27 @@ static dd_status check_config(dd_model *model, const dd_objective_handle *object
     if (dd_model_output_dim(model) != train->n_classes)
         return dd_error_set(DD_ERR_INVALID, "distill: the model has %d outputs for %d classes",
                             dd_model_output_dim(model), train->n_classes);
+    // The unrolled inner run: each of the S×E steps trains on M images and
+    // keeps its θ for the reverse pass. Both are held to limits here, before
+    // any buffer is allocated (the factors are range-checked ints, so the
+    // products fit in a double exactly enough to compare).
+    const double steps = (double)cfg->steps * cfg->epochs;
+    const double images = steps * cfg->images_per_class * train->n_classes;
+    if (cfg->max_unrolled_images > 0 && images > (double)cfg->max_unrolled_images)
+        return dd_error_set(DD_ERR_LIMIT,
+                            "distill: steps × epochs × images_per_class × classes = %d × %d × %d × "
+                            "%d = %.0f unrolled images exceeds the limit of %lld "
+                            "(distill.max_unrolled_images; raise it to run this)",
+                            cfg->steps, cfg->epochs, cfg->images_per_class, train->n_classes,
+                            images, (long long)cfg->max_unrolled_images);
+    const double theta_bytes = (steps + 1) * (double)dd_model_param_count(model) * sizeof(float);
+    if (theta_bytes > (double)dd_limits_max_bytes())
+        return dd_error_set(DD_ERR_LIMIT,
+                            "distill: the %.0f unrolled steps keep %.2f GiB of network parameters, "
+                            "above the memory limit of %.2f GiB (dataset.max_bytes; lower "
+                            "distill.steps or distill.epochs, or raise the limit)",
+                            steps, theta_bytes / (1 << 30),
+                            (double)dd_limits_max_bytes() / (1 << 30));
     return DD_OK;
 }
 

@@ -7,6 +7,7 @@
 #include "base/error.h"
 #include "config/options.h"
 #include "data/fetch.h"
+#include "distill/limits.h"
 #include "distill/log.h"
 #include "run/pipeline.h"
 #include "run/run.h"
@@ -59,6 +60,8 @@ dd_status dd_stage_load(dd_run *run) {
         .height = (int)dd_options_int(d, "height"),
         .width = (int)dd_options_int(d, "width"),
     };
+    dd_limits_set(dd_options_int(d, "max_image_dim"), dd_options_int(d, "max_image_pixels"),
+                  dd_options_int(d, "max_bytes"));
     DD_TRY(ops->load(&req, &run->train, &run->test));
     if (!run->train || !run->test || run->train->n <= 0)
         return dd_error_set(DD_ERR_PLUGIN, "dataset plugin '%s' returned no training images",

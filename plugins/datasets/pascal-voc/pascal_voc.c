@@ -8,6 +8,7 @@
 
 #include "distill/dataset.h"
 #include "distill/image.h"
+#include "distill/limits.h"
 #include "distill/plugin.h"
 
 #include "reader_common.h"
@@ -57,6 +58,9 @@ static dd_status read_size(const char *path, const vx_node *root, voc_pick *pick
     DD_TRY(parse_int(path, size, "height", &h));
     if (w < 1 || h < 1 || w > DD_IMAGE_MAX_DIM || h > DD_IMAGE_MAX_DIM)
         return dd_error_set(DD_ERR_PARSE, "%s:%d: bad image size %gx%g", path, size->line, w, h);
+    // the annotation's size is held to the limits before the JPEG is read
+    // (the decoder checks the JPEG's own header again)
+    DD_TRY(dd_limits_check_image(path, (int64_t)w, (int64_t)h));
     pick->width = (int)w;
     pick->height = (int)h;
     return DD_OK;
