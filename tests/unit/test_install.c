@@ -14,6 +14,12 @@
 
 #include <cmocka.h>
 
+// the compiler (and flags) a user program is built with; the sanitizer build
+// needs the build's own compiler and its sanitizer runtime
+#ifndef DD_TEST_CC
+#define DD_TEST_CC "cc"
+#endif
+
 static char tmp[256];
 static char out[1 << 16];
 
@@ -128,8 +134,8 @@ static void test_pkg_config_and_relocation(void **state) {
     snprintf(inc, sizeof inc, "-I%s/prefix/include", tmp);
     assert_non_null(strstr(out, inc));
     must(sh("cd '%s' && printf '#include <distill/distill.h>\n#include <stdio.h>\n"
-            "int main(void) { puts(dd_version()); return 0; }\n' > v.c && "
-            "cc -std=c11 v.c $(cat flags) -o v && "
+            "int main(void) { puts(dd_version()); return 0; }\n' > v.c && " DD_TEST_CC
+            " -std=c11 v.c $(cat flags) -o v && "
             "LD_LIBRARY_PATH=$(dirname \"$(find prefix -name libdistill.so)\") ./v",
             tmp),
          "build and run a program with pkg-config's flags");
