@@ -331,6 +331,16 @@ static void test_absurd_integers(void **state) {
     }
 }
 
+// A float far beyond any integer is a valid value of an unbounded float key;
+// loading it once converted it to an integer (undefined behaviour, found by
+// fuzz_pipeline under UBSan).
+static void test_huge_float(void **state) {
+    const char *sets[] = {"distill.optimizer.lr_lr=1e108", NULL};
+    dd_pipeline *p = load_ok("good.yaml", sets);
+    assert_true(dd_options_float(dd_pipeline_section(p, "distill"), "optimizer.lr_lr") == 1e108);
+    dd_pipeline_destroy(p);
+}
+
 static void test_overrides(void **state) {
     const char *sets[] = {"distill.steps=9",
                           "distill.optimizer.lr=0.5",
@@ -496,11 +506,17 @@ static void test_destroy_null(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_malformed_pipelines), cmocka_unit_test(test_every_fixture_is_checked),
-        cmocka_unit_test(test_stage_table),         cmocka_unit_test(test_good_pipeline),
-        cmocka_unit_test(test_minimal_pipeline),    cmocka_unit_test(test_absurd_integers),
-        cmocka_unit_test(test_overrides),           cmocka_unit_test(test_bad_overrides),
-        cmocka_unit_test(test_config_round_trip),   cmocka_unit_test(test_truncated_and_corrupted),
+        cmocka_unit_test(test_malformed_pipelines),
+        cmocka_unit_test(test_every_fixture_is_checked),
+        cmocka_unit_test(test_stage_table),
+        cmocka_unit_test(test_good_pipeline),
+        cmocka_unit_test(test_minimal_pipeline),
+        cmocka_unit_test(test_absurd_integers),
+        cmocka_unit_test(test_huge_float),
+        cmocka_unit_test(test_overrides),
+        cmocka_unit_test(test_bad_overrides),
+        cmocka_unit_test(test_config_round_trip),
+        cmocka_unit_test(test_truncated_and_corrupted),
         cmocka_unit_test(test_destroy_null),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -194,7 +194,9 @@ static dd_status parse_float(const dd_param_spec *p, const char *text, const cha
         return dd_opt_bad_value(at, qkey, "expected a finite number, got '%s'", text);
     if (!range_ok(p, x)) return out_of_range(p, at, qkey, text);
     v->f = x;
-    v->i = (int64_t)x;
+    // the integer view of a float is only defined where it is representable
+    // (a huge value such as 1e108 would overflow the conversion)
+    v->i = fabs(x) < 9.0e18 ? (int64_t)x : 0;
     v->text = strdup(text);
     return DD_OK;
 }
