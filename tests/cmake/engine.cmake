@@ -7,3 +7,6 @@ add_dependencies(test_engine classification)
 distill_add_test(test_engine_cli SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_engine_cli.c
   LABELS e2e TIMEOUT 180)
 add_dependencies(test_engine_cli distill_cli classification lenet mnist)
+# The kNN baseline on small problems with known answers.
+distill_add_test(test_knn SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_knn.c LABELS unit TIMEOUT 60)
+target_link_libraries(test_knn PRIVATE OpenMP::OpenMP_C)

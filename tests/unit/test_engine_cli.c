@@ -104,7 +104,8 @@ static int setup(void **st) {
                       "  steps: 2\n  epochs: 2\n  images_per_class: 1\n"
                       "  iterations: 40\n  batch_real: 50\n  checkpoint_every: 1\n"
                       "  optimizer: {decay_every: 15}\n"
-                      "evaluate: {nets: 2, lr_search: 3, batch: 50}\n",
+                      "evaluate: {nets: 2, lr_search: 3, batch: 50,\n"
+                      "           baselines: [random, average, kmeans, knn]}\n",
                       data);
     char *p = strf("%s/p.yaml", g_dir);
     dd_status s = rg_write_text(p, yaml);
@@ -207,7 +208,10 @@ static void test_run_outputs_and_resume(void **st) {
                                        "\"kmeans\": {",
                                        "\"iterations\": 40",
                                        "\"seconds_per_iteration\"",
-                                       "\"nets\": 1"};
+                                       "\"nets\": 1",
+                                       "\"knn\": {",
+                                       "\"k\": 1",
+                                       "\"distance\": \"euclidean\""};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
         if (!strstr(metrics, keys[i])) fprintf(stderr, "metrics.json lacks %s\n", keys[i]);
         assert_non_null(strstr(metrics, keys[i]));

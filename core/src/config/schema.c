@@ -108,8 +108,9 @@ static const dd_param_spec distill_spec[] = {
 static const dd_param_spec evaluate_spec[] = {
     {"nets", DD_PARAM_INT, "20", MIN_ | MAX_, 1, 10000, NULL,
      "fresh networks trained and tested per method"},
-    {"baselines", DD_PARAM_LIST, "random, average, kmeans", 0, 0, 0, "random|average|kmeans",
-     "baselines compared with the distilled images (same image count)"},
+    {"baselines", DD_PARAM_LIST, "random, average, kmeans", 0, 0, 0, "random|average|kmeans|knn",
+     "baselines compared with the distilled images (same image count); knn: also classify the "
+     "test set by nearest neighbours among each set's images"},
     {"fixed_lr", DD_PARAM_FLOAT, "0.02", GT_, 0, 0, NULL,
      "step size for the 'distilled data with a fixed lr' comparison"},
     {"lr_search", DD_PARAM_INT, "30", MIN_, 0, 0, NULL,
@@ -122,6 +123,10 @@ static const dd_param_spec evaluate_spec[] = {
      "learning rate of the full-training reference"},
     {"full_training_batch", DD_PARAM_INT, "128", MIN_, 1, 0, NULL,
      "batch size of the full-training reference"},
+    {"knn_k", DD_PARAM_INT, "1", MIN_ | MAX_, 1, 10000, NULL,
+     "neighbours of the knn baseline (at most the set's image count)"},
+    {"knn_distance", DD_PARAM_ENUM, "euclidean", 0, 0, 0, "euclidean|cosine",
+     "distance of the knn baseline, on the normalised pixels"},
     END_,
 };
 

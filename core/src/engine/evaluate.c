@@ -290,6 +290,7 @@ void dd_eval_settings_defaults(dd_eval_settings *s) {
     s->batch = 1000;
     s->full_training_lr = 0.01;
     s->full_training_batch = 128;
+    s->knn_k = 1;
 }
 
 dd_status dd_eval_settings_from_options(const dd_options *o, dd_eval_settings *s) {
@@ -305,12 +306,26 @@ dd_status dd_eval_settings_from_options(const dd_options *o, dd_eval_settings *s
         s->full_training_lr = dd_options_float(o, "full_training_lr");
     if (dd_options_has(o, "full_training_batch"))
         s->full_training_batch = dd_options_int(o, "full_training_batch");
+    if (dd_options_has(o, "knn_k")) s->knn_k = (int)dd_options_int(o, "knn_k");
+    if (dd_options_has(o, "knn_distance")) {
+        dd_status st =
+            dd_knn_distance_parse(dd_options_string(o, "knn_distance"), &s->knn_distance);
+        if (st != DD_OK) {
+            dd_error_prefix("%s", dd_options_where(o, "knn_distance"));
+            return st;
+        }
+    }
     if (dd_options_has(o, "baselines")) {
         size_t n = dd_options_list_len(o, "baselines");
         s->n_baselines = 0;
         for (size_t i = 0; i < n; i++) {
+            const char *name = dd_options_list_item(o, "baselines", i);
+            if (strcmp(name, "knn") == 0) { // a classifier on each set, not an image set
+                s->knn = 1;
+                continue;
+            }
             dd_baseline_kind k;
-            dd_status st = dd_baseline_parse(dd_options_list_item(o, "baselines", i), &k);
+            dd_status st = dd_baseline_parse(name, &k);
             if (st != DD_OK) {
                 dd_error_prefix("%s: evaluate.baselines", dd_options_where(o, "baselines"));
                 return st;
@@ -514,6 +529,24 @@ static dd_status full_training_row(eval_run *r) {
     return DD_OK;
 }
 
+/* kNN classification of the test set with each set's images as the
+ * reference (no network involved). */
+static dd_status knn_rows(eval_run *r, const dd_distilled *set) {
+    dd_eval_report *out = r->out;
+    out->has_knn = 1;
+    out->knn_k = r->es->knn_k;
+    out->knn_distance = r->es->knn_distance;
+    if (set)
+        DD_TRY(dd_knn_accuracy(set, r->test, out->knn_k, out->knn_distance, &out->knn_distilled));
+    for (int i = 0; i < out->n_baselines; i++) {
+        dd_eval_baseline *b = &out->baselines[i];
+        DD_TRY(dd_knn_accuracy(b->set, r->test, out->knn_k, out->knn_distance, &b->knn));
+    }
+    dd_info("kNN (k=%d, %s) on the test set: distilled %.4f", out->knn_k,
+            dd_knn_distance_name(out->knn_distance), set ? out->knn_distilled : 0.0);
+    return DD_OK;
+}
+
 dd_status dd_evaluate_run(dd_model *m, const dd_objective_handle *obj, const dd_dataset *train,
                           const dd_dataset *test, const dd_distilled *set, const float *theta0,
                           const dd_distill_config *distill, const dd_eval_settings *es,
@@ -546,6 +579,7 @@ dd_status dd_evaluate_run(dd_model *m, const dd_objective_handle *obj, const dd_
     if (s == DD_OK) s = objective_baselines(&r);
     // Reference: the same networks trained on the whole real training set.
     if (s == DD_OK && es->full_training_epochs > 0) s = full_training_row(&r);
+    if (s == DD_OK && es->knn) s = knn_rows(&r, set);
     dd_progress_destroy(r.bar);
     out->seconds = seconds_now() - t0;
     if (s != DD_OK) dd_eval_report_release(out);

@@ -15,6 +15,7 @@
 #include "distill/status.h"
 #include "engine/baselines.h"
 #include "engine/engine.h"
+#include "engine/knn.h"
 
 #define DD_EVAL_MAX_METRICS 8 /**< metrics kept per row (the objective's first ones) */
 #define DD_EVAL_MAX_EXTRA 4   /**< objective-specific baselines per report */
@@ -99,6 +100,10 @@ typedef struct dd_eval_settings {
     int full_training_epochs;
     double full_training_lr;
     int64_t full_training_batch;
+    /** kNN classification of the test set with each set as the reference. */
+    int knn;
+    int knn_k;
+    dd_knn_distance knn_distance;
 } dd_eval_settings;
 
 DD_INTERNAL void dd_eval_settings_defaults(dd_eval_settings *s);
@@ -112,6 +117,7 @@ typedef struct dd_eval_baseline {
     float *lrs;                  /**< its optimised step sizes, E × S (owned) */
     dd_distilled *set;           /**< the baseline images (owned) */
     const char *name;            /**< an objective's own baseline: its name (borrowed); else NULL */
+    double knn;                  /**< kNN test accuracy with this set as reference (if has_knn) */
 } dd_eval_baseline;
 
 /** Everything the evaluate stage measured. */
@@ -136,6 +142,10 @@ typedef struct dd_eval_report {
     int has_full_training; /**< reference: full training set */
     dd_eval_stats full_training;
     int full_training_epochs;
+    int has_knn; /**< kNN rows: the distilled set's and each core baseline's accuracy */
+    int knn_k;
+    dd_knn_distance knn_distance;
+    double knn_distilled;
 } dd_eval_report;
 
 /** The evaluate stage: distilled set with its learned step sizes and with

@@ -128,6 +128,19 @@ static void md_results_table(FILE *f, const dd_eval_report *ev, const char *metr
                 : beats              ? "beat"
                                      : "do **not** beat");
     }
+    if (ev->has_knn) {
+        fprintf(f,
+                "Nearest-neighbour classification of the test set (k = %d, %s distance), "
+                "each set's images as the reference, no network:\n\n| reference set | test "
+                "accuracy |\n|---|---|\n",
+                ev->knn_k, dd_knn_distance_name(ev->knn_distance));
+        if (ev->has_distilled)
+            fprintf(f, "| Distilled images | %.2f %% |\n", 100.0 * ev->knn_distilled);
+        for (int i = 0; i < ev->n_baselines; i++)
+            fprintf(f, "| %s | %.2f %% |\n", baseline_title(ev->baselines[i].kind),
+                    100.0 * ev->baselines[i].knn);
+        fprintf(f, "\n");
+    }
 }
 
 /* The objective's own section: every metric before and after the

@@ -195,6 +195,25 @@ static void json_evaluation(dd_json *w, const dd_report_info *r, const char *met
         dd_json_int(w, ev->full_training_epochs);
         dd_json_object_end(w);
     }
+    if (ev->has_knn) {
+        // test accuracy of nearest-neighbour classification with each set as
+        // the reference (docs/output.md)
+        dd_json_key(w, "knn");
+        dd_json_object(w, DD_JSON_LINES);
+        dd_json_key(w, "k");
+        dd_json_int(w, ev->knn_k);
+        dd_json_key(w, "distance");
+        dd_json_string(w, dd_knn_distance_name(ev->knn_distance));
+        if (ev->has_distilled) {
+            dd_json_key(w, "distilled");
+            dd_json_double(w, ev->knn_distilled, DIGITS);
+        }
+        for (int i = 0; i < ev->n_baselines; i++) {
+            dd_json_key(w, dd_baseline_name(ev->baselines[i].kind));
+            dd_json_double(w, ev->baselines[i].knn, DIGITS);
+        }
+        dd_json_object_end(w);
+    }
     if (ev->report_section && ev->report_keys) json_objective_section(w, ev);
     dd_json_key(w, "evaluate_seconds");
     dd_json_double(w, ev->seconds, DIGITS);
