@@ -39,10 +39,16 @@ static char *path_in(const char *rel) {
 
 // Common setup: a scratch directory and limits that keep a hostile header
 // from taking the fuzzer's memory (libFuzzer stops at -rss_limit_mb).
+static void remove_scratch(void) {
+    if (g_dir) rg_rmtree(g_dir);
+}
+
 static int base_init(const char *tag) {
     dd_limits_set(4096, 1 << 22, 256 << 20);
     if (g_dir) return 0;
-    return rg_mkdtemp(tag, &g_dir) == DD_OK ? 0 : -1;
+    if (rg_mkdtemp(tag, &g_dir) != DD_OK) return -1;
+    atexit(remove_scratch);
+    return 0;
 }
 
 static int seed_file(const char *dir, const char *tag, const char *path, int prefix) {
