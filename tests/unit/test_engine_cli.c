@@ -105,7 +105,8 @@ static int setup(void **st) {
                       "  iterations: 40\n  batch_real: 50\n  checkpoint_every: 1\n"
                       "  optimizer: {decay_every: 15}\n"
                       "evaluate: {nets: 2, lr_search: 3, batch: 50,\n"
-                      "           baselines: [random, average, kmeans, knn]}\n",
+                      "           baselines: [random, average, kmeans, best_of_random, knn],\n"
+                      "           best_of_random_n: 3, best_of_random_holdout: 50}\n",
                       data);
     char *p = strf("%s/p.yaml", g_dir);
     dd_status s = rg_write_text(p, yaml);
@@ -210,6 +211,9 @@ static void test_run_outputs_and_resume(void **st) {
                                        "\"seconds_per_iteration\"",
                                        "\"nets\": 1",
                                        "\"knn\": {",
+                                       "\"best_of_random\": {",
+                                       "\"best_of_random_selection\": {\"subsets\": 3, "
+                                       "\"holdout_images\": 50}",
                                        "\"k\": 1",
                                        "\"distance\": \"euclidean\""};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {

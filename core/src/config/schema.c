@@ -108,8 +108,10 @@ static const dd_param_spec distill_spec[] = {
 static const dd_param_spec evaluate_spec[] = {
     {"nets", DD_PARAM_INT, "20", MIN_ | MAX_, 1, 10000, NULL,
      "fresh networks trained and tested per method"},
-    {"baselines", DD_PARAM_LIST, "random, average, kmeans", 0, 0, 0, "random|average|kmeans|knn",
-     "baselines compared with the distilled images (same image count); knn: also classify the "
+    {"baselines", DD_PARAM_LIST, "random, average, kmeans", 0, 0, 0,
+     "random|average|kmeans|best_of_random|knn",
+     "baselines compared with the distilled images (same image count); best_of_random: the best of "
+     "best_of_random_n random subsets on held-out training images; knn: also classify the "
      "test set by nearest neighbours among each set's images"},
     {"fixed_lr", DD_PARAM_FLOAT, "0.02", GT_, 0, 0, NULL,
      "step size for the 'distilled data with a fixed lr' comparison"},
@@ -127,6 +129,10 @@ static const dd_param_spec evaluate_spec[] = {
      "neighbours of the knn baseline (at most the set's image count)"},
     {"knn_distance", DD_PARAM_ENUM, "euclidean", 0, 0, 0, "euclidean|cosine",
      "distance of the knn baseline, on the normalised pixels"},
+    {"best_of_random_n", DD_PARAM_INT, "10", MIN_ | MAX_, 1, 1000, NULL,
+     "random subsets the best_of_random baseline chooses from"},
+    {"best_of_random_holdout", DD_PARAM_INT, "1000", MIN_, 1, 0, NULL,
+     "training images held out (never drawn into a subset) to choose the best subset on"},
     END_,
 };
 

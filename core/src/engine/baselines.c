@@ -8,21 +8,23 @@
 
 #include "compute/threads.h"
 
-static const char *const baseline_names[] = {"random", "average", "kmeans"};
+static const char *const baseline_names[DD_BASELINE_COUNT] = {"random", "average", "kmeans",
+                                                              "best_of_random"};
 
 dd_status dd_baseline_parse(const char *name, dd_baseline_kind *out) {
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < DD_BASELINE_COUNT; i++) {
         if (name && strcmp(name, baseline_names[i]) == 0) {
             *out = (dd_baseline_kind)i;
             return DD_OK;
         }
     }
-    return dd_error_set(DD_ERR_INVALID, "unknown baseline '%s' (expected random|average|kmeans)",
+    return dd_error_set(DD_ERR_INVALID,
+                        "unknown baseline '%s' (expected random|average|kmeans|best_of_random)",
                         name ? name : "(null)");
 }
 
 const char *dd_baseline_name(dd_baseline_kind k) {
-    return (unsigned)k < 3 ? baseline_names[k] : "?";
+    return (unsigned)k < DD_BASELINE_COUNT ? baseline_names[k] : "?";
 }
 
 static double sqdist(const float *a, const float *b, size_t d) {

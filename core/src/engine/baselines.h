@@ -19,9 +19,14 @@ typedef enum dd_baseline_kind {
     DD_BASELINE_RANDOM = 0,  /**< random real images of the slot's class */
     DD_BASELINE_AVERAGE = 1, /**< the class's mean image in every slot */
     DD_BASELINE_KMEANS = 2,  /**< k-means++ / Lloyd centroids of the class, k = steps × ipc */
+    /** The best of N random subsets on held-out training images (chosen by
+     * the evaluation, core/src/engine/evaluate.c; not built here). */
+    DD_BASELINE_BEST_OF_RANDOM = 3,
 } dd_baseline_kind;
 
-/** "random" | "average" | "kmeans". */
+#define DD_BASELINE_COUNT 4
+
+/** "random" | "average" | "kmeans" | "best_of_random". */
 DD_INTERNAL dd_status dd_baseline_parse(const char *name, dd_baseline_kind *out);
 DD_INTERNAL const char *dd_baseline_name(dd_baseline_kind k);
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/error.h"
 #include "distill/log.h"
 #include "distill/tensor.h"
 #include "engine/train.h"
@@ -291,6 +292,8 @@ void dd_eval_settings_defaults(dd_eval_settings *s) {
     s->full_training_lr = 0.01;
     s->full_training_batch = 128;
     s->knn_k = 1;
+    s->best_of_random_n = 10;
+    s->best_of_random_holdout = 1000;
 }
 
 dd_status dd_eval_settings_from_options(const dd_options *o, dd_eval_settings *s) {
@@ -307,6 +310,10 @@ dd_status dd_eval_settings_from_options(const dd_options *o, dd_eval_settings *s
     if (dd_options_has(o, "full_training_batch"))
         s->full_training_batch = dd_options_int(o, "full_training_batch");
     if (dd_options_has(o, "knn_k")) s->knn_k = (int)dd_options_int(o, "knn_k");
+    if (dd_options_has(o, "best_of_random_n"))
+        s->best_of_random_n = (int)dd_options_int(o, "best_of_random_n");
+    if (dd_options_has(o, "best_of_random_holdout"))
+        s->best_of_random_holdout = dd_options_int(o, "best_of_random_holdout");
     if (dd_options_has(o, "knn_distance")) {
         dd_status st =
             dd_knn_distance_parse(dd_options_string(o, "knn_distance"), &s->knn_distance);
@@ -453,7 +460,91 @@ static dd_status baseline_rows(eval_run *r, dd_eval_baseline *b, const char *nam
     return s;
 }
 
-/* The core's baselines (random, average, k-means images). */
+/* Copies images idx[0 .. n) of `src` into a new dataset. */
+static dd_status subset_copy(const dd_dataset *src, const int64_t *idx, int64_t n, const char *name,
+                             dd_dataset **out) {
+    DD_TRY(dd_dataset_create(name, n, src->channels, src->height, src->width, src->n_classes, out));
+    const size_t D = dd_dataset_image_size(src);
+    for (int64_t i = 0; i < n; i++) {
+        memcpy((*out)->images + (size_t)i * D, src->images + (size_t)idx[i] * D, D * sizeof(float));
+        (*out)->labels[i] = src->labels[idx[i]];
+    }
+    memcpy((*out)->mean, src->mean, sizeof src->mean);
+    memcpy((*out)->std, src->std, sizeof src->std);
+    return DD_OK;
+}
+
+/* best_of_random: N random subsets drawn from the training set minus
+ * `holdout` images; each gets its step sizes optimised on the rest of the
+ * training set and is measured on the held-out images; the best one (first
+ * metric, higher is better; the first on ties) is returned with its step
+ * sizes reset, to be evaluated like every other baseline. */
+static dd_status best_of_random(eval_run *r, dd_distilled **out) {
+    const dd_distill_config *d = r->distill;
+    const dd_eval_settings *es = r->es;
+    const dd_dataset *train = r->train;
+    *out = NULL;
+    if (es->best_of_random_holdout >= train->n)
+        return dd_error_set(DD_ERR_INVALID,
+                            "evaluate.best_of_random_holdout = %lld must be smaller than the "
+                            "training set (%lld images)",
+                            (long long)es->best_of_random_holdout, (long long)train->n);
+    int64_t *perm = malloc((size_t)train->n * sizeof *perm);
+    if (!perm) return dd_nomem();
+    for (int64_t i = 0; i < train->n; i++)
+        perm[i] = i;
+    dd_rng rng = dd_rng_make(d->seed, 0xB0B0);
+    for (int64_t i = train->n - 1; i > 0; i--) { // Fisher-Yates
+        int64_t j = (int64_t)dd_rng_below(&rng, (uint64_t)i + 1);
+        int64_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    const int64_t H = es->best_of_random_holdout;
+    dd_dataset *held = NULL, *rest = NULL;
+    dd_status s = subset_copy(train, perm, H, "best_of_random/holdout", &held);
+    if (s == DD_OK) s = subset_copy(train, perm + H, train->n - H, "best_of_random/pool", &rest);
+    free(perm);
+    double best = -1e300;
+    for (int i = 0; s == DD_OK && i < es->best_of_random_n; i++) {
+        dd_distilled *cand = NULL;
+        s = dd_baseline_build(DD_BASELINE_RANDOM, rest, d->steps, d->epochs, d->images_per_class,
+                              (float)d->lr_init, d->seed + 1 + (uint64_t)i, r->ec.nthreads, &cand);
+        dd_distilled *fresh = NULL;
+        if (s == DD_OK) s = dd_distilled_clone(cand, &fresh); // its initial step sizes
+        if (s == DD_OK) {
+            dd_distill_config c = *d;
+            c.progress = 0;
+            c.label = "best_of_random";
+            s = dd_evaluate_optimize_lrs(r->m, r->obj, rest, &c, es->lr_search, cand);
+        }
+        dd_eval_stats st;
+        if (s == DD_OK) s = dd_evaluate_set(r->m, r->obj, held, cand, NULL, &r->ec, &st);
+        if (s == DD_OK) {
+            dd_info("evaluate: best_of_random subset %d/%d: held-out %s %.4f", i + 1,
+                    es->best_of_random_n, r->out->metric, st.mean);
+            if (st.mean > best) {
+                best = st.mean;
+                dd_distilled_destroy(*out);
+                *out = fresh;
+                fresh = NULL;
+            }
+        }
+        dd_distilled_destroy(fresh);
+        dd_distilled_destroy(cand);
+    }
+    dd_dataset_destroy(held);
+    dd_dataset_destroy(rest);
+    r->out->best_of_random_n = es->best_of_random_n;
+    r->out->best_of_random_holdout = H;
+    if (s != DD_OK) {
+        dd_distilled_destroy(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+/* The core's baselines (random, average, k-means images, best of N random). */
 static dd_status core_baselines(eval_run *r) {
     const dd_distill_config *d = r->distill;
     dd_status s = DD_OK;
@@ -461,8 +552,11 @@ static dd_status core_baselines(eval_run *r) {
         dd_eval_baseline *b = &r->out->baselines[i];
         b->kind = r->es->baselines[i];
         r->out->n_baselines = i + 1;
-        s = dd_baseline_build(b->kind, r->train, d->steps, d->epochs, d->images_per_class,
-                              (float)d->lr_init, d->seed, r->ec.nthreads, &b->set);
+        if (b->kind == DD_BASELINE_BEST_OF_RANDOM)
+            s = best_of_random(r, &b->set);
+        else
+            s = dd_baseline_build(b->kind, r->train, d->steps, d->epochs, d->images_per_class,
+                                  (float)d->lr_init, d->seed, r->ec.nthreads, &b->set);
         if (s == DD_OK)
             s = baseline_rows(r, b, dd_baseline_name(b->kind), 1);
         else

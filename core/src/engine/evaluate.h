@@ -85,7 +85,7 @@ DD_INTERNAL dd_status dd_evaluate_optimize_lrs(dd_model *m, const dd_objective_h
 typedef struct dd_eval_settings {
     int nets; /**< held-out inits for random init mode */
     int n_baselines;
-    dd_baseline_kind baselines[3];
+    dd_baseline_kind baselines[DD_BASELINE_COUNT];
     double fixed_lr;   /**< step size of the "distilled data, fixed lr" row */
     int64_t lr_search; /**< lr-optimisation iterations for each baseline */
     int64_t batch;     /**< test batch */
@@ -104,6 +104,10 @@ typedef struct dd_eval_settings {
     int knn;
     int knn_k;
     dd_knn_distance knn_distance;
+    /** best_of_random: subsets tried, held-out training images they are
+     * compared on. */
+    int best_of_random_n;
+    int64_t best_of_random_holdout;
 } dd_eval_settings;
 
 DD_INTERNAL void dd_eval_settings_defaults(dd_eval_settings *s);
@@ -129,7 +133,9 @@ typedef struct dd_eval_report {
     dd_eval_stats distilled, fixed_lr, untrained;
     double fixed_lr_value;
     int n_baselines;
-    dd_eval_baseline baselines[3];
+    dd_eval_baseline baselines[DD_BASELINE_COUNT];
+    int best_of_random_n;           /**< subsets tried by best_of_random */
+    int64_t best_of_random_holdout; /**< held-out training images it chose on */
     int64_t lr_search;
     double seconds;
     /* The objective's metrics and report section (borrowed from its ops). */

@@ -26,6 +26,8 @@ static const char *baseline_title(dd_baseline_kind k) {
         return "Per-class average images";
     case DD_BASELINE_KMEANS:
         return "Per-class k-means centroids";
+    case DD_BASELINE_BEST_OF_RANDOM:
+        return "Best of N random subsets";
     }
     return "?";
 }
@@ -128,6 +130,12 @@ static void md_results_table(FILE *f, const dd_eval_report *ev, const char *metr
                 : beats              ? "beat"
                                      : "do **not** beat");
     }
+    if (ev->best_of_random_n > 0)
+        fprintf(f,
+                "Best of N random subsets: the best of %d random subsets (each with its step sizes "
+                "optimised) on %lld held-out training images, then evaluated like the other "
+                "baselines.\n\n",
+                ev->best_of_random_n, (long long)ev->best_of_random_holdout);
     if (ev->has_knn) {
         fprintf(f,
                 "Nearest-neighbour classification of the test set (k = %d, %s distance), "

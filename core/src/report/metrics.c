@@ -195,6 +195,15 @@ static void json_evaluation(dd_json *w, const dd_report_info *r, const char *met
         dd_json_int(w, ev->full_training_epochs);
         dd_json_object_end(w);
     }
+    if (ev->best_of_random_n > 0) {
+        dd_json_key(w, "best_of_random_selection");
+        dd_json_object(w, DD_JSON_INLINE);
+        dd_json_key(w, "subsets");
+        dd_json_int(w, ev->best_of_random_n);
+        dd_json_key(w, "holdout_images");
+        dd_json_int(w, ev->best_of_random_holdout);
+        dd_json_object_end(w);
+    }
     if (ev->has_knn) {
         // test accuracy of nearest-neighbour classification with each set as
         // the reference (docs/output.md)
