@@ -122,7 +122,7 @@ static const bad_case bad_cases[] = {
      "pretrained-fixed, pretrained-random"},
     {"bad_list_item.yaml", DD_ERR_INVALID,
      "bad_list_item.yaml:5:23: invalid value for 'evaluate.baselines': list item 'best' is not one "
-     "of: random, average, kmeans"},
+     "of: random, average, kmeans, best_of_random, knn"},
     {"duplicate_key.yaml", DD_ERR_PARSE,
      "duplicate_key.yaml:7:3: duplicate key 'steps' (first defined at 5:3)"},
     {"duplicate_section.yaml", DD_ERR_PARSE,
