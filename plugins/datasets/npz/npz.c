@@ -318,14 +318,20 @@ static dd_status npz_probe(const dd_dataset_request *req, dd_dataset_shape *shap
     DD_TRY(get_array(&src, X_TRAIN, 1, &mx, &x));
     geom g;
     dd_status st = image_geom(&x, mx.label, o.nchw, &g);
+    // the class count comes from both splits' labels, as load's does
+    int64_t m = -1;
     if (st == DD_OK) st = get_array(&src, Y_TRAIN, 0, &my, &y);
     if (st == DD_OK) {
-        int64_t m = -1;
         st = check_labels(&y, my.label, g.n, mx.label);
         if (st == DD_OK) st = max_label(&y, my.label, &m);
-        if (st == DD_OK) st = class_count(&o, req->options, m, &shape->n_classes);
         member_free(&my);
     }
+    if (st == DD_OK) st = get_array(&src, Y_TEST, 0, &my, &y);
+    if (st == DD_OK) {
+        st = max_label(&y, my.label, &m);
+        member_free(&my);
+    }
+    if (st == DD_OK) st = class_count(&o, req->options, m, &shape->n_classes);
     member_free(&mx);
     if (st == DD_OK) shape->channels = g.c, shape->height = g.h, shape->width = g.w;
     return st;
