@@ -382,7 +382,8 @@ static void test_bad_overrides(void **state) {
         {"distill.lr=1", DD_ERR_INVALID,
          "--set distill.lr=1: unknown key 'lr' in 'distill' (valid keys: steps, epochs, "
          "images_per_class, iterations, batch_real, lr_init, init_mode, nets_per_iteration, "
-         "image_init, learn_labels, optimizer, checkpoint_every, log_every, threads, max_unrolled_images)"},
+         "image_init, learn_labels, optimizer, checkpoint_every, log_every, threads, "
+         "max_unrolled_images)"},
         {"distil.steps=1", DD_ERR_INVALID,
          "--set distil.steps=1: unknown key 'distil' (valid keys: name, description, seed, stages, "
          "dataset, model, objective, pretrain, distill, evaluate, report)"},
