@@ -373,6 +373,23 @@ static void test_options_and_probe(void **state) {
     assert_int_equal(ops->probe(&req, &sh), DD_OK);
     assert_int_equal(sh.n_classes, 7);
     dd_options_destroy(o);
+    // a test label above every training label counts too (as for load)
+    std_set(m, 0, 0, "|u1");
+    m[3].p[m[3].n - 1] = 9;
+    write_zip(path, member_names, m, 4, 0);
+    free_blobs(m, 4);
+    req.options = NULL;
+    assert_int_equal(ops->probe(&req, &sh), DD_OK);
+    assert_int_equal(sh.n_classes, 10);
+    dd_dataset *t9, *t9t;
+    assert_int_equal(read_at(f, path, NULL, &t9, &t9t), DD_OK);
+    assert_int_equal(t9->n_classes, 10);
+    assert_int_equal(t9t->labels[NTE - 1], 9);
+    dd_dataset_destroy(t9);
+    dd_dataset_destroy(t9t);
+    std_set(m, 0, 0, "<i8");
+    write_zip(path, member_names, m, 4, 1);
+    free_blobs(m, 4);
 
     const char *names[] = {"class_names=[cat, dog, bird, fish, frog]", "max_images=2", NULL};
     dd_dataset *tr, *te;

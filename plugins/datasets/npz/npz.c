@@ -399,6 +399,7 @@ static dd_status npz_load(const dd_dataset_request *req, dd_dataset **train, dd_
     split_in sp[2];
     memset(sp, 0, sizeof sp);
     char **names = NULL;
+    int k = 0;
     dd_status st = DD_OK;
     int64_t mx = -1;
     for (int s = 0; s < 2 && st == DD_OK; s++) {
@@ -425,7 +426,6 @@ static dd_status npz_load(const dd_dataset_request *req, dd_dataset **train, dd_
                           a->w, a->h, req->width, req->height);
         goto done;
     }
-    int k;
     if ((st = class_count(&o, req->options, mx, &k)) != DD_OK) goto done;
     if (o.scale_none && sp[0].x.itemsize == 1) {
         st = dd_error_set(DD_ERR_INVALID,
