@@ -184,9 +184,9 @@ static void test_run_outputs_and_resume(void **st) {
     // Uninterrupted.
     assert_int_equal(wait_exit(spawn_run(a, 0)), 0);
     static const char *const files[] = {
-        "config.yaml",   "checkpoint.bin", "distilled.png",        "lrs.csv",
-        "metrics.json",  "report.md",      "distilled-images.idx", "distilled-labels.idx",
-        "distilled.json"};
+        "config.yaml",    "checkpoint.bin", "distilled.png",        "lrs.csv",
+        "metrics.json",   "report.md",      "distilled-images.idx", "distilled-labels.idx",
+        "distilled.json", "distilled.npz"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         char *f = strf("%s/%s", a, files[i]);
         struct stat sb;
@@ -255,6 +255,7 @@ static void test_run_outputs_and_resume(void **st) {
     assert_int_equal(wait_exit(spawn_run(b, 1)), 0);
     assert_same_file(a, b, "distilled-images.idx");
     assert_same_file(a, b, "lrs.csv");
+    assert_same_file(a, b, "distilled.npz"); // fixed zip timestamps: same set, same bytes
     free(log);
     free(ck);
     free(a);

@@ -168,9 +168,10 @@ static void test_full_report(void **state) {
     check_file(dir, "metrics.json", "full-metrics.json");
     check_file(dir, "report.md", "full-report.md");
     // Only the outputs are left: no temporary files.
-    static const char *const outputs[] = {
-        "metrics.json",         "report.md",     "distilled.png", "lrs.csv", "distilled-images.idx",
-        "distilled-labels.idx", "distilled.json"};
+    static const char *const outputs[] = {"metrics.json",         "report.md",
+                                          "distilled.png",        "lrs.csv",
+                                          "distilled-images.idx", "distilled-labels.idx",
+                                          "distilled.json",       "distilled.npz"};
     DIR *d = opendir(dir);
     struct dirent *e;
     int n = 0;
@@ -184,7 +185,7 @@ static void test_full_report(void **state) {
         n++;
     }
     closedir(d);
-    assert_int_equal(n, 6); // no distilled.png: png = 0
+    assert_int_equal(n, 7); // no distilled.png: png = 0
     rm_dir(dir);
     dd_distilled_destroy(set);
 }

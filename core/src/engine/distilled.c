@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/fs.h"
+#include "engine/npz_write.h"
 #include "distill/tensor.h"
 
 /* ---- the set ------------------------------------------------------------ */
@@ -220,6 +221,59 @@ static dd_status write_json(const dd_distilled *set, const char *const *class_na
     return dd_fs_atomic_commit(&a);
 }
 
+/* distilled.npz: the same set as NumPy arrays (docs/output.md). */
+static dd_status write_npz(const dd_distilled *set, const char *const *class_names,
+                           const char *dir) {
+    const int64_t N = (int64_t)set->steps * set->per_step;
+    char path[4096];
+    int pn = snprintf(path, sizeof path, "%s/distilled.npz", dir);
+    if (pn < 0 || (size_t)pn >= sizeof path)
+        return dd_error_set(DD_ERR_INVALID, "%s/distilled.npz: path too long", dir);
+    dd_npz *z;
+    DD_TRY(dd_npz_create(&z));
+    int64_t *ints = malloc((size_t)(N ? N : 1) * sizeof *ints);
+    char **names = calloc((size_t)set->n_classes, sizeof *names);
+    dd_status st =
+        ints && names ? DD_OK : dd_error_set(DD_ERR_NOMEM, "distilled.npz: out of memory");
+    const int64_t ishape[4] = {N, set->channels, set->height, set->width};
+    if (st == DD_OK) st = dd_npz_add_f32(z, "images", 4, ishape, set->images);
+    if (st == DD_OK && set->soft) {
+        const int64_t sshape[2] = {N, set->n_outputs};
+        st = dd_npz_add_f32(z, "labels", 2, sshape, set->soft);
+    } else if (st == DD_OK) {
+        for (int64_t i = 0; i < N; i++)
+            ints[i] = set->labels[i % set->per_step];
+        st = dd_npz_add_i64(z, "labels", 1, &N, ints);
+    }
+    if (st == DD_OK) {
+        const int64_t lshape[2] = {set->epochs, set->steps};
+        st = dd_npz_add_f32(z, "lrs", 2, lshape, set->lrs);
+    }
+    if (st == DD_OK) {
+        for (int64_t i = 0; i < N; i++)
+            ints[i] = i / set->per_step;
+        st = dd_npz_add_i64(z, "step", 1, &N, ints);
+    }
+    const int64_t C = set->channels;
+    if (st == DD_OK) st = dd_npz_add_f32(z, "mean", 1, &C, set->mean);
+    if (st == DD_OK) st = dd_npz_add_f32(z, "std", 1, &C, set->std);
+    for (int c = 0; st == DD_OK && c < set->n_classes; c++) {
+        char num[16];
+        snprintf(num, sizeof num, "%d", c);
+        if (!(names[c] = strdup(class_names ? class_names[c] : num)))
+            st = dd_error_set(DD_ERR_NOMEM, "distilled.npz: out of memory");
+    }
+    const int64_t K = set->n_classes;
+    if (st == DD_OK) st = dd_npz_add_strings(z, "class_names", (const char *const *)names, K);
+    if (st == DD_OK) st = dd_npz_write(z, path);
+    for (int c = 0; names && c < set->n_classes; c++)
+        free(names[c]);
+    free(names);
+    free(ints);
+    dd_npz_destroy(z);
+    return st;
+}
+
 dd_status dd_distilled_save(const dd_distilled *set, const char *const *class_names,
                             const char *dir) {
     const uint32_t N = (uint32_t)((int64_t)set->steps * set->per_step);
@@ -238,6 +292,7 @@ dd_status dd_distilled_save(const dd_distilled *set, const char *const *class_na
         DD_TRY(write_idx_f32(dir, "distilled-soft-labels.idx", set->soft, 2, sd));
     }
     DD_TRY(write_lrs_csv(set, dir));
+    DD_TRY(write_npz(set, class_names, dir));
     return write_json(set, class_names, dir);
 }
 

@@ -46,7 +46,8 @@ DD_INTERNAL size_t dd_distilled_image_size(const dd_distilled *d);
  * distilled-images.idx (float32 IDX, N×H×W for one channel or N×C×H×W; N =
  * steps × per_step in step order; values in the dataset's normalised units),
  * distilled-labels.idx (uint8 IDX; only for ≤ 256 classes),
- * [distilled-soft-labels.idx], lrs.csv and distilled.json. `class_names`
+ * [distilled-soft-labels.idx], lrs.csv, distilled.npz (the same as NumPy
+ * arrays, docs/output.md) and distilled.json. `class_names`
  * (n_classes entries, borrowed) may be NULL: the classes are then named by
  * their index. */
 DD_INTERNAL dd_status dd_distilled_save(const dd_distilled *set, const char *const *class_names,
