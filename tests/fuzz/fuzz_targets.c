@@ -17,6 +17,8 @@
 #include "distill/image.h"
 #include "distill/limits.h"
 #include "engine/checkpoint.h"
+#include "engine/npz_write.h"
+#include "npy.h"
 #include "readers_gen.h"
 #include "voc_xml.h"
 
@@ -299,7 +301,8 @@ static int voc_xml_seeds(const char *dir) {
 
 typedef struct reader_fixture {
     const char *plugin, *dataset;
-    int height, width;             // requested size (VOC, CUB need one)
+    const char *root;  // the reader's root relative to the fixture (NULL: the fixture itself)
+    int height, width; // requested size (VOC, CUB need one)
     int (*write)(const char *dir); // the valid fixture
     const char *const *files;      // the files an input may replace (relative to the fixture)
 } reader_fixture;
@@ -322,6 +325,82 @@ static int write_cub(const char *dir) {
     return rg_write_cub(dir, 3, 2) == DD_OK ? 0 : -1;
 }
 
+/* A .npy file: header dict padded with spaces to a multiple of 64 bytes,
+ * then data_len bytes of data (which need not match the shape). */
+static int write_npy(const char *path, const char *descr, int ndim, const int64_t *shape,
+                     const void *data, size_t data_len) {
+    char dict[256], dims[128] = "";
+    size_t len = 0;
+    for (int i = 0; i < ndim; i++)
+        len += (size_t)snprintf(dims + len, sizeof dims - len, "%lld,%s", (long long)shape[i],
+                                i + 1 < ndim ? " " : "");
+    int dl = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }",
+                      descr, dims);
+    size_t header = 10 + (size_t)dl + 1, padded = (header + 63) / 64 * 64;
+    uint8_t *buf = calloc(1, padded + data_len);
+    if (!buf) return -1;
+    memcpy(buf, "\x93NUMPY\x01\x00", 8);
+    buf[8] = (uint8_t)((padded - 10) & 0xFF);
+    buf[9] = (uint8_t)((padded - 10) >> 8);
+    memcpy(buf + 10, dict, (size_t)dl);
+    memset(buf + 10 + dl, ' ', padded - 10 - (size_t)dl - 1);
+    buf[padded - 1] = '\n';
+    if (data_len) memcpy(buf + padded, data, data_len);
+    dd_status s = rg_write_file(path, buf, padded + data_len);
+    free(buf);
+    return s == DD_OK ? 0 : -1;
+}
+
+static uint8_t g_px[20 * 4 * 4];
+static int64_t g_lab[20];
+
+static void npy_data(void) {
+    for (size_t i = 0; i < sizeof g_px; i++)
+        g_px[i] = (uint8_t)(i * 29);
+    for (int i = 0; i < 20; i++)
+        g_lab[i] = i % 3;
+}
+
+static int write_npy_dir(const char *dir) {
+    npy_data();
+    const int64_t xs[] = {20, 4, 4}, xt[] = {10, 4, 4}, ys[] = {20}, yt[] = {10};
+    const struct {
+        const char *name, *descr;
+        int ndim;
+        const int64_t *shape;
+        const void *data;
+        size_t len;
+    } f[] = {{"x_train.npy", "|u1", 3, xs, g_px, 320},
+             {"y_train.npy", "<i8", 1, ys, g_lab, 160},
+             {"x_test.npy", "|u1", 3, xt, g_px, 160},
+             {"y_test.npy", "<i8", 1, yt, g_lab, 80}};
+    int r = 0;
+    for (size_t i = 0; r == 0 && i < sizeof f / sizeof *f; i++) {
+        char *p = NULL;
+        if (asprintf(&p, "%s/%s", dir, f[i].name) < 0) return -1;
+        r = write_npy(p, f[i].descr, f[i].ndim, f[i].shape, f[i].data, f[i].len);
+        free(p);
+    }
+    return r;
+}
+
+static int write_npz_file(const char *dir) {
+    npy_data();
+    const int64_t xs[] = {20, 4, 4}, xt[] = {10, 4, 4}, ys[] = {20}, yt[] = {10};
+    dd_npz *z = NULL;
+    if (dd_npz_create(&z) != DD_OK) return -1;
+    dd_status s = dd_npz_add(z, "x_train", "|u1", 1, 3, xs, g_px);
+    if (s == DD_OK) s = dd_npz_add_i64(z, "y_train", 1, ys, g_lab);
+    if (s == DD_OK) s = dd_npz_add(z, "x_test", "|u1", 1, 3, xt, g_px);
+    if (s == DD_OK) s = dd_npz_add_i64(z, "y_test", 1, yt, g_lab);
+    char *p = NULL;
+    if (s == DD_OK && asprintf(&p, "%s/d.npz", dir) < 0) s = DD_ERR_NOMEM;
+    if (s == DD_OK) s = dd_npz_write(z, p);
+    free(p);
+    dd_npz_destroy(z);
+    return s == DD_OK ? 0 : -1;
+}
+
 static const char *const mnist_files[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                                           "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", NULL};
 static const char *const cifar_files[] = {"cifar-10-batches-bin/data_batch_1.bin",
@@ -336,12 +415,18 @@ static const char *const cub_files[] = {
     "CUB_200_2011/train_test_split.txt", "CUB_200_2011/bounding_boxes.txt",
     "CUB_200_2011/classes.txt",          NULL};
 
+static const char *const npy_files[] = {"x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy",
+                                        NULL};
+static const char *const npz_files[] = {"d.npz", NULL};
+
 static const reader_fixture readers[] = {
-    {"mnist", "mnist", 0, 0, write_mnist, mnist_files},
-    {"cifar10", "cifar10", 0, 0, write_cifar, cifar_files},
-    {"usps", "usps", 0, 0, write_usps, usps_files},
-    {"pascal-voc", "voc2007", 32, 32, write_voc, voc_files},
-    {"cub200", "cub200", 32, 32, write_cub, cub_files},
+    {"mnist", "mnist", NULL, 0, 0, write_mnist, mnist_files},
+    {"cifar10", "cifar10", NULL, 0, 0, write_cifar, cifar_files},
+    {"usps", "usps", NULL, 0, 0, write_usps, usps_files},
+    {"pascal-voc", "voc2007", NULL, 32, 32, write_voc, voc_files},
+    {"cub200", "cub200", NULL, 32, 32, write_cub, cub_files},
+    {"npz", "npz", NULL, 0, 0, write_npy_dir, npy_files},
+    {"npz", "npz", "d.npz", 0, 0, write_npz_file, npz_files},
 };
 
 static const reader_fixture *g_reader;
@@ -349,9 +434,8 @@ static const dd_component *g_comp;
 static uint8_t **g_orig; // original content of each replaceable file
 static size_t *g_orig_len, g_n_files;
 
-static int reader_init_named(const char *plugin) {
-    for (size_t i = 0; i < sizeof readers / sizeof *readers; i++)
-        if (strcmp(readers[i].plugin, plugin) == 0) g_reader = &readers[i];
+static int reader_init_at(size_t index) {
+    g_reader = &readers[index];
     if (!g_reader || base_init("fuzz-reader")) return -1;
     if (rg_load_reader(g_reader->plugin, &g_registry, &g_comp) != DD_OK) return -1;
     if (g_reader->write(g_dir)) return -1;
@@ -375,8 +459,11 @@ static void reader_run(const uint8_t *data, size_t size) {
     char *p = path_in(g_reader->files[k]);
     if (rg_write_file(p, data + 1, size - 1) == DD_OK) {
         dd_dataset *train = NULL, *test = NULL;
-        if (rg_read(g_comp, g_reader->dataset, g_dir, NULL, g_reader->height, g_reader->width,
-                    &train, &test) == DD_OK) {
+        char *root = g_reader->root ? path_in(g_reader->root) : NULL;
+        dd_status st = rg_read(g_comp, g_reader->dataset, root ? root : g_dir, NULL,
+                               g_reader->height, g_reader->width, &train, &test);
+        free(root);
+        if (st == DD_OK) {
             dd_dataset_destroy(train);
             dd_dataset_destroy(test);
         }
@@ -402,16 +489,52 @@ static int reader_seeds(const char *dir) {
     return r;
 }
 
-#define READER_TARGET(fn, plugin)                                                                  \
+#define READER_TARGET(fn, index)                                                                   \
     static int fn##_init(void) {                                                                   \
-        return reader_init_named(plugin);                                                          \
+        return reader_init_at(index);                                                              \
     }
 
-READER_TARGET(idx, "mnist")
-READER_TARGET(cifar10, "cifar10")
-READER_TARGET(usps, "usps")
-READER_TARGET(voc, "pascal-voc")
-READER_TARGET(cub, "cub200")
+READER_TARGET(idx, 0)
+READER_TARGET(cifar10, 1)
+READER_TARGET(usps, 2)
+READER_TARGET(voc, 3)
+READER_TARGET(cub, 4)
+READER_TARGET(npz_dir, 5)
+READER_TARGET(npz_zip, 6)
+
+/* ---- .npy headers ------------------------------------------------------------------------- */
+
+static void npy_run(const uint8_t *data, size_t size) {
+    npy_array a;
+    if (npy_parse("fuzz.npy", data, size, &a) == DD_OK && a.count > 0) {
+        if (a.kind == 'f')
+            (void)npy_float_at(&a, a.count - 1);
+        else
+            (void)npy_int_at(&a, a.count - 1);
+    }
+}
+
+static int npy_seeds(const char *dir) {
+    if (write_npy_dir(g_dir)) return -1;
+    int r = 0;
+    for (int i = 0; r == 0 && npy_files[i]; i++) {
+        char *p = path_in(npy_files[i]), tag[32];
+        snprintf(tag, sizeof tag, "npy-%d", i);
+        r = seed_file(dir, tag, p, -1);
+        free(p);
+    }
+    // a float array, and a header announcing 2^40 bytes with no data behind it
+    const int64_t two[] = {2}, huge[] = {1 << 20, 1 << 20};
+    const float f[] = {1.5f, -2};
+    char *g = path_in("f.npy"), *h = path_in("huge.npy");
+    if (r == 0) r = write_npy(g, "<f4", 1, two, f, sizeof f);
+    if (r == 0) r = seed_file(dir, "npy-f32", g, -1);
+    if (r == 0) r = write_npy(h, "|u1", 2, huge, NULL, 0);
+    if (r == 0) r = seed_file(dir, "npy-huge", h, -1);
+    free(g);
+    free(h);
+    return r;
+}
 
 static const fz_target targets[] = {
     {"pipeline", pipeline_init, pipeline_run, pipeline_seeds},
@@ -425,11 +548,12 @@ static const fz_target targets[] = {
     {"usps", usps_init, reader_run, reader_seeds},
     {"voc", voc_init, reader_run, reader_seeds},
     {"cub", cub_init, reader_run, reader_seeds},
+    {"npy", image_init, npy_run, npy_seeds},
+    {"npz_dir", npz_dir_init, reader_run, reader_seeds},
+    {"npz_zip", npz_zip_init, reader_run, reader_seeds},
 };
 
-static const fz_target *const all[] = {&targets[0], &targets[1], &targets[2],  &targets[3],
-                                       &targets[4], &targets[5], &targets[6],  &targets[7],
-                                       &targets[8], &targets[9], &targets[10], NULL};
+static const fz_target *all[sizeof targets / sizeof *targets + 1];
 
 const fz_target *fz_find(const char *name) {
     for (size_t i = 0; i < sizeof targets / sizeof *targets; i++)
@@ -438,5 +562,7 @@ const fz_target *fz_find(const char *name) {
 }
 
 const fz_target *const *fz_all(void) {
+    for (size_t i = 0; i < sizeof targets / sizeof *targets; i++)
+        all[i] = &targets[i];
     return all;
 }

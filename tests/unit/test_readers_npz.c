@@ -18,6 +18,7 @@
 #include <zlib.h>
 
 #include "distill/dataset.h"
+#include "distill/limits.h"
 #include "distill/image.h"
 #include "engine/distilled.h"
 #include "npy.h"
@@ -784,6 +785,28 @@ static void test_fashion_equivalence(void **state) {
     dd_registry_destroy(reg);
 }
 
+/* A 52-byte zip whose member claims 2.6 GB (found by fuzz_npz_zip: the
+ * reader allocated the claimed size up front). The claim is held to
+ * dataset.max_bytes, and below it the buffer grows only with the data
+ * actually read. */
+static void test_zip_size_claim(void **state) {
+    rg_fixture *f = *state;
+    static const uint8_t zip[] = {0x50, 0x4b, 0x03, 0x04, 0x14, 0x01, 0x00, 0x00, 0x09, 0x00, 0x00,
+                                  0x00, 0x21, 0x00, 0x96, 0xb7, 0xe5, 0xe9, 0xc0, 0x01, 0x00, 0x00,
+                                  0xc0, 0x01, 0x00, 0x9d, 0x0b, 0x00, 0x00, 0x00, 0x78, 0x5f, 0x74,
+                                  0x72, 0x61, 0x69, 0x6e, 0x2e, 0x6e, 0x70, 0x79, 0x93, 0x4e, 0x55,
+                                  0x4d, 0x50, 0x59, 0x72, 0x27, 0x27, 0x20, 0x20};
+    char path[1024];
+    snprintf(path, sizeof path, "%s/claim.npz", f->dir);
+    assert_int_equal(rg_write_file(path, zip, sizeof zip), DD_OK);
+    dd_limits_set(0, 0, 64 << 20);
+    expect_err(f, path, NULL, DD_ERR_LIMIT, "claim.npz:x_train.npy", "(dataset.max_bytes)");
+    dd_limits_set(0, 0, 0);
+    dd_dataset *tr = NULL, *te = NULL;
+    assert_int_not_equal(read_at(f, path, NULL, &tr, &te), DD_OK);
+    assert_null(tr);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--fashion") == 0) {
         FILE *t = fopen(FASHION "/train-images-idx3-ubyte.gz", "rb");
@@ -806,6 +829,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_npy_parser),
         cmocka_unit_test_setup_teardown(test_reader_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_distilled_npz, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_zip_size_claim, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

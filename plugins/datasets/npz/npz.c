@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "distill/dataset.h"
+#include "distill/limits.h"
 #include "distill/image.h"
 #include "distill/plugin.h"
 
@@ -87,12 +88,19 @@ static dd_status read_npz_member(const char *path, const char *member, int heade
         if (!name || strcmp(name, member) != 0) continue;
         found = 1;
         uint64_t want = archive_entry_size_is_set(e) ? (uint64_t)archive_entry_size(e) : 0;
-        if (archive_entry_size_is_set(e) && want > NPY_MAX_BYTES + NPY_MAX_HEADER) {
-            st = dd_error_set(DD_ERR_LIMIT, "%s:%s: member of %llu bytes is over the limit", path,
-                              member, (unsigned long long)want);
+        const uint64_t limit = (uint64_t)dd_limits_max_bytes();
+        if (!header_only && want > limit) {
+            st = dd_error_set(DD_ERR_LIMIT,
+                              "%s:%s: member of %llu bytes is above the memory limit of %llu "
+                              "(dataset.max_bytes)",
+                              path, member, (unsigned long long)want, (unsigned long long)limit);
             goto done;
         }
-        size_t cap = header_only ? NPY_MAX_HEADER + 12 : (want ? (size_t)want : 65536);
+        // The buffer grows with the data actually read, never with the size
+        // the zip claims: a 1 KB file announcing gigabytes allocates nothing
+        // large.
+        size_t cap = header_only ? NPY_MAX_HEADER + 12 : 65536;
+        if (!header_only && want && want < cap) cap = (size_t)want;
         size_t len = 0;
         uint8_t *buf = malloc(cap + 1);
         if (!buf) {
@@ -102,31 +110,39 @@ static dd_status read_npz_member(const char *path, const char *member, int heade
         for (;;) {
             if (len == cap) {
                 if (header_only) break;
-                uint8_t extra;
-                la_ssize_t more = want ? archive_read_data(a, &extra, 1) : 1;
-                if (more == 0) break;
-                if (more < 0) {
+                if (want && len == want) {
+                    uint8_t extra;
+                    la_ssize_t more = archive_read_data(a, &extra, 1);
+                    if (more == 0) break;
                     free(buf);
-                    st = archive_fail(a, path, member);
+                    if (more < 0) {
+                        st = archive_fail(a, path, member);
+                    } else { // more data than the zip's size field announces
+                        st = dd_error_set(DD_ERR_ARCHIVE,
+                                          "%s:%s: member holds more than the %llu "
+                                          "bytes its header announces",
+                                          path, member, (unsigned long long)want);
+                    }
                     goto done;
                 }
-                if (want || cap > NPY_MAX_BYTES) {
-                    // more data than the zip's size field announces
+                size_t ncap = 2 * cap;
+                if (want && ncap > want) ncap = (size_t)want;
+                if (!want && ncap > limit) {
                     free(buf);
-                    st = dd_error_set(DD_ERR_ARCHIVE,
-                                      "%s:%s: member holds more than the %llu "
-                                      "bytes its header announces",
-                                      path, member, (unsigned long long)want);
+                    st = dd_error_set(DD_ERR_LIMIT,
+                                      "%s:%s: member decompresses to more than the memory "
+                                      "limit of %llu bytes (dataset.max_bytes)",
+                                      path, member, (unsigned long long)limit);
                     goto done;
                 }
-                uint8_t *nb = realloc(buf, 2 * cap + 1);
+                uint8_t *nb = realloc(buf, ncap + 1);
                 if (!nb) {
                     free(buf);
                     st = dd_error_set(DD_ERR_NOMEM, "%s:%s: out of memory", path, member);
                     goto done;
                 }
                 buf = nb;
-                cap *= 2;
+                cap = ncap;
             }
             la_ssize_t got = archive_read_data(a, buf + len, cap - len);
             if (got < 0) {
