@@ -491,6 +491,64 @@ static void test_hostile_archives(void **state) {
     rg_free_list(l2);
 }
 
+/* ---- through a pipeline: the loader and the fetch/load stages ---------------- */
+
+static dd_status run_yaml(rg_fixture *f, const char *yaml, dd_pipeline **out) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/p.yaml", f->dir);
+    assert_int_equal(rg_write_text(path, yaml), DD_OK);
+    return dd_pipeline_load(path, NULL, f->reg, out);
+}
+
+static void test_pipeline_local(void **state) {
+    rg_fixture *f = *state;
+    fresh(f);
+    dd_pipeline *p = NULL;
+    // dataset.path is required, and the message names it
+    assert_int_equal(
+        run_yaml(f, "name: t\nstages: [fetch, load]\ndataset:\n  plugin: imagefolder\n", &p),
+        DD_ERR_INVALID);
+    assert_non_null(strstr(dd_error_message(), "missing required key 'dataset.path'"));
+    assert_null(p);
+    // dataset.name is a label, not a manifest, but a plain one
+    char yaml[4096];
+    snprintf(yaml, sizeof yaml,
+             "name: t\nstages: [fetch, load]\ndataset:\n  plugin: imagefolder\n  name: ../up\n"
+             "  path: %s/src\n",
+             f->dir);
+    assert_int_equal(run_yaml(f, yaml, &p), DD_ERR_INVALID);
+    assert_non_null(strstr(dd_error_message(), "'dataset.name'"));
+    // an archive through fetch and load, unpacked into the given cache
+    char src[1024];
+    snprintf(src, sizeof src, "%s/src", f->dir);
+    write_tree(src, 1, 0);
+    static char paths[64][256], files[64][2100];
+    entry e[64];
+    size_t n = tree_entries(src, paths, files, e);
+    char arch[1200];
+    snprintf(arch, sizeof arch, "%s/mine.zip", f->dir);
+    write_archive(arch, 1, e, n);
+    snprintf(yaml, sizeof yaml,
+             "name: t\nstages: [fetch, load]\ndataset:\n  plugin: imagefolder\n  name: mine\n"
+             "  path: %s\n  cache_dir: %s/cache\n  channels: 3\n",
+             arch, f->dir);
+    assert_int_equal(run_yaml(f, yaml, &p), DD_OK);
+    char out[1200];
+    snprintf(out, sizeof out, "%s/run", f->dir);
+    dd_run_options ro = {.struct_size = sizeof ro, .out_dir = out};
+    if (dd_run_pipeline(f->reg, p, &ro) != DD_OK) fail_msg("%s", dd_error_message());
+    dd_pipeline_destroy(p);
+    char tree[1200];
+    snprintf(tree, sizeof tree, "%s/cache/+local", f->dir);
+    char **list = NULL;
+    assert_int_equal(rg_list_files(tree, "", &list), DD_OK);
+    int pngs = 0;
+    for (char **q = list; *q; q++)
+        pngs += strstr(*q, "/tree/train/") && strstr(*q, ".png");
+    rg_free_list(list);
+    assert_int_equal(pngs, K * PER);
+}
+
 /* ---- Fashion-MNIST as a PNG tree against the mnist reader ------------------- */
 
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
@@ -577,6 +635,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_probe),
         cmocka_unit_test(test_archives),
         cmocka_unit_test(test_hostile_archives),
+        cmocka_unit_test(test_pipeline_local),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
