@@ -425,6 +425,9 @@ static void test_archives(void **state) {
     dd_dataset_destroy(tr);
     dd_dataset_destroy(te);
     free(root);
+    // a name that is not a plain directory name never reaches the cache
+    assert_int_equal(dd_fetch_local_path("../up", arch, &fo, 1, &root), DD_ERR_INVALID);
+    assert_null(root);
     // not an archive
     snprintf(arch, sizeof arch, "%s/notes.txt", f->dir);
     rg_write_text(arch, "hi");

@@ -561,6 +561,16 @@ dd_status dd_fetch_local_path(const char *name, const char *path, const dd_fetch
     if (!name || !path || !root)
         return dd_error_set(DD_ERR_INVALID, "dd_fetch_local_path: NULL argument");
     *root = NULL;
+    // `name` becomes a directory name in the cache: a plain name only.
+    int plain = name[0] && name[0] != '.';
+    for (const char *p = name; *p && plain; p++)
+        plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                *p == '.' || *p == '_' || *p == '-';
+    if (!plain)
+        return dd_error_set(DD_ERR_INVALID,
+                            "dataset name '%s' may only contain letters, digits, '.', '_' and '-' "
+                            "(not first)",
+                            name);
     struct stat st;
     if (stat(path, &st) != 0)
         return dd_error_set(DD_ERR_NOT_FOUND, "dataset.path '%s': %s", path, strerror(errno));
