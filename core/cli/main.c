@@ -387,6 +387,41 @@ static int cmd_datasets(args *a) {
     return EXIT_OK;
 }
 
+/* After a failed fetch of `dataset` that has no manifest: if a reader of the
+ * user's own files (DD_DATASET_LOCAL) reads that name, say so instead. */
+static void explain_local_reader(const char *dataset) {
+    if (dd_error_status() != DD_ERR_NOT_FOUND) return;
+    char saved[2048];
+    snprintf(saved, sizeof saved, "%s", dd_error_message());
+    dd_registry *reg = NULL;
+    dd_log_level level = dd_log_get_level();
+    dd_log_set_level(DD_LOG_ERROR); // a broken plugin is not this command's business
+    dd_status s = dd_registry_load(1, &reg);
+    dd_log_set_level(level);
+    for (size_t i = 0; s == DD_OK && i < dd_registry_plugin_count(reg); i++) {
+        const dd_plugin_descriptor *d = dd_registry_plugin(reg, i);
+        for (size_t j = 0; j < d->n_components; j++) {
+            const dd_component *c = &d->components[j];
+            if (c->kind != DD_COMPONENT_DATASET) continue;
+            const dd_dataset_ops *ops = c->ops;
+            if (!(ops->flags & DD_DATASET_LOCAL)) continue;
+            for (size_t k = 0; ops->datasets[k]; k++)
+                if (strcmp(ops->datasets[k], dataset) == 0) {
+                    // (the message is made before the plugin is unloaded)
+                    dd_error_set(DD_ERR_NOT_FOUND,
+                                 "'%s' is read by the dataset plugin '%s' from your own files: "
+                                 "there is nothing to fetch; set dataset.path (a directory, or "
+                                 "an archive it unpacks) in the pipeline",
+                                 dataset, c->name);
+                    dd_registry_destroy(reg);
+                    return;
+                }
+        }
+    }
+    dd_registry_destroy(reg);
+    dd_error_set(DD_ERR_NOT_FOUND, "%s", saved);
+}
+
 static int cmd_fetch(args *a) {
     dd_fetch_options fo = {.verify = 1};
     const char *dataset = NULL;
@@ -429,6 +464,7 @@ static int cmd_fetch(args *a) {
         fo.extra_mirrors = mirrors;
         char *root = NULL;
         if (dd_fetch_dataset(dataset, &fo, &root) != DD_OK) {
+            explain_local_reader(dataset);
             rc = fail();
         } else {
             printf("%s\n", root);

@@ -27,3 +27,11 @@ distill_add_test(test_readers_npz_fashion SOURCES unit/test_readers_npz.c ${DD_N
 target_include_directories(test_readers_npz_fashion PRIVATE ${DD_NPZ_DIR})
 add_dependencies(test_readers_npz_fashion npz mnist)
 set_tests_properties(test_readers_npz_fashion PROPERTIES SKIP_RETURN_CODE 77)
+# The imagefolder reader on generated PNG/JPEG trees and archives (unpacked by
+# the core's dd_fetch_local_path), and the real Fashion-MNIST written as a PNG
+# tree compared bit for bit with the mnist reader (skipped when not installed).
+distill_add_test(test_readers_imagefolder SOURCES unit/test_readers_imagefolder.c LABELS unit plugin TIMEOUT 120)
+distill_add_test(test_readers_imagefolder_fashion SOURCES unit/test_readers_imagefolder.c ARGS --fashion LABELS e2e plugin TIMEOUT 300)
+add_dependencies(test_readers_imagefolder imagefolder)
+add_dependencies(test_readers_imagefolder_fashion imagefolder mnist)
+set_tests_properties(test_readers_imagefolder_fashion PROPERTIES SKIP_RETURN_CODE 77)

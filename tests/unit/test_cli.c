@@ -166,6 +166,10 @@ static void test_datasets_and_fetch(void **state) {
     snprintf(args, sizeof args, "fetch no-such-dataset --offline --cache-dir '%s/cache'", tmp);
     expect(args, 1, NULL, "distill: error: ");
     assert_non_null(strstr(err, "no-such-dataset"));
+    // a reader of the user's own files has no manifest: nothing to fetch, said as such
+    snprintf(args, sizeof args, "fetch imagefolder --offline --cache-dir '%s/cache'", tmp);
+    expect(args, 1, NULL, "read by the dataset plugin 'imagefolder' from your own files");
+    assert_non_null(strstr(err, "dataset.path"));
 
     // a cache that cannot be made (its parent is a file: what a read-only or
     // foreign directory also gives) names the cache and how to choose another

@@ -6,9 +6,11 @@
 #include "data/fetch.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -479,6 +481,133 @@ static dd_status fetch_local(ds_ctx *c, const char *cache, char **root) {
     }
     free(kinds);
     free(verified);
+    free(abs);
+    return s;
+}
+
+/* ---- the user's own files (DD_DATASET_LOCAL readers) -------------------- */
+
+static int is_archive_name(const char *p) {
+    static const char *const ext[] = {".tar",    ".tar.gz", ".tgz", ".tar.bz2",
+                                      ".tar.xz", ".zip",    NULL};
+    size_t n = strlen(p);
+    for (const char *const *e = ext; *e; e++) {
+        size_t k = strlen(*e);
+        if (n > k && strcasecmp(p + n - k, *e) == 0) return 1;
+    }
+    return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb;
+    (void)ftw;
+    return (flag == FTW_DP ? rmdir(path) : unlink(path)) != 0 && errno != ENOENT;
+}
+
+/* rm -rf that never follows a symbolic link (FTW_PHYS). */
+static dd_status remove_tree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return DD_OK;
+    if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return dd_error_set(DD_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+    return DD_OK;
+}
+
+/* Unpacks `abs` (size/mtime in st) into c->dir/tree unless the marker says
+ * it already holds this archive. */
+static dd_status unpack_local_archive(const dd_cache_dataset *c, const char *abs,
+                                      const struct stat *st) {
+    dd_strbuf want = DD_STRBUF_INIT;
+    dd_strbuf_printf(&want, "local %s %lld %lld.%09ld\n", abs, (long long)st->st_size,
+                     (long long)st->st_mtim.tv_sec, (long)st->st_mtim.tv_nsec);
+    char *tree = dd_fs_join(c->dir, "tree"), *tmp = dd_fs_join(c->dir, "tree.part");
+    char *marker = dd_cache_marker_path(c->dir, DD_CACHE_UNPACKED, "archive");
+    dd_status s = dd_strbuf_status(&want);
+    if (s == DD_OK && (!tree || !tmp || !marker)) s = dd_error_set(DD_ERR_NOMEM, "out of memory");
+    if (s == DD_OK && dd_cache_marker_is(c, DD_CACHE_UNPACKED, "archive", dd_strbuf_str(&want)) &&
+        dd_fs_is_file(marker)) {
+        struct stat ts;
+        if (lstat(tree, &ts) == 0 && S_ISDIR(ts.st_mode)) goto done;
+    }
+    if (s == DD_OK) {
+        dd_cache_unmark(c, DD_CACHE_UNPACKED, "archive");
+        dd_info("unpacking %s", abs);
+        s = remove_tree(tmp);
+    }
+    if (s == DD_OK && mkdir(tmp, 0755) != 0)
+        s = dd_error_set(DD_ERR_IO, "%s: cannot create directory: %s", tmp, strerror(errno));
+    uint64_t limit = (uint64_t)st->st_size * 16;
+    if (limit < ((uint64_t)64 << 20)) limit = (uint64_t)64 << 20;
+    if (s == DD_OK) s = dd_unpack_archive(abs, tmp, limit, NULL);
+    if (s == DD_OK) s = remove_tree(tree);
+    if (s == DD_OK && rename(tmp, tree) != 0)
+        s = dd_error_set(DD_ERR_IO, "%s: cannot rename to %s: %s", tmp, tree, strerror(errno));
+    if (s == DD_OK) s = dd_fs_write_file_mode(marker, dd_strbuf_str(&want), want.len, 0644);
+    if (s != DD_OK && tmp) {
+        dd_status keep = s;
+        remove_tree(tmp); // a refused archive leaves nothing behind
+        s = keep;
+    }
+done:
+    dd_strbuf_free(&want);
+    free(tree);
+    free(tmp);
+    free(marker);
+    return s;
+}
+
+dd_status dd_fetch_local_path(const char *name, const char *path, const dd_fetch_options *opt,
+                              int unpack, char **root) {
+    if (!name || !path || !root)
+        return dd_error_set(DD_ERR_INVALID, "dd_fetch_local_path: NULL argument");
+    *root = NULL;
+    // `name` becomes a directory name in the cache: a plain name only.
+    int plain = name[0] && name[0] != '.';
+    for (const char *p = name; *p && plain; p++)
+        plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                *p == '.' || *p == '_' || *p == '-';
+    if (!plain)
+        return dd_error_set(DD_ERR_INVALID,
+                            "dataset name '%s' may only contain letters, digits, '.', '_' and '-' "
+                            "(not first)",
+                            name);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return dd_error_set(DD_ERR_NOT_FOUND, "dataset.path '%s': %s", path, strerror(errno));
+    char *abs = realpath(path, NULL);
+    if (!abs) return dd_error_set(DD_ERR_IO, "%s: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode)) {
+        *root = abs;
+        return DD_OK;
+    }
+    dd_status s = DD_OK;
+    if (!S_ISREG(st.st_mode) || !unpack || !is_archive_name(abs))
+        s = dd_error_set(DD_ERR_INVALID, "dataset.path '%s' is not a directory%s", path,
+                         unpack ? " nor a .tar, .tar.gz, .tgz, .tar.bz2, .tar.xz or .zip archive"
+                                : "");
+    char *cache = NULL;
+    if (s == DD_OK) s = dd_fetch_cache_root(opt, &cache);
+    char *local_root = s == DD_OK ? dd_fs_join(cache, "+local") : NULL;
+    if (s == DD_OK && !local_root) s = dd_error_set(DD_ERR_NOMEM, "out of memory");
+    if (s == DD_OK) s = dd_fs_mkdir_p(local_root);
+    dd_cache_dataset c = {0};
+    if (s == DD_OK) {
+        uint8_t h[DD_SHA256_SIZE];
+        char hex[2 * DD_SHA256_SIZE + 1], dir[160];
+        dd_sha256 sh;
+        dd_sha256_init(&sh);
+        dd_sha256_update(&sh, abs, strlen(abs));
+        dd_sha256_final(&sh, h);
+        dd_hex(h, DD_SHA256_SIZE, hex);
+        snprintf(dir, sizeof dir, "%.64s-%.16s", name, hex);
+        s = dd_cache_open(local_root, dir, 0, &c);
+    }
+    if (s == DD_OK) s = unpack_local_archive(&c, abs, &st);
+    if (s == DD_OK && !(*root = dd_fs_join(c.dir, "tree")))
+        s = dd_error_set(DD_ERR_NOMEM, "out of memory");
+    dd_cache_close(&c);
+    free(local_root);
+    free(cache);
     free(abs);
     return s;
 }

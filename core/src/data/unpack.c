@@ -328,36 +328,52 @@ static dd_status extract_entry(struct archive *a, struct archive_entry *e, const
     return extract_file(a, src, rel, path, archive_entry_perm(e), buf, limit, total);
 }
 
-static struct archive *open_tar_reader(void) {
+static struct archive *open_tar_reader(int zip) {
     struct archive *a = archive_read_new();
     if (!a) return NULL;
     archive_read_support_filter_all(a);
     archive_read_support_format_tar(a);
     archive_read_support_format_gnutar(a);
+    if (zip) archive_read_support_format_zip(a);
     return a;
 }
 
+static dd_status unpack_tree(const char *src, const char *dst_dir, uint64_t limit,
+                             const char *const *reserved, int zip, uint64_t *size);
+
 dd_status dd_unpack_tar_reserved(const char *src, const char *dst_dir, uint64_t limit,
                                  const char *const *reserved, uint64_t *size) {
+    return unpack_tree(src, dst_dir, limit, reserved, 0, size);
+}
+
+dd_status dd_unpack_archive(const char *src, const char *dst_dir, uint64_t limit, uint64_t *size) {
+    return unpack_tree(src, dst_dir, limit, NULL, 1, size);
+}
+
+static dd_status unpack_tree(const char *src, const char *dst_dir, uint64_t limit,
+                             const char *const *reserved, int zip, uint64_t *size) {
     if (!src || !dst_dir) return dd_error_set(DD_ERR_INVALID, "dd_unpack_tar: NULL argument");
     struct stat st;
     if (stat(dst_dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return dd_error_set(DD_ERR_IO, "%s: target directory does not exist", dst_dir);
-    struct archive *a = open_tar_reader();
+    struct archive *a = open_tar_reader(zip);
     if (!a) return dd_error_set(DD_ERR_NOMEM, "%s: cannot create an archive reader", src);
     void *buf = malloc(UNPACK_BUF);
     dd_status s = buf ? DD_OK : dd_error_set(DD_ERR_NOMEM, "out of memory");
     uint64_t total = 0;
     int entries = 0;
     if (s == DD_OK && archive_read_open_filename(a, src, UNPACK_BUF) != ARCHIVE_OK)
-        s = arch_error(a, src, "cannot open as a tar archive");
+        s = arch_error(
+            a, src, zip ? "cannot open as a tar or zip archive" : "cannot open as a tar archive");
     while (s == DD_OK) {
         struct archive_entry *e;
         int r = archive_read_next_header(a, &e);
         if (r == ARCHIVE_EOF) break;
         if (r < ARCHIVE_WARN) {
             s = arch_error(a, src,
-                           entries ? "corrupt or truncated archive" : "not a readable tar archive");
+                           entries ? "corrupt or truncated archive"
+                           : zip   ? "not a readable tar or zip archive"
+                                   : "not a readable tar archive");
             break;
         }
         entries++;

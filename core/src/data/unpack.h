@@ -39,4 +39,9 @@ DD_INTERNAL dd_status dd_unpack_tar(const char *src, const char *dst_dir, uint64
 DD_INTERNAL dd_status dd_unpack_tar_reserved(const char *src, const char *dst_dir, uint64_t limit,
                                              const char *const *reserved, uint64_t *size);
 
+/** As dd_unpack_tar, for the user's own archives: tar (plain or compressed)
+ * or zip, with the same refusals (a zip's symbolic links included). */
+DD_INTERNAL dd_status dd_unpack_archive(const char *src, const char *dst_dir, uint64_t limit,
+                                        uint64_t *size);
+
 #endif

@@ -318,9 +318,36 @@ static dd_status plugin_defaults(const dd_component *c, dd_component_kind kind, 
     return DD_OK;
 }
 
+// A reader of the user's own files (DD_DATASET_LOCAL) has no manifest:
+// dataset.path is required and dataset.name is only a label (it names the
+// splits and the unpack directory in the cache, so it must be a plain name).
+static dd_status check_local_dataset(const dd_component *c, const dd_options *o,
+                                     const char *where) {
+    const char *name = dd_options_string(o, "name");
+    if (!name || !*name || name[0] == '.' || strlen(name) > 64)
+        return dd_error_set(DD_ERR_INVALID,
+                            "%s: invalid value for 'dataset.name': '%s' must be a plain name of "
+                            "at most 64 characters",
+                            dd_options_where(o, "name"), name ? name : "");
+    for (const char *p = name; *p; p++)
+        if (!(isalnum((unsigned char)*p) || *p == '.' || *p == '_' || *p == '-'))
+            return dd_error_set(DD_ERR_INVALID,
+                                "%s: invalid value for 'dataset.name': '%s' may only contain "
+                                "letters, digits, '.', '_' and '-'",
+                                dd_options_where(o, "name"), name);
+    if (!dd_options_string(o, "path"))
+        return dd_error_set(DD_ERR_INVALID,
+                            "%s: missing required key 'dataset.path': plugin '%s' reads your own "
+                            "files (a directory, or a .tar, .tar.gz or .zip of one); nothing is "
+                            "downloaded",
+                            where, c->name);
+    return DD_OK;
+}
+
 // dataset.name must be one the reader reads.
-static dd_status check_dataset_name(const dd_component *c, const dd_options *o) {
+static dd_status check_dataset_name(const dd_component *c, const dd_options *o, const char *where) {
     const dd_dataset_ops *ops = c->ops;
+    if (ops->flags & DD_DATASET_LOCAL) return check_local_dataset(c, o, where);
     const char *name = dd_options_string(o, "name");
     int ok = 0;
     char list[512] = "";
@@ -355,7 +382,7 @@ static dd_status load_component(dd_pipeline *p, const loader *L, dd_component_ki
     DD_TRY(apply_overrides(L, section, o));
     DD_TRY(plugin_defaults(c, kind, o));
     DD_TRY(dd_options_finalize(o, where));
-    return kind == DD_COMPONENT_DATASET ? check_dataset_name(c, o) : DD_OK;
+    return kind == DD_COMPONENT_DATASET ? check_dataset_name(c, o, where) : DD_OK;
 }
 
 static dd_status load_stage_sections(dd_pipeline *p, const loader *L) {

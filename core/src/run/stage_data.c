@@ -32,7 +32,17 @@ static dd_status find_data(dd_run *run, int offline) {
     };
     free(run->data_root);
     run->data_root = NULL;
-    dd_status s = dd_fetch_dataset(dd_options_string(d, "name"), &fo, &run->data_root);
+    const dd_dataset_ops *ops = dd_pipeline_component(run->p, DD_COMPONENT_DATASET)->ops;
+    dd_status s;
+    if (ops->flags & DD_DATASET_LOCAL) {
+        // The user's own files: no manifest, nothing to download; an archive
+        // is unpacked into the cache when the reader asks for it.
+        s = dd_fetch_local_path(dd_options_string(d, "name"), fo.local_path, &fo,
+                                (ops->flags & DD_DATASET_UNPACK_PATH) != 0, &run->data_root);
+        free(mirrors);
+        return s;
+    }
+    s = dd_fetch_dataset(dd_options_string(d, "name"), &fo, &run->data_root);
     free(mirrors);
     return s;
 }
@@ -44,12 +54,17 @@ dd_status dd_stage_fetch(dd_run *run) {
 dd_status dd_stage_load(dd_run *run) {
     // Without a fetch stage nothing is downloaded or verified: read
     // dataset.path as it is, or else the cache.
+    const dd_component *c = dd_pipeline_component(run->p, DD_COMPONENT_DATASET);
     if (!run->data_root) {
         const char *path = dd_options_string(dd_pipeline_section(run->p, "dataset"), "path");
-        if (path && !(run->data_root = strdup(path))) return dd_nomem();
-        if (!path) DD_TRY(find_data(run, 1));
+        const dd_dataset_ops *lops = c->ops;
+        if (lops->flags & DD_DATASET_LOCAL)
+            DD_TRY(find_data(run, 1)); // a local archive still needs unpacking
+        else if (path && !(run->data_root = strdup(path)))
+            return dd_nomem();
+        else if (!path)
+            DD_TRY(find_data(run, 1));
     }
-    const dd_component *c = dd_pipeline_component(run->p, DD_COMPONENT_DATASET);
     const dd_options *d = dd_pipeline_component_options(run->p, DD_COMPONENT_DATASET);
     const dd_dataset_ops *ops = c->ops;
     dd_dataset_request req = {

@@ -58,23 +58,30 @@ static dd_status load_source(dd_run *run, const char *source, const char *source
         DD_TRY(dd_options_from_strings(c->params, NULL, &own));
     }
     char *root = NULL;
-    if (source_path) {
-        if (!(root = strdup(source_path))) return dd_error_set(DD_ERR_NOMEM, "out of memory");
-    } else {
-        dd_fetch_options fo;
-        dd_fetch_options_init(&fo);
-        fo.cache_dir =
-            run->ro && run->ro->cache_dir ? run->ro->cache_dir : dd_options_string(d, "cache_dir");
-        fo.offline = run->ro && run->ro->offline;
-        fo.verify = dd_options_bool(d, "verify");
-        fo.quiet = dd_log_get_level() < DD_LOG_INFO;
-        dd_status fs = dd_fetch_dataset(source, &fo, &root);
-        if (fs != DD_OK) {
-            dd_options_destroy(own);
-            return fs;
-        }
-    }
     const dd_dataset_ops *ops = c->ops;
+    dd_fetch_options fo;
+    dd_fetch_options_init(&fo);
+    fo.cache_dir =
+        run->ro && run->ro->cache_dir ? run->ro->cache_dir : dd_options_string(d, "cache_dir");
+    fo.offline = run->ro && run->ro->offline;
+    fo.verify = dd_options_bool(d, "verify");
+    fo.quiet = dd_log_get_level() < DD_LOG_INFO;
+    dd_status fs = DD_OK;
+    if ((ops->flags & DD_DATASET_LOCAL) && !source_path)
+        fs = dd_error_set(DD_ERR_INVALID,
+                          "dataset plugin '%s' reads your own files: set pretrain.source_path",
+                          c->name);
+    else if (ops->flags & DD_DATASET_LOCAL) // a directory, or an archive to unpack
+        fs = dd_fetch_local_path(source, source_path, &fo,
+                                 (ops->flags & DD_DATASET_UNPACK_PATH) != 0, &root);
+    else if (source_path)
+        fs = (root = strdup(source_path)) ? DD_OK : dd_error_set(DD_ERR_NOMEM, "out of memory");
+    else
+        fs = dd_fetch_dataset(source, &fo, &root);
+    if (fs != DD_OK) {
+        dd_options_destroy(own);
+        return fs;
+    }
     dd_dataset_request req = {
         .struct_size = sizeof req,
         .dataset = source,
