@@ -251,7 +251,9 @@ dd_status dd_model_create_from_graph(dd_graph *g, dd_backend backend, dd_model *
     return DD_OK;
 }
 
-dd_status dd_model_create(const dd_model_config *cfg, dd_model **out) {
+// Builds cfg's graph (the layer list and θ's layout, no buffers) and checks
+// its output size. Caller owns *out.
+static dd_status build_graph(const dd_model_config *cfg, dd_graph **out) {
     *out = NULL;
     if (!cfg || cfg->struct_size < offsetof(dd_model_config, backend) + sizeof cfg->backend)
         return dd_error_set(DD_ERR_INVALID, "model: config is NULL or too old (struct_size)");
@@ -282,8 +284,24 @@ dd_status dd_model_create(const dd_model_config *cfg, dd_model **out) {
         return dd_error_set(DD_ERR_PLUGIN, "model '%s': built graph has %d outputs, expected %d",
                             c->name, oc * oh * ow, cfg->n_outputs);
     }
-    s = dd_model_create_from_graph(g, cfg->backend, out);
-    if (s != DD_OK) dd_error_prefix("model '%s'", c->name);
+    *out = g;
+    return DD_OK;
+}
+
+dd_status dd_model_check(const dd_model_config *cfg, size_t *n_params) {
+    dd_graph *g = NULL;
+    DD_TRY(build_graph(cfg, &g));
+    if (n_params) *n_params = g->n_params;
+    dd_graph_destroy(g);
+    return DD_OK;
+}
+
+dd_status dd_model_create(const dd_model_config *cfg, dd_model **out) {
+    *out = NULL;
+    dd_graph *g = NULL;
+    DD_TRY(build_graph(cfg, &g));
+    dd_status s = dd_model_create_from_graph(g, cfg->backend, out);
+    if (s != DD_OK) dd_error_prefix("model '%s'", cfg->plugin->name);
     return s;
 }
 

@@ -17,6 +17,8 @@
 #include "config/options.h"
 #include "config/schema.h"
 #include "config/yaml_tree.h"
+#include "data/manifest.h"
+#include "model/model_impl.h"
 #include "run/pipeline_impl.h"
 #include "run/stage_table.h"
 
@@ -443,6 +445,36 @@ static int needs_objective(const dd_pipeline *p) {
     return 0;
 }
 
+// When the dataset's manifest gives its shape (`input:`) and the data is not
+// the user's own (dataset.path), builds the network dry, with dataset.height
+// / width applied, so a layer stack that does not fit is an error now rather
+// than when the model is built at run time (the same message either way).
+static dd_status check_model_shape(const dd_pipeline *p) {
+    const dd_options *d = p->comp_opts[DD_COMPONENT_DATASET];
+    const dd_options *mo = p->comp_opts[DD_COMPONENT_MODEL];
+    if (!d || !mo || !p->comp[DD_COMPONENT_MODEL]) return DD_OK;
+    const char *name = dd_options_string(d, "name");
+    if (!name || dd_options_string(d, "path")) return DD_OK;
+    dd_manifest *m = NULL;
+    if (dd_manifest_find(name, NULL, &m) != DD_OK) {
+        dd_error_clear(); // a missing manifest is the fetch stage's error to report
+        return DD_OK;
+    }
+    dd_model_config cfg = {
+        .struct_size = sizeof cfg,
+        .plugin = p->comp[DD_COMPONENT_MODEL],
+        .options = mo,
+        .channels = m->input_channels,
+        .height = dd_options_int(d, "height") ? (int)dd_options_int(d, "height") : m->input_height,
+        .width = dd_options_int(d, "width") ? (int)dd_options_int(d, "width") : m->input_width,
+        .n_outputs = m->input_classes,
+        .backend = DD_BACKEND_REFERENCE,
+    };
+    dd_manifest_destroy(m);
+    if (!cfg.channels || !cfg.height || !cfg.width || !cfg.n_outputs) return DD_OK;
+    return dd_model_check(&cfg, NULL);
+}
+
 static dd_status load_all(dd_pipeline *p, loader *L) {
     DD_TRY(load_top(p, L));
     DD_TRY(load_component(p, L, DD_COMPONENT_DATASET, 0));
@@ -450,7 +482,8 @@ static dd_status load_all(dd_pipeline *p, loader *L) {
     DD_TRY(load_stage_sections(p, L));
     DD_TRY(resolve_stages(p, L));
     // the objective section may be omitted: its plugin defaults to classification
-    return load_component(p, L, DD_COMPONENT_OBJECTIVE, needs_objective(p));
+    DD_TRY(load_component(p, L, DD_COMPONENT_OBJECTIVE, needs_objective(p)));
+    return check_model_shape(p);
 }
 
 dd_status dd_pipeline_load(const char *path, const char *const *overrides, const dd_registry *reg,

@@ -76,10 +76,13 @@ static dd_status known_keys(const layer_args *a, const char *keys) {
             if (*c == '|') c++;
         }
         if (!ok) {
-            char list[128];
-            snprintf(list, sizeof list, "%s", keys);
-            for (char *c = list; *c; c++)
-                if (*c == '|') *c = ',';
+            char list[128] = "";
+            for (const char *c = keys; *c;) {
+                size_t cl = strcspn(c, "|"), ll = strlen(list);
+                snprintf(list + ll, sizeof list - ll, "%s%.*s", ll ? ", " : "", (int)cl, c);
+                c += cl;
+                if (*c == '|') c++;
+            }
             return dd_error_set(
                 DD_ERR_INVALID, "%s: layers[%zu] %s: unknown key '%s' (valid keys: %s)",
                 dd_options_item_arg_where(a->o, "layers", a->i, j), a->i, a->kind, k, list);
@@ -261,8 +264,10 @@ static dd_status sequential_build(dd_graph *g, const dd_options *opts, int chann
             const char *msg = dd_error_message();
             // our own errors already start with the position; the graph's do not
             if (strncmp(msg, "graph: ", 7) == 0) {
+                // drop the graph's own op name ("graph: maxpool: ..."): the kind says it
+                const char *why = strstr(msg + 7, ": ");
                 char m[1024];
-                snprintf(m, sizeof m, "%s", msg + 7);
+                snprintf(m, sizeof m, "%s", why ? why + 2 : msg + 7);
                 dd_error_set(s, "%s: layers[%zu] %s: input %d×%d×%d does not fit: %s", a.where, i,
                              a.kind, c, h, w, m);
             }
