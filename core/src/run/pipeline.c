@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/error.h"
 #include "distill/dataset.h"
@@ -445,33 +446,66 @@ static int needs_objective(const dd_pipeline *p) {
     return 0;
 }
 
-// When the dataset's manifest gives its shape (`input:`) and the data is not
-// the user's own (dataset.path), builds the network dry, with dataset.height
-// / width applied, so a layer stack that does not fit is an error now rather
-// than when the model is built at run time (the same message either way).
-static dd_status check_model_shape(const dd_pipeline *p) {
+// The dataset's shape when it is known before anything is loaded: from the
+// reader's probe for the user's own data (DD_DATASET_LOCAL, dataset.path a
+// directory), else from the manifest's `input:`. Zeros when unknown.
+static void known_shape(const dd_pipeline *p, dd_dataset_shape *sh) {
+    memset(sh, 0, sizeof *sh);
     const dd_options *d = p->comp_opts[DD_COMPONENT_DATASET];
-    const dd_options *mo = p->comp_opts[DD_COMPONENT_MODEL];
-    if (!d || !mo || !p->comp[DD_COMPONENT_MODEL]) return DD_OK;
-    const char *name = dd_options_string(d, "name");
-    if (!name || dd_options_string(d, "path")) return DD_OK;
-    dd_manifest *m = NULL;
-    if (dd_manifest_find(name, NULL, &m) != DD_OK) {
-        dd_error_clear(); // a missing manifest is the fetch stage's error to report
-        return DD_OK;
+    const dd_component *dc = p->comp[DD_COMPONENT_DATASET];
+    const dd_dataset_ops *ops = dc ? dc->ops : NULL;
+    const char *name = dd_options_string(d, "name"), *path = dd_options_string(d, "path");
+    int h = (int)dd_options_int(d, "height"), w = (int)dd_options_int(d, "width");
+    if (ops && (ops->flags & DD_DATASET_LOCAL)) {
+        struct stat st;
+        if (!path || ops->struct_size < offsetof(dd_dataset_ops, probe) + sizeof ops->probe ||
+            !ops->probe || stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+            return;
+        dd_dataset_request req = {
+            .struct_size = sizeof req,
+            .dataset = name,
+            .root = path,
+            .options = d,
+            .height = h,
+            .width = w,
+        };
+        // a path that cannot be read yet is the fetch and load stages' error to report
+        if (ops->probe(&req, sh) != DD_OK) {
+            memset(sh, 0, sizeof *sh);
+            dd_error_clear();
+        }
+        return;
     }
+    dd_manifest *m = NULL;
+    if (!name || dd_manifest_find(name, NULL, &m) != DD_OK) {
+        dd_error_clear(); // a missing manifest is the fetch stage's error to report
+        return;
+    }
+    *sh = (dd_dataset_shape){m->input_channels, h ? h : m->input_height, w ? w : m->input_width,
+                             m->input_classes};
+    dd_manifest_destroy(m);
+}
+
+// When the dataset's shape is known (known_shape), builds the network dry
+// with dataset.height / width applied, so a layer stack that does not fit is
+// an error when the pipeline is validated rather than when the model is
+// built at run time (the same message either way).
+static dd_status check_model_shape(const dd_pipeline *p) {
+    const dd_options *mo = p->comp_opts[DD_COMPONENT_MODEL];
+    if (!p->comp_opts[DD_COMPONENT_DATASET] || !mo || !p->comp[DD_COMPONENT_MODEL]) return DD_OK;
+    dd_dataset_shape sh;
+    known_shape(p, &sh);
+    if (sh.channels <= 0 || sh.height <= 0 || sh.width <= 0 || sh.n_classes <= 0) return DD_OK;
     dd_model_config cfg = {
         .struct_size = sizeof cfg,
         .plugin = p->comp[DD_COMPONENT_MODEL],
         .options = mo,
-        .channels = m->input_channels,
-        .height = dd_options_int(d, "height") ? (int)dd_options_int(d, "height") : m->input_height,
-        .width = dd_options_int(d, "width") ? (int)dd_options_int(d, "width") : m->input_width,
-        .n_outputs = m->input_classes,
+        .channels = sh.channels,
+        .height = sh.height,
+        .width = sh.width,
+        .n_outputs = sh.n_classes,
         .backend = DD_BACKEND_REFERENCE,
     };
-    dd_manifest_destroy(m);
-    if (!cfg.channels || !cfg.height || !cfg.width || !cfg.n_outputs) return DD_OK;
     return dd_model_check(&cfg, NULL);
 }
 
