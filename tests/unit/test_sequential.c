@@ -351,6 +351,35 @@ static void test_errors_at_line_col(void **state) {
     rmdir(dir);
 }
 
+/* When the shape is only known at run time, building the model gives the
+ * same message (here with the --set label for where the list came from). */
+static void test_errors_at_build(void **state) {
+    (void)state;
+    const dd_component *c = compute_model_component("sequential");
+    assert_non_null(c);
+    const char *kv[] = {"layers=[{conv: {out: 4, kernel: 3}}, {maxpool: 26}, {maxpool: 2}, "
+                        "{linear: 10}]",
+                        NULL};
+    dd_options *o = NULL;
+    assert_int_equal(dd_options_from_strings(c->params, kv, &o), DD_OK);
+    dd_model_config cfg = {sizeof cfg, c, o, 1, 28, 28, 10, DD_BACKEND_REFERENCE};
+    dd_model *m = (dd_model *)0x1;
+    assert_int_equal(dd_model_create(&cfg, &m), DD_ERR_INVALID);
+    assert_null(m);
+    if (!strstr(dd_error_message(), "layers[2] maxpool: input 4×1×1 does not fit: kernel 2 does "
+                                    "not fit the 1×1 input"))
+        fail_msg("%s", dd_error_message());
+    // on a larger input the same list builds
+    cfg.height = cfg.width = 60;
+    assert_int_equal(dd_model_create(&cfg, &m), DD_OK);
+    dd_model_destroy(m);
+    // no options at all: the plugin says what it needs
+    cfg.options = NULL;
+    assert_int_equal(dd_model_create(&cfg, &m), DD_ERR_INVALID);
+    assert_non_null(strstr(dd_error_message(), "needs 'layers'"));
+    dd_options_destroy(o);
+}
+
 /* The example and the shipped pipeline validate. */
 static void test_example_pipeline(void **state) {
     (void)state;
@@ -391,9 +420,13 @@ static void test_describe(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lenet_equivalence),    cmocka_unit_test(test_random_stacks_reference),
-        cmocka_unit_test(test_random_stacks_onednn), cmocka_unit_test(test_errors_at_line_col),
-        cmocka_unit_test(test_example_pipeline),     cmocka_unit_test(test_describe),
+        cmocka_unit_test(test_lenet_equivalence),
+        cmocka_unit_test(test_random_stacks_reference),
+        cmocka_unit_test(test_random_stacks_onednn),
+        cmocka_unit_test(test_errors_at_line_col),
+        cmocka_unit_test(test_errors_at_build),
+        cmocka_unit_test(test_example_pipeline),
+        cmocka_unit_test(test_describe),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
