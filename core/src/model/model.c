@@ -251,6 +251,21 @@ dd_status dd_model_create_from_graph(dd_graph *g, dd_backend backend, dd_model *
     return DD_OK;
 }
 
+// Length of a leading "file:line:col" in msg (followed by ": "), else 0.
+static size_t location_len(const char *msg) {
+    const char *end = strstr(msg, ": ");
+    if (!end) return 0;
+    const char *c = end;
+    for (int field = 0; field < 2; field++) {
+        const char *digits_end = c;
+        while (c > msg && c[-1] >= '0' && c[-1] <= '9')
+            c--;
+        if (c == digits_end || c == msg || c[-1] != ':') return 0;
+        c--;
+    }
+    return c > msg ? (size_t)(end - msg) : 0;
+}
+
 // Builds cfg's graph (the layer list and θ's layout, no buffers) and checks
 // its output size. Caller owns *out.
 static dd_status build_graph(const dd_model_config *cfg, dd_graph **out) {
@@ -273,8 +288,16 @@ static dd_status build_graph(const dd_model_config *cfg, dd_graph **out) {
     if (s == DD_OK && g->error != DD_OK) s = dd_error_set(g->error, "a layer failed to build");
     if (s != DD_OK) {
         dd_graph_destroy(g);
-        dd_error_prefix("model '%s' (input %d×%d×%d)", c->name, cfg->channels, cfg->height,
-                        cfg->width);
+        // a plugin that names the pipeline position keeps it first
+        char msg[2048];
+        snprintf(msg, sizeof msg, "%s", dd_error_message());
+        size_t loc = location_len(msg);
+        if (loc)
+            dd_error_set(s, "%.*s: model '%s' (input %d×%d×%d): %s", (int)loc, msg, c->name,
+                         cfg->channels, cfg->height, cfg->width, msg + loc + 2);
+        else
+            dd_error_prefix("model '%s' (input %d×%d×%d)", c->name, cfg->channels, cfg->height,
+                            cfg->width);
         return s;
     }
     int oc, oh, ow;
