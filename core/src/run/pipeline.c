@@ -447,8 +447,9 @@ static int needs_objective(const dd_pipeline *p) {
 }
 
 // The dataset's shape when it is known before anything is loaded: from the
-// reader's probe for the user's own data (DD_DATASET_LOCAL, dataset.path a
-// directory), else from the manifest's `input:`. Zeros when unknown.
+// reader's probe for the user's own data (DD_DATASET_LOCAL; dataset.path as
+// the reader gets it, not an archive the core would unpack first), else from
+// the manifest's `input:`. Zeros when unknown.
 static void known_shape(const dd_pipeline *p, dd_dataset_shape *sh) {
     memset(sh, 0, sizeof *sh);
     const dd_options *d = p->comp_opts[DD_COMPONENT_DATASET];
@@ -459,8 +460,10 @@ static void known_shape(const dd_pipeline *p, dd_dataset_shape *sh) {
     if (ops && (ops->flags & DD_DATASET_LOCAL)) {
         struct stat st;
         if (!path || ops->struct_size < offsetof(dd_dataset_ops, probe) + sizeof ops->probe ||
-            !ops->probe || stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+            !ops->probe || stat(path, &st) != 0)
             return;
+        // an archive the core unpacks first is checked when the model is built
+        if (!S_ISDIR(st.st_mode) && (ops->flags & DD_DATASET_UNPACK_PATH)) return;
         dd_dataset_request req = {
             .struct_size = sizeof req,
             .dataset = name,
