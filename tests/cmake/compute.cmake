@@ -11,4 +11,4 @@ distill_add_test(test_model SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_model.
   LABELS unit numeric TIMEOUT 120)
 distill_add_test(test_models SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_models.c
   LABELS unit numeric plugin TIMEOUT 180)
-add_dependencies(test_models linear lenet alexcifarnet convnet alexnet)
+add_dependencies(test_models linear lenet alexcifarnet convnet alexnet sequential)

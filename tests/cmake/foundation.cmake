@@ -43,3 +43,9 @@ if(TARGET test_install)
     target_compile_definitions(test_install PRIVATE DD_TEST_CC="${CMAKE_C_COMPILER} -fsanitize=address,undefined")
   endif()
 endif()
+
+# The sequential model plugin: numerics, LeNet equivalence, errors, describe.
+foundation_test(test_sequential LABELS unit numeric plugin TIMEOUT 180)
+if(TARGET test_sequential)
+  add_dependencies(test_sequential sequential lenet mnist classification)
+endif()

@@ -136,6 +136,17 @@ static void test_parse_errors(void **state) {
     // libyaml's own error, positioned.
     expect_error("reader: mnist\n", "reader: [mnist\n", "bad.yaml:");
     expect_error("name: toy\n", "name: Toy/../x\n", "may only use");
+    // the optional input shape: all four keys, each in [1, 65535]
+    expect_error("reader: mnist\n", "reader: mnist\ninput: {channels: 1, height: 28}\n",
+                 "bad.yaml:5:8: 'input' has no 'width'");
+    expect_error("reader: mnist\n",
+                 "reader: mnist\ninput: {channels: 0, height: 2, width: 2, classes: 2}\n",
+                 "bad.yaml:5:19: input.channels must be in [1, 65535]");
+    expect_error("reader: mnist\n",
+                 "reader: mnist\ninput: {channels: 1, depth: 2, width: 2, classes: 2}\n",
+                 "bad.yaml:5:22: unknown key 'depth' in 'input'");
+    expect_error("reader: mnist\n", "reader: mnist\ninput: 28\n",
+                 "bad.yaml:5:8: 'input' must be a mapping");
 }
 
 /* A hostile manifest nested 10,000 flow sequences deep (~20 KB) is refused
@@ -220,6 +231,12 @@ static void test_shipped_manifests(void **state) {
         if (s != DD_OK) fail_msg("%s", dd_error_message());
         assert_string_equal(m->reader, want[i].reader);
         assert_int_equal(m->n_files, want[i].files);
+        // the native shape where the images have one (cub/voc are resized)
+        int shaped = strcmp(want[i].name, "pascal-voc") && strcmp(want[i].name, "cub200");
+        assert_int_equal(m->input_channels != 0, shaped);
+        if (shaped) assert_int_equal(m->input_classes, 10);
+        if (!strcmp(want[i].name, "usps")) assert_int_equal(m->input_height, 16);
+        if (!strcmp(want[i].name, "cifar10")) assert_int_equal(m->input_channels, 3);
         for (size_t k = 0; k < m->n_files; k++) {
             char **urls;
             assert_int_equal(dd_manifest_urls(m, &m->files[k], &urls), DD_OK);

@@ -42,6 +42,18 @@ static const model_case cases[] = {
     {"alexcifarnet", {NULL}, 3, 16, 16, 10, 1, 0},
     {"convnet", {"width=8", NULL}, 3, 32, 32, 10, 2, 0},
     {"alexnet", {"width=0.125", "hidden=32", NULL}, 3, 64, 64, 10, 1, 0},
+    // every layer kind of the sequential plugin in one stack
+    {"sequential",
+     {"layers=[{conv: {out: 3, kernel: 3, padding: 1}}, relu, {maxpool: 2}, {lrn: 2}, "
+      "instancenorm, {avgpool: {kernel: 3, stride: 1, padding: 1}}, tanh, flatten, {linear: 6}, "
+      "sigmoid, {linear: 4}]",
+      NULL},
+     2,
+     8,
+     8,
+     4,
+     2,
+     0},
 };
 #define N_CASES (sizeof cases / sizeof cases[0])
 

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -246,6 +247,91 @@ static void test_format(void **state) {
     dd_options_destroy(o);
 }
 
+/* DD_PARAM_ITEMS: words and one-key mappings, the accessors, the default,
+ * positions of items and keys, formatting that reads back, and errors. */
+static const dd_param_spec items_spec[] = {
+    {"layers", DD_PARAM_ITEMS, "[relu, {pool: 2}]", 0, 0, 0, "conv|relu|pool", "a layer list"},
+    {"any", DD_PARAM_ITEMS, "", 0, 0, 0, NULL, "items of any kind"},
+    {NULL, 0, NULL, 0, 0, 0, NULL, NULL},
+};
+
+static void test_items(void **state) {
+    assert_int_equal(dd_param_spec_check(items_spec, "test"), DD_OK);
+    dd_options *o = NULL;
+    assert_int_equal(dd_options_from_strings(items_spec, NULL, &o), DD_OK);
+    assert_int_equal(dd_options_items_len(o, "layers"), 2);
+    assert_string_equal(dd_options_item_kind(o, "layers", 0), "relu");
+    assert_null(dd_options_item_value(o, "layers", 0));
+    assert_string_equal(dd_options_item_kind(o, "layers", 1), "pool");
+    assert_string_equal(dd_options_item_value(o, "layers", 1), "2");
+    assert_int_equal(dd_options_items_len(o, "any"), 0);
+    assert_true(dd_options_has(o, "any"));
+    assert_null(dd_options_item_kind(o, "layers", 2));
+    dd_options_destroy(o);
+
+    const char *text = "layers:\n  - {conv: {out: 4, kernel: 3}}\n  - relu\n  - pool: 2\n";
+    dd_ynode *root = NULL;
+    assert_int_equal(dd_yaml_load_string(text, strlen(text), "t.yaml", &root), DD_OK);
+    const dd_param_spec *specs[] = {items_spec};
+    assert_int_equal(dd_options_create("model", specs, 1, &o), DD_OK);
+    const dd_yentry *e = &root->entries[0];
+    assert_int_equal(dd_options_set_node(o, e->key, e->value, "t.yaml", e->line, e->col, NULL),
+                     DD_OK);
+    assert_int_equal(dd_options_finalize(o, "t.yaml"), DD_OK);
+    assert_int_equal(dd_options_items_len(o, "layers"), 3);
+    assert_string_equal(dd_options_item_where(o, "layers", 0), "t.yaml:2:5");
+    assert_int_equal(dd_options_item_n_args(o, "layers", 0), 2);
+    assert_string_equal(dd_options_item_arg_key(o, "layers", 0, 1), "kernel");
+    assert_string_equal(dd_options_item_arg_value(o, "layers", 0, 1), "3");
+    assert_string_equal(dd_options_item_arg_where(o, "layers", 0, 1), "t.yaml:2:21");
+    assert_string_equal(dd_options_item_where(o, "layers", 1), "t.yaml:3:5");
+    assert_string_equal(dd_options_item_value_where(o, "layers", 2), "t.yaml:4:11");
+    char *f = dd_options_format(o, (size_t)dd_options_index(o, "layers"));
+    assert_string_equal(f, "[{conv: {out: 4, kernel: 3}}, relu, {pool: 2}]");
+    // the formatted value reads back as the same value
+    char kv[256];
+    snprintf(kv, sizeof kv, "layers=%s", f);
+    free(f);
+    dd_options *o2 = NULL;
+    const char *kvs[] = {kv, NULL};
+    assert_int_equal(dd_options_from_strings(items_spec, kvs, &o2), DD_OK);
+    f = dd_options_format(o2, 0);
+    assert_string_equal(f, kv + strlen("layers="));
+    free(f);
+    dd_options_destroy(o2);
+    dd_options_destroy(o);
+    dd_ynode_destroy(root);
+
+    static const char *const bad[][2] = {
+        {"layers=[conv, sigmoid]",
+         "--set layers=[conv, sigmoid]: invalid value for 'layers': item 1: unknown kind "
+         "'sigmoid' (expected one of: conv, relu, pool)"},
+        {"layers={relu: 1}", "--set layers={relu: 1}: invalid value for 'layers': expected a list, "
+                             "got a mapping"},
+        {"layers=[{}]", "--set layers=[{}]: invalid value for 'layers': item 0: expected a word or "
+                        "a one-key mapping ({kind: value}), got a mapping with no key"},
+        {"layers=[{conv: {out: [1]}}]",
+         "--set layers=[{conv: {out: [1]}}]: invalid value for 'layers': item 0 (conv): 'out' "
+         "must be a scalar, got a list"},
+        {"layers=[relu, ~]", "--set layers=[relu, ~]: invalid value for 'layers': item 1: "
+                             "expected a word or a one-key mapping ({kind: value}), got an "
+                             "empty value"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        const char *l[] = {bad[i][0], NULL};
+        dd_options *x = (dd_options *)0x1;
+        assert_int_equal(dd_options_from_strings(items_spec, l, &x), DD_ERR_INVALID);
+        assert_null(x);
+        assert_string_equal(dd_error_message(), bad[i][1]);
+    }
+    // a bad default is a plugin error
+    static const dd_param_spec bad_default[] = {
+        {"layers", DD_PARAM_ITEMS, "[nope]", 0, 0, 0, "relu", "a layer list"},
+        {NULL, 0, NULL, 0, 0, 0, NULL, NULL},
+    };
+    assert_int_equal(dd_param_spec_check(bad_default, "test"), DD_ERR_PLUGIN);
+}
+
 static void test_spec_check(void **state) {
     assert_int_equal(dd_param_spec_check(spec, "test"), DD_OK);
     const char *sections[] = {"distill", "evaluate", "pretrain", "report"};
@@ -315,6 +401,7 @@ int main(void) {
         cmocka_unit_test(test_paths),
         cmocka_unit_test(test_set_default_does_not_override_user),
         cmocka_unit_test(test_format),
+        cmocka_unit_test(test_items),
         cmocka_unit_test(test_spec_check),
         cmocka_unit_test(test_create_rejects_duplicate_keys_across_specs),
         cmocka_unit_test(test_destroy_null),

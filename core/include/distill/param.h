@@ -21,6 +21,13 @@ typedef enum dd_param_type {
     DD_PARAM_STRING,   /**< any scalar string */
     DD_PARAM_ENUM,     /**< one of `choices` ("a|b|c") */
     DD_PARAM_LIST,     /**< a YAML sequence of scalars (e.g. baselines, mirrors) */
+    /** A YAML sequence of items, each a word (`relu`) or a one-key mapping
+     * whose value is a scalar (`{maxpool: 2}`) or a mapping of scalars
+     * (`{conv: {out: 32, kernel: 3}}`), e.g. the layers of a network. The
+     * core checks the form and the words (`choices`: allowed item kinds, NULL:
+     * any); what the values mean is the component's to check, with the
+     * item's position (dd_options_item_where). Default: YAML flow text or "". */
+    DD_PARAM_ITEMS,
 } dd_param_type;
 
 /** Flags of a parameter. */
@@ -63,6 +70,28 @@ DD_API int dd_options_bool(const dd_options *o, const char *key);
 DD_API const char *dd_options_string(const dd_options *o, const char *key);
 DD_API size_t dd_options_list_len(const dd_options *o, const char *key);
 DD_API const char *dd_options_list_item(const dd_options *o, const char *key, size_t i);
+/* DD_PARAM_ITEMS values. `i` indexes the items, `j` the keys of an item's
+ * mapping; out-of-range indices give 0 / NULL. Strings are owned by the
+ * options. */
+/** Number of items. */
+DD_API size_t dd_options_items_len(const dd_options *o, const char *key);
+/** Item i's kind: the word, or the one key of its mapping ("conv"). */
+DD_API const char *dd_options_item_kind(const dd_options *o, const char *key, size_t i);
+/** "file:line:col" of item i (or "<default>" / "--set ..."). */
+DD_API const char *dd_options_item_where(const dd_options *o, const char *key, size_t i);
+/** The scalar value of `{kind: value}`; NULL for a word or a mapping value. */
+DD_API const char *dd_options_item_value(const dd_options *o, const char *key, size_t i);
+/** "file:line:col" of that scalar value (the item's position if none). */
+DD_API const char *dd_options_item_value_where(const dd_options *o, const char *key, size_t i);
+/** Number of keys of `{kind: {k: v, ...}}` (0 for a word or a scalar value). */
+DD_API size_t dd_options_item_n_args(const dd_options *o, const char *key, size_t i);
+DD_API const char *dd_options_item_arg_key(const dd_options *o, const char *key, size_t i,
+                                           size_t j);
+DD_API const char *dd_options_item_arg_value(const dd_options *o, const char *key, size_t i,
+                                             size_t j);
+/** "file:line:col" of the key j of item i. */
+DD_API const char *dd_options_item_arg_where(const dd_options *o, const char *key, size_t i,
+                                             size_t j);
 /** "file:line:col" of the value of `key` (or "<default>" / "--set"), for
  * errors a component finds later (e.g. an option combination it rejects). */
 DD_API const char *dd_options_where(const dd_options *o, const char *key);

@@ -26,6 +26,14 @@ void dd_opt_value_free(value *v) {
     for (size_t i = 0; i < v->n_items; i++)
         free(v->items[i]);
     free(v->items);
+    for (size_t i = 0; i < v->n_its; i++) {
+        opt_item *it = &v->its[i];
+        free(it->kind), free(it->where), free(it->value), free(it->value_where);
+        for (size_t j = 0; j < it->n_args; j++)
+            free(it->args[j].key), free(it->args[j].value), free(it->args[j].where);
+        free(it->args);
+    }
+    free(v->its);
     memset(v, 0, sizeof *v);
 }
 
@@ -148,6 +156,113 @@ static dd_status store(dd_options *o, int idx, value *v, int state, const char *
     return DD_OK;
 }
 
+/* ---- DD_PARAM_ITEMS ------------------------------------------------------ */
+
+static char *where_dup(const origin *org, int line, int col) {
+    char w[1200];
+    where_str(org, line, col, w, sizeof w);
+    return strdup(w);
+}
+
+static int nonempty_scalar(const dd_ynode *n) {
+    return n->kind == DD_YNODE_SCALAR && !dd_ynode_is_null(n);
+}
+
+// Parses one item node (a word or a one-key mapping) into it.
+static dd_status parse_item(const dd_param_spec *p, const char *qkey, const dd_ynode *n,
+                            size_t index, const origin *org, opt_item *it) {
+    char at[1200];
+    where_str(org, n->line, n->col, at, sizeof at);
+    const char *kind = NULL;
+    const dd_ynode *arg = NULL;
+    if (nonempty_scalar(n)) {
+        kind = n->scalar;
+    } else if (n->kind == DD_YNODE_MAPPING && n->n == 1) {
+        kind = n->entries[0].key;
+        arg = n->entries[0].value;
+    } else {
+        return dd_opt_bad_value(
+            at, qkey, "item %zu: expected a word or a one-key mapping ({kind: value}), got %s%s",
+            index,
+            n->kind == DD_YNODE_MAPPING  ? "a mapping with "
+            : n->kind == DD_YNODE_SCALAR ? "an empty value"
+                                         : dd_ynode_kind_str(n),
+            n->kind == DD_YNODE_MAPPING ? (n->n ? "several keys" : "no key") : "");
+    }
+    if (p->choices && !dd_param_in_choices(p->choices, kind)) {
+        char *c = dd_param_choices_list(p->choices);
+        dd_status s =
+            dd_opt_bad_value(at, qkey, "item %zu: unknown kind '%s' (expected one of: %s)", index,
+                             kind, c ? c : p->choices);
+        free(c);
+        return s;
+    }
+    if (!(it->kind = strdup(kind)) || !(it->where = strdup(at))) return dd_nomem();
+    if (!arg) return DD_OK;
+    char aat[1200];
+    where_str(org, arg->line, arg->col, aat, sizeof aat);
+    if (nonempty_scalar(arg)) {
+        if (!(it->value = strdup(arg->scalar)) || !(it->value_where = strdup(aat)))
+            return dd_nomem();
+        return DD_OK;
+    }
+    if (arg->kind != DD_YNODE_MAPPING)
+        return dd_opt_bad_value(
+            aat, qkey, "item %zu (%s): expected a value or a mapping, got %s", index, kind,
+            arg->kind == DD_YNODE_SCALAR ? "an empty value" : dd_ynode_kind_str(arg));
+    if (!(it->args = calloc(arg->n ? arg->n : 1, sizeof *it->args))) return dd_nomem();
+    for (size_t j = 0; j < arg->n; j++) {
+        const dd_yentry *en = &arg->entries[j];
+        if (!nonempty_scalar(en->value)) {
+            where_str(org, en->value->line, en->value->col, aat, sizeof aat);
+            return dd_opt_bad_value(
+                aat, qkey, "item %zu (%s): '%s' must be a scalar, got %s", index, kind, en->key,
+                en->value->kind == DD_YNODE_SCALAR ? "an empty value"
+                                                   : dd_ynode_kind_str(en->value));
+        }
+        opt_arg *a = &it->args[it->n_args++];
+        if (!(a->key = strdup(en->key)) || !(a->value = strdup(en->value->scalar)) ||
+            !(a->where = where_dup(org, en->line, en->col)))
+            return dd_nomem();
+    }
+    return DD_OK;
+}
+
+// A scalar (one word; null: no items) or a sequence of items into v.
+static dd_status parse_items(const dd_param_spec *p, const char *qkey, const dd_ynode *node,
+                             const origin *org, value *v) {
+    memset(v, 0, sizeof *v);
+    if (node->kind == DD_YNODE_MAPPING) {
+        char at[1200];
+        where_str(org, node->line, node->col, at, sizeof at);
+        return dd_opt_bad_value(at, qkey, "expected a list, got a mapping");
+    }
+    size_t n = node->kind == DD_YNODE_SEQUENCE ? node->n : dd_ynode_is_null(node) ? 0 : 1;
+    if (!(v->its = calloc(n ? n : 1, sizeof *v->its))) return dd_nomem();
+    for (size_t i = 0; i < n; i++) {
+        const dd_ynode *it = node->kind == DD_YNODE_SEQUENCE ? node->items[i] : node;
+        v->n_its++;
+        dd_status s = parse_item(p, qkey, it, i, org, &v->its[i]);
+        if (s != DD_OK) {
+            dd_opt_value_free(v);
+            return s;
+        }
+    }
+    return DD_OK;
+}
+
+dd_status dd_opt_parse_items_text(const dd_param_spec *p, const char *qkey, const char *text,
+                                  const char *at, value *v) {
+    memset(v, 0, sizeof *v);
+    dd_ynode *node = NULL;
+    DD_TRY(dd_yaml_load_string(text, strlen(text), at, &node));
+    dd_ynode empty = {.kind = DD_YNODE_SCALAR, .scalar = "", .plain = 1, .line = 1, .col = 1};
+    origin org = {NULL, 0, 0, at};
+    dd_status s = parse_items(p, qkey, node ? node : &empty, &org, v);
+    dd_ynode_destroy(node);
+    return s;
+}
+
 // Parses a node (scalar or list) for entry idx into v.
 static dd_status parse_node(const dd_options *o, int idx, const dd_ynode *node, const origin *org,
                             const char *base_dir, value *v) {
@@ -156,6 +271,7 @@ static dd_status parse_node(const dd_options *o, int idx, const dd_ynode *node, 
     qualified(o, p->name, qkey, sizeof qkey);
     where_str(org, node->line, node->col, at, sizeof at);
     memset(v, 0, sizeof *v);
+    if (p->type == DD_PARAM_ITEMS) return parse_items(p, qkey, node, org, v);
     if (node->kind == DD_YNODE_SCALAR)
         return dd_opt_parse_scalar(p, qkey, node->scalar, dd_ynode_is_null(node), at, base_dir, v);
     if (node->kind == DD_YNODE_SEQUENCE && p->type == DD_PARAM_LIST) {
@@ -296,7 +412,8 @@ dd_status dd_options_set_default(dd_options *o, const char *key, const char *tex
     int idx = dd_options_index(o, key);
     if (idx < 0) return dd_error_set(DD_ERR_INVALID, "no option '%s' to set a default for", key);
     // a user's explicit null (`name: ~`) leaves the key open for the computed default
-    if (o->e[idx].state == FROM_USER && (o->e[idx].v.text || o->e[idx].v.items)) return DD_OK;
+    if (o->e[idx].state == FROM_USER && (o->e[idx].v.text || o->e[idx].v.items || o->e[idx].v.its))
+        return DD_OK;
     char qkey[300];
     qualified(o, key, qkey, sizeof qkey);
     value v;
@@ -347,7 +464,8 @@ static const entry *lookup(const dd_options *o, const char *key, const char *get
 int dd_options_has(const dd_options *o, const char *key) {
     int idx = o ? dd_options_index(o, key) : -1;
     return idx >= 0 && o->e[idx].state != UNSET &&
-           (o->e[idx].v.text || o->e[idx].v.items || o->e[idx].spec->type == DD_PARAM_LIST);
+           (o->e[idx].v.text || o->e[idx].v.items || o->e[idx].v.its ||
+            o->e[idx].spec->type == DD_PARAM_LIST);
 }
 
 int dd_options_is_set(const dd_options *o, const char *key) {
@@ -393,6 +511,60 @@ const char *dd_options_list_item(const dd_options *o, const char *key, size_t i)
     const entry *e = lookup(o, key, "dd_options_list_item");
     if (!e || i >= e->v.n_items) return NULL;
     return e->v.items[i];
+}
+
+static const opt_item *item_at(const dd_options *o, const char *key, size_t i, const char *getter) {
+    const entry *e = lookup(o, key, getter);
+    if (!e) return NULL;
+    assert(e->spec->type == DD_PARAM_ITEMS);
+    return i < e->v.n_its ? &e->v.its[i] : NULL;
+}
+
+size_t dd_options_items_len(const dd_options *o, const char *key) {
+    const entry *e = lookup(o, key, "dd_options_items_len");
+    if (!e) return 0;
+    assert(e->spec->type == DD_PARAM_ITEMS);
+    return e->v.n_its;
+}
+
+const char *dd_options_item_kind(const dd_options *o, const char *key, size_t i) {
+    const opt_item *it = item_at(o, key, i, "dd_options_item_kind");
+    return it ? it->kind : NULL;
+}
+
+const char *dd_options_item_where(const dd_options *o, const char *key, size_t i) {
+    const opt_item *it = item_at(o, key, i, "dd_options_item_where");
+    return it ? it->where : NULL;
+}
+
+const char *dd_options_item_value(const dd_options *o, const char *key, size_t i) {
+    const opt_item *it = item_at(o, key, i, "dd_options_item_value");
+    return it ? it->value : NULL;
+}
+
+const char *dd_options_item_value_where(const dd_options *o, const char *key, size_t i) {
+    const opt_item *it = item_at(o, key, i, "dd_options_item_value_where");
+    return it ? (it->value_where ? it->value_where : it->where) : NULL;
+}
+
+size_t dd_options_item_n_args(const dd_options *o, const char *key, size_t i) {
+    const opt_item *it = item_at(o, key, i, "dd_options_item_n_args");
+    return it ? it->n_args : 0;
+}
+
+const char *dd_options_item_arg_key(const dd_options *o, const char *key, size_t i, size_t j) {
+    const opt_item *it = item_at(o, key, i, "dd_options_item_arg_key");
+    return it && j < it->n_args ? it->args[j].key : NULL;
+}
+
+const char *dd_options_item_arg_value(const dd_options *o, const char *key, size_t i, size_t j) {
+    const opt_item *it = item_at(o, key, i, "dd_options_item_arg_value");
+    return it && j < it->n_args ? it->args[j].value : NULL;
+}
+
+const char *dd_options_item_arg_where(const dd_options *o, const char *key, size_t i, size_t j) {
+    const opt_item *it = item_at(o, key, i, "dd_options_item_arg_where");
+    return it && j < it->n_args ? it->args[j].where : NULL;
 }
 
 const char *dd_options_where(const dd_options *o, const char *key) {

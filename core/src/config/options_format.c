@@ -75,6 +75,17 @@ static void sb_scalar(dd_strbuf *b, const char *s) {
     dd_strbuf_printf(b, "\"");
 }
 
+// An item's word, key or value: numbers stay plain (`{conv: {out: 32}}`).
+static void sb_item_scalar(dd_strbuf *b, const char *s) {
+    char *end;
+    errno = 0;
+    (void)strtod(s, &end);
+    if (*s && *end == '\0' && !isspace((unsigned char)s[0]) && errno == 0)
+        dd_strbuf_printf(b, "%s", s);
+    else
+        sb_scalar(b, s);
+}
+
 void dd_yaml_write_scalar(FILE *f, const char *s) {
     dd_strbuf b = DD_STRBUF_INIT;
     sb_scalar(&b, s);
@@ -91,6 +102,29 @@ char *dd_options_format(const dd_options *o, size_t i) {
         for (size_t k = 0; k < e->v.n_items; k++) {
             if (k) dd_strbuf_printf(&b, ", ");
             sb_scalar(&b, e->v.items[k]);
+        }
+        dd_strbuf_printf(&b, "]");
+    } else if (e->spec->type == DD_PARAM_ITEMS) {
+        dd_strbuf_printf(&b, "[");
+        for (size_t k = 0; k < e->v.n_its; k++) {
+            const opt_item *it = &e->v.its[k];
+            if (k) dd_strbuf_printf(&b, ", ");
+            if (it->value || it->args) dd_strbuf_printf(&b, "{");
+            sb_item_scalar(&b, it->kind);
+            if (it->value) {
+                dd_strbuf_printf(&b, ": ");
+                sb_item_scalar(&b, it->value);
+            } else if (it->args) {
+                dd_strbuf_printf(&b, ": {");
+                for (size_t j = 0; j < it->n_args; j++) {
+                    dd_strbuf_printf(&b, "%s", j ? ", " : "");
+                    sb_item_scalar(&b, it->args[j].key);
+                    dd_strbuf_printf(&b, ": ");
+                    sb_item_scalar(&b, it->args[j].value);
+                }
+                dd_strbuf_printf(&b, "}");
+            }
+            if (it->value || it->args) dd_strbuf_printf(&b, "}");
         }
         dd_strbuf_printf(&b, "]");
     } else if (!e->v.text) {

@@ -37,6 +37,8 @@ const char *dd_param_type_str(const dd_param_spec *p) {
         return "enum";
     case DD_PARAM_LIST:
         return "list";
+    case DD_PARAM_ITEMS:
+        return "items";
     }
     return "?";
 }
@@ -55,13 +57,15 @@ void dd_param_range_str(const dd_param_spec *p, char *buf, size_t n) {
             snprintf(buf, n, "%s %s", lo_x ? ">" : ">=", lo);
         else if (p->flags & DD_PARAM_HAS_MAX)
             snprintf(buf, n, "%s %s", hi_x ? "<" : "<=", hi);
-    } else if ((p->type == DD_PARAM_ENUM || p->type == DD_PARAM_LIST) && p->choices) {
+    } else if ((p->type == DD_PARAM_ENUM || p->type == DD_PARAM_LIST ||
+                p->type == DD_PARAM_ITEMS) &&
+               p->choices) {
         snprintf(buf, n, "%s", p->choices);
     }
 }
 
 // Nonzero if `s` is one of the '|'-separated choices.
-static int in_choices(const char *choices, const char *s) {
+int dd_param_in_choices(const char *choices, const char *s) {
     size_t len = strlen(s);
     const char *c = choices;
     while (c && *c) {
@@ -73,7 +77,7 @@ static int in_choices(const char *choices, const char *s) {
     return 0;
 }
 
-static char *choices_list(const char *choices) {
+char *dd_param_choices_list(const char *choices) {
     dd_strbuf b = DD_STRBUF_INIT;
     const char *c = choices;
     dd_strbuf_printf(&b, "%s", "");
@@ -204,8 +208,8 @@ static dd_status parse_float(const dd_param_spec *p, const char *text, const cha
 // `what` is "" for an enum value, "list item " for a list's.
 static dd_status check_choice(const dd_param_spec *p, const char *text, const char *at,
                               const char *qkey, const char *what) {
-    if (!p->choices || in_choices(p->choices, text)) return DD_OK;
-    char *c = choices_list(p->choices);
+    if (!p->choices || dd_param_in_choices(p->choices, text)) return DD_OK;
+    char *c = dd_param_choices_list(p->choices);
     dd_status s =
         dd_opt_bad_value(at, qkey, "%s'%s' is not one of: %s", what, text, c ? c : p->choices);
     free(c);
@@ -244,6 +248,8 @@ dd_status dd_opt_parse_scalar(const dd_param_spec *p, const char *qkey, const ch
     memset(v, 0, sizeof *v);
     if (is_null) {
         if (p->type == DD_PARAM_LIST) return DD_OK; // an empty list
+        if (p->type == DD_PARAM_ITEMS)
+            return (v->its = calloc(1, sizeof *v->its)) ? DD_OK : dd_nomem();
         if (p->type == DD_PARAM_STRING && !(p->flags & DD_PARAM_REQUIRED)) return DD_OK;
         return empty_value(p, at, qkey);
     }
@@ -267,6 +273,8 @@ dd_status dd_opt_parse_scalar(const dd_param_spec *p, const char *qkey, const ch
     case DD_PARAM_LIST:
         DD_TRY(check_choice(p, text, at, qkey, "list item "));
         return parse_list_item(text, v);
+    case DD_PARAM_ITEMS:
+        return dd_opt_parse_items_text(p, qkey, text, at, v);
     }
     if (!v->text) return dd_nomem();
     return DD_OK;
@@ -288,6 +296,8 @@ dd_status dd_opt_list_append(value *v, value *add) {
 // Parses a spec's default (list defaults are comma-separated) into v.
 dd_status dd_opt_parse_default(const dd_param_spec *p, const char *qkey, value *v) {
     memset(v, 0, sizeof *v);
+    if (p->type == DD_PARAM_ITEMS)
+        return dd_opt_parse_items_text(p, qkey, p->default_value, "<default>", v);
     if (p->type != DD_PARAM_LIST)
         return dd_opt_parse_scalar(p, qkey, p->default_value, 0, "<default>", NULL, v);
     const char *c = p->default_value;
@@ -337,7 +347,7 @@ dd_status dd_param_spec_check(const dd_param_spec *spec, const char *owner) {
                     DD_ERR_PLUGIN, "%s: parameter '%s' is both a key and a group ('%s')", owner,
                     strlen(q->name) < nl ? q->name : n, strlen(q->name) < nl ? n : q->name);
         }
-        if (p->type < DD_PARAM_BOOL || p->type > DD_PARAM_LIST)
+        if (p->type < DD_PARAM_BOOL || p->type > DD_PARAM_ITEMS)
             return dd_error_set(DD_ERR_PLUGIN, "%s: parameter '%s' has unknown type %d", owner, n,
                                 (int)p->type);
         if (!p->doc || !*p->doc)

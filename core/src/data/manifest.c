@@ -80,6 +80,34 @@ static dd_status get_u64(const parse_ctx *c, const dd_ynode *n, const char *key,
     return DD_OK;
 }
 
+// `input: {channels: C, height: H, width: W, classes: K}`, each in [1, 65535].
+static dd_status get_input(const parse_ctx *c, const dd_ynode *n, dd_manifest *m) {
+    if (n->kind != DD_YNODE_MAPPING)
+        return at(c, n, DD_ERR_PARSE,
+                  "'input' must be a mapping {channels, height, width, classes}");
+    static const char *const keys[] = {"channels", "height", "width", "classes"};
+    int *dst[] = {&m->input_channels, &m->input_height, &m->input_width, &m->input_classes};
+    for (size_t i = 0; i < n->n; i++) {
+        const dd_yentry *e = &n->entries[i];
+        size_t k = 0;
+        while (k < 4 && strcmp(e->key, keys[k]) != 0)
+            k++;
+        if (k == 4)
+            return at_key(c, e, DD_ERR_PARSE,
+                          "unknown key '%s' in 'input' (expected channels, height, width, "
+                          "classes)",
+                          e->key);
+        uint64_t x = 0;
+        DD_TRY(get_u64(c, e->value, e->key, &x));
+        if (x < 1 || x > 65535)
+            return at(c, e->value, DD_ERR_PARSE, "input.%s must be in [1, 65535]", e->key);
+        *dst[k] = (int)x;
+    }
+    for (size_t k = 0; k < 4; k++)
+        if (!*dst[k]) return at(c, n, DD_ERR_PARSE, "'input' has no '%s'", keys[k]);
+    return DD_OK;
+}
+
 static int hex_digit(char ch) {
     return ch >= '0' && ch <= '9'   ? ch - '0'
            : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
@@ -304,12 +332,14 @@ static dd_status parse_keys(const parse_ctx *c, const dd_ynode *root, dd_manifes
             *files_node = v;
         } else if (strcmp(key, "splits") == 0) {
             *splits_node = v;
+        } else if (strcmp(key, "input") == 0) {
+            DD_TRY(get_input(c, v, m));
         } else {
             return at_key(
                 c, e, DD_ERR_PARSE,
                 "unknown key '%s' (expected name, description, reader, license, homepage, "
                 "unpacked_limit, "
-                "mirrors, files, splits)",
+                "mirrors, files, splits, input)",
                 key);
         }
     }

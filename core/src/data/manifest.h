@@ -54,6 +54,10 @@ typedef struct dd_manifest {
     size_t n_files;
     dd_manifest_split *splits;
     size_t n_splits;
+    /** `input: {channels, height, width, classes}`: the images' native shape
+     * and class count, so a pipeline's network can be checked when it is
+     * validated; all 0 if the manifest does not say. */
+    int input_channels, input_height, input_width, input_classes;
 } dd_manifest;
 
 /** Parses manifest text; `origin` names it in error messages

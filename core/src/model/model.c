@@ -251,7 +251,24 @@ dd_status dd_model_create_from_graph(dd_graph *g, dd_backend backend, dd_model *
     return DD_OK;
 }
 
-dd_status dd_model_create(const dd_model_config *cfg, dd_model **out) {
+// Length of a leading "file:line:col" in msg (followed by ": "), else 0.
+static size_t location_len(const char *msg) {
+    const char *end = strstr(msg, ": ");
+    if (!end) return 0;
+    const char *c = end;
+    for (int field = 0; field < 2; field++) {
+        const char *digits_end = c;
+        while (c > msg && c[-1] >= '0' && c[-1] <= '9')
+            c--;
+        if (c == digits_end || c == msg || c[-1] != ':') return 0;
+        c--;
+    }
+    return c > msg ? (size_t)(end - msg) : 0;
+}
+
+// Builds cfg's graph (the layer list and θ's layout, no buffers) and checks
+// its output size. Caller owns *out.
+static dd_status build_graph(const dd_model_config *cfg, dd_graph **out) {
     *out = NULL;
     if (!cfg || cfg->struct_size < offsetof(dd_model_config, backend) + sizeof cfg->backend)
         return dd_error_set(DD_ERR_INVALID, "model: config is NULL or too old (struct_size)");
@@ -271,8 +288,16 @@ dd_status dd_model_create(const dd_model_config *cfg, dd_model **out) {
     if (s == DD_OK && g->error != DD_OK) s = dd_error_set(g->error, "a layer failed to build");
     if (s != DD_OK) {
         dd_graph_destroy(g);
-        dd_error_prefix("model '%s' (input %d×%d×%d)", c->name, cfg->channels, cfg->height,
-                        cfg->width);
+        // a plugin that names the pipeline position keeps it first
+        char msg[2048];
+        snprintf(msg, sizeof msg, "%s", dd_error_message());
+        size_t loc = location_len(msg);
+        if (loc)
+            dd_error_set(s, "%.*s: model '%s' (input %d×%d×%d): %s", (int)loc, msg, c->name,
+                         cfg->channels, cfg->height, cfg->width, msg + loc + 2);
+        else
+            dd_error_prefix("model '%s' (input %d×%d×%d)", c->name, cfg->channels, cfg->height,
+                            cfg->width);
         return s;
     }
     int oc, oh, ow;
@@ -282,8 +307,24 @@ dd_status dd_model_create(const dd_model_config *cfg, dd_model **out) {
         return dd_error_set(DD_ERR_PLUGIN, "model '%s': built graph has %d outputs, expected %d",
                             c->name, oc * oh * ow, cfg->n_outputs);
     }
-    s = dd_model_create_from_graph(g, cfg->backend, out);
-    if (s != DD_OK) dd_error_prefix("model '%s'", c->name);
+    *out = g;
+    return DD_OK;
+}
+
+dd_status dd_model_check(const dd_model_config *cfg, size_t *n_params) {
+    dd_graph *g = NULL;
+    DD_TRY(build_graph(cfg, &g));
+    if (n_params) *n_params = g->n_params;
+    dd_graph_destroy(g);
+    return DD_OK;
+}
+
+dd_status dd_model_create(const dd_model_config *cfg, dd_model **out) {
+    *out = NULL;
+    dd_graph *g = NULL;
+    DD_TRY(build_graph(cfg, &g));
+    dd_status s = dd_model_create_from_graph(g, cfg->backend, out);
+    if (s != DD_OK) dd_error_prefix("model '%s'", cfg->plugin->name);
     return s;
 }
 

@@ -16,6 +16,10 @@
  * (also on failure). For tests and tools. */
 DD_INTERNAL dd_status dd_model_create_from_graph(dd_graph *g, dd_backend backend, dd_model **out);
 /** The model's graph (owned by the model). */
+/** Builds cfg's graph without allocating a model (the plugin's build and
+ * every shape check, as dd_model_create does them), for validating a
+ * pipeline; *n_params (may be NULL) gets θ's size. */
+DD_INTERNAL dd_status dd_model_check(const dd_model_config *cfg, size_t *n_params);
 DD_INTERNAL const dd_graph *dd_model_graph(const dd_model *m);
 /** The backend the model runs. */
 DD_INTERNAL dd_backend dd_model_backend(const dd_model *m);

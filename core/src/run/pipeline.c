@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/error.h"
 #include "distill/dataset.h"
@@ -17,6 +18,8 @@
 #include "config/options.h"
 #include "config/schema.h"
 #include "config/yaml_tree.h"
+#include "data/manifest.h"
+#include "model/model_impl.h"
 #include "run/pipeline_impl.h"
 #include "run/stage_table.h"
 
@@ -470,6 +473,72 @@ static int needs_objective(const dd_pipeline *p) {
     return 0;
 }
 
+// The dataset's shape when it is known before anything is loaded: from the
+// reader's probe for the user's own data (DD_DATASET_LOCAL; dataset.path as
+// the reader gets it, not an archive the core would unpack first), else from
+// the manifest's `input:`. Zeros when unknown.
+static void known_shape(const dd_pipeline *p, dd_dataset_shape *sh) {
+    memset(sh, 0, sizeof *sh);
+    const dd_options *d = p->comp_opts[DD_COMPONENT_DATASET];
+    const dd_component *dc = p->comp[DD_COMPONENT_DATASET];
+    const dd_dataset_ops *ops = dc ? dc->ops : NULL;
+    const char *name = dd_options_string(d, "name"), *path = dd_options_string(d, "path");
+    int h = (int)dd_options_int(d, "height"), w = (int)dd_options_int(d, "width");
+    if (ops && (ops->flags & DD_DATASET_LOCAL)) {
+        struct stat st;
+        if (!path || ops->struct_size < offsetof(dd_dataset_ops, probe) + sizeof ops->probe ||
+            !ops->probe || stat(path, &st) != 0)
+            return;
+        // an archive the core unpacks first is checked when the model is built
+        if (!S_ISDIR(st.st_mode) && (ops->flags & DD_DATASET_UNPACK_PATH)) return;
+        dd_dataset_request req = {
+            .struct_size = sizeof req,
+            .dataset = name,
+            .root = path,
+            .options = d,
+            .height = h,
+            .width = w,
+        };
+        // a path that cannot be read yet is the fetch and load stages' error to report
+        if (ops->probe(&req, sh) != DD_OK) {
+            memset(sh, 0, sizeof *sh);
+            dd_error_clear();
+        }
+        return;
+    }
+    dd_manifest *m = NULL;
+    if (!name || dd_manifest_find(name, NULL, &m) != DD_OK) {
+        dd_error_clear(); // a missing manifest is the fetch stage's error to report
+        return;
+    }
+    *sh = (dd_dataset_shape){m->input_channels, h ? h : m->input_height, w ? w : m->input_width,
+                             m->input_classes};
+    dd_manifest_destroy(m);
+}
+
+// When the dataset's shape is known (known_shape), builds the network dry
+// with dataset.height / width applied, so a layer stack that does not fit is
+// an error when the pipeline is validated rather than when the model is
+// built at run time (the same message either way).
+static dd_status check_model_shape(const dd_pipeline *p) {
+    const dd_options *mo = p->comp_opts[DD_COMPONENT_MODEL];
+    if (!p->comp_opts[DD_COMPONENT_DATASET] || !mo || !p->comp[DD_COMPONENT_MODEL]) return DD_OK;
+    dd_dataset_shape sh;
+    known_shape(p, &sh);
+    if (sh.channels <= 0 || sh.height <= 0 || sh.width <= 0 || sh.n_classes <= 0) return DD_OK;
+    dd_model_config cfg = {
+        .struct_size = sizeof cfg,
+        .plugin = p->comp[DD_COMPONENT_MODEL],
+        .options = mo,
+        .channels = sh.channels,
+        .height = sh.height,
+        .width = sh.width,
+        .n_outputs = sh.n_classes,
+        .backend = DD_BACKEND_REFERENCE,
+    };
+    return dd_model_check(&cfg, NULL);
+}
+
 static dd_status load_all(dd_pipeline *p, loader *L) {
     DD_TRY(load_top(p, L));
     DD_TRY(load_component(p, L, DD_COMPONENT_DATASET, 0));
@@ -477,7 +546,8 @@ static dd_status load_all(dd_pipeline *p, loader *L) {
     DD_TRY(load_stage_sections(p, L));
     DD_TRY(resolve_stages(p, L));
     // the objective section may be omitted: its plugin defaults to classification
-    return load_component(p, L, DD_COMPONENT_OBJECTIVE, needs_objective(p));
+    DD_TRY(load_component(p, L, DD_COMPONENT_OBJECTIVE, needs_objective(p)));
+    return check_model_shape(p);
 }
 
 dd_status dd_pipeline_load(const char *path, const char *const *overrides, const dd_registry *reg,
