@@ -401,6 +401,31 @@ static int write_npz_file(const char *dir) {
     return s == DD_OK ? 0 : -1;
 }
 
+/* A small image tree: train/{a,b}/ and test/{a,b}/, PNG and JPEG. */
+static int write_image_tree(const char *dir) {
+    static const char *const rel[] = {"train/a/0.png", "train/a/1.jpg", "train/b/0.png",
+                                      "test/a/0.png", "test/b/0.jpg"};
+    uint8_t px[8 * 8 * 3];
+    for (size_t i = 0; i < sizeof px; i++)
+        px[i] = (uint8_t)(i * 13);
+    for (size_t i = 0; i < sizeof rel / sizeof *rel; i++) {
+        char *p = NULL;
+        if (asprintf(&p, "%s/%s", dir, rel[i]) < 0) return -1;
+        char *slash = strrchr(p, '/');
+        *slash = '\0';
+        dd_status s = rg_mkdirs(p);
+        *slash = '/';
+        if (s == DD_OK)
+            s = strstr(p, ".png") ? dd_image_write_png(p, 8, 8, 3, px)
+                                  : dd_image_write_jpeg_file(p, px, 8, 8, 3, 90);
+        free(p);
+        if (s != DD_OK) return -1;
+    }
+    return 0;
+}
+
+static const char *const tree_files[] = {"train/a/0.png", "train/a/1.jpg", "test/b/0.jpg", NULL};
+
 static const char *const mnist_files[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                                           "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", NULL};
 static const char *const cifar_files[] = {"cifar-10-batches-bin/data_batch_1.bin",
@@ -427,6 +452,7 @@ static const reader_fixture readers[] = {
     {"cub200", "cub200", NULL, 32, 32, write_cub, cub_files},
     {"npz", "npz", NULL, 0, 0, write_npy_dir, npy_files},
     {"npz", "npz", "d.npz", 0, 0, write_npz_file, npz_files},
+    {"imagefolder", "imagefolder", NULL, 0, 0, write_image_tree, tree_files},
 };
 
 static const reader_fixture *g_reader;
@@ -501,6 +527,7 @@ READER_TARGET(voc, 3)
 READER_TARGET(cub, 4)
 READER_TARGET(npz_dir, 5)
 READER_TARGET(npz_zip, 6)
+READER_TARGET(imagefolder, 7)
 
 /* ---- .npy headers ------------------------------------------------------------------------- */
 
@@ -551,6 +578,7 @@ static const fz_target targets[] = {
     {"npy", image_init, npy_run, npy_seeds},
     {"npz_dir", npz_dir_init, reader_run, reader_seeds},
     {"npz_zip", npz_zip_init, reader_run, reader_seeds},
+    {"imagefolder", imagefolder_init, reader_run, reader_seeds},
 };
 
 static const fz_target *all[sizeof targets / sizeof *targets + 1];

@@ -212,8 +212,8 @@ static void test_run_outputs_and_resume(void **st) {
                                        "\"nets\": 1",
                                        "\"knn\": {",
                                        "\"best_of_random\": {",
-                                       "\"best_of_random_selection\": {\"subsets\": 3, "
-                                       "\"holdout_images\": 50}",
+                                       ("\"best_of_random_selection\": {\"subsets\": 3, "
+                                        "\"holdout_images\": 50}"),
                                        "\"k\": 1",
                                        "\"distance\": \"euclidean\""};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {

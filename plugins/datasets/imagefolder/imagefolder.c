@@ -62,8 +62,9 @@ static int has_image_ext(const char *name) {
     char ext[8];
     size_t n = strlen(dot + 1);
     if (n == 0 || n >= sizeof ext) return 0;
-    for (size_t i = 0; i <= n; i++)
+    for (size_t i = 0; i < n && i + 1 < sizeof ext; i++)
         ext[i] = (char)tolower((unsigned char)dot[1 + i]);
+    ext[n] = '\0';
     return strcmp(ext, "png") == 0 || strcmp(ext, "jpg") == 0 || strcmp(ext, "jpeg") == 0;
 }
 

@@ -97,7 +97,7 @@ static dd_status load_split(const dd_dataset_request *req, const mnist_kind *kin
     if (!img_path || !lab_path) goto done;
     if ((st = rd_read_file(img_path, 1, &img)) != DD_OK) goto done;
     if ((st = rd_read_file(lab_path, 1, &lab)) != DD_OK) goto done;
-    uint32_t idims[3], ldims[1];
+    uint32_t idims[3] = {0}, ldims[1] = {0};
     if ((st = idx_check(&img, IDX_MAGIC_IMAGES, 3, idims)) != DD_OK) goto done;
     if ((st = idx_check(&lab, IDX_MAGIC_LABELS, 1, ldims)) != DD_OK) goto done;
     if (idims[0] != ldims[0]) {
