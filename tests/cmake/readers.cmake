@@ -35,3 +35,8 @@ distill_add_test(test_readers_imagefolder_fashion SOURCES unit/test_readers_imag
 add_dependencies(test_readers_imagefolder imagefolder)
 add_dependencies(test_readers_imagefolder_fashion imagefolder mnist)
 set_tests_properties(test_readers_imagefolder_fashion PROPERTIES SKIP_RETURN_CODE 77)
+# The same Fashion-MNIST subset as IDX, a PNG tree and an .npz: the same
+# metrics.json through the mnist, imagefolder and npz readers.
+distill_add_test(test_readers_same_run SOURCES unit/test_readers_same_run.c LABELS e2e plugin TIMEOUT 300)
+add_dependencies(test_readers_same_run distill_cli mnist imagefolder npz lenet classification)
+set_tests_properties(test_readers_same_run PROPERTIES SKIP_RETURN_CODE 77)

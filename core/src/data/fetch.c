@@ -576,15 +576,18 @@ dd_status dd_fetch_local_path(const char *name, const char *path, const dd_fetch
         return dd_error_set(DD_ERR_NOT_FOUND, "dataset.path '%s': %s", path, strerror(errno));
     char *abs = realpath(path, NULL);
     if (!abs) return dd_error_set(DD_ERR_IO, "%s: %s", path, strerror(errno));
-    if (S_ISDIR(st.st_mode)) {
+    // A directory, or a file the reader opens itself (no unpacking asked
+    // for: e.g. the npz reader's .npz), is given to the reader as it is.
+    if (S_ISDIR(st.st_mode) || (!unpack && S_ISREG(st.st_mode))) {
         *root = abs;
         return DD_OK;
     }
     dd_status s = DD_OK;
     if (!S_ISREG(st.st_mode) || !unpack || !is_archive_name(abs))
-        s = dd_error_set(DD_ERR_INVALID, "dataset.path '%s' is not a directory%s", path,
-                         unpack ? " nor a .tar, .tar.gz, .tgz, .tar.bz2, .tar.xz or .zip archive"
-                                : "");
+        s = dd_error_set(DD_ERR_INVALID, "dataset.path '%s' is not a %s", path,
+                         unpack ? "directory nor a .tar, .tar.gz, .tgz, .tar.bz2, .tar.xz or .zip "
+                                  "archive"
+                                : "directory nor a regular file");
     char *cache = NULL;
     if (s == DD_OK) s = dd_fetch_cache_root(opt, &cache);
     char *local_root = s == DD_OK ? dd_fs_join(cache, "+local") : NULL;
