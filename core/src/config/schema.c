@@ -31,7 +31,8 @@ static const dd_param_spec dataset_core[] = {
     {"name", DD_PARAM_STRING, NULL, 0, 0, 0, NULL,
      "manifest name (datasets/<name>.yaml); default: the plugin's first dataset"},
     {"path", DD_PARAM_STRING, NULL, DD_PARAM_PATH, 0, 0, NULL,
-     "local directory already holding the dataset files (skips downloading)"},
+     "local directory already holding the dataset files (skips downloading); for a reader of "
+     "your own data (imagefolder, npz): the directory, archive or file it reads"},
     {"mirrors", DD_PARAM_LIST, "", 0, 0, 0, NULL,
      "extra mirror URLs tried before the manifest's (file://, http(s)://)"},
     {"verify", DD_PARAM_BOOL, "true", 0, 0, 0, NULL, "verify checksums of fetched files"},
