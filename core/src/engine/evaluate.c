@@ -350,12 +350,17 @@ void dd_eval_report_release(dd_eval_report *r) {
     if (!r) return;
     for (int i = 0; i < r->n_baselines; i++) {
         free(r->baselines[i].lrs);
+        free(r->baselines[i].curve);
         dd_distilled_destroy(r->baselines[i].set);
     }
     for (int i = 0; i < r->n_extra; i++) {
         free(r->extra[i].lrs);
+        free(r->extra[i].curve);
         dd_distilled_destroy(r->extra[i].set);
     }
+    free(r->curve_distilled);
+    free(r->class_before);
+    free(r->class_after);
     memset(r, 0, sizeof *r);
 }
 

@@ -122,6 +122,10 @@ typedef struct dd_eval_baseline {
     dd_distilled *set;           /**< the baseline images (owned) */
     const char *name;            /**< an objective's own baseline: its name (borrowed); else NULL */
     double knn;                  /**< kNN test accuracy with this set as reference (if has_knn) */
+    /** The first metric on the test split after each inner step, mean over
+     * the row's networks: curve_len values, [0] before any step, [k] after
+     * step k (see dd_eval_report.curve_len); NULL when not measured. Owned. */
+    double *curve;
 } dd_eval_baseline;
 
 /** Everything the evaluate stage measured. */
@@ -152,6 +156,17 @@ typedef struct dd_eval_report {
     int knn_k;
     dd_knn_distance knn_distance;
     double knn_distilled;
+    /** Step curves (the accuracy-versus-steps view): K + 1 points for
+     * K = steps × epochs, or 0 when not measured. The distilled set's curve
+     * (with its learned step sizes) is here, each baseline's in its row. */
+    int curve_len;
+    double *curve_distilled; /**< owned; NULL without a distilled set */
+    /** Per-class accuracy (argmax = label, fraction of the class's test
+     * images) of the untrained networks (before) and of the networks trained
+     * on the distilled set (after), mean over the networks; n_classes each,
+     * or n_classes = 0 when not measured. Owned. */
+    int n_classes;
+    double *class_before, *class_after;
 } dd_eval_report;
 
 /** The evaluate stage: distilled set with its learned step sizes and with
