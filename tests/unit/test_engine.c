@@ -985,8 +985,13 @@ static void test_end_to_end(void **st) {
     dd_distilled *rnd;
     assert_int_equal(dd_baseline_build(DD_BASELINE_RANDOM, train, 1, 2, 1, 0.05f, 3, 0, &rnd),
                      DD_OK);
-    assert_int_equal(dd_evaluate_optimize_lrs(m, &obj, train, &cfg, 40, rnd), DD_OK);
+    dd_lr_search search;
+    dd_lr_search_defaults(&search);
+    search.max_iterations = 40;
+    dd_lr_search_result res;
+    assert_int_equal(dd_evaluate_optimize_lrs(m, &obj, train, &cfg, &search, rnd, &res), DD_OK);
     assert_true(rnd->lrs[0] != 0.05f);
+    assert_true(res.iterations >= 1 && res.iterations <= 40);
     assert_int_equal(dd_evaluate_set(m, &obj, test, rnd, NULL, &ec, &rnd_stats), DD_OK);
     printf("e2e: untrained %.3f, distilled %.3f (lrs %.3f %.3f), random real %.3f; final batch "
            "acc %.3f, %.4f s/it\n",

@@ -391,7 +391,7 @@ static void test_end_to_end_attack(void **st) {
     dd_eval_settings es;
     dd_eval_settings_defaults(&es);
     es.n_baselines = 0;
-    es.lr_search = 20;
+    es.search.max_iterations = 20;
     es.nets = 100; // capped to the held-out members
     es.eval_pool = dd_netpool_heldout_members(pool, &es.eval_pool_size);
     dd_eval_report ev;

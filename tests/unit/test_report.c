@@ -98,12 +98,14 @@ static void fill_full(dd_report_info *r, dd_distilled *set, dd_distill_config *c
     stats(&ev->fixed_lr, 0.3742, 0, 1.937228102, 3);
     stats(&ev->untrained, 0.1212, 0.01, NAN, 3);
     ev->fixed_lr_value = 0.02;
-    ev->n_baselines = 3, ev->lr_search = 5;
+    ev->n_baselines = 3, ev->protocols = DD_PROTOCOL_STEPS;
+    dd_lr_search_defaults(&ev->search);
     const dd_baseline_kind kinds[3] = {DD_BASELINE_RANDOM, DD_BASELINE_AVERAGE, DD_BASELINE_KMEANS};
     for (int i = 0; i < 3; i++) {
         ev->baselines[i].kind = kinds[i];
         stats(&ev->baselines[i].stats, 0.441 - 0.05 * i, 3.497045705e-09, 1.9, 3);
         stats(&ev->baselines[i].stats_init_lr, 0.434 - 0.05 * i, 0, 2.0, 3);
+        ev->baselines[i].search = (dd_lr_search_result){5, i == 1, 1.9};
     }
     ev->baselines[0].lrs = lrs_a;
     ev->baselines[2].lrs = lrs_b;
@@ -118,6 +120,28 @@ static void fill_full(dd_report_info *r, dd_distilled *set, dd_distill_config *c
     ev->extra[0].lrs = lrs_a;
     ev->has_full_training = 1, ev->full_training_epochs = 2;
     stats(&ev->full_training, 0.9, 0.002, 0.3, 3);
+    // every protocol, the step curves and the per-class accuracy
+    static double curve_d[5] = {0.1, 0.2, 0.3, 0.4, 0.4506},
+                  curve_r[5] = {0.1, 0.15, 0.3, 0.35, 0.441};
+    static double before[3] = {0.5, 0.25, 0}, after[3] = {0.75, 0.5, 0.125};
+    ev->curve_len = 5, ev->curve_distilled = curve_d, ev->baselines[0].curve = curve_r;
+    ev->n_classes = 3, ev->class_before = before, ev->class_after = after;
+    ev->protocols |= DD_PROTOCOL_STANDARD | DD_PROTOCOL_CROSS_ARCH;
+    ev->standard = (dd_standard_training){300, 5, 0.01, 0.9, 5e-4, 256, 2, 1};
+    stats(&ev->standard_distilled, 0.35, 0.02, 1.5, 5);
+    for (int i = 0; i < 3; i++)
+        stats(&ev->baselines[i].standard, 0.3 - 0.01 * i, 0.01, 1.6, 5);
+    stats(&ev->extra[0].standard, 0.1, 0, 2.3, 5);
+    ev->n_arch = 1;
+    ev->arch[0].name = "convnet", ev->arch[0].nets = 5;
+    stats(&ev->arch[0].untrained, 0.1, 0.01, 2.3, 5);
+    stats(&ev->arch[0].distilled, 0.33, 0.03, 1.7, 5);
+    ev->arch[0].distilled_search = (dd_lr_search_result){150, 1, 1.7};
+    for (int i = 0; i < 3; i++) {
+        stats(&ev->arch[0].baselines[i], 0.31 - 0.02 * i, 0.01, 1.8, 5);
+        ev->arch[0].baseline_search[i] = (dd_lr_search_result){1000, 0, 1.8};
+    }
+    stats(&ev->arch[0].extra[0], 0.11, 0.01, 2.2, 5);
     memset(r, 0, sizeof *r);
     r->run_name = "golden", r->dataset = "fashion-mnist", r->model = "lenet";
     r->objective = "poison", r->backend = "onednn";
@@ -141,9 +165,18 @@ static void check_file(const char *dir, const char *name, const char *golden) {
     const char *src = getenv("DISTILL_SOURCE_DIR");
     char gdir[512];
     snprintf(gdir, sizeof gdir, "%s/tests/unit/golden/report", src ? src : DD_TEST_SOURCE_DIR);
-    char *want = read_all(gdir, golden), *got = read_masked(dir, name);
-    assert_non_null(want);
+    char *got = read_masked(dir, name);
     assert_non_null(got);
+    if (getenv("DISTILL_UPDATE_GOLDEN")) { // rewrite the expected file (then review the diff)
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", gdir, golden);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(got, f);
+        fclose(f);
+    }
+    char *want = read_all(gdir, golden);
+    assert_non_null(want);
     if (strcmp(got, want) != 0)
         fprintf(stderr, "%s/%s differs from %s/%s; it is:\n%s", dir, name, gdir, golden, got);
     assert_string_equal(got, want);
@@ -199,6 +232,7 @@ static void test_minimal_report(void **state) {
     dd_eval_report ev;
     memset(&ev, 0, sizeof ev);
     ev.metric = "mse", ev.init_mode = DD_INIT_PRETRAINED_FIXED, ev.nets = 1;
+    ev.protocols = DD_PROTOCOL_STEPS;
     stats(&ev.untrained, 0.25, 0, 0.5, 1);
     dd_report_info r = {.out_dir = dir, .eval = &ev};
     assert_int_equal(dd_report_write(&r), DD_OK);

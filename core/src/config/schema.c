@@ -116,8 +116,46 @@ static const dd_param_spec evaluate_spec[] = {
      "test set by nearest neighbours among each set's images"},
     {"fixed_lr", DD_PARAM_FLOAT, "0.02", GT_, 0, 0, NULL,
      "step size for the 'distilled data with a fixed lr' comparison"},
-    {"lr_search", DD_PARAM_INT, "30", MIN_, 0, 0, NULL,
-     "iterations of step-size optimisation for the baselines"},
+    {"protocols", DD_PARAM_LIST, "steps", 0, 0, 0, "steps|cross_architecture|standard_training",
+     "how sets are evaluated, reported side by side: steps (the learned steps in the "
+     "distillation's init mode), cross_architecture (evaluate.architectures, random inits, step "
+     "sizes optimised for each), standard_training (ordinary minibatch SGD, "
+     "standard_training.*)"},
+    {"lr_search", DD_PARAM_INT, "1000", MIN_, 0, 0, NULL,
+     "most iterations of step-size optimisation of a baseline (or of any set on another "
+     "architecture); the search stops earlier once the loss stops improving (lr_search_*); "
+     "0 = keep the initial step size"},
+    {"lr_search_window", DD_PARAM_INT, "25", MIN_ | MAX_, 1, 100000, NULL,
+     "iterations per window of the step-size search: the outer loss is compared window by "
+     "window"},
+    {"lr_search_lr", DD_PARAM_FLOAT, "0.03", GT_, 0, 0, NULL,
+     "Adam learning rate of the raw step sizes in the search (halved when a window does not "
+     "improve)"},
+    {"lr_search_tol", DD_PARAM_FLOAT, "0.005", MIN_ | MAX_ | DD_PARAM_MAX_EXCLUSIVE, 0, 1, NULL,
+     "a window improves when its mean loss is below the best by more than this fraction"},
+    {"lr_search_halvings", DD_PARAM_INT, "2", MIN_ | MAX_, 0, 20, NULL,
+     "windows without improvement that halve the Adam rate before the search stops at the "
+     "next one"},
+    {"step_curves", DD_PARAM_BOOL, "true", 0, 0, 0, NULL,
+     "test after every inner step (the accuracy-versus-steps curve of every set)"},
+    {"cross_architecture.nets", DD_PARAM_INT, "5", MIN_ | MAX_, 1, 10000, NULL,
+     "random inits each other architecture is measured on"},
+    {"standard_training.epochs", DD_PARAM_INT, "300", MIN_ | MAX_, 1, 100000, NULL,
+     "epochs of ordinary training on a set"},
+    {"standard_training.nets", DD_PARAM_INT, "5", MIN_ | MAX_, 1, 10000, NULL,
+     "fresh networks per set (mean ± std)"},
+    {"standard_training.lr", DD_PARAM_FLOAT, "0.01", GT_, 0, 0, NULL,
+     "SGD learning rate (cosine schedule to 0)"},
+    {"standard_training.momentum", DD_PARAM_FLOAT, "0.9", MIN_ | MAX_ | DD_PARAM_MAX_EXCLUSIVE, 0,
+     1, NULL, "SGD momentum"},
+    {"standard_training.weight_decay", DD_PARAM_FLOAT, "0.0005", MIN_, 0, 0, NULL,
+     "L2 weight decay"},
+    {"standard_training.batch", DD_PARAM_INT, "256", MIN_, 1, 0, NULL,
+     "minibatch size (at most the set's image count)"},
+    {"standard_training.crop", DD_PARAM_INT, "0", MIN_ | MAX_, 0, 64, NULL,
+     "augmentation: pad by this many pixels and crop back at a random offset; 0 = none"},
+    {"standard_training.flip", DD_PARAM_BOOL, "false", 0, 0, 0, NULL,
+     "augmentation: random left-right flips"},
     {"batch", DD_PARAM_INT, "1000", MIN_, 1, 0, NULL, "batch size for test-set evaluation"},
     {"full_training_epochs", DD_PARAM_INT, "0", MIN_ | MAX_, 0, 10000, NULL,
      "reference row: train the same networks on the whole real training set for this many "

@@ -463,3 +463,8 @@ dd_status dd_engine_run(dd_engine *e) {
     dd_progress_destroy(bar);
     return s;
 }
+
+void dd_engine_set_opt_lr(dd_engine *e, double opt_lr, double opt_lr_lrs) {
+    e->cfg.opt_lr = opt_lr;
+    e->cfg.opt_lr_lrs = opt_lr_lrs;
+}

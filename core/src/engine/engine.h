@@ -64,6 +64,11 @@ DD_INTERNAL dd_status dd_engine_run(dd_engine *e);
 /** One outer iteration (sample data, hypergradient, Adam step). */
 DD_INTERNAL dd_status dd_engine_step(dd_engine *e);
 
+/** Changes Adam's learning rates (pixels and labels; raw step sizes, 0 =
+ * the first) from the next iteration on; e.g. a step-size search that
+ * halves them when the loss stops improving. */
+DD_INTERNAL void dd_engine_set_opt_lr(dd_engine *e, double opt_lr, double opt_lr_lrs);
+
 /** The hypergradient of the outer loss for one θ0 and one real batch:
  * g_pixels (S × M × input), g_raw_lrs (K, w.r.t. the raw parameters of the
  * step sizes) and g_labels (S × M × outputs; only with learn_labels) —

@@ -31,7 +31,11 @@ void dd_eval_config_defaults(dd_eval_config *c) {
     c->test_batch = 1000;
 }
 
-dd_status dd_evaluate_train(dd_model *m, const dd_distilled *set, const float *lrs, float *theta) {
+/* Called before the first step (k = 0) and after every step k = 1 .. K. */
+typedef dd_status (*step_observer)(dd_model *m, const float *theta, int k, void *user);
+
+static dd_status train_observed(dd_model *m, const dd_distilled *set, const float *lrs,
+                                float *theta, step_observer observe, void *user) {
     const size_t P = dd_model_param_count(m), D = dd_distilled_image_size(set);
     if (D != dd_model_input_size(m))
         return dd_error_set(DD_ERR_INVALID, "evaluate: set images have %zu values, model wants %zu",
@@ -39,10 +43,9 @@ dd_status dd_evaluate_train(dd_model *m, const dd_distilled *set, const float *l
     if (!lrs) lrs = set->lrs;
     float *g = dd_alloc_floats(P);
     if (!g) return dd_error_set(DD_ERR_NOMEM, "evaluate: out of memory");
-    dd_status s = DD_OK;
+    dd_status s = observe ? observe(m, theta, 0, user) : DD_OK;
     // Small distilled batches on one thread, as in the engine (engine.c).
     const int saved = dd_model_threads(m);
-    if (set->per_step <= DD_EVAL_SMALL_BATCH) dd_model_set_threads(m, 1);
     for (int e = 0; s == DD_OK && e < set->epochs; e++) {
         for (int st = 0; s == DD_OK && st < set->steps; st++) {
             const int k = e * set->steps + st;
@@ -52,15 +55,57 @@ dd_status dd_evaluate_train(dd_model *m, const dd_distilled *set, const float *l
             else
                 y.hard = set->labels;
             double loss;
+            if (set->per_step <= DD_EVAL_SMALL_BATCH) dd_model_set_threads(m, 1);
             s = dd_model_loss_grad(m, theta, set->images + (size_t)st * (size_t)set->per_step * D,
                                    set->per_step, y, &loss, g, NULL, NULL);
+            dd_model_set_threads(m, saved);
             const float lr = lrs[k];
             for (size_t i = 0; s == DD_OK && i < P; i++)
                 theta[i] -= lr * g[i];
+            if (s == DD_OK && observe) s = observe(m, theta, k + 1, user);
         }
     }
-    dd_model_set_threads(m, saved);
     dd_free(g);
+    return s;
+}
+
+dd_status dd_evaluate_train(dd_model *m, const dd_distilled *set, const float *lrs, float *theta) {
+    return train_observed(m, set, lrs, theta, NULL, NULL);
+}
+
+dd_status dd_evaluate_train_standard(dd_model *m, const dd_distilled *set,
+                                     const dd_standard_training *st, uint64_t seed, float *theta) {
+    const int64_t n = (int64_t)set->steps * set->per_step;
+    int32_t *hard = NULL;
+    if (!set->soft) {
+        // a slot's label is the same in every step
+        if (!(hard = malloc((size_t)n * sizeof *hard))) return dd_nomem();
+        for (int64_t i = 0; i < n; i++)
+            hard[i] = set->labels[i % set->per_step];
+    }
+    const dd_sgd_data d = {
+        .images = set->images,
+        .n = n,
+        .channels = set->channels,
+        .height = set->height,
+        .width = set->width,
+        .labels = {hard, set->soft},
+        .n_outputs = set->n_outputs,
+    };
+    dd_sgd_config c;
+    dd_sgd_config_defaults(&c);
+    c.epochs = st->epochs;
+    c.batch = st->batch;
+    c.lr = st->lr;
+    c.momentum = st->momentum;
+    c.weight_decay = st->weight_decay;
+    c.cosine = 1;
+    c.seed = seed;
+    c.crop = st->crop;
+    c.flip = st->flip;
+    c.label = "standard training";
+    dd_status s = dd_sgd_train_data(m, theta, &d, &c);
+    free(hard);
     return s;
 }
 
@@ -187,11 +232,70 @@ static void row_finish(const row_sums *r, int nets, dd_eval_stats *out) {
     out->loss = r->lsum / nets;
 }
 
+/* Per-class top-1 accuracy of θ on the test split, added into sum[c]
+ * (n_classes entries). */
+static dd_status add_class_accuracy(dd_model *m, const dd_dataset *test, const float *theta,
+                                    int64_t test_batch, double *sum) {
+    const int K = dd_model_output_dim(m), C = test->n_classes;
+    const size_t D = dd_dataset_image_size(test);
+    if (test_batch < 1 || test_batch > test->n) test_batch = test->n;
+    float *logits = dd_alloc_floats((size_t)test_batch * (size_t)K);
+    int64_t *hit = calloc((size_t)C, sizeof *hit), *all = calloc((size_t)C, sizeof *all);
+    dd_status s = logits && hit && all ? DD_OK : dd_nomem();
+    for (int64_t b = 0; s == DD_OK && b < test->n; b += test_batch) {
+        const int64_t n = test->n - b < test_batch ? test->n - b : test_batch;
+        s = dd_model_forward(m, theta, test->images + (size_t)b * D, n, logits);
+        for (int64_t i = 0; s == DD_OK && i < n; i++) {
+            const float *z = logits + (size_t)i * (size_t)K;
+            int best = 0;
+            for (int k = 1; k < K; k++)
+                if (z[k] > z[best]) best = k;
+            const int32_t y = test->labels[b + i];
+            if (y < 0 || y >= C) continue;
+            all[y]++;
+            hit[y] += best == y;
+        }
+    }
+    for (int c = 0; s == DD_OK && c < C; c++)
+        sum[c] += all[c] ? (double)hit[c] / (double)all[c] : 0.0;
+    dd_free(logits);
+    free(hit);
+    free(all);
+    return s;
+}
+
+/* What a row measures besides its final metric: the first metric after
+ * every inner step (curve, curve_len points; the set's steps then run
+ * through train_observed) and the per-class accuracy (classes). Sums over
+ * the networks on the way, means when the row is done. */
+typedef struct row_extras {
+    const dd_distilled *set; /* for the curve */
+    const float *lrs;
+    double *curve;
+    int curve_len;
+    double *classes; /* test->n_classes */
+} row_extras;
+
+typedef struct curve_ctx {
+    const dd_objective_handle *obj;
+    const dd_dataset *test;
+    int64_t test_batch;
+    double *curve;
+} curve_ctx;
+
+static dd_status observe_curve(dd_model *m, const float *theta, int k, void *user) {
+    curve_ctx *c = user;
+    double metric = 0.0, loss = 0.0;
+    DD_TRY(dd_evaluate_test(m, c->obj, c->test, theta, c->test_batch, &metric, &loss));
+    c->curve[k] += metric;
+    return DD_OK;
+}
+
 /* The row's networks: θ0 of each, train (train NULL: untrained), test, then
  * mean ± std over them. Runs on cfg->nthreads (0: the model's setting). */
-static dd_status eval_row(dd_model *m, const dd_objective_handle *obj, const dd_dataset *test,
-                          const dd_eval_config *cfg, train_fn train, const void *arg,
-                          dd_eval_stats *out) {
+static dd_status eval_row_x(dd_model *m, const dd_objective_handle *obj, const dd_dataset *test,
+                            const dd_eval_config *cfg, train_fn train, const void *arg,
+                            row_extras *x, dd_eval_stats *out) {
     memset(out, 0, sizeof *out);
     const int nets = net_count(cfg->init_mode, cfg->nets, cfg->theta_pool_size);
     if ((cfg->init_mode == DD_INIT_PRETRAINED_RANDOM ||
@@ -212,18 +316,36 @@ static dd_status eval_row(dd_model *m, const dd_objective_handle *obj, const dd_
     if (!mall || !theta) s = dd_error_set(DD_ERR_NOMEM, "evaluate: out of memory");
     const int saved_threads = dd_model_threads(m);
     if (cfg->nthreads > 0) dd_model_set_threads(m, cfg->nthreads);
+    curve_ctx cc = {obj, test, cfg->test_batch, x ? x->curve : NULL};
     for (int n = 0; s == DD_OK && n < nets; n++) {
         double loss = 0.0;
         s = net_theta0(m, cfg, n, theta);
-        if (s == DD_OK && train) s = train(m, arg, n, theta);
+        if (s == DD_OK && x && x->curve)
+            s = train_observed(m, x->set, x->lrs, theta, observe_curve, &cc);
+        else if (s == DD_OK && train)
+            s = train(m, arg, n, theta);
         if (s == DD_OK) s = dd_evaluate_test_all(m, obj, test, theta, cfg->test_batch, mall, &loss);
         if (s == DD_OK) row_add(&r, mall, loss);
+        if (s == DD_OK && x && x->classes)
+            s = add_class_accuracy(m, test, theta, cfg->test_batch, x->classes);
     }
     dd_model_set_threads(m, saved_threads);
     dd_free(theta);
     if (mall != mval) free(mall);
     if (s == DD_OK) row_finish(&r, nets, out);
+    if (s == DD_OK && x) {
+        for (int k = 0; x->curve && k < x->curve_len; k++)
+            x->curve[k] /= nets;
+        for (int c = 0; x->classes && c < test->n_classes; c++)
+            x->classes[c] /= nets;
+    }
     return s;
+}
+
+static dd_status eval_row(dd_model *m, const dd_objective_handle *obj, const dd_dataset *test,
+                          const dd_eval_config *cfg, train_fn train, const void *arg,
+                          dd_eval_stats *out) {
+    return eval_row_x(m, obj, test, cfg, train, arg, NULL, out);
 }
 
 /* A row trained on a distilled (or baseline) set with its step sizes. */
@@ -245,12 +367,47 @@ dd_status dd_evaluate_set(dd_model *m, const dd_objective_handle *obj, const dd_
     return eval_row(m, obj, test, cfg, set ? train_on_set : NULL, &a, out);
 }
 
+/* The same, also measuring what `want_curve` / `classes` ask for: a new
+ * curve of K + 1 points in *curve (caller frees), per-class accuracy added
+ * into classes (n_classes zeros on entry). */
+static dd_status evaluate_set_x(dd_model *m, const dd_objective_handle *obj, const dd_dataset *test,
+                                const dd_distilled *set, const float *lrs,
+                                const dd_eval_config *cfg, int want_curve, double **curve,
+                                double *classes, dd_eval_stats *out) {
+    row_extras x = {.set = set, .lrs = lrs, .classes = classes};
+    if (want_curve && set) {
+        x.curve_len = set->steps * set->epochs + 1;
+        if (!(x.curve = calloc((size_t)x.curve_len, sizeof *x.curve))) return dd_nomem();
+    }
+    const set_arg a = {set, lrs};
+    dd_status s = eval_row_x(m, obj, test, cfg, set ? train_on_set : NULL, &a, &x, out);
+    if (s == DD_OK && curve)
+        *curve = x.curve;
+    else
+        free(x.curve);
+    return s;
+}
+
+void dd_lr_search_defaults(dd_lr_search *s) {
+    s->max_iterations = 1000;
+    s->window = 25;
+    s->adam_lr = 0.03;
+    s->tol = 0.005;
+    s->halvings = 2;
+}
+
 dd_status dd_evaluate_optimize_lrs(dd_model *m, const dd_objective_handle *obj,
                                    const dd_dataset *train, const dd_distill_config *distill,
-                                   int64_t iterations, dd_distilled *set) {
-    if (iterations <= 0) return DD_OK;
+                                   const dd_lr_search *search, dd_distilled *set,
+                                   dd_lr_search_result *res) {
+    dd_lr_search_result local;
+    if (!res) res = &local;
+    memset(res, 0, sizeof *res);
+    if (search->max_iterations <= 0) return DD_OK;
+    if (search->window < 1 || !(search->adam_lr > 0) || search->halvings < 0)
+        return dd_error_set(DD_ERR_INVALID, "evaluate: bad step-size search settings");
     dd_distill_config c = *distill;
-    c.iterations = iterations;
+    c.iterations = search->max_iterations;
     c.learn_pixels = 0;
     c.learn_labels = 0;
     c.learn_lrs = 1;
@@ -259,7 +416,14 @@ dd_status dd_evaluate_optimize_lrs(dd_model *m, const dd_objective_handle *obj,
     c.checkpoint_path = NULL;
     c.checkpoint_every = 0;
     c.resume = 0;
+    c.cancel = NULL;
+    c.log_every = 0;
     c.decay_every = 0;
+    c.opt_lr = search->adam_lr;
+    c.opt_lr_lrs = search->adam_lr;
+    c.beta1 = 0.9;
+    c.beta2 = 0.999;
+    c.eps = 1e-8;
     if (c.label == NULL) c.label = "lr search";
     if (set->steps != c.steps || set->epochs != c.epochs ||
         set->images_per_class != c.images_per_class)
@@ -269,14 +433,66 @@ dd_status dd_evaluate_optimize_lrs(dd_model *m, const dd_objective_handle *obj,
     dd_engine *e;
     DD_TRY(dd_engine_create(m, obj, train, &c, &e));
     float *raw = dd_engine_raw_lrs(e);
-    for (int k = 0; k < c.steps * c.epochs; k++)
+    const int K = c.steps * c.epochs;
+    for (int k = 0; k < K; k++)
         raw[k] = dd_lr_to_raw(set->lrs[k]);
-    dd_status s = dd_engine_run(e);
+    dd_status s = DD_OK;
+    double best = INFINITY, window_sum = 0.0, adam_lr = search->adam_lr;
+    int misses = 0, in_window = 0;
+    for (int64_t it = 0; s == DD_OK && it < search->max_iterations; it++) {
+        s = dd_engine_step(e);
+        if (s != DD_OK) break;
+        window_sum += dd_engine_stats(e)->last_loss;
+        res->iterations = it + 1;
+        if (++in_window < search->window) continue;
+        const double mean = window_sum / in_window;
+        res->final_loss = mean;
+        window_sum = 0.0;
+        in_window = 0;
+        if (mean < best * (1.0 - search->tol)) {
+            best = mean;
+            continue;
+        }
+        if (mean < best) best = mean;
+        if (misses++ == search->halvings) {
+            res->converged = 1;
+            break;
+        }
+        adam_lr *= 0.5;
+        dd_engine_set_opt_lr(e, adam_lr, adam_lr);
+    }
     if (s == DD_OK)
-        for (int k = 0; k < c.steps * c.epochs; k++)
+        for (int k = 0; k < K; k++)
             set->lrs[k] = dd_lr_from_raw(raw[k]);
     dd_engine_destroy(e);
     return s;
+}
+
+static const struct {
+    unsigned bit;
+    const char *name;
+} protocol_names[] = {
+    {DD_PROTOCOL_STEPS, "steps"},
+    {DD_PROTOCOL_CROSS_ARCH, "cross_architecture"},
+    {DD_PROTOCOL_STANDARD, "standard_training"},
+};
+
+dd_status dd_protocol_parse(const char *name, unsigned *bit) {
+    for (size_t i = 0; i < sizeof protocol_names / sizeof protocol_names[0]; i++)
+        if (name && strcmp(name, protocol_names[i].name) == 0) {
+            *bit = protocol_names[i].bit;
+            return DD_OK;
+        }
+    return dd_error_set(DD_ERR_INVALID,
+                        "unknown protocol '%s' (valid: steps, cross_architecture, "
+                        "standard_training)",
+                        name ? name : "");
+}
+
+const char *dd_protocol_name(unsigned bit) {
+    for (size_t i = 0; i < sizeof protocol_names / sizeof protocol_names[0]; i++)
+        if (protocol_names[i].bit == bit) return protocol_names[i].name;
+    return "?";
 }
 
 void dd_eval_settings_defaults(dd_eval_settings *s) {
@@ -287,7 +503,12 @@ void dd_eval_settings_defaults(dd_eval_settings *s) {
     s->baselines[1] = DD_BASELINE_AVERAGE;
     s->baselines[2] = DD_BASELINE_KMEANS;
     s->fixed_lr = 0.02;
-    s->lr_search = 30;
+    s->protocols = DD_PROTOCOL_STEPS;
+    dd_lr_search_defaults(&s->search);
+    s->step_curves = 1;
+    s->standard = (dd_standard_training){
+        .epochs = 300, .nets = 5, .lr = 0.01, .momentum = 0.9, .weight_decay = 5e-4, .batch = 256};
+    s->arch_nets = 5;
     s->batch = 1000;
     s->full_training_lr = 0.01;
     s->full_training_batch = 128;
@@ -301,7 +522,45 @@ dd_status dd_eval_settings_from_options(const dd_options *o, dd_eval_settings *s
     if (!o) return DD_OK;
     if (dd_options_has(o, "nets")) s->nets = (int)dd_options_int(o, "nets");
     if (dd_options_has(o, "fixed_lr")) s->fixed_lr = dd_options_float(o, "fixed_lr");
-    if (dd_options_has(o, "lr_search")) s->lr_search = dd_options_int(o, "lr_search");
+    if (dd_options_has(o, "lr_search")) s->search.max_iterations = dd_options_int(o, "lr_search");
+    if (dd_options_has(o, "lr_search_window"))
+        s->search.window = (int)dd_options_int(o, "lr_search_window");
+    if (dd_options_has(o, "lr_search_lr")) s->search.adam_lr = dd_options_float(o, "lr_search_lr");
+    if (dd_options_has(o, "lr_search_tol")) s->search.tol = dd_options_float(o, "lr_search_tol");
+    if (dd_options_has(o, "lr_search_halvings"))
+        s->search.halvings = (int)dd_options_int(o, "lr_search_halvings");
+    if (dd_options_has(o, "step_curves")) s->step_curves = dd_options_bool(o, "step_curves");
+    if (dd_options_has(o, "cross_architecture.nets"))
+        s->arch_nets = (int)dd_options_int(o, "cross_architecture.nets");
+    dd_standard_training *st = &s->standard;
+    if (dd_options_has(o, "standard_training.epochs"))
+        st->epochs = (int)dd_options_int(o, "standard_training.epochs");
+    if (dd_options_has(o, "standard_training.nets"))
+        st->nets = (int)dd_options_int(o, "standard_training.nets");
+    if (dd_options_has(o, "standard_training.lr"))
+        st->lr = dd_options_float(o, "standard_training.lr");
+    if (dd_options_has(o, "standard_training.momentum"))
+        st->momentum = dd_options_float(o, "standard_training.momentum");
+    if (dd_options_has(o, "standard_training.weight_decay"))
+        st->weight_decay = dd_options_float(o, "standard_training.weight_decay");
+    if (dd_options_has(o, "standard_training.batch"))
+        st->batch = dd_options_int(o, "standard_training.batch");
+    if (dd_options_has(o, "standard_training.crop"))
+        st->crop = (int)dd_options_int(o, "standard_training.crop");
+    if (dd_options_has(o, "standard_training.flip"))
+        st->flip = dd_options_bool(o, "standard_training.flip");
+    if (dd_options_has(o, "protocols")) {
+        s->protocols = 0;
+        for (size_t i = 0; i < dd_options_list_len(o, "protocols"); i++) {
+            unsigned bit;
+            dd_status ps = dd_protocol_parse(dd_options_list_item(o, "protocols", i), &bit);
+            if (ps != DD_OK) {
+                dd_error_prefix("%s: evaluate.protocols", dd_options_where(o, "protocols"));
+                return ps;
+            }
+            s->protocols |= bit;
+        }
+    }
     if (dd_options_has(o, "batch")) s->batch = dd_options_int(o, "batch");
     if (dd_options_has(o, "full_training_epochs"))
         s->full_training_epochs = (int)dd_options_int(o, "full_training_epochs");
@@ -410,21 +669,38 @@ static void report_init(eval_run *r) {
         out->report_section = obj->ops->report_section;
         out->report_keys = obj->ops->report_keys;
     }
-    out->lr_search = r->es->lr_search;
+    out->search = r->es->search;
+    out->protocols = r->es->protocols;
     out->fixed_lr_value = r->es->fixed_lr;
 }
 
-/* The distilled set with its learned step sizes, then with the fixed one. */
+/* The untrained networks (the "before" of the per-class accuracy). */
+static dd_status untrained_row(eval_run *r) {
+    dd_eval_report *out = r->out;
+    const int C = r->test->n_classes;
+    if (C > 0 && !(out->class_before = calloc((size_t)C, sizeof(double)))) return dd_nomem();
+    DD_TRY(evaluate_set_x(r->m, r->obj, r->test, NULL, NULL, &r->ec, 0, NULL, out->class_before,
+                          &out->untrained));
+    tick(r, "untrained %s %.4f", out->metric, out->untrained.mean);
+    return DD_OK;
+}
+
+/* The distilled set with its learned step sizes (with its step curve and
+ * per-class accuracy), then with the fixed one. */
 static dd_status distilled_rows(eval_run *r, const dd_distilled *set) {
     dd_eval_report *out = r->out;
-    const int K = r->distill->steps * r->distill->epochs;
+    const int K = r->distill->steps * r->distill->epochs, C = r->test->n_classes;
+    if (C > 0 && !(out->class_after = calloc((size_t)C, sizeof(double)))) return dd_nomem();
+    out->n_classes = C;
     float *fixed = malloc((size_t)K * sizeof *fixed);
     if (!fixed) return dd_error_set(DD_ERR_NOMEM, "evaluate: out of memory");
     for (int k = 0; k < K; k++)
         fixed[k] = (float)r->es->fixed_lr;
-    dd_status s = dd_evaluate_set(r->m, r->obj, r->test, set, NULL, &r->ec, &out->distilled);
+    dd_status s = evaluate_set_x(r->m, r->obj, r->test, set, NULL, &r->ec, r->es->step_curves,
+                                 &out->curve_distilled, out->class_after, &out->distilled);
     if (s == DD_OK) {
         out->has_distilled = 1;
+        if (out->curve_distilled) out->curve_len = K + 1;
         tick(r, "distilled %s %.4f ± %.4f", out->metric, out->distilled.mean, out->distilled.std);
         s = dd_evaluate_set(r->m, r->obj, r->test, set, fixed, &r->ec, &out->fixed_lr);
     }
@@ -435,21 +711,30 @@ static dd_status distilled_rows(eval_run *r, const dd_distilled *set) {
     return s;
 }
 
-/* A built baseline set: tested with its initial step size, step sizes
- * optimised (pixels frozen), tested again; keeps a copy of the step sizes.
- * The core's baselines advance the progress bar, the objective's are logged. */
+/* The step-size search of the steps protocol for a set: the distillation's
+ * init mode and model. */
+static dd_status search_lrs(eval_run *r, const dd_dataset *train, const char *name,
+                            dd_distilled *set, dd_lr_search_result *res) {
+    dd_distill_config c = *r->distill;
+    c.progress = 0;
+    c.label = name;
+    return dd_evaluate_optimize_lrs(r->m, r->obj, train, &c, &r->es->search, set, res);
+}
+
+/* A built baseline set under the steps protocol: tested with its initial
+ * step size, step sizes optimised (pixels frozen), tested again (with its
+ * step curve); keeps a copy of the step sizes. The core's baselines advance
+ * the progress bar, the objective's are logged. */
 static dd_status baseline_rows(eval_run *r, dd_eval_baseline *b, const char *name, int progress) {
     const dd_eval_report *out = r->out;
     dd_status s = dd_evaluate_set(r->m, r->obj, r->test, b->set, NULL, &r->ec, &b->stats_init_lr);
-    if (s == DD_OK) {
-        dd_distill_config c = *r->distill;
-        c.progress = 0;
-        c.label = name;
-        s = dd_evaluate_optimize_lrs(r->m, r->obj, r->train, &c, r->es->lr_search, b->set);
-    }
+    if (s == DD_OK) s = search_lrs(r, r->train, name, b->set, &b->search);
     if (s == DD_OK && progress)
-        tick(r, "%s: lr optimised (%lld iterations)", name, (long long)r->es->lr_search);
-    if (s == DD_OK) s = dd_evaluate_set(r->m, r->obj, r->test, b->set, NULL, &r->ec, &b->stats);
+        tick(r, "%s: lr optimised (%lld iterations%s)", name, (long long)b->search.iterations,
+             b->search.converged ? ", converged" : ", budget reached");
+    if (s == DD_OK)
+        s = evaluate_set_x(r->m, r->obj, r->test, b->set, NULL, &r->ec, r->es->step_curves,
+                           &b->curve, NULL, &b->stats);
     if (s == DD_OK) {
         const size_t K = (size_t)r->distill->steps * (size_t)r->distill->epochs;
         if (!(b->lrs = malloc(K * sizeof *b->lrs)))
@@ -517,12 +802,7 @@ static dd_status best_of_random(eval_run *r, dd_distilled **out) {
                               (float)d->lr_init, d->seed + 1 + (uint64_t)i, r->ec.nthreads, &cand);
         dd_distilled *fresh = NULL;
         if (s == DD_OK) s = dd_distilled_clone(cand, &fresh); // its initial step sizes
-        if (s == DD_OK) {
-            dd_distill_config c = *d;
-            c.progress = 0;
-            c.label = "best_of_random";
-            s = dd_evaluate_optimize_lrs(r->m, r->obj, rest, &c, es->lr_search, cand);
-        }
+        if (s == DD_OK) s = search_lrs(r, rest, "best_of_random", cand, NULL);
         dd_eval_stats st;
         if (s == DD_OK) s = dd_evaluate_set(r->m, r->obj, held, cand, NULL, &r->ec, &st);
         if (s == DD_OK) {
@@ -549,8 +829,9 @@ static dd_status best_of_random(eval_run *r, dd_distilled **out) {
     return s;
 }
 
-/* The core's baselines (random, average, k-means images, best of N random). */
-static dd_status core_baselines(eval_run *r) {
+/* Builds the core's baseline sets (random, average, k-means images, best of
+ * N random) and the objective's own (e.g. relabelled real images). */
+static dd_status build_baselines(eval_run *r) {
     const dd_distill_config *d = r->distill;
     dd_status s = DD_OK;
     for (int i = 0; s == DD_OK && i < r->es->n_baselines; i++) {
@@ -562,23 +843,13 @@ static dd_status core_baselines(eval_run *r) {
         else
             s = dd_baseline_build(b->kind, r->train, d->steps, d->epochs, d->images_per_class,
                                   (float)d->lr_init, d->seed, r->ec.nthreads, &b->set);
-        if (s == DD_OK)
-            s = baseline_rows(r, b, dd_baseline_name(b->kind), 1);
-        else
-            dd_error_prefix("evaluate: baseline '%s'", dd_baseline_name(b->kind));
+        if (s != DD_OK) dd_error_prefix("evaluate: baseline '%s'", dd_baseline_name(b->kind));
     }
-    return s;
-}
-
-/* The objective's own baselines (e.g. relabelled real images), built by the
- * plugin and treated like the core's: optimised step sizes, same nets. */
-static dd_status objective_baselines(eval_run *r) {
     const dd_objective_ops *ops = r->obj->ops;
-    if (!DD_OBJECTIVE_HAS(ops, build_baseline) || !ops->baseline_names || !ops->build_baseline)
-        return DD_OK;
-    const dd_distill_config *d = r->distill;
+    if (s != DD_OK || !DD_OBJECTIVE_HAS(ops, build_baseline) || !ops->baseline_names ||
+        !ops->build_baseline)
+        return s;
     const dd_dataset *t = r->train;
-    dd_status s = DD_OK;
     for (int i = 0; s == DD_OK && ops->baseline_names[i] && i < DD_EVAL_MAX_EXTRA; i++) {
         dd_eval_baseline *b = &r->out->extra[i];
         b->name = ops->baseline_names[i];
@@ -593,12 +864,23 @@ static dd_status objective_baselines(eval_run *r) {
             s = ops->build_baseline(r->obj->state, i, t, d->steps, b->set->per_step, seed,
                                     b->set->images, b->set->labels);
         }
-        if (s == DD_OK)
-            s = baseline_rows(r, b, b->name, 0);
-        else
-            dd_error_prefix("evaluate: baseline '%s'", b->name);
+        if (s != DD_OK) dd_error_prefix("evaluate: baseline '%s'", b->name);
     }
     return s;
+}
+
+static const char *baseline_label(const dd_eval_baseline *b) {
+    return b->name ? b->name : dd_baseline_name(b->kind);
+}
+
+/* The steps protocol's baseline rows (the core's on the progress bar). */
+static dd_status steps_baselines(eval_run *r) {
+    dd_eval_report *out = r->out;
+    for (int i = 0; i < out->n_baselines; i++)
+        DD_TRY(baseline_rows(r, &out->baselines[i], baseline_label(&out->baselines[i]), 1));
+    for (int i = 0; i < out->n_extra; i++)
+        DD_TRY(baseline_rows(r, &out->extra[i], baseline_label(&out->extra[i]), 0));
+    return DD_OK;
 }
 
 /* The full-training reference: SGD on the whole real training set. */
@@ -646,6 +928,125 @@ static dd_status knn_rows(eval_run *r, const dd_distilled *set) {
     return DD_OK;
 }
 
+/* ---- standard_training ---------------------------------------------------- */
+
+typedef struct standard_arg {
+    const dd_distilled *set;
+    const dd_standard_training *st;
+    uint64_t seed;
+} standard_arg;
+
+static dd_status train_standard(dd_model *m, const void *arg, int n, float *theta) {
+    const standard_arg *a = arg;
+    return dd_evaluate_train_standard(
+        m, a->set, a->st,
+        dd_engine_init_seed(a->seed, DD_STREAM_EVAL_INITS, 0x20000u + (uint64_t)n), theta);
+}
+
+/* Networks from fresh random inits (the model's scheme; the held-out init
+ * stream), `nets` of them. */
+static dd_eval_config fresh_config(const dd_eval_config *base, int nets, const char *scheme,
+                                   double gain) {
+    dd_eval_config c = *base;
+    c.init_mode = DD_INIT_RANDOM;
+    c.init_scheme = scheme;
+    c.init_gain = gain;
+    c.nets = nets;
+    c.theta0 = NULL;
+    c.theta_pool = NULL;
+    c.theta_pool_size = 0;
+    return c;
+}
+
+static dd_status standard_row(eval_run *r, const dd_distilled *set, const char *name,
+                              dd_eval_stats *out) {
+    const standard_arg a = {set, &r->es->standard, r->distill->seed};
+    const dd_eval_config c =
+        fresh_config(&r->ec, r->es->standard.nets, r->ec.init_scheme, r->ec.init_gain);
+    dd_status s = eval_row(r->m, r->obj, r->test, &c, train_standard, &a, out);
+    if (s != DD_OK) {
+        dd_error_prefix("evaluate: standard_training of '%s'", name);
+        return s;
+    }
+    tick(r, "standard training: %s %s %.4f ± %.4f", name, r->out->metric, out->mean, out->std);
+    return DD_OK;
+}
+
+static dd_status standard_rows(eval_run *r, const dd_distilled *set) {
+    dd_eval_report *out = r->out;
+    out->standard = r->es->standard;
+    if (set) DD_TRY(standard_row(r, set, "distilled", &out->standard_distilled));
+    for (int i = 0; i < out->n_baselines; i++)
+        DD_TRY(standard_row(r, out->baselines[i].set, baseline_label(&out->baselines[i]),
+                            &out->baselines[i].standard));
+    for (int i = 0; i < out->n_extra; i++)
+        DD_TRY(standard_row(r, out->extra[i].set, baseline_label(&out->extra[i]),
+                            &out->extra[i].standard));
+    return DD_OK;
+}
+
+/* ---- cross_architecture --------------------------------------------------- */
+
+/* One set on another network: a copy of it gets step sizes optimised for
+ * that network (random inits, as the baselines' search), then is measured
+ * on the architecture's held-out random inits. */
+static dd_status arch_set_row(eval_run *r, const dd_eval_arch *a, const dd_eval_config *c,
+                              const dd_distilled *set, const char *name, dd_eval_stats *out,
+                              dd_lr_search_result *res) {
+    dd_distilled *copy = NULL;
+    DD_TRY(dd_distilled_clone(set, &copy));
+    dd_distill_config d = *r->distill;
+    d.init_mode = DD_INIT_RANDOM;
+    d.init_scheme = a->init_scheme;
+    d.init_gain = a->init_gain;
+    d.nets_per_iteration = 1;
+    d.theta_pool = NULL;
+    d.theta_pool_size = 0;
+    d.progress = 0;
+    d.label = name;
+    dd_status s =
+        dd_evaluate_optimize_lrs(a->model, r->obj, r->train, &d, &r->es->search, copy, res);
+    if (s == DD_OK) s = dd_evaluate_set(a->model, r->obj, r->test, copy, NULL, c, out);
+    dd_distilled_destroy(copy);
+    if (s != DD_OK) {
+        dd_error_prefix("evaluate: cross_architecture %s, set '%s'", a->name, name);
+        return s;
+    }
+    tick(r, "%s: %s %s %.4f ± %.4f (lr search %lld iterations)", a->name, name, r->out->metric,
+         out->mean, out->std, (long long)res->iterations);
+    return DD_OK;
+}
+
+static dd_status arch_rows(eval_run *r, const dd_distilled *set) {
+    dd_eval_report *out = r->out;
+    if (r->distill->init_mode == DD_INIT_PRETRAINED_FIXED ||
+        r->distill->init_mode == DD_INIT_PRETRAINED_RANDOM)
+        return dd_error_set(DD_ERR_INVALID,
+                            "evaluate.protocols: cross_architecture needs networks drawn from "
+                            "random inits; init_mode %s trains pretrained networks of the "
+                            "pipeline's own model only",
+                            dd_init_mode_str(r->distill->init_mode));
+    for (int i = 0; i < r->es->n_arch; i++) {
+        const dd_eval_arch *a = &r->es->arch[i];
+        struct dd_eval_arch_report *ar = &out->arch[i];
+        out->n_arch = i + 1;
+        ar->name = a->name;
+        const dd_eval_config c =
+            fresh_config(&r->ec, r->es->arch_nets, a->init_scheme, a->init_gain);
+        ar->nets = c.nets;
+        DD_TRY(dd_evaluate_set(a->model, r->obj, r->test, NULL, NULL, &c, &ar->untrained));
+        if (set)
+            DD_TRY(arch_set_row(r, a, &c, set, "distilled", &ar->distilled, &ar->distilled_search));
+        for (int b = 0; b < out->n_baselines; b++)
+            DD_TRY(arch_set_row(r, a, &c, out->baselines[b].set, baseline_label(&out->baselines[b]),
+                                &ar->baselines[b], &ar->baseline_search[b]));
+        for (int b = 0; b < out->n_extra; b++)
+            DD_TRY(arch_set_row(r, a, &c, out->extra[b].set, baseline_label(&out->extra[b]),
+                                &ar->extra[b], &ar->extra_search[b]));
+    }
+    return DD_OK;
+}
+
 dd_status dd_evaluate_run(dd_model *m, const dd_objective_handle *obj, const dd_dataset *train,
                           const dd_dataset *test, const dd_distilled *set, const float *theta0,
                           const dd_distill_config *distill, const dd_eval_settings *es,
@@ -666,19 +1067,30 @@ dd_status dd_evaluate_run(dd_model *m, const dd_objective_handle *obj, const dd_
     r.ec.theta_pool = es->eval_pool;
     r.ec.theta_pool_size = es->eval_pool_size;
     r.ec.nthreads = distill->nthreads;
-    const uint64_t total = 1 + (set ? 2 : 0) + (uint64_t)es->n_baselines * 2;
+    const int steps = (es->protocols & DD_PROTOCOL_STEPS) != 0;
+    const uint64_t sets = (set ? 1 : 0) + (uint64_t)es->n_baselines;
+    uint64_t total = 1;
+    if (steps) total += (set ? 2 : 0) + (uint64_t)es->n_baselines * 2;
+    if (es->protocols & DD_PROTOCOL_STANDARD) total += sets;
+    if (es->protocols & DD_PROTOCOL_CROSS_ARCH) total += (uint64_t)es->n_arch * sets;
     if (es->progress && dd_progress_create("evaluate", total, "run", &r.bar) != DD_OK) {
         r.bar = NULL;
         dd_error_clear();
     }
-    dd_status s = dd_evaluate_set(m, obj, test, NULL, NULL, &r.ec, &out->untrained);
-    if (s == DD_OK) tick(&r, "untrained %s %.4f", out->metric, out->untrained.mean);
-    if (s == DD_OK && set) s = distilled_rows(&r, set);
-    if (s == DD_OK) s = core_baselines(&r);
-    if (s == DD_OK) s = objective_baselines(&r);
+    dd_status s = DD_OK;
+    if ((es->protocols & DD_PROTOCOL_CROSS_ARCH) && es->n_arch < 1)
+        s = dd_error_set(DD_ERR_INVALID,
+                         "evaluate.protocols: cross_architecture needs evaluate.architectures "
+                         "(the other networks, e.g. [convnet])");
+    if (s == DD_OK) s = untrained_row(&r);
+    if (s == DD_OK && steps && set) s = distilled_rows(&r, set);
+    if (s == DD_OK) s = build_baselines(&r);
+    if (s == DD_OK && steps) s = steps_baselines(&r);
     // Reference: the same networks trained on the whole real training set.
     if (s == DD_OK && es->full_training_epochs > 0) s = full_training_row(&r);
     if (s == DD_OK && es->knn) s = knn_rows(&r, set);
+    if (s == DD_OK && (es->protocols & DD_PROTOCOL_STANDARD)) s = standard_rows(&r, set);
+    if (s == DD_OK && (es->protocols & DD_PROTOCOL_CROSS_ARCH)) s = arch_rows(&r, set);
     dd_progress_destroy(r.bar);
     out->seconds = seconds_now() - t0;
     if (s != DD_OK) dd_eval_report_release(out);

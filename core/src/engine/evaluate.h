@@ -19,6 +19,56 @@
 
 #define DD_EVAL_MAX_METRICS 8 /**< metrics kept per row (the objective's first ones) */
 #define DD_EVAL_MAX_EXTRA 4   /**< objective-specific baselines per report */
+#define DD_EVAL_MAX_ARCH 8    /**< other architectures of the cross_architecture protocol */
+
+/** Evaluation protocols (evaluate.protocols), a bit set. */
+enum {
+    DD_PROTOCOL_STEPS = 1u << 0,      /**< the learned steps, in the distillation's init mode */
+    DD_PROTOCOL_CROSS_ARCH = 1u << 1, /**< other networks, step sizes optimised for each */
+    DD_PROTOCOL_STANDARD = 1u << 2,   /**< ordinary minibatch SGD for some epochs */
+};
+
+/** Parses one protocol name ("steps", "cross_architecture", "standard_training"). */
+DD_INTERNAL dd_status dd_protocol_parse(const char *name, unsigned *bit);
+DD_INTERNAL const char *dd_protocol_name(unsigned bit);
+
+/** How the step sizes of a fixed set are optimised (pixels frozen): Adam on
+ * the raw step sizes, the outer loss averaged over windows of `window`
+ * iterations; a window that does not lower the best mean by more than `tol`
+ * (relative) halves Adam's learning rate, and the search stops at the
+ * (halvings + 1)-th such window — or after max_iterations. */
+typedef struct dd_lr_search {
+    int64_t max_iterations; /**< 0: no search (the initial step sizes) */
+    int window;
+    double adam_lr; /**< Adam learning rate of the raw step sizes */
+    double tol;
+    int halvings;
+} dd_lr_search;
+
+/** What a search did. */
+typedef struct dd_lr_search_result {
+    int64_t iterations;
+    int converged;     /**< stopped by the criterion, not by max_iterations */
+    double final_loss; /**< mean outer loss of its last window */
+} dd_lr_search_result;
+
+/** Ordinary training on a set (standard_training): fresh random inits,
+ * minibatch SGD with momentum, cosine schedule, optional augmentation. */
+typedef struct dd_standard_training {
+    int epochs, nets;
+    double lr, momentum, weight_decay;
+    int64_t batch;
+    int crop; /**< random crop: pad by this many pixels, then crop back (0: none) */
+    int flip; /**< random horizontal flip */
+} dd_standard_training;
+
+/** Another network of the cross_architecture protocol (borrowed). */
+typedef struct dd_eval_arch {
+    const char *name; /**< its plugin name, or "plugin#i" when several share one */
+    dd_model *model;
+    const char *init_scheme;
+    double init_gain;
+} dd_eval_arch;
 
 /** Mean ± std (population std over nets; 0 for a single net) of the
  * objective's first metric, plus the mean loss. */
@@ -73,21 +123,41 @@ DD_INTERNAL dd_status dd_evaluate_set(dd_model *m, const dd_objective_handle *ob
                                       const float *lrs, const dd_eval_config *cfg,
                                       dd_eval_stats *out);
 
-/** Learns the step sizes of a fixed set (pixels frozen) with the engine
- * for `iterations` outer iterations; writes them into set->lrs. `distill` is
- * the distillation's configuration (init mode, batch, Adam, seed). */
+/** Learns the step sizes of a fixed set (pixels and labels frozen) with the
+ * engine as `search` says; writes them into set->lrs. From `distill` only
+ * the init mode (and its scheme, pool, nets per iteration), the real batch,
+ * the set's shape and the seed are used: Adam's betas are 0.9/0.999 and no
+ * option of the distillation's optimiser (learning rates, decay, label
+ * learning) changes how a baseline is tuned. res may be NULL. */
 DD_INTERNAL dd_status dd_evaluate_optimize_lrs(dd_model *m, const dd_objective_handle *obj,
                                                const dd_dataset *train,
-                                               const dd_distill_config *distill, int64_t iterations,
-                                               dd_distilled *set);
+                                               const dd_distill_config *distill,
+                                               const dd_lr_search *search, dd_distilled *set,
+                                               dd_lr_search_result *res);
+DD_INTERNAL void dd_lr_search_defaults(dd_lr_search *s);
+
+/** Trains θ in place by ordinary minibatch SGD on every image of `set`
+ * (hard or soft labels) as `st` says; data order and augmentation are
+ * deterministic in `seed`. */
+DD_INTERNAL dd_status dd_evaluate_train_standard(dd_model *m, const dd_distilled *set,
+                                                 const dd_standard_training *st, uint64_t seed,
+                                                 float *theta);
 
 /** Settings of the evaluate stage (pipeline section `evaluate`). */
 typedef struct dd_eval_settings {
     int nets; /**< held-out inits for random init mode */
     int n_baselines;
     dd_baseline_kind baselines[DD_BASELINE_COUNT];
-    double fixed_lr;   /**< step size of the "distilled data, fixed lr" row */
-    int64_t lr_search; /**< lr-optimisation iterations for each baseline */
+    double fixed_lr;     /**< step size of the "distilled data, fixed lr" row */
+    unsigned protocols;  /**< DD_PROTOCOL_* bits (default: steps) */
+    dd_lr_search search; /**< how every baseline's step sizes are optimised */
+    int step_curves;     /**< measure the metric after every inner step */
+    dd_standard_training standard;
+    /** cross_architecture: the other networks and the random inits each is
+     * measured on. */
+    int arch_nets;
+    int n_arch;
+    dd_eval_arch arch[DD_EVAL_MAX_ARCH];
     int64_t batch;     /**< test batch */
     int progress;
     /** Pretrained init modes: the held-out pool members the rows are measured
@@ -121,6 +191,8 @@ typedef struct dd_eval_baseline {
     float *lrs;                  /**< its optimised step sizes, E × S (owned) */
     dd_distilled *set;           /**< the baseline images (owned) */
     const char *name;            /**< an objective's own baseline: its name (borrowed); else NULL */
+    dd_lr_search_result search;  /**< how its step sizes were optimised */
+    dd_eval_stats standard;      /**< standard_training on its images */
     double knn;                  /**< kNN test accuracy with this set as reference (if has_knn) */
     /** The first metric on the test split after each inner step, mean over
      * the row's networks: curve_len values, [0] before any step, [k] after
@@ -140,7 +212,8 @@ typedef struct dd_eval_report {
     dd_eval_baseline baselines[DD_BASELINE_COUNT];
     int best_of_random_n;           /**< subsets tried by best_of_random */
     int64_t best_of_random_holdout; /**< held-out training images it chose on */
-    int64_t lr_search;
+    dd_lr_search search; /**< how the baselines' step sizes were optimised */
+    unsigned protocols;  /**< DD_PROTOCOL_* bits measured */
     double seconds;
     /* The objective's metrics and report section (borrowed from its ops). */
     const char *const *metric_names;
@@ -167,6 +240,23 @@ typedef struct dd_eval_report {
      * or n_classes = 0 when not measured. Owned. */
     int n_classes;
     double *class_before, *class_after;
+    /** standard_training: the distilled set's row (each baseline's is in its
+     * row's `standard`). */
+    dd_standard_training standard;
+    dd_eval_stats standard_distilled;
+    /** cross_architecture: one entry per other network. */
+    int n_arch;
+    struct dd_eval_arch_report {
+        const char *name;
+        int nets;
+        dd_eval_stats untrained;
+        dd_eval_stats distilled;
+        dd_lr_search_result distilled_search;
+        dd_eval_stats baselines[DD_BASELINE_COUNT]; /**< parallel to baselines[] */
+        dd_lr_search_result baseline_search[DD_BASELINE_COUNT];
+        dd_eval_stats extra[DD_EVAL_MAX_EXTRA]; /**< parallel to extra[] */
+        dd_lr_search_result extra_search[DD_EVAL_MAX_EXTRA];
+    } arch[DD_EVAL_MAX_ARCH];
 } dd_eval_report;
 
 /** The evaluate stage: distilled set with its learned step sizes and with

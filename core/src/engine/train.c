@@ -15,6 +15,10 @@
 
 /* ---- SGD ------------------------------------------------------------------ */
 
+// The augmentation draws of epoch e come from this stream + e (the data
+// order from streams 1, 2, ...).
+#define DD_SGD_AUGMENT_STREAM (1ull << 32)
+
 void dd_sgd_config_defaults(dd_sgd_config *c) {
     memset(c, 0, sizeof *c);
     c->epochs = 1;
@@ -25,38 +29,75 @@ void dd_sgd_config_defaults(dd_sgd_config *c) {
     c->seed = 1;
 }
 
-dd_status dd_sgd_train(dd_model *m, float *theta, const dd_dataset *train, const dd_sgd_config *c) {
-    if (c->epochs < 0 || c->batch < 1 || !(c->lr > 0))
-        return dd_error_set(DD_ERR_INVALID, "sgd: need epochs >= 0, batch >= 1 and lr > 0");
-    if (train->n < 1) return dd_error_set(DD_ERR_INVALID, "sgd: empty training set");
-    const size_t P = dd_model_param_count(m), D = dd_dataset_image_size(train);
+/* Batch image j: source image `src` (C × H × W) shifted by (dy, dx) with
+ * zeros outside, mirrored left-right if `mirror`. */
+static void augment_image(const float *src, int C, int H, int W, int dy, int dx, int mirror,
+                          float *dst) {
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < H; y++) {
+            const int sy = y + dy;
+            for (int x = 0; x < W; x++) {
+                const int xx = mirror ? W - 1 - x : x, sx = xx + dx;
+                dst[((size_t)c * H + y) * W + x] = sy >= 0 && sy < H && sx >= 0 && sx < W
+                                                       ? src[((size_t)c * H + sy) * W + sx]
+                                                       : 0.0f;
+            }
+        }
+}
+
+dd_status dd_sgd_train_data(dd_model *m, float *theta, const dd_sgd_data *d,
+                            const dd_sgd_config *c) {
+    if (c->epochs < 0 || c->batch < 1 || !(c->lr > 0) || c->crop < 0)
+        return dd_error_set(DD_ERR_INVALID,
+                            "sgd: need epochs >= 0, batch >= 1, lr > 0 and crop >= 0");
+    if (d->n < 1) return dd_error_set(DD_ERR_INVALID, "sgd: empty training set");
+    const size_t P = dd_model_param_count(m);
+    const size_t D = (size_t)d->channels * (size_t)d->height * (size_t)d->width;
     if (D != dd_model_input_size(m))
         return dd_error_set(DD_ERR_INVALID, "sgd: images have %zu values, the model expects %zu", D,
                             dd_model_input_size(m));
-    const int64_t B = c->batch < train->n ? c->batch : train->n;
-    const int64_t per_epoch = (train->n + B - 1) / B, total = per_epoch * c->epochs;
+    const size_t O = d->labels.soft ? (size_t)d->n_outputs : 0;
+    const int64_t B = c->batch < d->n ? c->batch : d->n;
+    const int64_t per_epoch = (d->n + B - 1) / B, total = per_epoch * c->epochs;
     float *g = dd_alloc_floats(P), *v = dd_alloc_floats(P), *xb = dd_alloc_floats((size_t)B * D);
     int32_t *yb = malloc((size_t)B * sizeof *yb);
-    int64_t *perm = malloc((size_t)train->n * sizeof *perm);
+    float *sb = O ? dd_alloc_floats((size_t)B * O) : NULL;
+    int64_t *perm = malloc((size_t)d->n * sizeof *perm);
     dd_status s = DD_OK;
-    if (!g || !v || !xb || !yb || !perm) s = dd_error_set(DD_ERR_NOMEM, "sgd: out of memory");
+    if (!g || !v || !xb || !yb || !perm || (O && !sb))
+        s = dd_error_set(DD_ERR_NOMEM, "sgd: out of memory");
     const float mu = (float)c->momentum, wd = (float)c->weight_decay;
+    const int augment = c->crop > 0 || c->flip;
     int64_t t = 0;
     for (int e = 0; s == DD_OK && e < c->epochs; e++) {
-        for (int64_t i = 0; i < train->n; i++)
+        for (int64_t i = 0; i < d->n; i++)
             perm[i] = i;
         dd_rng r = dd_rng_make(c->seed, (uint64_t)e + 1);
-        dd_rng_shuffle(&r, perm, (size_t)train->n);
+        dd_rng_shuffle(&r, perm, (size_t)d->n);
+        dd_rng ar = dd_rng_make(c->seed, DD_SGD_AUGMENT_STREAM + (uint64_t)e);
         double loss_sum = 0.0;
         for (int64_t b = 0; s == DD_OK && b < per_epoch; b++, t++) {
-            const int64_t lo = b * B, n = train->n - lo < B ? train->n - lo : B;
+            const int64_t lo = b * B, n = d->n - lo < B ? d->n - lo : B;
             for (int64_t j = 0; j < n; j++) {
-                memcpy(xb + (size_t)j * D, train->images + (size_t)perm[lo + j] * D,
-                       D * sizeof(float));
-                yb[j] = train->labels[perm[lo + j]];
+                const int64_t src = perm[lo + j];
+                const float *img = d->images + (size_t)src * D;
+                if (augment) {
+                    const int span = 2 * c->crop + 1;
+                    const int dy = c->crop ? (int)dd_rng_below(&ar, (uint64_t)span) - c->crop : 0;
+                    const int dx = c->crop ? (int)dd_rng_below(&ar, (uint64_t)span) - c->crop : 0;
+                    const int mirror = c->flip ? (int)dd_rng_below(&ar, 2) : 0;
+                    augment_image(img, d->channels, d->height, d->width, dy, dx, mirror,
+                                  xb + (size_t)j * D);
+                } else {
+                    memcpy(xb + (size_t)j * D, img, D * sizeof(float));
+                }
+                if (O)
+                    memcpy(sb + (size_t)j * O, d->labels.soft + (size_t)src * O, O * sizeof(float));
+                else
+                    yb[j] = d->labels.hard[src];
             }
             double loss = 0.0;
-            dd_labels y = {yb, NULL};
+            dd_labels y = {O ? NULL : yb, O ? sb : NULL};
             s = dd_model_loss_grad(m, theta, xb, n, y, &loss, g, NULL, NULL);
             if (s != DD_OK) break;
             if (!isfinite(loss)) {
@@ -82,9 +123,22 @@ dd_status dd_sgd_train(dd_model *m, float *theta, const dd_dataset *train, const
     dd_free(g);
     dd_free(v);
     dd_free(xb);
+    dd_free(sb);
     free(yb);
     free(perm);
     return s;
+}
+
+dd_status dd_sgd_train(dd_model *m, float *theta, const dd_dataset *train, const dd_sgd_config *c) {
+    const dd_sgd_data d = {
+        .images = train->images,
+        .n = train->n,
+        .channels = train->channels,
+        .height = train->height,
+        .width = train->width,
+        .labels = {train->labels, NULL},
+    };
+    return dd_sgd_train_data(m, theta, &d, c);
 }
 
 dd_status dd_pretrain_accuracy(dd_model *m, const float *theta, const dd_dataset *d,

@@ -85,18 +85,109 @@ static void md_results_intro(FILE *f, const dd_report_info *r, const char *metri
 }
 
 /* A baseline's row: with optimised step sizes, and with lr_init. */
-static void md_baseline_row(FILE *f, const char *metric, const dd_eval_report *ev,
-                            const dd_eval_baseline *b) {
+static void md_baseline_row(FILE *f, const char *metric, const dd_eval_baseline *b) {
     md_value(f, metric, &b->stats);
-    fprintf(f,
-            " | step sizes optimised (%lld iterations); with lr_init: ", (long long)ev->lr_search);
+    fprintf(f, " | step sizes optimised (%lld iterations, %s); with lr_init: ",
+            (long long)b->search.iterations, b->search.converged ? "converged" : "budget reached");
     md_value(f, metric, &b->stats_init_lr);
     fprintf(f, " |\n");
 }
 
+/* How every step-size search ran (the same for every set and protocol). */
+static void md_search(FILE *f, const dd_eval_report *ev) {
+    const dd_lr_search *s = &ev->search;
+    if (s->max_iterations <= 0) {
+        fprintf(f, "Baselines keep their initial step size (evaluate.lr_search = 0).\n\n");
+        return;
+    }
+    fprintf(f,
+            "Step sizes of the baselines (and of every set on another architecture) were tuned "
+            "with the pixels frozen, the same way whatever the distillation's options: Adam "
+            "(β 0.9/0.999, rate %g on the raw step sizes) on the outer loss, compared over "
+            "windows of %d iterations; a window that does not lower the best mean loss by more "
+            "than %g %% halves the rate, and the search stops after %d such windows, or after %lld "
+            "iterations (the rows say which).\n\n",
+            s->adam_lr, s->window, 100.0 * s->tol, s->halvings + 1, (long long)s->max_iterations);
+}
+
+static const char *row_title(const dd_eval_baseline *b) {
+    return b->name ? b->name : baseline_title(b->kind);
+}
+
+/* standard_training: every set, ordinary minibatch SGD. */
+static void md_standard(FILE *f, const dd_eval_report *ev, const char *metric) {
+    const dd_standard_training *st = &ev->standard;
+    fprintf(f,
+            "### Protocol standard_training\n\n%d fresh networks (random inits) per set trained "
+            "by minibatch SGD for %d epochs (batch %lld, lr %g with a cosine schedule, momentum "
+            "%g, weight decay %g",
+            st->nets, st->epochs, (long long)st->batch, st->lr, st->momentum, st->weight_decay);
+    if (st->crop) fprintf(f, ", random crops with %d-pixel padding", st->crop);
+    if (st->flip) fprintf(f, ", random flips");
+    fprintf(f, ") on all of the set's images:\n\n| set | test %s |\n|---|---|\n", metric);
+    if (ev->has_distilled || ev->standard_distilled.nets) {
+        fprintf(f, "| **Distilled images** | ");
+        md_value(f, metric, &ev->standard_distilled);
+        fprintf(f, " |\n");
+    }
+    for (int i = 0; i < ev->n_baselines; i++) {
+        fprintf(f, "| %s | ", row_title(&ev->baselines[i]));
+        md_value(f, metric, &ev->baselines[i].standard);
+        fprintf(f, " |\n");
+    }
+    for (int i = 0; i < ev->n_extra; i++) {
+        fprintf(f, "| Objective baseline: %s | ", ev->extra[i].name);
+        md_value(f, metric, &ev->extra[i].standard);
+        fprintf(f, " |\n");
+    }
+    fprintf(f, "\n");
+}
+
+/* cross_architecture: one column per other network. */
+static void md_cross(FILE *f, const dd_eval_report *ev, const char *metric) {
+    fprintf(f,
+            "### Protocol cross_architecture\n\nThe same sets on other networks, from random "
+            "inits (%d per network), each set's step sizes optimised for that network as "
+            "above:\n\n| set |",
+            ev->n_arch ? ev->arch[0].nets : 0);
+    for (int a = 0; a < ev->n_arch; a++)
+        fprintf(f, " %s |", ev->arch[a].name);
+    fprintf(f, "\n|---|");
+    for (int a = 0; a < ev->n_arch; a++)
+        fprintf(f, "---|");
+    fprintf(f, "\n");
+    if (ev->has_distilled || ev->arch[0].distilled.nets) {
+        fprintf(f, "| **Distilled images** |");
+        for (int a = 0; a < ev->n_arch; a++) {
+            fprintf(f, " ");
+            md_value(f, metric, &ev->arch[a].distilled);
+            fprintf(f, " |");
+        }
+        fprintf(f, "\n");
+    }
+    for (int i = 0; i < ev->n_baselines + ev->n_extra; i++) {
+        const int extra = i >= ev->n_baselines, j = extra ? i - ev->n_baselines : i;
+        fprintf(f, "| %s |", row_title(extra ? &ev->extra[j] : &ev->baselines[j]));
+        for (int a = 0; a < ev->n_arch; a++) {
+            fprintf(f, " ");
+            md_value(f, metric, extra ? &ev->arch[a].extra[j] : &ev->arch[a].baselines[j]);
+            fprintf(f, " |");
+        }
+        fprintf(f, "\n");
+    }
+    fprintf(f, "| Untrained network |");
+    for (int a = 0; a < ev->n_arch; a++) {
+        fprintf(f, " ");
+        md_value(f, metric, &ev->arch[a].untrained);
+        fprintf(f, " |");
+    }
+    fprintf(f, "\n\n");
+}
+
 /* The results table (one row per method) and whether distillation won. */
 static void md_results_table(FILE *f, const dd_eval_report *ev, const char *metric) {
-    fprintf(f, "| method | test %s | note |\n|---|---|---|\n", metric);
+    if (!(ev->protocols & DD_PROTOCOL_STEPS)) return;
+    fprintf(f, "### Protocol steps\n\n| method | test %s | note |\n|---|---|---|\n", metric);
     if (ev->has_distilled) {
         fprintf(f, "| **Dataset distillation (ours)** | **");
         md_value(f, metric, &ev->distilled);
@@ -106,11 +197,11 @@ static void md_results_table(FILE *f, const dd_eval_report *ev, const char *metr
     }
     for (int i = 0; i < ev->n_baselines; i++) {
         fprintf(f, "| %s | ", baseline_title(ev->baselines[i].kind));
-        md_baseline_row(f, metric, ev, &ev->baselines[i]);
+        md_baseline_row(f, metric, &ev->baselines[i]);
     }
     for (int i = 0; i < ev->n_extra; i++) {
         fprintf(f, "| Objective baseline: %s | ", ev->extra[i].name);
-        md_baseline_row(f, metric, ev, &ev->extra[i]);
+        md_baseline_row(f, metric, &ev->extra[i]);
     }
     if (ev->has_full_training) {
         fprintf(f, "| Full training set (reference) | ");
@@ -226,6 +317,9 @@ dd_status dd_report_write_markdown(const dd_report_info *r) {
     if (ev) {
         md_results_intro(f, r, metric);
         md_results_table(f, ev, metric);
+        if (ev->protocols & DD_PROTOCOL_STANDARD) md_standard(f, ev, metric);
+        if ((ev->protocols & DD_PROTOCOL_CROSS_ARCH) && ev->n_arch) md_cross(f, ev, metric);
+        md_search(f, ev);
         if (ev->report_section && ev->report_keys && ev->metric_names) md_objective_table(f, ev);
         fprintf(f, "Evaluation took %.1f s.\n\n", ev->seconds);
     }

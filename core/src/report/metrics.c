@@ -7,6 +7,9 @@
 
 // Significant digits of every number in metrics.json.
 #define DIGITS 10
+// Version 1: before the protocols (no metrics_version key); 2: protocols,
+// lr_search settings and per-baseline search results, step_curves, per_class.
+#define DD_METRICS_VERSION 2
 
 static void str_or_empty(dd_json *w, const char *s) {
     dd_json_string(w, s ? s : "");
@@ -35,11 +38,12 @@ static void json_lrs(dd_json *w, const float *lrs, int K) {
 
 /* A baseline row: its stats with optimised step sizes, the step sizes, and
  * its stats with the initial step size. */
-static void json_baseline(dd_json *w, const char *metric, const dd_eval_baseline *b,
-                          int64_t lr_search, int K) {
+static void json_baseline(dd_json *w, const char *metric, const dd_eval_baseline *b, int K) {
     json_stats(w, metric, &b->stats);
     dd_json_key(w, "lr_search_iterations");
-    dd_json_int(w, lr_search);
+    dd_json_int(w, b->search.iterations);
+    dd_json_key(w, "lr_search_converged");
+    dd_json_bool(w, b->search.converged);
     dd_json_key(w, "lrs");
     if (b->lrs)
         json_lrs(w, b->lrs, K);
@@ -158,12 +162,142 @@ static void json_setting(dd_json *w, const dd_report_info *r, const char *metric
     }
 }
 
+static void json_doubles(dd_json *w, const double *v, int n) {
+    dd_json_array(w, DD_JSON_INLINE);
+    for (int i = 0; i < n; i++)
+        dd_json_double(w, v[i], DIGITS);
+    dd_json_array_end(w);
+}
+
+static const char *row_name(const dd_eval_baseline *b) {
+    return b->name ? b->name : dd_baseline_name(b->kind);
+}
+
+/* A row of a stats-only protocol: {test_<metric>_mean, _std, test_loss, nets}. */
+static void json_row(dd_json *w, const char *key, const char *metric, const dd_eval_stats *st) {
+    dd_json_key(w, key);
+    json_stats(w, metric, st);
+    dd_json_object_end(w);
+}
+
+/* The step-size search's settings (how every baseline was tuned). */
+static void json_search(dd_json *w, const dd_lr_search *s) {
+    dd_json_key(w, "lr_search");
+    dd_json_object(w, DD_JSON_INLINE);
+    dd_json_key(w, "max_iterations");
+    dd_json_int(w, s->max_iterations);
+    dd_json_key(w, "window");
+    dd_json_int(w, s->window);
+    dd_json_key(w, "adam_lr");
+    dd_json_double(w, s->adam_lr, DIGITS);
+    dd_json_key(w, "tol");
+    dd_json_double(w, s->tol, DIGITS);
+    dd_json_key(w, "halvings");
+    dd_json_int(w, s->halvings);
+    dd_json_object_end(w);
+}
+
+/* step_curves: the first metric after 0 .. K inner steps, per set. */
+static void json_curves(dd_json *w, const dd_eval_report *ev) {
+    dd_json_key(w, "step_curves");
+    dd_json_object(w, DD_JSON_LINES);
+    if (ev->curve_distilled) {
+        dd_json_key(w, "distilled");
+        json_doubles(w, ev->curve_distilled, ev->curve_len);
+    }
+    for (int i = 0; i < ev->n_baselines + ev->n_extra; i++) {
+        const dd_eval_baseline *b =
+            i < ev->n_baselines ? &ev->baselines[i] : &ev->extra[i - ev->n_baselines];
+        if (!b->curve) continue;
+        dd_json_key(w, row_name(b));
+        json_doubles(w, b->curve, ev->curve_len);
+    }
+    dd_json_object_end(w);
+}
+
+static void json_standard(dd_json *w, const dd_eval_report *ev, const char *metric) {
+    const dd_standard_training *st = &ev->standard;
+    dd_json_key(w, "standard_training");
+    dd_json_object(w, DD_JSON_LINES);
+    dd_json_key(w, "epochs");
+    dd_json_int(w, st->epochs);
+    dd_json_same_line(w);
+    dd_json_key(w, "nets");
+    dd_json_int(w, st->nets);
+    dd_json_same_line(w);
+    dd_json_key(w, "batch");
+    dd_json_int(w, st->batch);
+    dd_json_key(w, "lr");
+    dd_json_double(w, st->lr, DIGITS);
+    dd_json_same_line(w);
+    dd_json_key(w, "momentum");
+    dd_json_double(w, st->momentum, DIGITS);
+    dd_json_same_line(w);
+    dd_json_key(w, "weight_decay");
+    dd_json_double(w, st->weight_decay, DIGITS);
+    dd_json_key(w, "crop");
+    dd_json_int(w, st->crop);
+    dd_json_same_line(w);
+    dd_json_key(w, "flip");
+    dd_json_bool(w, st->flip);
+    if (ev->standard_distilled.nets) json_row(w, "distilled", metric, &ev->standard_distilled);
+    dd_json_key(w, "baselines");
+    dd_json_object(w, DD_JSON_LINES);
+    for (int i = 0; i < ev->n_baselines; i++)
+        json_row(w, row_name(&ev->baselines[i]), metric, &ev->baselines[i].standard);
+    for (int i = 0; i < ev->n_extra; i++)
+        json_row(w, row_name(&ev->extra[i]), metric, &ev->extra[i].standard);
+    dd_json_object_end(w);
+    dd_json_object_end(w);
+}
+
+static void json_arch_row(dd_json *w, const char *key, const char *metric, const dd_eval_stats *st,
+                          const dd_lr_search_result *res) {
+    dd_json_key(w, key);
+    json_stats(w, metric, st);
+    dd_json_key(w, "lr_search_iterations");
+    dd_json_int(w, res->iterations);
+    dd_json_key(w, "lr_search_converged");
+    dd_json_bool(w, res->converged);
+    dd_json_object_end(w);
+}
+
+static void json_cross(dd_json *w, const dd_eval_report *ev, const char *metric) {
+    dd_json_key(w, "cross_architecture");
+    dd_json_object(w, DD_JSON_LINES);
+    for (int a = 0; a < ev->n_arch; a++) {
+        const struct dd_eval_arch_report *ar = &ev->arch[a];
+        dd_json_key(w, ar->name);
+        dd_json_object(w, DD_JSON_LINES);
+        dd_json_key(w, "nets");
+        dd_json_int(w, ar->nets);
+        json_row(w, "untrained", metric, &ar->untrained);
+        if (ar->distilled.nets)
+            json_arch_row(w, "distilled", metric, &ar->distilled, &ar->distilled_search);
+        dd_json_key(w, "baselines");
+        dd_json_object(w, DD_JSON_LINES);
+        for (int i = 0; i < ev->n_baselines; i++)
+            json_arch_row(w, row_name(&ev->baselines[i]), metric, &ar->baselines[i],
+                          &ar->baseline_search[i]);
+        for (int i = 0; i < ev->n_extra; i++)
+            json_arch_row(w, row_name(&ev->extra[i]), metric, &ar->extra[i], &ar->extra_search[i]);
+        dd_json_object_end(w);
+        dd_json_object_end(w);
+    }
+    dd_json_object_end(w);
+}
+
 /* The evaluation: the distilled rows, the untrained networks, the baselines,
  * the full-training reference and the objective's section. */
 static void json_evaluation(dd_json *w, const dd_report_info *r, const char *metric) {
     const dd_eval_report *ev = r->eval;
     const int K = r->set ? r->set->steps * r->set->epochs
                          : (r->distill ? r->distill->steps * r->distill->epochs : 0);
+    dd_json_key(w, "protocols");
+    dd_json_array(w, DD_JSON_INLINE);
+    for (unsigned bit = 1; bit <= DD_PROTOCOL_STANDARD; bit <<= 1)
+        if (ev->protocols & bit) dd_json_string(w, dd_protocol_name(bit));
+    dd_json_array_end(w);
     if (ev->has_distilled) {
         dd_json_key(w, "distilled");
         json_stats(w, metric, &ev->distilled);
@@ -177,17 +311,19 @@ static void json_evaluation(dd_json *w, const dd_report_info *r, const char *met
     dd_json_key(w, "untrained");
     json_stats(w, metric, &ev->untrained);
     dd_json_object_end(w);
-    dd_json_key(w, "baselines");
-    dd_json_object(w, DD_JSON_LINES);
-    for (int i = 0; i < ev->n_baselines; i++) {
-        dd_json_key(w, dd_baseline_name(ev->baselines[i].kind));
-        json_baseline(w, metric, &ev->baselines[i], ev->lr_search, K);
+    if (ev->protocols & DD_PROTOCOL_STEPS) {
+        dd_json_key(w, "baselines");
+        dd_json_object(w, DD_JSON_LINES);
+        for (int i = 0; i < ev->n_baselines; i++) {
+            dd_json_key(w, dd_baseline_name(ev->baselines[i].kind));
+            json_baseline(w, metric, &ev->baselines[i], K);
+        }
+        for (int i = 0; i < ev->n_extra; i++) {
+            dd_json_key(w, ev->extra[i].name);
+            json_baseline(w, metric, &ev->extra[i], K);
+        }
+        dd_json_object_end(w);
     }
-    for (int i = 0; i < ev->n_extra; i++) {
-        dd_json_key(w, ev->extra[i].name);
-        json_baseline(w, metric, &ev->extra[i], ev->lr_search, K);
-    }
-    dd_json_object_end(w);
     if (ev->has_full_training) {
         dd_json_key(w, "full_training");
         json_stats(w, metric, &ev->full_training);
@@ -224,6 +360,19 @@ static void json_evaluation(dd_json *w, const dd_report_info *r, const char *met
         dd_json_object_end(w);
     }
     if (ev->report_section && ev->report_keys) json_objective_section(w, ev);
+    json_search(w, &ev->search);
+    if (ev->curve_len > 0) json_curves(w, ev);
+    if (ev->n_classes > 0 && ev->class_before && ev->class_after) {
+        dd_json_key(w, "per_class");
+        dd_json_object(w, DD_JSON_LINES);
+        dd_json_key(w, "before");
+        json_doubles(w, ev->class_before, ev->n_classes);
+        dd_json_key(w, "after");
+        json_doubles(w, ev->class_after, ev->n_classes);
+        dd_json_object_end(w);
+    }
+    if (ev->protocols & DD_PROTOCOL_STANDARD) json_standard(w, ev, metric);
+    if (ev->protocols & DD_PROTOCOL_CROSS_ARCH) json_cross(w, ev, metric);
     dd_json_key(w, "evaluate_seconds");
     dd_json_double(w, ev->seconds, DIGITS);
 }
@@ -235,6 +384,9 @@ dd_status dd_report_write_metrics(const dd_report_info *r) {
     dd_json w;
     dd_json_init_file(&w, a.f);
     dd_json_object(&w, DD_JSON_LINES);
+    // The layout's version (docs/output.md); bumped when a key changes meaning or goes away.
+    dd_json_key(&w, "metrics_version");
+    dd_json_int(&w, DD_METRICS_VERSION);
     json_setting(&w, r, metric);
     dd_json_key(&w, "threads");
     dd_json_int(&w, r->threads);

@@ -47,6 +47,8 @@ void dd_pipeline_destroy(dd_pipeline *p) {
         dd_options_destroy(p->stage_opts[i]);
     for (int i = 0; i < DD_PIPELINE_N_KINDS; i++)
         dd_options_destroy(p->comp_opts[i]);
+    for (size_t i = 0; i < p->n_arch; i++)
+        dd_options_destroy(p->arch_opts[i]);
     free(p->path);
     free(p->dir);
     free(p);
@@ -145,11 +147,19 @@ static int is_scalar_key(const char *k) {
     return 0;
 }
 
+// evaluate.architectures is not a key of the evaluate spec: its items are
+// model components, loaded by load_architectures.
+#define ARCH_KEY "architectures"
+
+static int is_arch_key(const char *section, const char *key) {
+    return section && key && strcmp(section, "evaluate") == 0 && strcmp(key, ARCH_KEY) == 0;
+}
+
 // Applies the overrides of `section` to o.
 static dd_status apply_overrides(const loader *L, const char *section, dd_options *o) {
     for (size_t i = 0; i < L->n_ov; i++) {
         const override *v = &L->ov[i];
-        if (strcmp(v->section, section) != 0) continue;
+        if (strcmp(v->section, section) != 0 || is_arch_key(section, v->key)) continue;
         char prefix[1200];
         snprintf(prefix, sizeof prefix, "--set %s", v->orig);
         const char *key = v->key;
@@ -199,11 +209,13 @@ static dd_status section_node(const loader *L, const char *section, const dd_yen
     return DD_OK;
 }
 
-// Sets every entry of a section mapping into o.
+// Sets every entry of a section mapping into o (but evaluate.architectures).
 static dd_status apply_yaml(const loader *L, const dd_ynode *map, dd_options *o,
                             const char *base_dir) {
+    const char *section = dd_options_context(o);
     for (size_t i = 0; map && i < map->n; i++) {
         const dd_yentry *e = &map->entries[i];
+        if (is_arch_key(section, e->key)) continue;
         DD_TRY(dd_options_set_node(o, e->key, e->value, L->file, e->line, e->col, base_dir));
     }
     return DD_OK;
@@ -388,6 +400,86 @@ static dd_status load_component(dd_pipeline *p, const loader *L, dd_component_ki
     return kind == DD_COMPONENT_DATASET ? check_dataset_name(c, o, where) : DD_OK;
 }
 
+// One item of evaluate.architectures: a model plugin's name, or a mapping
+// written like the model section ({plugin: NAME, its options...}).
+static dd_status load_arch_item(dd_pipeline *p, const loader *L, const dd_ynode *item,
+                                const char *file) {
+    char where[1100];
+    snprintf(where, sizeof where, "%s:%d:%d", file, item->line, item->col);
+    if (p->n_arch >= DD_PIPELINE_MAX_ARCH)
+        return dd_error_set(DD_ERR_INVALID, "%s: evaluate.architectures: at most %d networks",
+                            where, DD_PIPELINE_MAX_ARCH);
+    const char *plugin = NULL;
+    if (item->kind == DD_YNODE_SCALAR) {
+        plugin = item->scalar;
+    } else if (item->kind == DD_YNODE_MAPPING) {
+        const dd_yentry *pe = dd_ynode_get(item, "plugin");
+        if (pe && pe->value->kind == DD_YNODE_SCALAR) plugin = pe->value->scalar;
+    }
+    if (!plugin || !*plugin)
+        return dd_error_set(DD_ERR_INVALID,
+                            "%s: evaluate.architectures: each item is a model plugin's name or a "
+                            "mapping with 'plugin' and its options (like the model section), "
+                            "got %s",
+                            where, dd_ynode_kind_str(item));
+    const dd_component *c;
+    dd_status s = dd_registry_find(p->reg, DD_COMPONENT_MODEL, plugin, &c);
+    if (s != DD_OK) {
+        dd_error_prefix("%s: evaluate.architectures", where);
+        return s;
+    }
+    const dd_param_spec *specs[2] = {dd_section_core_spec(DD_COMPONENT_MODEL), c->params};
+    dd_options *o = NULL;
+    DD_TRY(dd_options_create("evaluate.architectures", specs, 2, &o));
+    p->arch_opts[p->n_arch] = o;
+    p->arch_comp[p->n_arch] = c;
+    p->n_arch++;
+    if (item->kind == DD_YNODE_MAPPING) {
+        for (size_t i = 0; i < item->n; i++) {
+            const dd_yentry *e = &item->entries[i];
+            DD_TRY(dd_options_set_node(o, e->key, e->value, file, e->line, e->col, p->dir));
+        }
+    } else {
+        DD_TRY(dd_options_set_yaml_text(o, "plugin", plugin, where, where, NULL));
+    }
+    DD_TRY(plugin_defaults(c, DD_COMPONENT_MODEL, o));
+    (void)L;
+    return dd_options_finalize(o, where);
+}
+
+// evaluate.architectures from the file, or from --set evaluate.architectures=[...]
+// (which replaces the file's list).
+static dd_status load_architectures(dd_pipeline *p, const loader *L, const dd_ynode *eval_map) {
+    const dd_ynode *list = NULL;
+    const char *file = L->file;
+    dd_ynode *parsed = NULL;
+    const dd_yentry *e = eval_map ? dd_ynode_get(eval_map, ARCH_KEY) : NULL;
+    if (e) list = e->value;
+    char set_name[600] = "";
+    for (size_t i = 0; i < L->n_ov; i++) {
+        const override *v = &L->ov[i];
+        if (strcmp(v->section, "evaluate") != 0 || !is_arch_key("evaluate", v->key)) continue;
+        dd_ynode_destroy(parsed);
+        parsed = NULL;
+        snprintf(set_name, sizeof set_name, "--set evaluate.%s", ARCH_KEY);
+        DD_TRY(dd_yaml_load_string(v->value, strlen(v->value), set_name, &parsed));
+        list = parsed;
+        file = set_name;
+    }
+    dd_status s = DD_OK;
+    if (list && !dd_ynode_is_null(list)) {
+        if (list->kind != DD_YNODE_SEQUENCE)
+            s = dd_error_set(DD_ERR_INVALID,
+                             "%s:%d:%d: evaluate.architectures must be a list of networks "
+                             "(e.g. [convnet, {plugin: sequential, layers: [...]}]), got %s",
+                             file, list->line, list->col, dd_ynode_kind_str(list));
+        for (size_t i = 0; s == DD_OK && i < list->n; i++)
+            s = load_arch_item(p, L, list->items[i], file);
+    }
+    dd_ynode_destroy(parsed);
+    return s;
+}
+
 static dd_status load_stage_sections(dd_pipeline *p, const loader *L) {
     for (int i = 0; i < DD_STAGE_COUNT; i++) {
         const char *section = dd_stage_section((dd_stage)i);
@@ -403,6 +495,7 @@ static dd_status load_stage_sections(dd_pipeline *p, const loader *L) {
         char where[1100];
         section_where(L, entry, where, sizeof where);
         DD_TRY(dd_options_finalize(p->stage_opts[i], where));
+        if (i == DD_STAGE_EVALUATE) DD_TRY(load_architectures(p, L, map));
     }
     // pretrain.source_plugin names a dataset reader: check it exists now,
     // not after the fetch and load stages.
@@ -520,15 +613,32 @@ static void known_shape(const dd_pipeline *p, dd_dataset_shape *sh) {
 // with dataset.height / width applied, so a layer stack that does not fit is
 // an error when the pipeline is validated rather than when the model is
 // built at run time (the same message either way).
+static dd_status check_one_model(const dd_component *mc, const dd_options *mo,
+                                 const dd_dataset_shape *shape);
+
 static dd_status check_model_shape(const dd_pipeline *p) {
     const dd_options *mo = p->comp_opts[DD_COMPONENT_MODEL];
     if (!p->comp_opts[DD_COMPONENT_DATASET] || !mo || !p->comp[DD_COMPONENT_MODEL]) return DD_OK;
     dd_dataset_shape sh;
     known_shape(p, &sh);
     if (sh.channels <= 0 || sh.height <= 0 || sh.width <= 0 || sh.n_classes <= 0) return DD_OK;
+    DD_TRY(check_one_model(p->comp[DD_COMPONENT_MODEL], mo, &sh));
+    for (size_t i = 0; i < p->n_arch; i++) {
+        dd_status s = check_one_model(p->arch_comp[i], p->arch_opts[i], &sh);
+        if (s != DD_OK) {
+            dd_error_prefix("evaluate.architectures[%zu]", i);
+            return s;
+        }
+    }
+    return DD_OK;
+}
+
+static dd_status check_one_model(const dd_component *mc, const dd_options *mo,
+                                 const dd_dataset_shape *shape) {
+    const dd_dataset_shape sh = *shape;
     dd_model_config cfg = {
         .struct_size = sizeof cfg,
-        .plugin = p->comp[DD_COMPONENT_MODEL],
+        .plugin = mc,
         .options = mo,
         .channels = sh.channels,
         .height = sh.height,

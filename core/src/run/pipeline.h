@@ -32,6 +32,14 @@ DD_INTERNAL const dd_component *dd_pipeline_component(const dd_pipeline *p, dd_c
 DD_INTERNAL const dd_options *dd_pipeline_component_options(const dd_pipeline *p,
                                                             dd_component_kind kind);
 
+/** evaluate.architectures: the other networks of the cross_architecture
+ * protocol, each a model plugin with its options (validated like the model
+ * section's). */
+#define DD_PIPELINE_MAX_ARCH 8
+DD_INTERNAL size_t dd_pipeline_arch_count(const dd_pipeline *p);
+DD_INTERNAL const dd_component *dd_pipeline_arch(const dd_pipeline *p, size_t i,
+                                                 const dd_options **options);
+
 /** Writes the resolved pipeline (every key with its value) as YAML that
  * `distill run` accepts. */
 DD_INTERNAL dd_status dd_pipeline_write_config(const dd_pipeline *p, FILE *f);

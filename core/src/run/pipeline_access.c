@@ -84,6 +84,16 @@ const dd_options *dd_pipeline_component_options(const dd_pipeline *p, dd_compone
     return p && (int)kind >= 1 && (int)kind < DD_PIPELINE_N_KINDS ? p->comp_opts[kind] : NULL;
 }
 
+size_t dd_pipeline_arch_count(const dd_pipeline *p) {
+    return p->n_arch;
+}
+
+const dd_component *dd_pipeline_arch(const dd_pipeline *p, size_t i, const dd_options **options) {
+    if (i >= p->n_arch) return NULL;
+    if (options) *options = p->arch_opts[i];
+    return p->arch_comp[i];
+}
+
 /* ---- writing ------------------------------------------------------------- */
 
 // Writes the keys of o under `prefix` (dotted groups become nested mappings).
@@ -144,6 +154,13 @@ dd_status dd_pipeline_write_config(const dd_pipeline *p, FILE *f) {
         if (!section || (!p->stage_present[i] && !dd_pipeline_has_stage(p, (dd_stage)i))) continue;
         fprintf(f, "%s:\n", section);
         write_keys(f, p->stage_opts[i], "", 2);
+        if (i == DD_STAGE_EVALUATE && p->n_arch) {
+            fprintf(f, "  architectures:\n");
+            for (size_t a = 0; a < p->n_arch; a++) {
+                fprintf(f, "    -\n");
+                write_keys(f, p->arch_opts[a], "", 6);
+            }
+        }
     }
     if (ferror(f))
         return dd_error_set(DD_ERR_IO, "writing the resolved pipeline: %s", strerror(errno));

@@ -20,6 +20,11 @@ struct dd_pipeline {
     int comp_present[DD_PIPELINE_N_KINDS];
     dd_stage stages[DD_STAGE_COUNT];
     size_t n_stages;
+    /* evaluate.architectures: model components of the cross_architecture
+     * protocol, loaded like the model section. */
+    size_t n_arch;
+    const dd_component *arch_comp[DD_PIPELINE_MAX_ARCH];
+    dd_options *arch_opts[DD_PIPELINE_MAX_ARCH];
 };
 
 #endif
