@@ -10,3 +10,9 @@ add_dependencies(test_engine_cli distill_cli classification lenet mnist)
 # The kNN baseline on small problems with known answers.
 distill_add_test(test_knn SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_knn.c LABELS unit TIMEOUT 60)
 target_link_libraries(test_knn PRIVATE OpenMP::OpenMP_C)
+# The evaluation protocols (steps, cross_architecture, standard_training), the
+# step-size search and best_of_random with known answers; `distill run` with
+# every protocol.
+distill_add_test(test_protocols SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_protocols.c
+  LABELS e2e TIMEOUT 300 LIBS ${CMAKE_DL_LIBS})
+add_dependencies(test_protocols distill_cli classification lenet linear sequential mnist)

@@ -125,6 +125,8 @@ static const dd_param_spec evaluate_spec[] = {
      "most iterations of step-size optimisation of a baseline (or of any set on another "
      "architecture); the search stops earlier once the loss stops improving (lr_search_*); "
      "0 = keep the initial step size"},
+    {"lr_search_batch", DD_PARAM_INT, "0", MIN_, 0, 0, NULL,
+     "real images per iteration of the step-size search; 0 = distill.batch_real"},
     {"lr_search_window", DD_PARAM_INT, "25", MIN_ | MAX_, 1, 100000, NULL,
      "iterations per window of the step-size search: the outer loss is compared window by "
      "window"},

@@ -390,6 +390,7 @@ static dd_status evaluate_set_x(dd_model *m, const dd_objective_handle *obj, con
 
 void dd_lr_search_defaults(dd_lr_search *s) {
     s->max_iterations = 1000;
+    s->batch = 0;
     s->window = 25;
     s->adam_lr = 0.03;
     s->tol = 0.005;
@@ -408,6 +409,7 @@ dd_status dd_evaluate_optimize_lrs(dd_model *m, const dd_objective_handle *obj,
         return dd_error_set(DD_ERR_INVALID, "evaluate: bad step-size search settings");
     dd_distill_config c = *distill;
     c.iterations = search->max_iterations;
+    if (search->batch > 0) c.batch_real = search->batch;
     c.learn_pixels = 0;
     c.learn_labels = 0;
     c.learn_lrs = 1;
@@ -436,7 +438,9 @@ dd_status dd_evaluate_optimize_lrs(dd_model *m, const dd_objective_handle *obj,
     const int K = c.steps * c.epochs;
     for (int k = 0; k < K; k++)
         raw[k] = dd_lr_to_raw(set->lrs[k]);
-    dd_status s = DD_OK;
+    float *start = malloc((size_t)K * sizeof *start); // raw step sizes at the window's start
+    dd_status s = start ? DD_OK : dd_nomem();
+    if (s == DD_OK) memcpy(start, raw, (size_t)K * sizeof *start);
     double best = INFINITY, window_sum = 0.0, adam_lr = search->adam_lr;
     int misses = 0, in_window = 0;
     for (int64_t it = 0; s == DD_OK && it < search->max_iterations; it++) {
@@ -447,10 +451,20 @@ dd_status dd_evaluate_optimize_lrs(dd_model *m, const dd_objective_handle *obj,
         if (++in_window < search->window) continue;
         const double mean = window_sum / in_window;
         res->final_loss = mean;
+        // Still travelling: some step size moved (in raw units) more than
+        // half as far as Adam can move it in a window; the loss of a slow
+        // start changes little, but that is not a plateau.
+        double drift = 0.0;
+        for (int k = 0; k < K; k++) {
+            const double d = fabs((double)raw[k] - (double)start[k]);
+            if (d > drift) drift = d;
+            start[k] = raw[k];
+        }
+        const int travelling = drift > 0.5 * adam_lr * in_window;
         window_sum = 0.0;
         in_window = 0;
-        if (mean < best * (1.0 - search->tol)) {
-            best = mean;
+        if (mean < best * (1.0 - search->tol) || travelling) {
+            if (mean < best) best = mean;
             continue;
         }
         if (mean < best) best = mean;
@@ -461,6 +475,7 @@ dd_status dd_evaluate_optimize_lrs(dd_model *m, const dd_objective_handle *obj,
         adam_lr *= 0.5;
         dd_engine_set_opt_lr(e, adam_lr, adam_lr);
     }
+    free(start);
     if (s == DD_OK)
         for (int k = 0; k < K; k++)
             set->lrs[k] = dd_lr_from_raw(raw[k]);
@@ -523,6 +538,8 @@ dd_status dd_eval_settings_from_options(const dd_options *o, dd_eval_settings *s
     if (dd_options_has(o, "nets")) s->nets = (int)dd_options_int(o, "nets");
     if (dd_options_has(o, "fixed_lr")) s->fixed_lr = dd_options_float(o, "fixed_lr");
     if (dd_options_has(o, "lr_search")) s->search.max_iterations = dd_options_int(o, "lr_search");
+    if (dd_options_has(o, "lr_search_batch"))
+        s->search.batch = dd_options_int(o, "lr_search_batch");
     if (dd_options_has(o, "lr_search_window"))
         s->search.window = (int)dd_options_int(o, "lr_search_window");
     if (dd_options_has(o, "lr_search_lr")) s->search.adam_lr = dd_options_float(o, "lr_search_lr");

@@ -34,11 +34,14 @@ DD_INTERNAL const char *dd_protocol_name(unsigned bit);
 
 /** How the step sizes of a fixed set are optimised (pixels frozen): Adam on
  * the raw step sizes, the outer loss averaged over windows of `window`
- * iterations; a window that does not lower the best mean by more than `tol`
- * (relative) halves Adam's learning rate, and the search stops at the
+ * iterations. A window in which no raw step size moved more than half as
+ * far as Adam can move it (rate × window: the search is no longer
+ * travelling in one direction) and which does not lower the best mean loss
+ * by more than `tol` (relative) halves Adam's rate; the search stops at the
  * (halvings + 1)-th such window — or after max_iterations. */
 typedef struct dd_lr_search {
     int64_t max_iterations; /**< 0: no search (the initial step sizes) */
+    int64_t batch;          /**< real images per iteration (0: the distillation's) */
     int window;
     double adam_lr; /**< Adam learning rate of the raw step sizes */
     double tol;

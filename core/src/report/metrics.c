@@ -186,6 +186,8 @@ static void json_search(dd_json *w, const dd_lr_search *s) {
     dd_json_object(w, DD_JSON_INLINE);
     dd_json_key(w, "max_iterations");
     dd_json_int(w, s->max_iterations);
+    dd_json_key(w, "batch");
+    dd_json_int(w, s->batch);
     dd_json_key(w, "window");
     dd_json_int(w, s->window);
     dd_json_key(w, "adam_lr");

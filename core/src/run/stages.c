@@ -34,6 +34,11 @@ struct dd_stage_state {
     dd_eval_report eval;
     int has_eval;
     int threads;
+    /* evaluate.architectures, built by the evaluate stage */
+    dd_model *arch[DD_EVAL_MAX_ARCH];
+    char arch_name[DD_EVAL_MAX_ARCH][48];
+    char arch_scheme[DD_EVAL_MAX_ARCH][32];
+    double arch_gain[DD_EVAL_MAX_ARCH];
 };
 
 void dd_stage_state_destroy(dd_stage_state *st) {
@@ -43,6 +48,8 @@ void dd_stage_state_destroy(dd_stage_state *st) {
     dd_free(st->theta0);
     dd_objective_handle_release(&st->obj);
     dd_model_destroy(st->model);
+    for (int i = 0; i < DD_EVAL_MAX_ARCH; i++)
+        dd_model_destroy(st->arch[i]);
     free(st);
 }
 
@@ -192,6 +199,40 @@ dd_status dd_stage_distill(dd_run *run) {
     return s;
 }
 
+/* The networks of evaluate.architectures, built for the loaded dataset with
+ * the run's threads; kept in the stage state (names like "convnet", or
+ * "convnet#2" for a second one). */
+static dd_status arch_models(dd_run *run, dd_stage_state *st, dd_eval_settings *es) {
+    const dd_pipeline *p = run->p;
+    const size_t n = dd_pipeline_arch_count(p);
+    for (size_t i = 0; i < n && i < DD_EVAL_MAX_ARCH; i++) {
+        const dd_options *o;
+        const dd_component *c = dd_pipeline_arch(p, i, &o);
+        if (!st->arch[i]) {
+            const dd_model_choice mc = dd_model_choice_of(c, o);
+            dd_status s = dd_model_for_dataset(c, o, run->train, mc.backend, &st->arch[i]);
+            if (s != DD_OK) {
+                dd_error_prefix("evaluate.architectures[%zu] '%s'", i, c->name);
+                return s;
+            }
+            dd_model_set_threads(st->arch[i], st->threads);
+            snprintf(st->arch_scheme[i], sizeof st->arch_scheme[i], "%s", mc.scheme);
+            st->arch_gain[i] = mc.gain;
+            int same = 0;
+            for (size_t j = 0; j < i; j++)
+                same += dd_pipeline_arch(p, j, NULL) == c;
+            if (same)
+                snprintf(st->arch_name[i], sizeof st->arch_name[i], "%s#%d", c->name, same + 1);
+            else
+                snprintf(st->arch_name[i], sizeof st->arch_name[i], "%s", c->name);
+        }
+        es->arch[i] =
+            (dd_eval_arch){st->arch_name[i], st->arch[i], st->arch_scheme[i], st->arch_gain[i]};
+        es->n_arch = (int)i + 1;
+    }
+    return DD_OK;
+}
+
 dd_status dd_stage_evaluate(dd_run *run) {
     dd_stage_state *st;
     DD_TRY(state_get(run, &st));
@@ -225,10 +266,13 @@ dd_status dd_stage_evaluate(dd_run *run) {
     if (run->pool) es.eval_pool = dd_netpool_heldout_members(run->pool, &es.eval_pool_size);
     dd_eval_report_release(&st->eval);
     st->has_eval = 0;
-    DD_TRY(dd_evaluate_run(st->model, &st->obj, run->train, run->test, st->set, st->theta0,
-                           &st->cfg, &es, &st->eval));
-    st->has_eval = 1;
-    return DD_OK;
+    dd_status s = DD_OK;
+    if (es.protocols & DD_PROTOCOL_CROSS_ARCH) s = arch_models(run, st, &es);
+    if (s == DD_OK)
+        s = dd_evaluate_run(st->model, &st->obj, run->train, run->test, st->set, st->theta0,
+                            &st->cfg, &es, &st->eval);
+    st->has_eval = s == DD_OK;
+    return s;
 }
 
 static char *read_text(const char *path) {
