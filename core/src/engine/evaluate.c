@@ -934,8 +934,10 @@ static dd_status knn_rows(eval_run *r, const dd_distilled *set) {
     out->has_knn = 1;
     out->knn_k = r->es->knn_k;
     out->knn_distance = r->es->knn_distance;
-    if (set)
+    if (set) {
         DD_TRY(dd_knn_accuracy(set, r->test, out->knn_k, out->knn_distance, &out->knn_distilled));
+        out->knn_has_distilled = 1;
+    }
     for (int i = 0; i < out->n_baselines; i++) {
         dd_eval_baseline *b = &out->baselines[i];
         DD_TRY(dd_knn_accuracy(b->set, r->test, out->knn_k, out->knn_distance, &b->knn));

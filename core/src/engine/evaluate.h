@@ -232,6 +232,7 @@ typedef struct dd_eval_report {
     int knn_k;
     dd_knn_distance knn_distance;
     double knn_distilled;
+    int knn_has_distilled; /**< knn_distilled was measured (a distilled set exists) */
     /** Step curves (the accuracy-versus-steps view): K + 1 points for
      * K = steps × epochs, or 0 when not measured. The distilled set's curve
      * (with its learned step sizes) is here, each baseline's in its row. */

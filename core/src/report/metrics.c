@@ -351,7 +351,7 @@ static void json_evaluation(dd_json *w, const dd_report_info *r, const char *met
         dd_json_int(w, ev->knn_k);
         dd_json_key(w, "distance");
         dd_json_string(w, dd_knn_distance_name(ev->knn_distance));
-        if (ev->has_distilled) {
+        if (ev->knn_has_distilled) {
             dd_json_key(w, "distilled");
             dd_json_double(w, ev->knn_distilled, DIGITS);
         }
