@@ -132,6 +132,10 @@ static void fill_full(dd_report_info *r, dd_distilled *set, dd_distill_config *c
     for (int i = 0; i < 3; i++)
         stats(&ev->baselines[i].standard, 0.3 - 0.01 * i, 0.01, 1.6, 5);
     stats(&ev->extra[0].standard, 0.1, 0, 2.3, 5);
+    ev->has_knn = 1, ev->knn_k = 3, ev->knn_distance = DD_KNN_COSINE;
+    ev->knn_distilled = 0.61, ev->knn_has_distilled = 1;
+    for (int i = 0; i < 3; i++)
+        ev->baselines[i].knn = 0.5 + 0.01 * i;
     ev->n_arch = 1;
     ev->arch[0].name = "convnet", ev->arch[0].nets = 5;
     stats(&ev->arch[0].untrained, 0.1, 0.01, 2.3, 5);
