@@ -18,6 +18,7 @@ distill_require_pkg(archive libarchive libarchive-dev)
 distill_require_pkg(curl libcurl libcurl4-openssl-dev)
 distill_require_pkg(png libpng libpng-dev)
 distill_require_pkg(jpeg libjpeg libjpeg62-turbo-dev)
+distill_require_pkg(cairo cairo libcairo2-dev)
 
 # Debian's oneDNN is built with its OpenCL GPU runtime, so its CMake package
 # requires OpenCL (a Recommends of libdnnl-dev that --no-install-recommends
