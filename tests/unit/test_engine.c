@@ -607,6 +607,13 @@ static void resume_case(dd_init_mode mode) {
     assert_memory_equal(dd_engine_raw_lrs(a), dd_engine_raw_lrs(c), 4 * sizeof(float));
     assert_memory_equal(dd_engine_stats(a)->loss_history, dd_engine_stats(c)->loss_history,
                         8 * sizeof(double));
+    // The step sizes after each iteration (the report's curves) too: row 7
+    // is the final step sizes.
+    const float *lh = dd_engine_stats(c)->lr_history;
+    assert_memory_equal(dd_engine_stats(a)->lr_history, lh, 8 * 4 * sizeof(float));
+    for (int k = 0; k < 4; k++)
+        assert_float_equal(lh[7 * 4 + k], dd_lr_from_raw(dd_engine_raw_lrs(c)[k]), 0);
+    assert_true(lh[0] != lh[7 * 4]);
     // And the run really learned something (the state moved).
     dd_engine *fresh;
     assert_int_equal(dd_engine_create(r.m, &r.obj, r.train, &r.cfg, &fresh), DD_OK);
@@ -631,6 +638,65 @@ static void test_resume_fixed(void **st) {
 
 static void test_resume_random(void **st) {
     resume_case(DD_INIT_RANDOM);
+}
+
+/* A checkpoint written before the step sizes were recorded per iteration
+ * (no 'lr_history' record) still resumes: those iterations' entries are NaN,
+ * the later ones are recorded, and the learned state is the same. */
+static void test_resume_without_lr_history(void **st) {
+    small_run r;
+    small_setup(&r, DD_INIT_FIXED);
+    char ck[512], old[512];
+    snprintf(ck, sizeof ck, "%s", tmp_path("new.ckpt"));
+    snprintf(old, sizeof old, "%s", tmp_path("old.ckpt"));
+    dd_distill_config half = r.cfg;
+    half.iterations = 4;
+    half.checkpoint_path = ck;
+    dd_engine *b;
+    assert_int_equal(dd_engine_create(r.m, &r.obj, r.train, &half, &b), DD_OK);
+    assert_int_equal(dd_engine_run(b), DD_OK);
+    dd_engine_destroy(b);
+    // The same checkpoint without the record, as an older build wrote it.
+    static const char *const tags[] = {"signature", "counters", "seconds", "pixels",
+                                       "pixels.m",  "pixels.v", "raw_lrs", "raw_lrs.m",
+                                       "raw_lrs.v", "theta0",   "loss",    "metric"};
+    dd_ckpt *c;
+    assert_int_equal(dd_ckpt_read(ck, &c), DD_OK);
+    dd_ckpt_writer *w;
+    assert_int_equal(dd_ckpt_writer_create(&w), DD_OK);
+    for (size_t i = 0; i < sizeof tags / sizeof tags[0]; i++) {
+        const void *p;
+        size_t n;
+        assert_int_equal(dd_ckpt_get(c, tags[i], &p, &n), DD_OK);
+        assert_int_equal(dd_ckpt_writer_add(w, tags[i], p, n), DD_OK);
+    }
+    assert_int_equal(dd_ckpt_writer_commit(w, old), DD_OK);
+    dd_ckpt_writer_destroy(w);
+    dd_ckpt_destroy(c);
+    dd_distill_config rest = r.cfg;
+    rest.resume = 1;
+    dd_engine *from_new, *from_old;
+    rest.checkpoint_path = ck;
+    assert_int_equal(dd_engine_create(r.m, &r.obj, r.train, &rest, &from_new), DD_OK);
+    assert_int_equal(dd_engine_run(from_new), DD_OK);
+    rest.checkpoint_path = old;
+    assert_int_equal(dd_engine_create(r.m, &r.obj, r.train, &rest, &from_old), DD_OK);
+    assert_int_equal(dd_engine_run(from_old), DD_OK);
+    assert_memory_equal(dd_engine_raw_lrs(from_new), dd_engine_raw_lrs(from_old),
+                        4 * sizeof(float));
+    const float *hn = dd_engine_stats(from_new)->lr_history;
+    const float *ho = dd_engine_stats(from_old)->lr_history;
+    for (int i = 0; i < 8 * 4; i++) {
+        if (i < 4 * 4) {
+            assert_true(isnan(ho[i]));
+            assert_false(isnan(hn[i]));
+        } else {
+            assert_float_equal(ho[i], hn[i], 0);
+        }
+    }
+    dd_engine_destroy(from_new);
+    dd_engine_destroy(from_old);
+    small_teardown(&r);
 }
 
 static void test_checkpoint_corrupt(void **st) {
@@ -1057,6 +1123,7 @@ int main(void) {
         cmocka_unit_test(test_checkpoint_corrupt),
         cmocka_unit_test(test_resume_fixed),
         cmocka_unit_test(test_resume_random),
+        cmocka_unit_test(test_resume_without_lr_history),
         cmocka_unit_test(test_nan_stops),
         cmocka_unit_test(test_cancel_stops),
         cmocka_unit_test(test_distilled_save_load),

@@ -376,6 +376,9 @@ dd_status dd_engine_step(dd_engine *e) {
     if (it < e->hist_cap) {
         e->stats.loss_history[it] = loss_sum / nets;
         e->stats.metric_history[it] = den_sum > 0 ? num_sum / den_sum : 0.0;
+        float *lrs = e->stats.lr_history + (size_t)it * (size_t)e->K;
+        for (int k = 0; k < e->K; k++)
+            lrs[k] = dd_lr_from_raw(e->raw[k]);
     }
     e->stats.last_loss = loss_sum / nets;
     e->stats.last_metric = den_sum > 0 ? num_sum / den_sum : 0.0;

@@ -40,6 +40,10 @@ typedef struct dd_distill_stats {
     double t_unroll, t_outer, t_reverse; /**< seconds in each phase (this process) */
     double *loss_history;                /**< iterations entries (owned by the engine) */
     double *metric_history;
+    /** iterations × K step sizes (K = steps × epochs, row i: softplus(raw)
+     * after iteration i; NaN for iterations a pre-history checkpoint resumed
+     * over). Owned by the engine. */
+    float *lr_history;
 } dd_distill_stats;
 
 typedef struct dd_engine dd_engine;
@@ -96,7 +100,7 @@ DD_INTERNAL const dd_distill_stats *dd_engine_stats(const dd_engine *e);
 DD_INTERNAL dd_status dd_engine_export(const dd_engine *e, dd_distilled **out);
 
 /** Saves / restores the full state (pixels, lrs, labels, Adam, iteration,
- * θ0, loss history). Loading validates that the checkpoint matches this
+ * θ0, loss, metric and step-size histories). Loading validates that the checkpoint matches this
  * engine's configuration. */
 DD_INTERNAL dd_status dd_engine_save(const dd_engine *e, const char *path);
 DD_INTERNAL dd_status dd_engine_load(dd_engine *e, const char *path);

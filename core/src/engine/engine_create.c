@@ -25,6 +25,7 @@ void dd_engine_destroy(dd_engine *e) {
     free(e->den);
     free(e->stats.loss_history);
     free(e->stats.metric_history);
+    free(e->stats.lr_history);
     free(e);
 }
 
@@ -165,8 +166,9 @@ static dd_status alloc_buffers(dd_engine *e) {
     e->hist_cap = cfg->iterations > 0 ? cfg->iterations : 1;
     e->stats.loss_history = calloc((size_t)e->hist_cap, sizeof(double));
     e->stats.metric_history = calloc((size_t)e->hist_cap, sizeof(double));
+    e->stats.lr_history = calloc((size_t)e->hist_cap * (size_t)e->K, sizeof(float));
     if (!e->labels || !e->yr || !e->perm || !e->num || !e->den || !e->stats.loss_history ||
-        !e->stats.metric_history)
+        !e->stats.metric_history || !e->stats.lr_history)
         return nomem(e);
     return DD_OK;
 }

@@ -1,6 +1,7 @@
 /* distill — the engine's state in and out: checkpoints (every learned value,
  * the Adam moments, counters and histories, checked against the run's
  * configuration on load) and the export as a distilled set. */
+#include <math.h>
 #include <string.h>
 
 #include "distill/tensor.h"
@@ -53,6 +54,7 @@ dd_status dd_engine_save(const dd_engine *e, const char *path) {
     if (e->theta0) ADD("theta0", e->theta0, e->P * sizeof(float));
     ADD("loss", e->stats.loss_history, (size_t)hist * sizeof(double));
     ADD("metric", e->stats.metric_history, (size_t)hist * sizeof(double));
+    ADD("lr_history", e->stats.lr_history, (size_t)hist * KB);
 #undef ADD
     if (s == DD_OK) s = dd_ckpt_writer_commit(w, path);
     dd_ckpt_writer_destroy(w);
@@ -82,6 +84,22 @@ static dd_status read_header(const dd_engine *e, const dd_ckpt *c, const char *p
     return dd_ckpt_get_exact(c, "seconds", seconds, sizeof *seconds);
 }
 
+/* The step sizes after each iteration. A checkpoint written before they
+ * were recorded has no such record: its iterations get NaN (the plots skip
+ * them) and the run goes on, as it did with that checkpoint before. */
+static dd_status read_lr_history(dd_engine *e, const dd_ckpt *c, int64_t iterations) {
+    const size_t n = (size_t)iterations * (size_t)e->K;
+    const void *p;
+    size_t bytes;
+    if (dd_ckpt_get(c, "lr_history", &p, &bytes) != DD_OK) {
+        dd_error_clear();
+        for (size_t i = 0; i < n; i++)
+            e->stats.lr_history[i] = NAN;
+        return DD_OK;
+    }
+    return dd_ckpt_get_exact(c, "lr_history", e->stats.lr_history, n * sizeof(float));
+}
+
 /* Every learned value, moment and history entry into the live buffers. */
 static dd_status read_state(dd_engine *e, const dd_ckpt *c, int64_t iterations) {
     const size_t SMD = (size_t)e->S * (size_t)e->M * e->D * sizeof(float);
@@ -105,6 +123,7 @@ static dd_status read_state(dd_engine *e, const dd_ckpt *c, int64_t iterations) 
         s = dd_ckpt_get_exact(c, "loss", e->stats.loss_history, hb);
         if (s == DD_OK) s = dd_ckpt_get_exact(c, "metric", e->stats.metric_history, hb);
     }
+    if (s == DD_OK) s = read_lr_history(e, c, iterations);
     return s;
 }
 
