@@ -170,49 +170,78 @@ static void series_range(const dd_plot_panel *p, double *xlo, double *xhi, doubl
     }
 }
 
-/* The y axis: linear from nice multiples of the step, or whole decades. */
-static void y_axis(const dd_plot_panel *p, double ylo, double yhi, axis *ay, double *step,
-                   double *first) {
-    ay->log = p->log_y;
-    if (p->log_y) {
+/* Where a y axis has its ticks: multiples of a step in value units on a
+ * linear axis or on a log axis spanning less than a decade, else powers of
+ * ten (every `step`-th one; with 2× and 5× between on a single decade). */
+typedef struct ticks {
+    int decades;
+    double first, step;
+} ticks;
+
+/* The y axis over [ylo, yhi] (positive on a log axis) and its ticks. */
+static void y_axis(int log_y, double ylo, double yhi, axis *ay, ticks *t) {
+    ay->log = log_y;
+    if (log_y && log10(yhi) - log10(ylo) >= 1) {
         ay->lo = floor(log10(ylo));
         ay->hi = ceil(log10(yhi));
-        if (ay->hi <= ay->lo) ay->hi = ay->lo + 1;
-        *step = ceil((ay->hi - ay->lo) / 6.0);
-        *first = ay->lo;
+        t->decades = 1;
+        t->step = ceil((ay->hi - ay->lo) / 6.0);
+        t->first = ay->lo;
         return;
     }
-    if (yhi - ylo < 1e-12 * fmax(1.0, fabs(yhi))) {
-        ylo -= 0.5;
-        yhi += 0.5;
+    if (yhi - ylo < 1e-9 * fmax(1e-300, fabs(yhi))) {
+        const double d = log_y ? 0.2 * yhi : 0.5;
+        ylo -= d;
+        yhi += d;
     }
-    *step = nice_step((yhi - ylo) / 5.0);
-    ay->lo = floor(ylo / *step + 1e-9) * *step;
-    ay->hi = ceil(yhi / *step - 1e-9) * *step;
-    *first = ay->lo;
+    t->decades = 0;
+    t->step = nice_step((yhi - ylo) / 5.0);
+    double lo = floor(ylo / t->step + 1e-9) * t->step;
+    double hi = ceil(yhi / t->step - 1e-9) * t->step;
+    t->first = lo;
+    if (log_y) {
+        if (lo <= 0) lo = ylo * 0.9; // the axis starts below the data, not at 0
+        if (t->first < lo) t->first += t->step;
+        ay->lo = log10(lo);
+        ay->hi = log10(hi);
+    } else {
+        ay->lo = lo;
+        ay->hi = hi;
+    }
 }
 
-static void draw_y_ticks(cairo_t *cr, const axis *ay, double step, double first, double x0,
-                         double x1) {
+static void y_tick(cairo_t *cr, const axis *ay, double v, double step, int decade, double x0,
+                   double x1) {
     char buf[64];
+    const double y = axis_px(ay, v);
+    cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
+    cairo_move_to(cr, x0, y);
+    cairo_line_to(cr, x1, y);
+    cairo_stroke(cr);
+    cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
+    tick_label(buf, sizeof buf, v, step, decade);
+    text(cr, x0 - 6, y, buf, 1.0, 0.5);
+}
+
+static void draw_y_ticks(cairo_t *cr, const axis *ay, const ticks *t, double x0, double x1) {
     font(cr, 11, 0);
-    for (double t = first; t <= ay->hi + step * 1e-6; t += step) {
-        const int decades_only = ay->log && ay->hi - ay->lo > 1;
-        // a log axis of one decade also gets 2 and 5 between its powers
-        for (int m = 0; m < (ay->log && !decades_only ? 3 : 1); m++) {
-            static const double mult[3] = {1, 2, 5};
-            const double v = ay->log ? pow(10.0, t) * mult[m] : t;
-            if (ay->log && log10(v) > ay->hi + 1e-9) break;
-            const double y = axis_px(ay, v);
-            cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
-            cairo_move_to(cr, x0, y);
-            cairo_line_to(cr, x1, y);
-            cairo_stroke(cr);
-            cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
-            tick_label(buf, sizeof buf, v, step, ay->log);
-            text(cr, x0 - 6, y, buf, 1.0, 0.5);
+    if (!t->decades) {
+        const double top = ay->log ? pow(10.0, ay->hi) : ay->hi;
+        for (int i = 0; i < 64; i++) {
+            const double v = t->first + i * t->step;
+            if (v > top + t->step * 1e-6) break;
+            y_tick(cr, ay, v, t->step, 0, x0, x1);
         }
+        return;
     }
+    static const double mult[3] = {1, 2, 5};
+    const int between = ay->hi - ay->lo <= 1; // one decade: 2× and 5× too
+    for (double e = t->first; e <= ay->hi + 1e-9; e += t->step)
+        for (int m = 0; m < (between ? 3 : 1); m++) {
+            const double v = pow(10.0, e) * mult[m];
+            if (log10(v) > ay->hi + 1e-9) break;
+            y_tick(cr, ay, v, 0, 1, x0, x1);
+        }
 }
 
 static void draw_x_ticks(cairo_t *cr, const axis *ax, int integer, double y0, double y1) {
@@ -261,6 +290,7 @@ static void draw_series(cairo_t *cr, const dd_plot_series *s, const axis *ax, co
     if (!s->y) return;
     set_color(cr, color, 1.0);
     cairo_set_line_width(cr, 2.5);
+    cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
     cairo_new_path(cr);
     int pen = 0;
     for (int j = 0; j < s->n; j++) {
@@ -314,10 +344,10 @@ static void draw_panel(cairo_t *cr, const dd_plot_panel *p, double top) {
         xhi += 0.5;
     }
     axis ax = {xlo, xhi, 0, x0, x1}, ay = {0, 1, 0, y0, y1};
-    double ystep, yfirst;
-    y_axis(p, ylo, yhi, &ay, &ystep, &yfirst);
+    ticks yt;
+    y_axis(p->log_y, ylo, yhi, &ay, &yt);
     cairo_set_line_width(cr, 1.0);
-    draw_y_ticks(cr, &ay, ystep, yfirst, x0, x1);
+    draw_y_ticks(cr, &ay, &yt, x0, x1);
     draw_x_ticks(cr, &ax, p->x_integer, y0, y1);
     cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
     cairo_rectangle(cr, x0, y1, x1 - x0, y0 - y1);
@@ -375,10 +405,11 @@ static double fit_font(cairo_t *cr, const char *const *s, int n, double room, do
     return size < 6 ? 6 : size;
 }
 
-/* The grid's geometry: where column c and row r start. */
+/* The grid's geometry: where column c and row r start, the fonts. */
 typedef struct grid_layout {
     int tw, th, left, top, width, height;
-    double row_font, head_font, title_font;
+    double row_font, head_font, title_font, sub_font;
+    double title_h, sub_h, head_h; /* line heights */
 } grid_layout;
 
 static int col_x(const grid_layout *L, const dd_plot_grid *g, int c) {
@@ -389,40 +420,58 @@ static int row_y(const grid_layout *L, int r) {
     return L->top + r * (L->th + G_SEP);
 }
 
+static double line_height(cairo_t *cr, double size, int bold) {
+    cairo_font_extents_t fe;
+    font(cr, size, bold);
+    cairo_font_extents(cr, &fe);
+    return ceil(fe.ascent + fe.descent);
+}
+
+/* The widest of n strings at the current font (NULL entries skipped). */
+static double widest(cairo_t *cr, const char *const *s, int n) {
+    double w = 0;
+    for (int i = 0; s && i < n; i++)
+        if (s[i]) w = fmax(w, text_width(cr, s[i]));
+    return w;
+}
+
+#define G_MIN_WIDTH 240   /* a small grid's figure */
+#define G_TITLE_WIDTH 720 /* widest a figure grows for its titles */
+
 static void grid_layout_make(cairo_t *cr, const dd_plot_grid *g, grid_layout *L) {
     L->tw = g->width * g->scale;
     L->th = g->height * g->scale;
     const int groups = g->cols / g->group;
+    const int nh = g->headers ? g->header_lines : 0;
     const double group_w = g->group * L->tw + (g->group - 1) * G_SEP;
     L->row_font = fmin(13.0, fmax(6.0, 0.8 * L->th));
-    L->head_font = g->headers ? fit_font(cr, g->headers, groups * g->header_lines,
-                                         group_w + G_GROUP_SEP - 4, 12.0)
-                              : 12.0;
-    L->title_font = 14.0;
-    double label_w = 0;
-    if (g->row_labels) {
-        font(cr, L->row_font, 0);
-        for (int r = 0; r < g->rows; r++)
-            if (g->row_labels[r]) label_w = fmax(label_w, text_width(cr, g->row_labels[r]));
-    }
+    font(cr, 12.0, 0);
+    L->head_font =
+        nh ? fit_font(cr, g->headers, groups * nh, group_w + G_GROUP_SEP - 4, 12.0) : 12.0;
+    // The left column holds the row labels and the header lines' labels.
+    font(cr, L->row_font, 0);
+    double label_w = widest(cr, g->row_labels, g->row_labels ? g->rows : 0);
+    font(cr, L->head_font, 0);
+    label_w = fmax(label_w, widest(cr, g->header_labels, g->header_labels ? nh : 0));
     L->left = G_PAD + (label_w > 0 ? (int)ceil(label_w) + 8 : 0);
-    const int grid_w = col_x(L, g, g->cols - 1) + L->tw - L->left;
-    cairo_font_extents_t fe;
-    int top = G_PAD;
-    double title_w = 0;
-    if (g->title) {
-        font(cr, L->title_font, 1);
-        cairo_font_extents(cr, &fe);
-        title_w = text_width(cr, g->title);
-        top += (int)ceil(fe.ascent + fe.descent) + 6;
-    }
-    if (g->headers && g->header_lines > 0) {
-        font(cr, L->head_font, 0);
-        cairo_font_extents(cr, &fe);
-        top += (int)ceil(g->header_lines * (fe.ascent + fe.descent)) + 4;
-    }
-    L->top = top;
-    L->width = (int)fmax(L->left + grid_w + G_PAD, title_w + 2 * G_PAD);
+    const int grid_right = col_x(L, g, g->cols - 1) + L->tw;
+    // The figure widens for its titles up to G_TITLE_WIDTH, then they shrink.
+    font(cr, 14.0, 1);
+    double want = g->title ? text_width(cr, g->title) : 0;
+    font(cr, 11.0, 0);
+    want = fmax(want, g->subtitle ? text_width(cr, g->subtitle) : 0);
+    want = fmin(ceil(want) + 2 * G_PAD, G_TITLE_WIDTH);
+    L->width = (int)fmax(fmax(grid_right + G_PAD, G_MIN_WIDTH), want);
+    const double room = L->width - 2 * G_PAD;
+    font(cr, 14.0, 1);
+    L->title_font = g->title ? fit_font(cr, &g->title, 1, room, 14.0) : 0;
+    font(cr, 11.0, 0);
+    L->sub_font = g->subtitle ? fit_font(cr, &g->subtitle, 1, room, 11.0) : 0;
+    L->title_h = g->title ? line_height(cr, L->title_font, 1) : 0;
+    L->sub_h = g->subtitle ? line_height(cr, L->sub_font, 0) : 0;
+    L->head_h = nh ? line_height(cr, L->head_font, 0) : 0;
+    L->top = G_PAD + (int)(L->title_h + L->sub_h) + (g->title || g->subtitle ? 6 : 0) +
+             (int)(nh * L->head_h) + (nh ? 4 : 0);
     L->height = row_y(L, g->rows - 1) + L->th + G_PAD;
 }
 
@@ -447,24 +496,30 @@ static void fill_tile(cairo_surface_t *tile, const dd_plot_grid *g, const float 
 
 static void draw_grid_text(cairo_t *cr, const dd_plot_grid *g, const grid_layout *L) {
     cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-    cairo_font_extents_t fe;
     double y = G_PAD;
     if (g->title) {
         font(cr, L->title_font, 1);
-        cairo_font_extents(cr, &fe);
         text(cr, G_PAD, y, g->title, 0.0, 0.0);
-        y += ceil(fe.ascent + fe.descent) + 6;
+        y += L->title_h;
     }
+    if (g->subtitle) {
+        font(cr, L->sub_font, 0);
+        text(cr, G_PAD, y, g->subtitle, 0.0, 0.0);
+        y += L->sub_h;
+    }
+    if (g->title || g->subtitle) y += 6;
     if (g->headers && g->header_lines > 0) {
         font(cr, L->head_font, 0);
-        cairo_font_extents(cr, &fe);
-        const double lh = fe.ascent + fe.descent;
-        for (int grp = 0; grp < g->cols / g->group; grp++) {
-            const double x =
-                (col_x(L, g, grp * g->group) + col_x(L, g, (grp + 1) * g->group - 1) + L->tw) / 2.0;
-            for (int l = 0; l < g->header_lines; l++) {
+        for (int l = 0; l < g->header_lines; l++) {
+            const double ly = y + l * L->head_h;
+            if (g->header_labels && g->header_labels[l])
+                text(cr, L->left - 8, ly, g->header_labels[l], 1.0, 0.0);
+            for (int grp = 0; grp < g->cols / g->group; grp++) {
+                const double x =
+                    (col_x(L, g, grp * g->group) + col_x(L, g, (grp + 1) * g->group - 1) + L->tw) /
+                    2.0;
                 const char *h = g->headers[grp * g->header_lines + l];
-                if (h) text(cr, x, y + l * lh, h, 0.5, 0.0);
+                if (h) text(cr, x, ly, h, 0.5, 0.0);
             }
         }
     }
@@ -557,7 +612,8 @@ dd_status dd_plot_bars(const char *path, const dd_plot_bar_chart *b) {
     cairo_surface_t *s;
     cairo_t *cr = canvas(DD_PLOT_WIDTH, DD_PLOT_BARS_HEIGHT, &s);
     cairo_set_line_width(cr, 1.0);
-    draw_y_ticks(cr, &ay, step, 0, x0, x1);
+    const ticks yt = {0, 0, step};
+    draw_y_ticks(cr, &ay, &yt, x0, x1);
     const double gw = (x1 - x0) / b->n_groups;
     const double bw = gw * 0.8 / b->n_series;
     for (int gi = 0; gi < b->n_groups; gi++)

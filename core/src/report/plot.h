@@ -49,8 +49,9 @@ DD_INTERNAL dd_status dd_plot_lines(const char *path, const dd_plot_panel *panel
 /** A grid of images with a label left of each row and a header above each
  * group of `group` columns. */
 typedef struct dd_plot_grid {
-    const char *title;   /**< above the headers (NULL: none) */
-    const float *images; /**< rows × cols images, row by row; each C×H×W, normalised */
+    const char *title;    /**< bold, above the headers (NULL: none) */
+    const char *subtitle; /**< a line under the title (NULL: none) */
+    const float *images;  /**< rows × cols images, row by row; each C×H×W, normalised */
     int rows, cols;
     int channels, height, width;   /**< channels 1 (gray) or 3 (RGB) */
     const float *mean, *std;       /**< per channel (NULL: 0 / 1): pixel = v·std + mean */
@@ -61,10 +62,15 @@ typedef struct dd_plot_grid {
      * [g·header_lines + l] (NULL: no headers). */
     const char *const *headers;
     int header_lines;
+    /** header_lines strings left of the header lines, in the row labels'
+     * column (NULL: none). */
+    const char *const *header_labels;
 } dd_plot_grid;
 
 /** Writes the grid as a PNG; images are de-normalised with mean/std,
- * clamped to [0, 1] and magnified without smoothing. *width and *height
+ * clamped to [0, 1] and magnified without smoothing. The figure is as wide
+ * as the grid and its labels, or as its titles (up to 720 pixels, then the
+ * titles shrink to fit); the headers shrink to fit their group. *width and *height
  * (either may be NULL) receive the figure's size. DD_ERR_UNSUPPORTED for
  * other channel counts, DD_ERR_INVALID for bad sizes, DD_ERR_IO naming
  * `path`. */
