@@ -30,6 +30,8 @@ endfunction()
 distill_add_test(test_json SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_json.c LABELS unit TIMEOUT 60)
 distill_add_test(test_report SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_report.c LABELS unit TIMEOUT 60)
 target_compile_definitions(test_report PRIVATE DD_TEST_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+# The report's figures (cairo), decoded back with libpng.
+distill_add_test(test_plot SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_plot.c LABELS unit TIMEOUT 60)
 foundation_test(test_options LABELS unit)
 foundation_test(test_progress LABELS unit)
 foundation_test(test_pipeline LABELS unit)

@@ -16,7 +16,9 @@
 
 #include <cmocka.h>
 
+#include "distill/image.h"
 #include "readers_gen.h"
+#include "report/plot.h"
 
 static char *g_dir;
 static char g_cli[4096];
@@ -174,7 +176,7 @@ static void test_run_outputs_and_resume(void **st) {
     static const char *const files[] = {
         "config.yaml",    "checkpoint.bin", "distilled.png",        "lrs.csv",
         "metrics.json",   "report.md",      "distilled-images.idx", "distilled-labels.idx",
-        "distilled.json", "distilled.npz"};
+        "distilled.json", "distilled.npz",  "curves.png",           "curves.csv"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         char *f = strf("%s/%s", a, files[i]);
         struct stat sb;
@@ -219,6 +221,33 @@ static void test_run_outputs_and_resume(void **st) {
     assert_int_equal(lines, 1 + 4);
     free(lrs);
     free(lpath);
+    // curves.csv: header + one row per iteration, one step-size column per
+    // inner step; curves.png the three panels; distilled.png labelled.
+    char *cpath = strf("%s/curves.csv", a);
+    char *curves = (char *)slurp(cpath, &n);
+    assert_non_null(curves);
+    lines = 0;
+    for (size_t i = 0; i < n; i++)
+        lines += curves[i] == '\n';
+    assert_int_equal(lines, 1 + 40);
+    const char header[] = "iteration,outer_loss,batch_accuracy,lr_1,lr_2,lr_3,lr_4\n";
+    assert_true(n > sizeof header);
+    assert_memory_equal(curves, header, sizeof header - 1);
+    free(curves);
+    free(cpath);
+    char *png_path = strf("%s/curves.png", a);
+    uint8_t *px;
+    int w, h, c;
+    assert_int_equal(dd_image_read_png(png_path, &px, &w, &h, &c), DD_OK);
+    assert_int_equal(w, DD_PLOT_WIDTH);
+    assert_int_equal(h, 3 * DD_PLOT_PANEL_HEIGHT);
+    free(px);
+    free(png_path);
+    png_path = strf("%s/distilled.png", a);
+    assert_int_equal(dd_image_read_png(png_path, &px, &w, &h, &c), DD_OK);
+    assert_true(w > 2 * 28 * 4 && h > 10 * 28 * 4); // 10 classes × 2 steps at scale 4, labels
+    free(px);
+    free(png_path);
 
     // Interrupted as soon as the first checkpoint exists, then resumed.
     pid_t pid = spawn_run(b, 0);
@@ -244,6 +273,9 @@ static void test_run_outputs_and_resume(void **st) {
     assert_same_file(a, b, "distilled-images.idx");
     assert_same_file(a, b, "lrs.csv");
     assert_same_file(a, b, "distilled.npz"); // fixed zip timestamps: same set, same bytes
+    // The histories survive the interruption: the same curves.
+    assert_same_file(a, b, "curves.csv");
+    assert_same_file(a, b, "curves.png");
     free(log);
     free(ck);
     free(a);

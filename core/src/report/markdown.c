@@ -263,15 +263,9 @@ static void md_objective_table(FILE *f, const dd_eval_report *ev) {
     fprintf(f, "\n");
 }
 
-/* The image grid, its row order, and the table of learned step sizes. */
+/* The table of learned step sizes (the images are in the Figures section). */
 static void md_distilled(FILE *f, const dd_report_info *r) {
     const dd_distilled *set = r->set;
-    fprintf(f, "## Distilled images\n\n![distilled images](distilled.png)\n\n");
-    fprintf(f, "One row per class (top to bottom: ");
-    for (int k = 0; k < set->n_classes; k++)
-        fprintf(f, "%s%s", k ? ", " : "", r->class_names ? r->class_names[k] : "?");
-    fprintf(f, "), one column per step%s.\n\n",
-            set->images_per_class > 1 ? " (images of a step side by side)" : "");
     fprintf(f, "## Learned step sizes\n\n| epoch |");
     for (int s = 0; s < set->steps; s++)
         fprintf(f, " step %d |", s);
@@ -327,6 +321,7 @@ dd_status dd_report_write_markdown(const dd_report_info *r) {
         fprintf(f, "Evaluation took %.1f s.\n\n", ev->seconds);
     }
     if (r->set) md_distilled(f, r);
+    dd_report_markdown_figures(f, r);
     md_files(f, r);
     return dd_fs_atomic_commit(&a);
 }

@@ -29,8 +29,14 @@ struct dd_stage_state {
     char init_scheme[32];
     dd_distilled *set;
     float *theta0;
-    dd_distill_stats stats;
+    dd_distill_stats stats; /* without the engine-owned history pointers */
     int has_stats;
+    /* Owned copies of the engine's histories for the report's curves:
+     * history_len iterations, lr_history history_len × lr_count. */
+    double *loss_history, *metric_history;
+    float *lr_history;
+    int64_t history_len;
+    int lr_count;
     dd_eval_report eval;
     int has_eval;
     int threads;
@@ -44,6 +50,9 @@ struct dd_stage_state {
 void dd_stage_state_destroy(dd_stage_state *st) {
     if (!st) return;
     dd_eval_report_release(&st->eval);
+    free(st->loss_history);
+    free(st->metric_history);
+    free(st->lr_history);
     dd_distilled_destroy(st->set);
     dd_free(st->theta0);
     dd_objective_handle_release(&st->obj);
@@ -134,6 +143,29 @@ static dd_status state_get(dd_run *run, dd_stage_state **out) {
     return DD_OK;
 }
 
+/* Copies of the engine's per-iteration histories, which die with it. */
+static dd_status keep_histories(dd_stage_state *st, const dd_distill_stats *es, int K) {
+    free(st->loss_history);
+    free(st->metric_history);
+    free(st->lr_history);
+    st->loss_history = st->metric_history = NULL;
+    st->lr_history = NULL;
+    st->history_len = 0;
+    const size_t n = es->iterations > 0 ? (size_t)es->iterations : 0;
+    if (n == 0) return DD_OK;
+    st->loss_history = malloc(n * sizeof(double));
+    st->metric_history = malloc(n * sizeof(double));
+    st->lr_history = malloc(n * (size_t)K * sizeof(float));
+    if (!st->loss_history || !st->metric_history || !st->lr_history)
+        return dd_error_set(DD_ERR_NOMEM, "distill: out of memory for the histories");
+    memcpy(st->loss_history, es->loss_history, n * sizeof(double));
+    memcpy(st->metric_history, es->metric_history, n * sizeof(double));
+    memcpy(st->lr_history, es->lr_history, n * (size_t)K * sizeof(float));
+    st->history_len = (int64_t)n;
+    st->lr_count = K;
+    return DD_OK;
+}
+
 dd_status dd_stage_distill(dd_run *run) {
     dd_stage_state *st;
     DD_TRY(state_get(run, &st));
@@ -179,11 +211,13 @@ dd_status dd_stage_distill(dd_run *run) {
         else
             memcpy(st->theta0, dd_engine_theta0(e), P * sizeof(float));
     }
+    if (s == DD_OK) s = keep_histories(st, dd_engine_stats(e), c.steps * c.epochs);
     if (s == DD_OK) {
-        // Keep the statistics (without the engine-owned histories).
+        // Keep the statistics (the histories are copied above).
         st->stats = *dd_engine_stats(e);
         st->stats.loss_history = NULL;
         st->stats.metric_history = NULL;
+        st->stats.lr_history = NULL;
         st->has_stats = 1;
         dd_info("distill: done, %lld iterations, %.3f s/iteration, final loss %.4f",
                 (long long)st->stats.iterations, st->stats.seconds_per_iteration,
@@ -322,6 +356,7 @@ dd_status dd_stage_report(dd_run *run) {
         .backend = mo && dd_options_has(mo, "backend") ? dd_options_string(mo, "backend") : NULL,
         .config_yaml = yaml,
         .class_names = (const char *const *)run->train->class_names,
+        .n_classes = run->train->n_classes,
         .set = st->set,
         .distill = &st->cfg,
         .stats = st->has_stats ? &st->stats : NULL,
@@ -330,6 +365,13 @@ dd_status dd_stage_report(dd_run *run) {
         .png_scale =
             ro && dd_options_has(ro, "png_scale") ? (int)dd_options_int(ro, "png_scale") : 4,
         .threads = st->threads,
+        .history_len = st->history_len,
+        .loss_history = st->loss_history,
+        .metric_history = st->metric_history,
+        .lr_history = st->lr_history,
+        .lr_count = st->lr_count,
+        .batch_metric =
+            st->obj_ready && st->obj.n_metrics > 0 ? st->obj.ops->metric_names[0] : NULL,
     };
     dd_status s = dd_report_write(&r);
     free(yaml);
