@@ -501,6 +501,51 @@ static void test_report_unwritable(void **state) {
     dd_distilled_destroy(f.set);
 }
 
+/* A grid too large at report.png_scale is drawn smaller; too large at
+ * scale 1 it is left out (with a warning), and the report still succeeds. */
+static void test_report_large_grid(void **state) {
+    (void)state;
+    for (int wide = 0; wide < 2; wide++) {
+        dd_distilled *set;
+        const int W = wide ? 5000 : 2100;
+        unlink(path_of("distilled.png"));
+        assert_int_equal(dd_distilled_create(2, 1, 1, 1, 1, 8, W, 0.02f, &set), DD_OK);
+        const dd_report_info r = {.out_dir = g_dir, .set = set, .png = 1, .png_scale = 4};
+        assert_int_equal(dd_report_write(&r), DD_OK);
+        char *md = read_text("report.md");
+        if (wide) {
+            assert_int_not_equal(access(path_of("distilled.png"), F_OK), 0);
+            assert_null(strstr(md, "distilled.png)"));
+        } else {
+            png p = load("distilled.png");
+            assert_true(p.w >= 2 * W && p.w < 3 * W); // scale 1, not 4
+            free(p.px);
+            assert_non_null(strstr(md, "![distilled images](distilled.png)"));
+        }
+        free(md);
+        dd_distilled_destroy(set);
+    }
+    // The plot itself refuses a grid over its size limit before drawing.
+    float px[4] = {0};
+    const dd_plot_grid g = {.images = px,
+                            .rows = 1,
+                            .cols = 1,
+                            .channels = 1,
+                            .height = 2,
+                            .width = 2,
+                            .scale = 64,
+                            .group = 1};
+    assert_int_equal(dd_plot_image_grid(path_of("ok.png"), &g, NULL, NULL), DD_OK);
+    dd_plot_grid big = g;
+    big.height = DD_PLOT_GRID_MAX_SIDE / 63;
+    float *tall = calloc((size_t)big.height * 2, sizeof *tall);
+    big.images = tall;
+    assert_int_equal(dd_plot_image_grid(path_of("big.png"), &big, NULL, NULL), DD_ERR_INVALID);
+    assert_non_null(strstr(dd_error_message(), "too large"));
+    assert_int_not_equal(access(path_of("big.png"), F_OK), 0);
+    free(tall);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_lines, setup, teardown),
@@ -510,6 +555,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_report_figures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_report_without_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_report_unwritable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_report_large_grid, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

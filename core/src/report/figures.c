@@ -17,8 +17,32 @@
 
 /* ---- which figures a report has ----------------------------------------- */
 
+/* Room a grid's labels and titles may take beside its tiles. */
+#define GRID_LABELS_W 4096
+#define GRID_LABELS_H 1024
+
+static int png_scale(const dd_report_info *r) {
+    return r->png_scale > 0 ? r->png_scale : 4;
+}
+
+/* The magnification distilled.png is drawn at: report.png_scale, or less
+ * when the grid would be too large; 0 when it is too large at 1. */
+static int distilled_scale(const dd_report_info *r) {
+    const dd_distilled *set = r->set;
+    for (int s = png_scale(r); s >= 1; s--) {
+        int64_t w, h;
+        dd_plot_grid_tiles_size(set->n_classes, set->steps * set->images_per_class,
+                                set->images_per_class, set->height, set->width, s, &w, &h);
+        if (w + GRID_LABELS_W <= DD_PLOT_GRID_MAX_SIDE &&
+            h + GRID_LABELS_H <= DD_PLOT_GRID_MAX_SIDE)
+            return s;
+    }
+    return 0;
+}
+
 static int draws_distilled(const dd_report_info *r) {
-    return r->set && r->png && (r->set->channels == 1 || r->set->channels == 3);
+    return r->set && r->png && (r->set->channels == 1 || r->set->channels == 3) &&
+           distilled_scale(r) > 0;
 }
 
 static int draws_curves(const dd_report_info *r) {
@@ -165,7 +189,7 @@ static dd_status write_distilled(const dd_report_info *r) {
             .width = set->width,
             .mean = set->mean,
             .std = set->std,
-            .scale = r->png_scale > 0 ? r->png_scale : 4,
+            .scale = distilled_scale(r),
             .row_labels = rows,
             .group = ipc,
             .headers = heads,
@@ -392,9 +416,19 @@ static dd_status write_classes(const dd_report_info *r) {
 /* ---- the entry points --------------------------------------------------- */
 
 dd_status dd_report_write_figures(const dd_report_info *r) {
-    if (r->set && r->png && !draws_distilled(r))
+    const dd_distilled *set = r->set;
+    if (set && r->png && set->channels != 1 && set->channels != 3)
         dd_warn("report: %s/distilled.png: cannot draw %d-channel images; not written", r->out_dir,
-                r->set->channels);
+                set->channels);
+    else if (set && r->png && distilled_scale(r) == 0)
+        dd_warn("report: %s/distilled.png: %d classes × %d columns of %dx%d images do not fit in "
+                "%d pixels a side; not written",
+                r->out_dir, set->n_classes, set->steps * set->images_per_class, set->width,
+                set->height, DD_PLOT_GRID_MAX_SIDE);
+    else if (set && r->png && distilled_scale(r) < png_scale(r))
+        dd_info("report: distilled.png drawn at scale %d (at report.png_scale %d it would exceed "
+                "%d pixels a side)",
+                distilled_scale(r), png_scale(r), DD_PLOT_GRID_MAX_SIDE);
     if (draws_distilled(r)) DD_TRY(write_distilled(r));
     if (draws_curves(r)) {
         DD_TRY(write_curves_csv(r));

@@ -420,6 +420,14 @@ static int row_y(const grid_layout *L, int r) {
     return L->top + r * (L->th + G_SEP);
 }
 
+void dd_plot_grid_tiles_size(int rows, int cols, int group, int height, int width, int scale,
+                             int64_t *w, int64_t *h) {
+    const int64_t groups = group > 0 ? (cols + group - 1) / group : cols;
+    *w = (int64_t)cols * width * scale + (int64_t)(cols - 1) * G_SEP +
+         (groups - 1) * (G_GROUP_SEP - G_SEP);
+    *h = (int64_t)rows * height * scale + (int64_t)(rows - 1) * G_SEP;
+}
+
 static double line_height(cairo_t *cr, double size, int bold) {
     cairo_font_extents_t fe;
     font(cr, size, bold);
@@ -543,6 +551,14 @@ dd_status dd_plot_image_grid(const char *path, const dd_plot_grid *g, int *width
                             "%s: image grid: bad arguments (%d×%d cells of %dx%d, scale %d, "
                             "groups of %d)",
                             path, g->rows, g->cols, g->width, g->height, g->scale, g->group);
+    int64_t tiles_w, tiles_h;
+    dd_plot_grid_tiles_size(g->rows, g->cols, g->group, g->height, g->width, g->scale, &tiles_w,
+                            &tiles_h);
+    if (tiles_w > DD_PLOT_GRID_MAX_SIDE || tiles_h > DD_PLOT_GRID_MAX_SIDE)
+        return dd_error_set(DD_ERR_INVALID,
+                            "%s: image grid too large (%lldx%lld pixels of images, at most %d a "
+                            "side)",
+                            path, (long long)tiles_w, (long long)tiles_h, DD_PLOT_GRID_MAX_SIDE);
     // Measure the text on a scratch surface, then draw at the final size.
     cairo_surface_t *scratch;
     cairo_t *m = canvas(1, 1, &scratch);
@@ -550,9 +566,9 @@ dd_status dd_plot_image_grid(const char *path, const dd_plot_grid *g, int *width
     grid_layout_make(m, g, &L);
     cairo_destroy(m);
     cairo_surface_destroy(scratch);
-    if ((int64_t)L.width * L.height > (int64_t)DD_IMAGE_MAX_DIM * DD_IMAGE_MAX_DIM / 4)
-        return dd_error_set(DD_ERR_INVALID, "%s: image grid too large (%dx%d)", path, L.width,
-                            L.height);
+    if (L.width > DD_PLOT_GRID_MAX_SIDE || L.height > DD_PLOT_GRID_MAX_SIDE)
+        return dd_error_set(DD_ERR_INVALID, "%s: image grid too large (%dx%d, at most %d a side)",
+                            path, L.width, L.height, DD_PLOT_GRID_MAX_SIDE);
     const size_t D = (size_t)g->channels * (size_t)g->height * (size_t)g->width;
     uint8_t *rgb = malloc(D);
     if (!rgb) return dd_error_set(DD_ERR_NOMEM, "%s: out of memory for the image grid", path);

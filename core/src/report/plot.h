@@ -67,6 +67,14 @@ typedef struct dd_plot_grid {
     const char *const *header_labels;
 } dd_plot_grid;
 
+#define DD_PLOT_GRID_MAX_SIDE 12288 /**< largest width or height of a grid figure */
+
+/** Width and height of a grid's tiles alone (no labels, titles or
+ * margins): rows × cols images of height × width magnified `scale` times,
+ * with the separators. */
+DD_INTERNAL void dd_plot_grid_tiles_size(int rows, int cols, int group, int height, int width,
+                                         int scale, int64_t *w, int64_t *h);
+
 /** Writes the grid as a PNG; images are de-normalised with mean/std,
  * clamped to [0, 1] and magnified without smoothing. The figure is as wide
  * as the grid and its labels, or as its titles (up to 720 pixels, then the
