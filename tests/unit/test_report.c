@@ -205,10 +205,16 @@ static void test_full_report(void **state) {
     check_file(dir, "metrics.json", "full-metrics.json");
     check_file(dir, "report.md", "full-report.md");
     // Only the outputs are left: no temporary files.
-    static const char *const outputs[] = {"metrics.json",         "report.md",
-                                          "distilled.png",        "lrs.csv",
-                                          "distilled-images.idx", "distilled-labels.idx",
-                                          "distilled.json",       "distilled.npz"};
+    static const char *const outputs[] = {"metrics.json",
+                                          "report.md",
+                                          "distilled.png",
+                                          "lrs.csv",
+                                          "distilled-images.idx",
+                                          "distilled-labels.idx",
+                                          "distilled.json",
+                                          "distilled.npz",
+                                          "steps.png",
+                                          "classes.png"};
     DIR *d = opendir(dir);
     struct dirent *e;
     int n = 0;
@@ -222,7 +228,9 @@ static void test_full_report(void **state) {
         n++;
     }
     closedir(d);
-    assert_int_equal(n, 7); // no distilled.png: png = 0
+    // no distilled.png (png = 0), no curves (no histories); steps.png and
+    // classes.png (step curves, per-class accuracy, a report section)
+    assert_int_equal(n, 9);
     rm_dir(dir);
     dd_distilled_destroy(set);
 }
