@@ -176,7 +176,8 @@ static void test_run_outputs_and_resume(void **st) {
     static const char *const files[] = {
         "config.yaml",    "checkpoint.bin", "distilled.png",        "lrs.csv",
         "metrics.json",   "report.md",      "distilled-images.idx", "distilled-labels.idx",
-        "distilled.json", "distilled.npz",  "curves.png",           "curves.csv"};
+        "distilled.json", "distilled.npz",  "curves.png",           "curves.csv",
+        "steps.png"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         char *f = strf("%s/%s", a, files[i]);
         struct stat sb;
@@ -241,6 +242,12 @@ static void test_run_outputs_and_resume(void **st) {
     assert_int_equal(dd_image_read_png(png_path, &px, &w, &h, &c), DD_OK);
     assert_int_equal(w, DD_PLOT_WIDTH);
     assert_int_equal(h, 3 * DD_PLOT_PANEL_HEIGHT);
+    free(px);
+    free(png_path);
+    png_path = strf("%s/steps.png", a); // the evaluation's step curves
+    assert_int_equal(dd_image_read_png(png_path, &px, &w, &h, &c), DD_OK);
+    assert_int_equal(w, DD_PLOT_WIDTH);
+    assert_int_equal(h, DD_PLOT_PANEL_HEIGHT);
     free(px);
     free(png_path);
     png_path = strf("%s/distilled.png", a);
