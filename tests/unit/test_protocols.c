@@ -169,8 +169,7 @@ static void test_lr_search(void **state) {
     search.max_iterations = 3000;
     search.window = 10;
     dd_distilled *a, *b;
-    assert_int_equal(dd_baseline_build(DD_BASELINE_RANDOM, train, 1, 1, 1, 0.01f, 5, 1, &a),
-                     DD_OK);
+    assert_int_equal(dd_baseline_build(DD_BASELINE_RANDOM, train, 1, 1, 1, 0.01f, 5, 1, &a), DD_OK);
     assert_int_equal(dd_distilled_clone(a, &b), DD_OK);
     dd_lr_search_result ra, rb;
     assert_int_equal(dd_evaluate_optimize_lrs(m, &obj, train, &c, &search, a, &ra), DD_OK);

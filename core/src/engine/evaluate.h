@@ -161,7 +161,7 @@ typedef struct dd_eval_settings {
     int arch_nets;
     int n_arch;
     dd_eval_arch arch[DD_EVAL_MAX_ARCH];
-    int64_t batch;     /**< test batch */
+    int64_t batch; /**< test batch */
     int progress;
     /** Pretrained init modes: the held-out pool members the rows are measured
      * on (at most `nets` of them). Borrowed. */
@@ -215,8 +215,8 @@ typedef struct dd_eval_report {
     dd_eval_baseline baselines[DD_BASELINE_COUNT];
     int best_of_random_n;           /**< subsets tried by best_of_random */
     int64_t best_of_random_holdout; /**< held-out training images it chose on */
-    dd_lr_search search; /**< how the baselines' step sizes were optimised */
-    unsigned protocols;  /**< DD_PROTOCOL_* bits measured */
+    dd_lr_search search;            /**< how the baselines' step sizes were optimised */
+    unsigned protocols;             /**< DD_PROTOCOL_* bits measured */
     double seconds;
     /* The objective's metrics and report section (borrowed from its ops). */
     const char *const *metric_names;
