@@ -14,17 +14,14 @@ distill_add_test(test_readers_usps SOURCES unit/test_readers_usps.c LABELS unit 
 # HTTP server, and the real Fashion-MNIST from Debian's copy (file:// mirror).
 distill_add_test(test_readers_fetch SOURCES unit/test_readers_e2e.c LABELS network plugin TIMEOUT 120)
 distill_add_test(test_readers_fashion_e2e SOURCES unit/test_readers_e2e.c ARGS --fashion LABELS e2e plugin TIMEOUT 300)
-# The npz reader (its strict .npy parser compiled in directly), distilled.npz
+# The npz reader (and the core's strict .npy parser, distill/npy.h), distilled.npz
 # read back, and Fashion-MNIST as .npz against the IDX read (skipped, exit 77,
 # without Debian's dataset-fashion-mnist).
-set(DD_NPZ_DIR ${PROJECT_SOURCE_DIR}/plugins/datasets/npz)
-distill_add_test(test_readers_npz SOURCES unit/test_readers_npz.c ${DD_NPZ_DIR}/npy.c
+distill_add_test(test_readers_npz SOURCES unit/test_readers_npz.c
   LABELS unit plugin TIMEOUT 60 LIBS m)
-target_include_directories(test_readers_npz PRIVATE ${DD_NPZ_DIR})
 add_dependencies(test_readers_npz npz)
-distill_add_test(test_readers_npz_fashion SOURCES unit/test_readers_npz.c ${DD_NPZ_DIR}/npy.c
+distill_add_test(test_readers_npz_fashion SOURCES unit/test_readers_npz.c
   ARGS --fashion LABELS e2e plugin TIMEOUT 120 LIBS m)
-target_include_directories(test_readers_npz_fashion PRIVATE ${DD_NPZ_DIR})
 add_dependencies(test_readers_npz_fashion npz mnist)
 set_tests_properties(test_readers_npz_fashion PROPERTIES SKIP_RETURN_CODE 77)
 # The imagefolder reader on generated PNG/JPEG trees and archives (unpacked by

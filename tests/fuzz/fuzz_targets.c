@@ -18,7 +18,7 @@
 #include "distill/limits.h"
 #include "engine/checkpoint.h"
 #include "engine/npz_write.h"
-#include "npy.h"
+#include "distill/npy.h"
 #include "readers_gen.h"
 #include "voc_xml.h"
 
@@ -532,12 +532,12 @@ READER_TARGET(imagefolder, 7)
 /* ---- .npy headers ------------------------------------------------------------------------- */
 
 static void npy_run(const uint8_t *data, size_t size) {
-    npy_array a;
-    if (npy_parse("fuzz.npy", data, size, &a) == DD_OK && a.count > 0) {
+    dd_npy_array a;
+    if (dd_npy_parse("fuzz.npy", data, size, &a) == DD_OK && a.count > 0) {
         if (a.kind == 'f')
-            (void)npy_float_at(&a, a.count - 1);
+            (void)dd_npy_float_at(&a, a.count - 1);
         else
-            (void)npy_int_at(&a, a.count - 1);
+            (void)dd_npy_int_at(&a, a.count - 1);
     }
 }
 

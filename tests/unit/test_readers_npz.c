@@ -21,7 +21,7 @@
 #include "distill/limits.h"
 #include "distill/image.h"
 #include "engine/distilled.h"
-#include "npy.h"
+#include "distill/npy.h"
 #include "readers_gen.h"
 
 enum { NTR = 6, NTE = 4, C = 3, H = 5, W = 3, HW = H * W, D = C * HW };
@@ -406,8 +406,8 @@ static void test_options_and_probe(void **state) {
 /* ---- the strict .npy parser ------------------------------------------------- */
 
 static void expect_npy(blob b, const char *what) {
-    npy_array a;
-    dd_status st = npy_parse("t.npy", b.p, b.n, &a);
+    dd_npy_array a;
+    dd_status st = dd_npy_parse("t.npy", b.p, b.n, &a);
     if (st != DD_ERR_PARSE || !strstr(dd_error_message(), what) ||
         !strstr(dd_error_message(), "t.npy"))
         fail_msg("expected a parse error with '%s', got %d: %s", what, st, dd_error_message());
@@ -417,21 +417,21 @@ static void expect_npy(blob b, const char *what) {
 static void test_npy_parser(void **state) {
     (void)state;
     uint8_t data[24] = {1, 2, 3, 4, 5, 6};
-    npy_array a;
+    dd_npy_array a;
     // well-formed, version 1.0, 2.0 and 3.0; old 16-byte alignment accepted
     for (int v = 1; v <= 3; v++) {
         blob b = npy_raw(v, "{'descr': '<i2', 'fortran_order': False, 'shape': (2, 3), }",
                          v == 3 ? 16 : 64, data, 12);
-        assert_int_equal(npy_parse("t.npy", b.p, b.n, &a), DD_OK);
+        assert_int_equal(dd_npy_parse("t.npy", b.p, b.n, &a), DD_OK);
         assert_int_equal(a.ndim, 2);
         assert_int_equal(a.shape[1], 3);
         assert_int_equal(a.count, 6);
-        assert_int_equal(npy_int_at(&a, 1), 3 | 4 << 8);
+        assert_int_equal(dd_npy_int_at(&a, 1), 3 | 4 << 8);
         free(b.p);
     }
     // other key order, no trailing comma, 0-d and 1-d shapes
     blob b = npy_raw(1, "{'shape': (), 'fortran_order': False, 'descr': '<f4'}", 64, data, 4);
-    assert_int_equal(npy_parse("t.npy", b.p, b.n, &a), DD_OK);
+    assert_int_equal(dd_npy_parse("t.npy", b.p, b.n, &a), DD_OK);
     assert_int_equal(a.ndim, 0);
     free(b.p);
 
@@ -452,8 +452,8 @@ static void test_npy_parser(void **state) {
     expect_npy(npy("<c8", "(3,)", data, 24), "dtype '<c8'");
     expect_npy(npy("<f4", "(6,)", data, 20), "truncated");
     b = npy("<f4", "(6,)", data, 20);
-    npy_array t;
-    assert_int_equal(npy_parse("t.npy", b.p, b.n, &t), DD_ERR_PARSE);
+    dd_npy_array t;
+    assert_int_equal(dd_npy_parse("t.npy", b.p, b.n, &t), DD_ERR_PARSE);
     assert_non_null(strstr(dd_error_message(), "need 24 bytes, the file has 20"));
     free(b.p);
     expect_npy(npy("<f4", "(5,)", data, 24), "4 trailing bytes");
@@ -604,8 +604,8 @@ static int unzip(const char *path, char names[][32], blob *m, int cap) {
 }
 
 static void expect_header(const blob *b, const char *dict) {
-    npy_array a;
-    assert_int_equal(npy_parse_header("m.npy", b->p, b->n, &a), DD_OK);
+    dd_npy_array a;
+    assert_int_equal(dd_npy_parse_header("m.npy", b->p, b->n, &a), DD_OK);
     assert_int_equal(a.header_len % 64, 0);
     assert_int_equal(b->p[6], 1);
     const char *text = (const char *)b->p + 10;
@@ -656,25 +656,25 @@ static void test_distilled_npz(void **state) {
     expect_header(&m[3], "{'descr': '<i8', 'fortran_order': False, 'shape': (6,), }");
     expect_header(&m[4], "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }");
     expect_header(&m[5], "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }");
-    // class_names: '<U11' (numpy loads it without allow_pickle); npy_parse
+    // class_names: '<U11' (numpy loads it without allow_pickle); dd_npy_parse
     // refuses the 'U' kind, so the header and the UCS-4 data are checked here
     const char *u = "{'descr': '<U11', 'fortran_order': False, 'shape': (3,), }";
     assert_memory_equal(m[6].p + 10, u, strlen(u));
     assert_int_equal(m[6].n, 128 + 3 * 11 * 4);
     assert_int_equal(m[6].p[128 + 2 * 44 + 4 * 4], 0xF6); // 'ö' = U+00F6
-    npy_array a;
-    assert_int_equal(npy_parse("images.npy", m[0].p, m[0].n, &a), DD_OK);
+    dd_npy_array a;
+    assert_int_equal(dd_npy_parse("images.npy", m[0].p, m[0].n, &a), DD_OK);
     assert_memory_equal(a.data, set->images, (size_t)N * S * 4);
-    assert_int_equal(npy_parse("labels.npy", m[1].p, m[1].n, &a), DD_OK);
+    assert_int_equal(dd_npy_parse("labels.npy", m[1].p, m[1].n, &a), DD_OK);
     for (int i = 0; i < N; i++)
-        assert_int_equal(npy_int_at(&a, (uint64_t)i), i % 3);
-    assert_int_equal(npy_parse("lrs.npy", m[2].p, m[2].n, &a), DD_OK);
+        assert_int_equal(dd_npy_int_at(&a, (uint64_t)i), i % 3);
+    assert_int_equal(dd_npy_parse("lrs.npy", m[2].p, m[2].n, &a), DD_OK);
     assert_memory_equal(a.data, set->lrs, 6 * 4);
-    assert_int_equal(npy_parse("step.npy", m[3].p, m[3].n, &a), DD_OK);
+    assert_int_equal(dd_npy_parse("step.npy", m[3].p, m[3].n, &a), DD_OK);
     for (int i = 0; i < N; i++)
-        assert_int_equal(npy_int_at(&a, (uint64_t)i), i / 3);
-    assert_int_equal(npy_parse("mean.npy", m[4].p, m[4].n, &a), DD_OK);
-    assert_float_equal(npy_float_at(&a, 0), 0.2860f, 0);
+        assert_int_equal(dd_npy_int_at(&a, (uint64_t)i), i / 3);
+    assert_int_equal(dd_npy_parse("mean.npy", m[4].p, m[4].n, &a), DD_OK);
+    assert_float_equal(dd_npy_float_at(&a, 0), 0.2860f, 0);
     free_blobs(m, n);
 
     // read back by the npz reader: the images are already normalized
@@ -701,7 +701,7 @@ static void test_distilled_npz(void **state) {
     assert_int_equal(dd_distilled_save(set, NULL, f->dir), DD_OK);
     n = unzip(path, names, m, 10);
     expect_header(&m[1], "{'descr': '<f4', 'fortran_order': False, 'shape': (6, 3), }");
-    assert_int_equal(npy_parse("labels.npy", m[1].p, m[1].n, &a), DD_OK);
+    assert_int_equal(dd_npy_parse("labels.npy", m[1].p, m[1].n, &a), DD_OK);
     assert_memory_equal(a.data, set->soft, (size_t)N * 3 * 4);
     assert_memory_equal(m[6].p + 10, "{'descr': '<U1',", 16);
     free_blobs(m, n);

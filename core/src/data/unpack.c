@@ -18,8 +18,7 @@
 
 enum { UNPACK_BUF = 1 << 16 };
 
-// The one place libarchive's error text is turned into a distill error.
-static dd_status arch_error(struct archive *a, const char *src, const char *what) {
+dd_status dd_archive_error(struct archive *a, const char *src, const char *what) {
     const char *msg = archive_error_string(a);
     return dd_error_set(DD_ERR_ARCHIVE, "%s: %s: %s", src, what,
                         msg ? msg : "unknown libarchive error");
@@ -48,9 +47,9 @@ static dd_status open_gz(const char *src, struct archive **out) {
     dd_status s = DD_OK;
     struct archive_entry *e;
     if (archive_read_open_filename(a, src, UNPACK_BUF) != ARCHIVE_OK)
-        s = arch_error(a, src, "cannot open");
+        s = dd_archive_error(a, src, "cannot open");
     else if (archive_read_next_header(a, &e) != ARCHIVE_OK)
-        s = arch_error(a, src, "not a gzip file");
+        s = dd_archive_error(a, src, "not a gzip file");
     else if (archive_filter_count(a) < 2 || archive_filter_code(a, 0) != ARCHIVE_FILTER_GZIP)
         s = dd_error_set(DD_ERR_ARCHIVE, "%s: not a gzip file", src);
     if (s != DD_OK) {
@@ -78,7 +77,7 @@ dd_status dd_unpack_gz(const char *src, const char *dst, uint64_t limit,
     while (s == DD_OK) {
         la_ssize_t got = archive_read_data(a, buf, UNPACK_BUF);
         if (got < 0) {
-            s = arch_error(a, src, "corrupt or truncated gzip data");
+            s = dd_archive_error(a, src, "corrupt or truncated gzip data");
             break;
         }
         if (got == 0) break;
@@ -231,7 +230,7 @@ static dd_status extract_file(struct archive *a, const char *src, const char *re
     for (;;) {
         la_ssize_t got = archive_read_data(a, buf, UNPACK_BUF);
         if (got < 0) {
-            s = arch_error(a, src, "corrupt or truncated archive");
+            s = dd_archive_error(a, src, "corrupt or truncated archive");
             dd_error_prefix("entry '%s'", rel);
             break;
         }
@@ -363,17 +362,17 @@ static dd_status unpack_tree(const char *src, const char *dst_dir, uint64_t limi
     uint64_t total = 0;
     int entries = 0;
     if (s == DD_OK && archive_read_open_filename(a, src, UNPACK_BUF) != ARCHIVE_OK)
-        s = arch_error(
+        s = dd_archive_error(
             a, src, zip ? "cannot open as a tar or zip archive" : "cannot open as a tar archive");
     while (s == DD_OK) {
         struct archive_entry *e;
         int r = archive_read_next_header(a, &e);
         if (r == ARCHIVE_EOF) break;
         if (r < ARCHIVE_WARN) {
-            s = arch_error(a, src,
-                           entries ? "corrupt or truncated archive"
-                           : zip   ? "not a readable tar or zip archive"
-                                   : "not a readable tar archive");
+            s = dd_archive_error(a, src,
+                                 entries ? "corrupt or truncated archive"
+                                 : zip   ? "not a readable tar or zip archive"
+                                         : "not a readable tar archive");
             break;
         }
         entries++;

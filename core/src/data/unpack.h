@@ -44,4 +44,9 @@ DD_INTERNAL dd_status dd_unpack_tar_reserved(const char *src, const char *dst_di
 DD_INTERNAL dd_status dd_unpack_archive(const char *src, const char *dst_dir, uint64_t limit,
                                         uint64_t *size);
 
+struct archive;
+/** The one place libarchive's error text becomes a distill error:
+ * DD_ERR_ARCHIVE "<src>: <what>: <archive_error_string>". */
+DD_INTERNAL dd_status dd_archive_error(struct archive *a, const char *src, const char *what);
+
 #endif

@@ -1,8 +1,6 @@
 /* distill — dataset reader for the user's own NumPy arrays: a .npz archive
  * (np.savez or np.savez_compressed) or a directory of .npy files holding
  * x_train, y_train, x_test, y_test (docs/readers.md, "npz"). */
-#include <archive.h>
-#include <archive_entry.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,9 +9,9 @@
 #include "distill/dataset.h"
 #include "distill/limits.h"
 #include "distill/image.h"
+#include "distill/npy.h"
 #include "distill/plugin.h"
 
-#include "npy.h"
 #include "reader_common.h"
 
 enum { X_TRAIN, Y_TRAIN, X_TEST, Y_TEST, N_ARRAYS };
@@ -38,7 +36,7 @@ static void member_free(npz_member *m) {
     memset(m, 0, sizeof *m);
 }
 
-/* Reads a directory's <name>.npy; with header_only, at most NPY_MAX_HEADER + 12 bytes. */
+/* Reads a directory's <name>.npy; with header_only, at most DD_NPY_MAX_HEADER + 12 bytes. */
 static dd_status read_npy_file(const char *path, int header_only, npz_member *m) {
     if (!header_only) {
         rd_buf b = {0};
@@ -50,7 +48,7 @@ static dd_status read_npy_file(const char *path, int header_only, npz_member *m)
     }
     FILE *f = fopen(path, "rb");
     if (!f) return dd_error_set(DD_ERR_NOT_FOUND, "%s: cannot open", path);
-    size_t cap = NPY_MAX_HEADER + 12;
+    size_t cap = DD_NPY_MAX_HEADER + 12;
     m->data = malloc(cap);
     if (!m->data) {
         fclose(f);
@@ -63,117 +61,16 @@ static dd_status read_npy_file(const char *path, int header_only, npz_member *m)
     return DD_OK;
 }
 
-static dd_status archive_fail(struct archive *a, const char *path, const char *what) {
-    const char *msg = archive_error_string(a);
-    return dd_error_set(DD_ERR_ARCHIVE, "%s: %s: %s", path, what, msg ? msg : "unknown error");
-}
-
 /* Finds member "<name>.npy" in the .npz at `path` and reads it (or its first
- * bytes). The size the zip announces is checked against the limit before
- * anything is allocated, and the data read must match it. */
+ * bytes) through the core's zip member reader. */
 static dd_status read_npz_member(const char *path, const char *member, int header_only,
                                  npz_member *m) {
-    struct archive *a = archive_read_new();
-    if (!a) return dd_error_set(DD_ERR_NOMEM, "%s: out of memory", path);
-    archive_read_support_format_zip(a);
-    dd_status st = DD_OK;
-    if (archive_read_open_filename(a, path, 65536) != ARCHIVE_OK) {
-        st = archive_fail(a, path, "not a readable .npz (zip) file");
-        goto done;
-    }
-    struct archive_entry *e;
-    int r, found = 0;
-    while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
-        const char *name = archive_entry_pathname(e);
-        if (!name || strcmp(name, member) != 0) continue;
-        found = 1;
-        uint64_t want = archive_entry_size_is_set(e) ? (uint64_t)archive_entry_size(e) : 0;
-        const uint64_t limit = (uint64_t)dd_limits_max_bytes();
-        if (!header_only && want > limit) {
-            st = dd_error_set(DD_ERR_LIMIT,
-                              "%s:%s: member of %llu bytes is above the memory limit of %llu "
-                              "(dataset.max_bytes)",
-                              path, member, (unsigned long long)want, (unsigned long long)limit);
-            goto done;
-        }
-        // The buffer grows with the data actually read, never with the size
-        // the zip claims: a 1 KB file announcing gigabytes allocates nothing
-        // large.
-        size_t cap = header_only ? NPY_MAX_HEADER + 12 : 65536;
-        if (!header_only && want && want < cap) cap = (size_t)want;
-        size_t len = 0;
-        uint8_t *buf = malloc(cap + 1);
-        if (!buf) {
-            st = dd_error_set(DD_ERR_NOMEM, "%s:%s: out of memory", path, member);
-            goto done;
-        }
-        for (;;) {
-            if (len == cap) {
-                if (header_only) break;
-                if (want && len == want) {
-                    uint8_t extra;
-                    la_ssize_t more = archive_read_data(a, &extra, 1);
-                    if (more == 0) break;
-                    free(buf);
-                    if (more < 0) {
-                        st = archive_fail(a, path, member);
-                    } else { // more data than the zip's size field announces
-                        st = dd_error_set(DD_ERR_ARCHIVE,
-                                          "%s:%s: member holds more than the %llu "
-                                          "bytes its header announces",
-                                          path, member, (unsigned long long)want);
-                    }
-                    goto done;
-                }
-                size_t ncap = 2 * cap;
-                if (want && ncap > want) ncap = (size_t)want;
-                if (!want && ncap > limit) {
-                    free(buf);
-                    st = dd_error_set(DD_ERR_LIMIT,
-                                      "%s:%s: member decompresses to more than the memory "
-                                      "limit of %llu bytes (dataset.max_bytes)",
-                                      path, member, (unsigned long long)limit);
-                    goto done;
-                }
-                uint8_t *nb = realloc(buf, ncap + 1);
-                if (!nb) {
-                    free(buf);
-                    st = dd_error_set(DD_ERR_NOMEM, "%s:%s: out of memory", path, member);
-                    goto done;
-                }
-                buf = nb;
-                cap = ncap;
-            }
-            la_ssize_t got = archive_read_data(a, buf + len, cap - len);
-            if (got < 0) {
-                free(buf);
-                st = archive_fail(a, path, member);
-                goto done;
-            }
-            if (got == 0) break;
-            len += (size_t)got;
-        }
-        if (!header_only && want && len != want) {
-            free(buf);
-            st = dd_error_set(DD_ERR_ARCHIVE, "%s:%s: member cut short: %zu of %llu bytes", path,
-                              member, len, (unsigned long long)want);
-            goto done;
-        }
-        m->data = buf;
-        m->len = len;
-        break;
-    }
-    if (!found && r != ARCHIVE_OK && r != ARCHIVE_EOF)
-        st = archive_fail(a, path, "corrupt .npz (zip) file");
-    else if (!found)
-        st = dd_error_set(DD_ERR_NOT_FOUND, "%s: the .npz has no member '%s'", path, member);
-done:
-    archive_read_free(a);
-    return st;
+    return dd_npz_read_member(path, member, header_only ? DD_NPZ_HEADER_ONLY : 0, &m->data,
+                              &m->len);
 }
 
 static dd_status get_array(const npz_src *src, int which, int header_only, npz_member *m,
-                           npy_array *arr) {
+                           dd_npy_array *arr) {
     memset(m, 0, sizeof *m);
     char *member = rd_strf("%s.npy", src->names[which]);
     if (!member) return DD_ERR_NOMEM;
@@ -187,8 +84,8 @@ static dd_status get_array(const npz_src *src, int which, int header_only, npz_m
     }
     free(member);
     if (st == DD_OK)
-        st = header_only ? npy_parse_header(m->label, m->data, m->len, arr)
-                         : npy_parse(m->label, m->data, m->len, arr);
+        st = header_only ? dd_npy_parse_header(m->label, m->data, m->len, arr)
+                         : dd_npy_parse(m->label, m->data, m->len, arr);
     if (st != DD_OK) member_free(m);
     return st;
 }
@@ -199,7 +96,7 @@ typedef struct geom {
     int c, h, w;
 } geom;
 
-static dd_status image_geom(const npy_array *x, const char *label, int nchw, geom *g) {
+static dd_status image_geom(const dd_npy_array *x, const char *label, int nchw, geom *g) {
     if (!(x->kind == 'u' && x->itemsize == 1) && !(x->kind == 'f' && x->itemsize == 4))
         return dd_error_set(DD_ERR_PARSE,
                             "%s: images have dtype '%s'; expected uint8 ('|u1') or float32 "
@@ -230,7 +127,7 @@ static dd_status image_geom(const npy_array *x, const char *label, int nchw, geo
     return DD_OK;
 }
 
-static dd_status check_labels(const npy_array *y, const char *label, int64_t n,
+static dd_status check_labels(const dd_npy_array *y, const char *label, int64_t n,
                               const char *xlabel) {
     if (y->kind != 'u' && y->kind != 'i')
         return dd_error_set(DD_ERR_PARSE, "%s: labels have dtype '%s'; expected an integer type",
@@ -245,9 +142,9 @@ static dd_status check_labels(const npy_array *y, const char *label, int64_t n,
 }
 
 /* Largest label (and refusal of a negative one). */
-static dd_status max_label(const npy_array *y, const char *label, int64_t *mx) {
+static dd_status max_label(const dd_npy_array *y, const char *label, int64_t *mx) {
     for (uint64_t i = 0; i < y->count; i++) {
-        int64_t v = npy_int_at(y, i);
+        int64_t v = dd_npy_int_at(y, i);
         if (v < 0 || v > 65535)
             return dd_error_set(DD_ERR_PARSE,
                                 "%s: label %lld of item %llu is out of range (0..65535)", label,
@@ -330,7 +227,7 @@ static dd_status npz_probe(const dd_dataset_request *req, dd_dataset_shape *shap
     npz_opts o;
     DD_TRY(read_opts(req, &src, &o));
     npz_member mx, my;
-    npy_array x, y;
+    dd_npy_array x, y;
     DD_TRY(get_array(&src, X_TRAIN, 1, &mx, &x));
     geom g;
     dd_status st = image_geom(&x, mx.label, o.nchw, &g);
@@ -356,7 +253,7 @@ static dd_status npz_probe(const dd_dataset_request *req, dd_dataset_shape *shap
 /* Pixel (n, c, y, x) of an x array in [0, 1] pixel scale (uint8 / 255) or raw float. */
 typedef struct split_in {
     npz_member xm, ym;
-    npy_array x, y;
+    dd_npy_array x, y;
     geom g;
 } split_in;
 
@@ -365,7 +262,7 @@ static float px(const split_in *s, int nchw, int64_t i, int c, int64_t p) {
     uint64_t hw = (uint64_t)g->h * g->w;
     uint64_t off = nchw ? ((uint64_t)i * g->c + c) * hw + p : ((uint64_t)i * hw + p) * g->c + c;
     if (s->x.itemsize == 1) return s->x.data[off] * (1.0f / 255.0f);
-    return npy_float_at(&s->x, off);
+    return dd_npy_float_at(&s->x, off);
 }
 
 static dd_status fill_split(const dd_dataset_request *req, const npz_opts *o, const split_in *s,
@@ -402,7 +299,7 @@ static dd_status fill_split(const dd_dataset_request *req, const npz_opts *o, co
                 }
             }
         }
-        d->labels[i] = (int32_t)npy_int_at(&s->y, (uint64_t)i);
+        d->labels[i] = (int32_t)dd_npy_int_at(&s->y, (uint64_t)i);
     }
     return DD_OK;
 }

@@ -1,11 +1,18 @@
 /* distill — strict .npy header parser: "\x93NUMPY", version 1.0 (u16 header
  * length) or 2.0/3.0 (u32), a Python dict literal with exactly the keys
  * 'descr', 'fortran_order' and 'shape', space padding, a final '\n', the whole
- * header a multiple of 16 bytes (numpy pads to 64; before 1.9 it padded to 16). */
-#include "npy.h"
+ * header a multiple of 16 bytes (numpy pads to 64; before 1.9 it padded to 16);
+ * and one member of a .npz (zip) read with libarchive. */
+#include "distill/npy.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "data/unpack.h"
+#include "distill/limits.h"
 
 static const uint8_t npy_magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
 
@@ -57,7 +64,7 @@ static int eat_word(cursor *c, const char *w) {
     return 0;
 }
 
-static dd_status parse_descr(const char *name, const char *d, npy_array *out) {
+static dd_status parse_descr(const char *name, const char *d, dd_npy_array *out) {
     size_t n = strlen(d);
     int size = 0;
     if (n == 3 && d[2] >= '1' && d[2] <= '8') size = d[2] - '0';
@@ -80,7 +87,7 @@ static dd_status parse_descr(const char *name, const char *d, npy_array *out) {
     return DD_OK;
 }
 
-static dd_status parse_shape(cursor *c, const char *base, npy_array *out) {
+static dd_status parse_shape(cursor *c, const char *base, dd_npy_array *out) {
     if (!eat(c, '(')) return bad(c, base, "'shape' is not a tuple");
     out->ndim = 0;
     uint64_t count = 1;
@@ -97,10 +104,10 @@ static dd_status parse_shape(cursor *c, const char *base, npy_array *out) {
             v = v * 10 + (uint64_t)(*c->p++ - '0');
             if (v > (uint64_t)INT64_MAX / 16) return bad(c, base, "'shape' dimension overflows");
         }
-        if (out->ndim == NPY_MAX_DIMS) return bad(c, base, "'shape' has more than 8 dimensions");
+        if (out->ndim == DD_NPY_MAX_DIMS) return bad(c, base, "'shape' has more than 8 dimensions");
         out->shape[out->ndim++] = (int64_t)v;
-        if (v && count > NPY_MAX_BYTES / v)
-            count = NPY_MAX_BYTES + 1; // saturate: refused below, never multiplied further
+        if (v && count > DD_NPY_MAX_BYTES / v)
+            count = DD_NPY_MAX_BYTES + 1; // saturate: refused below, never multiplied further
         else
             count *= v;
         skip_ws(c);
@@ -118,7 +125,7 @@ static dd_status parse_shape(cursor *c, const char *base, npy_array *out) {
     return DD_OK;
 }
 
-dd_status npy_parse_header(const char *name, const uint8_t *buf, size_t len, npy_array *out) {
+dd_status dd_npy_parse_header(const char *name, const uint8_t *buf, size_t len, dd_npy_array *out) {
     memset(out, 0, sizeof *out);
     if (len < 8 || memcmp(buf, npy_magic, 6) != 0)
         return dd_error_set(DD_ERR_PARSE, "%s: not a .npy file (bad magic; expected \\x93NUMPY)",
@@ -134,9 +141,9 @@ dd_status npy_parse_header(const char *name, const uint8_t *buf, size_t len, npy
     uint64_t hlen = major == 1 ? (uint64_t)buf[8] | (uint64_t)buf[9] << 8
                                : (uint64_t)buf[8] | (uint64_t)buf[9] << 8 |
                                      (uint64_t)buf[10] << 16 | (uint64_t)buf[11] << 24;
-    if (hlen > NPY_MAX_HEADER)
+    if (hlen > DD_NPY_MAX_HEADER)
         return dd_error_set(DD_ERR_PARSE, "%s: .npy header length %llu is over the limit of %d",
-                            name, (unsigned long long)hlen, NPY_MAX_HEADER);
+                            name, (unsigned long long)hlen, DD_NPY_MAX_HEADER);
     if ((pre + hlen) % 16 != 0)
         return dd_error_set(DD_ERR_PARSE,
                             "%s: .npy header of %llu bytes is not padded to a multiple of 16", name,
@@ -203,16 +210,16 @@ dd_status npy_parse_header(const char *name, const uint8_t *buf, size_t len, npy
                             !seen_descr     ? "descr"
                             : !seen_fortran ? "fortran_order"
                                             : "shape");
-    if (out->count > NPY_MAX_BYTES / (uint64_t)out->itemsize)
+    if (out->count > DD_NPY_MAX_BYTES / (uint64_t)out->itemsize)
         return dd_error_set(DD_ERR_PARSE,
                             "%s: .npy shape announces more than %llu bytes of data: refused", name,
-                            (unsigned long long)NPY_MAX_BYTES);
+                            (unsigned long long)DD_NPY_MAX_BYTES);
     out->header_len = pre + (size_t)hlen;
     return DD_OK;
 }
 
-dd_status npy_parse(const char *name, const uint8_t *buf, size_t len, npy_array *out) {
-    DD_TRY(npy_parse_header(name, buf, len, out));
+dd_status dd_npy_parse(const char *name, const uint8_t *buf, size_t len, dd_npy_array *out) {
+    DD_TRY(dd_npy_parse_header(name, buf, len, out));
     uint64_t want = out->count * (uint64_t)out->itemsize, have = len - out->header_len;
     if (have < want)
         return dd_error_set(DD_ERR_PARSE,
@@ -229,7 +236,7 @@ dd_status npy_parse(const char *name, const uint8_t *buf, size_t len, npy_array 
     return DD_OK;
 }
 
-static uint64_t load_uint(const npy_array *a, uint64_t i) {
+static uint64_t load_uint(const dd_npy_array *a, uint64_t i) {
     const uint8_t *p = a->data + i * (uint64_t)a->itemsize;
     uint64_t v = 0;
     for (int b = 0; b < a->itemsize; b++) {
@@ -239,7 +246,7 @@ static uint64_t load_uint(const npy_array *a, uint64_t i) {
     return v;
 }
 
-int64_t npy_int_at(const npy_array *a, uint64_t i) {
+int64_t dd_npy_int_at(const dd_npy_array *a, uint64_t i) {
     uint64_t v = load_uint(a, i);
     if (a->kind == 'u') return v > (uint64_t)INT64_MAX ? -1 : (int64_t)v;
     int bits = 8 * a->itemsize;
@@ -247,7 +254,7 @@ int64_t npy_int_at(const npy_array *a, uint64_t i) {
     return (int64_t)v;
 }
 
-float npy_float_at(const npy_array *a, uint64_t i) {
+float dd_npy_float_at(const dd_npy_array *a, uint64_t i) {
     uint64_t v = load_uint(a, i);
     if (a->itemsize == 4) {
         uint32_t u = (uint32_t)v;
@@ -258,4 +265,112 @@ float npy_float_at(const npy_array *a, uint64_t i) {
     double d;
     memcpy(&d, &v, 8);
     return (float)d;
+}
+
+/* ---- .npz members ---------------------------------------------------------- */
+
+/* The size the zip announces is checked against the limit before anything is
+ * allocated, and the data read must match it. */
+dd_status dd_npz_read_member(const char *path, const char *member, unsigned flags, uint8_t **data,
+                             size_t *len_out) {
+    *data = NULL;
+    *len_out = 0;
+    const int header_only = (flags & DD_NPZ_HEADER_ONLY) != 0;
+    struct archive *a = archive_read_new();
+    if (!a) return dd_error_set(DD_ERR_NOMEM, "%s: out of memory", path);
+    archive_read_support_format_zip(a);
+    dd_status st = DD_OK;
+    if (archive_read_open_filename(a, path, 65536) != ARCHIVE_OK) {
+        st = dd_archive_error(a, path, "not a readable .npz (zip) file");
+        goto done;
+    }
+    struct archive_entry *e;
+    int r, found = 0;
+    while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+        const char *name = archive_entry_pathname(e);
+        if (!name || strcmp(name, member) != 0) continue;
+        found = 1;
+        uint64_t want = archive_entry_size_is_set(e) ? (uint64_t)archive_entry_size(e) : 0;
+        const uint64_t limit = (uint64_t)dd_limits_max_bytes();
+        if (!header_only && want > limit) {
+            st = dd_error_set(DD_ERR_LIMIT,
+                              "%s:%s: member of %llu bytes is above the memory limit of %llu "
+                              "(dataset.max_bytes)",
+                              path, member, (unsigned long long)want, (unsigned long long)limit);
+            goto done;
+        }
+        // The buffer grows with the data actually read, never with the size
+        // the zip claims: a 1 KB file announcing gigabytes allocates nothing
+        // large.
+        size_t cap = header_only ? DD_NPY_MAX_HEADER + 12 : 65536;
+        if (!header_only && want && want < cap) cap = (size_t)want;
+        size_t len = 0;
+        uint8_t *buf = malloc(cap + 1);
+        if (!buf) {
+            st = dd_error_set(DD_ERR_NOMEM, "%s:%s: out of memory", path, member);
+            goto done;
+        }
+        for (;;) {
+            if (len == cap) {
+                if (header_only) break;
+                if (want && len == want) {
+                    uint8_t extra;
+                    la_ssize_t more = archive_read_data(a, &extra, 1);
+                    if (more == 0) break;
+                    free(buf);
+                    if (more < 0) {
+                        st = dd_archive_error(a, path, member);
+                    } else { // more data than the zip's size field announces
+                        st = dd_error_set(DD_ERR_ARCHIVE,
+                                          "%s:%s: member holds more than the %llu "
+                                          "bytes its header announces",
+                                          path, member, (unsigned long long)want);
+                    }
+                    goto done;
+                }
+                size_t ncap = 2 * cap;
+                if (want && ncap > want) ncap = (size_t)want;
+                if (!want && ncap > limit) {
+                    free(buf);
+                    st = dd_error_set(DD_ERR_LIMIT,
+                                      "%s:%s: member decompresses to more than the memory "
+                                      "limit of %llu bytes (dataset.max_bytes)",
+                                      path, member, (unsigned long long)limit);
+                    goto done;
+                }
+                uint8_t *nb = realloc(buf, ncap + 1);
+                if (!nb) {
+                    free(buf);
+                    st = dd_error_set(DD_ERR_NOMEM, "%s:%s: out of memory", path, member);
+                    goto done;
+                }
+                buf = nb;
+                cap = ncap;
+            }
+            la_ssize_t got = archive_read_data(a, buf + len, cap - len);
+            if (got < 0) {
+                free(buf);
+                st = dd_archive_error(a, path, member);
+                goto done;
+            }
+            if (got == 0) break;
+            len += (size_t)got;
+        }
+        if (!header_only && want && len != want) {
+            free(buf);
+            st = dd_error_set(DD_ERR_ARCHIVE, "%s:%s: member cut short: %zu of %llu bytes", path,
+                              member, len, (unsigned long long)want);
+            goto done;
+        }
+        *data = buf;
+        *len_out = len;
+        break;
+    }
+    if (!found && r != ARCHIVE_OK && r != ARCHIVE_EOF)
+        st = dd_archive_error(a, path, "corrupt .npz (zip) file");
+    else if (!found)
+        st = dd_error_set(DD_ERR_NOT_FOUND, "%s: the .npz has no member '%s'", path, member);
+done:
+    archive_read_free(a);
+    return st;
 }
