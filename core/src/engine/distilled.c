@@ -431,6 +431,28 @@ static dd_status load_from(FILE *f, const char *path, const char *dir, dd_distil
     return DD_OK;
 }
 
+/* distilled-soft-labels.idx, when the set has learned labels: a float32 IDX
+ * of N × n_outputs. */
+static dd_status read_soft(const char *dir, dd_distilled *d) {
+    char sp[4096];
+    snprintf(sp, sizeof sp, "%s/distilled-soft-labels.idx", dir);
+    FILE *f = fopen(sp, "rb");
+    if (!f) return errno == ENOENT ? DD_OK : dd_error_set(DD_ERR_IO, "%s: %s", sp, strerror(errno));
+    const uint32_t N = (uint32_t)((int64_t)d->steps * d->per_step);
+    unsigned char h[12];
+    dd_status s = DD_OK;
+    if (fread(h, 1, 12, f) != 12 || h[0] || h[1] || h[2] != 0x0D || h[3] != 2 ||
+        rd_be32(h + 4) != N || rd_be32(h + 8) < 1 || rd_be32(h + 8) > 65536)
+        s = dd_error_set(DD_ERR_PARSE, "%s: expected a float32 IDX of %u × K soft labels", sp, N);
+    const uint32_t K = s == DD_OK ? rd_be32(h + 8) : 0;
+    if (s == DD_OK && !(d->soft = dd_alloc_floats((size_t)N * K)))
+        s = dd_error_set(DD_ERR_NOMEM, "%s: out of memory", sp);
+    if (s == DD_OK) s = read_pixels(f, sp, d->soft, (size_t)N * K);
+    if (s == DD_OK) d->n_outputs = (int)K;
+    fclose(f);
+    return s;
+}
+
 dd_status dd_distilled_load(const char *dir, dd_distilled **out) {
     *out = NULL;
     char path[4096];
@@ -439,5 +461,10 @@ dd_status dd_distilled_load(const char *dir, dd_distilled **out) {
     if (!f) return dd_error_set(DD_ERR_NOT_FOUND, "%s: %s", path, strerror(errno));
     dd_status s = load_from(f, path, dir, out);
     fclose(f);
+    if (s == DD_OK) s = read_soft(dir, *out);
+    if (s != DD_OK) {
+        dd_distilled_destroy(*out);
+        *out = NULL;
+    }
     return s;
 }

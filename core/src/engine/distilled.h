@@ -53,11 +53,25 @@ DD_INTERNAL size_t dd_distilled_image_size(const dd_distilled *d);
 DD_INTERNAL dd_status dd_distilled_save(const dd_distilled *set, const char *const *class_names,
                                         const char *dir);
 
-/** Reads a set written by dd_distilled_save back from `dir` (images, labels
- * and step sizes; mean/std are left at 0/1 for the caller to set). Caller
+/** Reads a set written by dd_distilled_save back from `dir` (images, labels,
+ * the soft labels when distilled-soft-labels.idx is there, and step sizes;
+ * mean/std are left at 0/1 for the caller to set). Caller
  * owns *out. DD_ERR_NOT_FOUND names a missing file, DD_ERR_PARSE a corrupt
  * or inconsistent one. */
 DD_INTERNAL dd_status dd_distilled_load(const char *dir, dd_distilled **out);
+
+/** Reads a set from an .npz in the distilled.npz layout (docs/output.md),
+ * written by distill or by another tool: `images` float (N, C, H, W),
+ * `labels` integer (N,) or float (N, K), `lrs` float (epochs, steps), all
+ * > 0 and finite; optional `step` integer (N,) (the images of each step are
+ * taken in file order; without it image i belongs to step i / (N/steps)),
+ * and `mean`/`std` float (C,) (then *has_norm = 1; else mean 0, std 1).
+ * Steps and epochs come from the shape of `lrs`, the class count from the
+ * labels (largest hard label + 1, or K); every step must hold the same hard
+ * labels in the same order. Every error is DD_ERR_PARSE naming `path` and the
+ * array (DD_ERR_NOT_FOUND / DD_ERR_ARCHIVE for the file itself). Caller
+ * owns *out. has_norm may be NULL. */
+DD_INTERNAL dd_status dd_distilled_load_npz(const char *path, dd_distilled **out, int *has_norm);
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,7 @@
 #include "base/error.h"
 #include "distill/log.h"
 #include "run/stage_table.h"
+#include "run/stage_source.h"
 #include "run/stages.h"
 #include "config/options.h"
 #include "engine/netpool.h"
@@ -49,7 +50,8 @@ static dd_status make_out_dir(dd_run *run) {
     if (ro && ro->resume && !exists)
         return dd_error_set(DD_ERR_NOT_FOUND,
                             "%s: nothing to resume (the directory does not exist)", run->out_dir);
-    if (exists && !(ro && ro->resume) && !dir_is_empty(run->out_dir))
+    const int replace = run->source && run->source->replace_output;
+    if (exists && !(ro && ro->resume) && !replace && !dir_is_empty(run->out_dir))
         return dd_error_set(
             DD_ERR_INVALID,
             "%s: already holds a run (use --resume to continue it, or another --out)",
@@ -62,6 +64,14 @@ static dd_status write_config(dd_run *run) {
     snprintf(path, sizeof path, "%s/config.yaml", run->out_dir);
     dd_fs_atomic a;
     DD_TRY(dd_fs_atomic_open(&a, path));
+    if (run->source && run->source->comment) {
+        // one "# " line per line of the comment
+        for (const char *c = run->source->comment; *c;) {
+            size_t n = strcspn(c, "\n");
+            fprintf(a.f, "# %.*s\n", (int)n, c);
+            c += n + (c[n] == '\n');
+        }
+    }
     dd_status s = dd_pipeline_write_config(run->p, a.f);
     if (s != DD_OK) {
         dd_fs_atomic_abort(&a);
@@ -73,8 +83,13 @@ static dd_status write_config(dd_run *run) {
 /* ---- stages --------------------------------------------------------------- */
 
 dd_status dd_run_pipeline(const dd_registry *reg, const dd_pipeline *p, const dd_run_options *ro) {
+    return dd_run_pipeline_source(reg, p, ro, NULL);
+}
+
+dd_status dd_run_pipeline_source(const dd_registry *reg, const dd_pipeline *p,
+                                 const dd_run_options *ro, const dd_run_source *src) {
     if (!reg || !p) return dd_error_set(DD_ERR_INVALID, "dd_run_pipeline: NULL argument");
-    dd_run run = {.reg = reg, .p = p, .ro = ro};
+    dd_run run = {.reg = reg, .p = p, .ro = ro, .source = src};
     dd_status s = make_out_dir(&run);
     if (s == DD_OK) s = write_config(&run);
     if (s == DD_OK) dd_info("run '%s' → %s", dd_pipeline_name(p), run.out_dir);

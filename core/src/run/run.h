@@ -8,6 +8,7 @@
 
 #include "distill/dataset.h"
 #include "distill/plugin.h"
+#include "base/export.h"
 #include "distill/host.h"
 #include "run/pipeline.h"
 
@@ -22,6 +23,14 @@ typedef struct dd_run {
     dd_dataset *test;  /**< set by load (owned) */
     struct dd_stage_state *engine; /**< distill/evaluate/report state (owned; engine_stages.h) */
     struct dd_netpool *pool; /**< pretrained pool, set by the pretrain stage (owned; pool.h) */
+    const struct dd_run_source *source; /**< distill evaluate's set (borrowed; stage_source.h) */
 } dd_run;
+
+struct dd_run_source;
+/** dd_run_pipeline, evaluating `src`'s set (`distill evaluate`; NULL: an
+ * ordinary run). */
+DD_INTERNAL dd_status dd_run_pipeline_source(const dd_registry *reg, const dd_pipeline *p,
+                                             const dd_run_options *ro,
+                                             const struct dd_run_source *src);
 
 #endif

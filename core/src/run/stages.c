@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "distill/log.h"
 #include "distill/model.h"
@@ -20,6 +19,7 @@
 #include "engine/netpool.h"
 #include "model/model_impl.h"
 #include "run/run.h"
+#include "run/stage_source.h"
 
 struct dd_stage_state {
     dd_model *model;
@@ -270,30 +270,8 @@ static dd_status arch_models(dd_run *run, dd_stage_state *st, dd_eval_settings *
 dd_status dd_stage_evaluate(dd_run *run) {
     dd_stage_state *st;
     DD_TRY(state_get(run, &st));
-    if (!st->set) {
-        // No distill stage in this run: evaluate the set exported by an earlier one.
-        char probe[4200];
-        struct stat sb;
-        snprintf(probe, sizeof probe, "%s/distilled-images.idx", run->out_dir);
-        if (stat(probe, &sb) == 0) {
-            DD_TRY(dd_distilled_load(run->out_dir, &st->set));
-            if (st->set->steps != st->cfg.steps || st->set->epochs != st->cfg.epochs ||
-                st->set->images_per_class != st->cfg.images_per_class)
-                return dd_error_set(DD_ERR_INVALID,
-                                    "%s: the exported set has %d steps × %d epochs × %d per class, "
-                                    "the pipeline's distill section says %d × %d × %d",
-                                    run->out_dir, st->set->steps, st->set->epochs,
-                                    st->set->images_per_class, st->cfg.steps, st->cfg.epochs,
-                                    st->cfg.images_per_class);
-            memcpy(st->set->mean, run->train->mean, sizeof st->set->mean);
-            memcpy(st->set->std, run->train->std, sizeof st->set->std);
-            dd_info("evaluate: using the distilled set exported in %s", run->out_dir);
-        } else {
-            dd_warn("evaluate: no distilled set (no distill stage and no export in %s); "
-                    "evaluating the baselines only",
-                    run->out_dir);
-        }
-    }
+    if (!st->set)
+        DD_TRY(dd_stage_source_set(run, &st->cfg, dd_model_output_dim(st->model), &st->set));
     dd_eval_settings es;
     DD_TRY(dd_eval_settings_from_options(dd_pipeline_section(run->p, "evaluate"), &es));
     es.progress = 1;
