@@ -1,4 +1,4 @@
-/* distill — the command-line tool: run and validate pipelines, list and
+/* distill — the command-line tool: run, validate and evaluate pipelines, list and
  * describe plugins, list and fetch datasets. Exit status: 0 success, 1
  * failure (message on stderr), 2 usage error. */
 #define _POSIX_C_SOURCE 200809L
@@ -21,6 +21,10 @@ static const char usage_text[] =
     "commands:\n"
     "  run PIPELINE [--set KEY=VALUE]... [--out DIR] [--resume] [--offline] [--cache-dir DIR]\n"
     "                       validate and run a pipeline (YAML)\n"
+    "  evaluate SOURCE [PIPELINE] [--set KEY=VALUE]... [--out DIR] [--offline] [--cache-dir DIR]\n"
+    "                       evaluate a run directory's distilled set, or a distilled .npz,\n"
+    "                       without distilling again (output: SOURCE/evaluation/ or\n"
+    "                       <npz-stem>-evaluation/ beside the .npz)\n"
     "  validate PIPELINE [--set KEY=VALUE]...\n"
     "                       check a pipeline without running it\n"
     "  plugins [--describe NAME]\n"
@@ -191,6 +195,93 @@ static int cmd_run(args *a, int validate_only) {
     }
     rc = s == DD_OK ? EXIT_OK : fail();
     dd_pipeline_destroy(p);
+    dd_registry_destroy(reg);
+    free(sets);
+    return rc;
+}
+
+/* ---- evaluate ---------------------------------------------------------------- */
+
+static const char evaluate_help[] =
+    "usage: distill evaluate SOURCE [PIPELINE] [--set KEY=VALUE]... [--out DIR] [--offline]\n"
+    "                        [--cache-dir DIR]\n"
+    "\n"
+    "Evaluates an existing distilled set without distilling again, writing the same\n"
+    "metrics.json and report.md as 'distill run'.\n"
+    "\n"
+    "SOURCE   a run directory (its exported set, or its distilled.npz when only that\n"
+    "         is there), or an .npz in the distilled.npz layout written by distill or\n"
+    "         by another tool (arrays images, labels, lrs; optional step, mean, std;\n"
+    "         docs/output.md)\n"
+    "PIPELINE the pipeline to evaluate with; default: the run directory's config.yaml\n"
+    "         (for an .npz: the config.yaml beside it; otherwise PIPELINE is required)\n"
+    "\n"
+    "Stages: fetch, load, pretrain (if the pipeline has it), evaluate, report.\n"
+    "distill.steps, epochs and images_per_class come from the set's shape; --set\n"
+    "overrides the rest (e.g. --set evaluate.nets=5).\n"
+    "\n"
+    "--out DIR      output directory; default SOURCE/evaluation/ for a run directory,\n"
+    "               <npz-stem>-evaluation/ beside an .npz. It gets metrics.json,\n"
+    "               report.md, config.yaml (its first comment line says what was\n"
+    "               evaluated) and the set's export. An earlier evaluation there is\n"
+    "               replaced; the source's own directory and other runs are refused.\n"
+    "--offline      never download; use the cache or dataset.path\n"
+    "--cache-dir DIR  download/unpack cache\n";
+
+static int cmd_evaluate(args *a) {
+    const char *source = NULL, *pipeline = NULL;
+    const char **sets = calloc((size_t)a->argc + 1, sizeof *sets);
+    if (!sets) return dd_error_set(DD_ERR_NOMEM, "out of memory"), fail();
+    size_t n_sets = 0;
+    dd_run_options ro = {.struct_size = sizeof ro};
+    int rc = EXIT_OK;
+    for (a->i++; a->i < a->argc && rc == EXIT_OK; a->i++) {
+        const char *s = a->argv[a->i], *v = NULL;
+        int m;
+        if (is_help(s)) {
+            printf("%s", evaluate_help);
+            free(sets);
+            return EXIT_OK;
+        }
+        if ((m = opt_value(a, "--set", &v)) != 0) {
+            if (m < 0)
+                rc = usage_error("option '%s' needs KEY=VALUE", s);
+            else
+                sets[n_sets++] = v;
+        } else if ((m = opt_value(a, "--out", &v)) != 0) {
+            if (m < 0)
+                rc = usage_error("option '%s' needs a directory", s);
+            else
+                ro.out_dir = v;
+        } else if ((m = opt_value(a, "--cache-dir", &v)) != 0) {
+            if (m < 0)
+                rc = usage_error("option '%s' needs a directory", s);
+            else
+                ro.cache_dir = v;
+        } else if (strcmp(s, "--offline") == 0) {
+            ro.offline = 1;
+        } else if (s[0] == '-' && s[1] != '\0') {
+            rc = usage_error("unknown option '%s'", s);
+        } else if (!source) {
+            source = s;
+        } else if (!pipeline) {
+            pipeline = s;
+        } else {
+            rc = usage_error("unexpected argument '%s' (evaluate takes SOURCE and at most one "
+                             "PIPELINE)",
+                             s);
+        }
+    }
+    if (rc == EXIT_OK && !source)
+        rc = usage_error("%s: missing SOURCE (a run directory or a distilled .npz)", a->cmd);
+    if (rc != EXIT_OK) {
+        free(sets);
+        return rc;
+    }
+    dd_registry *reg = NULL;
+    dd_status s = load_registry(0, &reg);
+    if (s == DD_OK) s = dd_evaluate_source(reg, source, pipeline, sets, &ro);
+    rc = s == DD_OK ? EXIT_OK : fail();
     dd_registry_destroy(reg);
     free(sets);
     return rc;
@@ -536,6 +627,7 @@ int main(int argc, char **argv) {
     a.cmd = argv[a.i];
     if (strcmp(a.cmd, "run") == 0) return cmd_run(&a, 0);
     if (strcmp(a.cmd, "validate") == 0) return cmd_run(&a, 1);
+    if (strcmp(a.cmd, "evaluate") == 0) return cmd_evaluate(&a);
     if (strcmp(a.cmd, "plugins") == 0) return cmd_plugins(&a);
     if (strcmp(a.cmd, "datasets") == 0) return cmd_datasets(&a);
     if (strcmp(a.cmd, "fetch") == 0) return cmd_fetch(&a);
@@ -543,6 +635,8 @@ int main(int argc, char **argv) {
         printf("%s", usage_text);
         return EXIT_OK;
     }
-    return usage_error("unknown command '%s' (commands: run, validate, plugins, datasets, fetch)",
-                       a.cmd);
+    return usage_error(
+        "unknown command '%s' (commands: run, evaluate, validate, plugins, datasets, "
+        "fetch)",
+        a.cmd);
 }

@@ -127,6 +127,25 @@ typedef struct dd_run_options {
 DD_API dd_status dd_run_pipeline(const dd_registry *reg, const dd_pipeline *p,
                                  const dd_run_options *ro);
 
+/** `distill evaluate`: evaluates an existing distilled set without
+ * distilling again. `source` is a run directory (the set is its export,
+ * distilled-images.idx..., or its distilled.npz when only that is there) or
+ * an .npz in the distilled.npz layout (docs/output.md), written by distill or
+ * by another tool. `pipeline` (may be NULL) is the pipeline to evaluate with;
+ * NULL: the run directory's config.yaml (for an .npz: the config.yaml beside
+ * it). `overrides` are --set strings as for dd_pipeline_load. The stages run
+ * are fetch, load, pretrain (when the pipeline has it), evaluate and report;
+ * distill.steps, epochs and images_per_class come from the set's shape. The
+ * output (metrics.json, report.md, config.yaml whose first comment line names
+ * what was evaluated, the set's export) goes to ro->out_dir, by default
+ * <run dir>/evaluation or <npz dir>/<npz stem>-evaluation; it may replace an
+ * earlier evaluation there but never the source's own files or another run.
+ * Every error names the file (and for an .npz the array). ro may be NULL;
+ * ro->resume is refused. */
+DD_API dd_status dd_evaluate_source(const dd_registry *reg, const char *source,
+                                    const char *pipeline, const char *const *overrides,
+                                    const dd_run_options *ro);
+
 /* ---- Datasets ----------------------------------------------------------- */
 
 /** One line of `distill datasets`. */
