@@ -22,6 +22,7 @@
 #include "distill/image.h"
 #include "engine/distilled.h"
 #include "distill/npy.h"
+#include "npy_gen.h"
 #include "readers_gen.h"
 
 enum { NTR = 6, NTE = 4, C = 3, H = 5, W = 3, HW = H * W, D = C * HW };
@@ -35,34 +36,9 @@ static int label_of(int split, int i) {
 
 /* ---- writing .npy the way numpy does (independently of the core's writer) -- */
 
-typedef struct blob {
-    uint8_t *p;
-    size_t n;
-} blob;
-
-/* A .npy with the given header dict text (padded with spaces and '\n' to a
- * multiple of `align`) and data. */
-static blob npy_raw(int major, const char *dict, size_t align, const void *data, size_t bytes) {
-    size_t pre = major == 1 ? 10 : 12, dl = strlen(dict);
-    size_t total = pre + dl + 1, pad = (align - total % align) % align, hlen = dl + pad + 1;
-    blob b = {malloc(pre + hlen + bytes + 1), pre + hlen + bytes};
-    memcpy(b.p, "\x93NUMPY", 6);
-    b.p[6] = (uint8_t)major, b.p[7] = 0;
-    for (size_t i = 0; i < pre - 8; i++)
-        b.p[8 + i] = (uint8_t)(hlen >> (8 * i));
-    memcpy(b.p + pre, dict, dl);
-    memset(b.p + pre + dl, ' ', pad);
-    b.p[pre + hlen - 1] = '\n';
-    if (bytes) memcpy(b.p + pre + hlen, data, bytes);
-    return b;
-}
-
-static blob npy(const char *descr, const char *shape, const void *data, size_t bytes) {
-    char dict[256];
-    snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr,
-             shape);
-    return npy_raw(1, dict, 64, data, bytes);
-}
+typedef rg_blob blob;
+#define npy_raw rg_npy_raw
+#define npy rg_npy
 
 /* x (uint8 or float32 = byte/255, NHWC or NCHW, or 3-D with one channel). */
 static blob make_x(int split, int n, int ch, int nchw, int f32) {
@@ -131,26 +107,9 @@ static void write_dir(const char *dir, blob *m) {
     }
 }
 
-/* A zip of the members, stored or deflated (libarchive, as zipfile would). */
+/* A zip of the members, stored or deflated (as zipfile would). */
 static void write_zip(const char *path, const char *const *names, blob *m, int n, int deflate) {
-    struct archive *a = archive_write_new();
-    assert_int_equal(archive_write_set_format_zip(a), ARCHIVE_OK);
-    assert_int_equal(
-        archive_write_set_format_option(a, "zip", "compression", deflate ? "deflate" : "store"),
-        ARCHIVE_OK);
-    assert_int_equal(archive_write_open_filename(a, path), ARCHIVE_OK);
-    for (int k = 0; k < n; k++) {
-        struct archive_entry *e = archive_entry_new();
-        archive_entry_set_pathname(e, names[k]);
-        archive_entry_set_size(e, (la_int64_t)m[k].n);
-        archive_entry_set_filetype(e, AE_IFREG);
-        archive_entry_set_perm(e, 0644);
-        assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
-        assert_int_equal(archive_write_data(a, m[k].p, m[k].n), (la_ssize_t)m[k].n);
-        archive_entry_free(e);
-    }
-    assert_int_equal(archive_write_close(a), ARCHIVE_OK);
-    archive_write_free(a);
+    assert_int_equal(rg_write_zip(path, names, m, n, deflate), DD_OK);
 }
 
 static void free_blobs(blob *m, int n) {
