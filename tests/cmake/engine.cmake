@@ -7,6 +7,11 @@ add_dependencies(test_engine classification)
 distill_add_test(test_engine_cli SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_engine_cli.c
   LABELS e2e TIMEOUT 180)
 add_dependencies(test_engine_cli distill_cli classification lenet mnist)
+# `distill evaluate` of a run directory and of .npz files the test writes;
+# its refusals of bad input.
+distill_add_test(test_evaluate_cli SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_evaluate_cli.c
+  LABELS e2e TIMEOUT 180 LIBS m)
+add_dependencies(test_evaluate_cli distill_cli classification lenet mnist)
 # The kNN baseline on small problems with known answers.
 distill_add_test(test_knn SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_knn.c LABELS unit TIMEOUT 60)
 target_link_libraries(test_knn PRIVATE OpenMP::OpenMP_C)

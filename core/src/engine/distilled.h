@@ -67,8 +67,10 @@ DD_INTERNAL dd_status dd_distilled_load(const char *dir, dd_distilled **out);
  * taken in file order; without it image i belongs to step i / (N/steps)),
  * and `mean`/`std` float (C,) (then *has_norm = 1; else mean 0, std 1).
  * Steps and epochs come from the shape of `lrs`, the class count from the
- * labels (largest hard label + 1, or K); every step must hold the same hard
- * labels in the same order. Every error is DD_ERR_PARSE naming `path` and the
+ * labels (largest hard label + 1, or K) and images_per_class is the images
+ * per step over it, or 0 when they are not a multiple of it (for the caller
+ * to report against the dataset); every step must hold the same hard labels
+ * in the same order. Every error is DD_ERR_PARSE naming `path` and the
  * array (DD_ERR_NOT_FOUND / DD_ERR_ARCHIVE for the file itself). Caller
  * owns *out. has_norm may be NULL. */
 DD_INTERNAL dd_status dd_distilled_load_npz(const char *path, dd_distilled **out, int *has_norm);

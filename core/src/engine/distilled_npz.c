@@ -147,8 +147,8 @@ static dd_status check_shapes(const char *path, npz_arr *arr, int *S, int *E) {
     return DD_OK;
 }
 
-/* Labels: hard ones the same at every position of every step; soft ones
- * finite. Sets the class count. */
+/* Labels: hard ones in 0..65535 and the same at every position of every
+ * step; soft ones finite. Sets the class count (largest label + 1, or K). */
 static dd_status read_labels(const char *path, const dd_npy_array *y, const int64_t *perm,
                              int64_t N, int S, int *n_classes) {
     const int64_t M = N / S;
@@ -183,11 +183,6 @@ static dd_status read_labels(const char *path, const dd_npy_array *y, const int6
                                     (long long)a);
         }
     *n_classes = (int)mx + 1;
-    if (M % *n_classes != 0)
-        return dd_error_set(DD_ERR_PARSE,
-                            "%s: array 'labels': %lld images per step are not a multiple of the "
-                            "%d classes the labels use",
-                            path, (long long)M, *n_classes);
     return DD_OK;
 }
 
@@ -195,18 +190,19 @@ static dd_status fill_set(const char *path, npz_arr *arr, const int64_t *perm, i
                           int n_classes, dd_distilled **out) {
     const dd_npy_array *x = &arr[0].a, *y = &arr[1].a, *l = &arr[2].a;
     const int64_t N = x->shape[0], M = N / S;
-    if (M % n_classes != 0)
-        return dd_error_set(DD_ERR_PARSE,
-                            "%s: %lld images per step are not a multiple of the %d classes of "
-                            "array 'labels' (shape (%lld, %d))",
-                            path, (long long)M, n_classes, (long long)N, n_classes);
+    // Created as one class of M images per step, then given the class count
+    // the labels use; images_per_class stays 0 when M is not a multiple of
+    // it (the caller, who knows the dataset, says which is wrong).
     dd_distilled *d = NULL;
-    dd_status s = dd_distilled_create(S, E, (int)(M / n_classes), n_classes, (int)x->shape[1],
-                                      (int)x->shape[2], (int)x->shape[3], 0.f, &d);
+    dd_status s = dd_distilled_create(S, E, (int)M, 1, (int)x->shape[1], (int)x->shape[2],
+                                      (int)x->shape[3], 0.f, &d);
     if (s != DD_OK) {
         dd_error_prefix("%s", path);
         return s;
     }
+    d->n_classes = n_classes;
+    d->n_outputs = n_classes;
+    d->images_per_class = M % n_classes == 0 ? (int)(M / n_classes) : 0;
     const size_t D = dd_distilled_image_size(d);
     for (int64_t i = 0; i < N; i++)
         for (size_t k = 0; k < D; k++)
@@ -219,6 +215,8 @@ static dd_status fill_set(const char *path, npz_arr *arr, const int64_t *perm, i
     } else {
         const size_t K = (size_t)y->shape[1];
         d->n_outputs = (int)K;
+        for (int64_t j = 0; j < M; j++)
+            d->labels[j] = (int32_t)(j % n_classes);
         if (!(d->soft = dd_alloc_floats((size_t)N * K))) {
             dd_distilled_destroy(d);
             return dd_error_set(DD_ERR_NOMEM, "%s: out of memory", path);

@@ -151,8 +151,10 @@ static dd_status build_overrides(const char *const *user, int fetch, int pretrai
     int ok = asprintf(&ov[n], "stages=[%sload,%sevaluate,report]", fetch ? "fetch," : "",
                       pretrain ? "pretrain," : "") >= 0 &&
              asprintf(&ov[n + 1], "distill.steps=%d", set->steps) >= 0 &&
-             asprintf(&ov[n + 2], "distill.epochs=%d", set->epochs) >= 0 &&
-             asprintf(&ov[n + 3], "distill.images_per_class=%d", set->images_per_class) >= 0;
+             asprintf(&ov[n + 2], "distill.epochs=%d", set->epochs) >= 0;
+    // (no whole number of images per class: the evaluate stage says why)
+    if (ok && set->images_per_class > 0)
+        ok = asprintf(&ov[n + 3], "distill.images_per_class=%d", set->images_per_class) >= 0;
     if (!ok) {
         for (size_t i = n; i < n + 4; i++)
             free(ov[i]);

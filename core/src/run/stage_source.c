@@ -38,8 +38,8 @@ static dd_status check_norm(const char *label, const dd_distilled *set, const dd
             DD_ERR_INVALID,
             "%s: arrays 'mean' %s and 'std' %s differ from the dataset's normalisation (mean %s, "
             "std %s): the images are stored normalised and would reach the network in other "
-            "units than the test images; re-normalise them to the dataset's (x · std + mean − "
-            "mean') / std' or evaluate with a dataset normalised like the set",
+            "units than the test images; write them in the dataset's units, x' = (x · std_npz + "
+            "mean_npz − mean) / std, or evaluate with a dataset normalised like the set",
             label, floats_str(set->mean, set->channels, m1, sizeof m1),
             floats_str(set->std, set->channels, s1, sizeof s1),
             floats_str(ds->mean, ds->channels, m2, sizeof m2),
@@ -68,9 +68,14 @@ static dd_status check_set(const char *label, const dd_distilled *set, const dd_
                             label, set->n_classes - 1, ds->name, ds->n_classes, ds->n_classes - 1);
     if (set->n_classes != ds->n_classes)
         return dd_error_set(DD_ERR_INVALID,
-                            "%s: the set's labels use %d classes, the dataset '%s' has %d (every "
-                            "step must hold images of every class)",
+                            "%s: array 'labels': the set's labels use %d classes, the dataset '%s' "
+                            "has %d (every step must hold images of every class)",
                             label, set->n_classes, ds->name, ds->n_classes);
+    if (set->images_per_class < 1)
+        return dd_error_set(DD_ERR_INVALID,
+                            "%s: array 'images': %lld images per step are not a multiple of the "
+                            "%d classes",
+                            label, (long long)set->per_step, set->n_classes);
     if (set->steps != cfg->steps || set->epochs != cfg->epochs ||
         set->images_per_class != cfg->images_per_class)
         return dd_error_set(DD_ERR_INVALID,
@@ -89,6 +94,7 @@ dd_status dd_stage_source_set(dd_run *run, const dd_distill_config *cfg, int n_o
     const char *label;
     if (src && src->set) {
         label = src->label;
+        DD_TRY(check_set(label, src->set, run->train, n_outputs, cfg));
         if (src->has_norm) DD_TRY(check_norm(label, src->set, run->train));
         DD_TRY(dd_distilled_clone(src->set, &d));
     } else {
