@@ -77,7 +77,11 @@ static void test_help_version_usage(void **state) {
     expect("run --help", 0, "usage: distill run PIPELINE", NULL);
     expect("", 2, NULL, "usage: distill");
     expect("bogus", 2, NULL,
-           "distill: unknown command 'bogus' (commands: run, validate, plugins, datasets, fetch)");
+           "distill: unknown command 'bogus' (commands: run, evaluate, validate, plugins, "
+           "datasets, fetch)");
+    expect("--help", 0, "  evaluate SOURCE [PIPELINE] [--set KEY=VALUE]...", NULL);
+    expect("evaluate --help", 0, "default SOURCE/evaluation/ for a run directory", NULL);
+    expect("evaluate --frobnicate", 2, NULL, "distill: unknown option '--frobnicate'");
     expect("--bogus plugins", 2, NULL, "distill: unknown option '--bogus'");
     expect("--log-level loud plugins", 2, NULL, "unknown log level 'loud'");
     expect("run", 2, NULL, "distill: run: missing PIPELINE (a .yaml file)");
