@@ -222,6 +222,48 @@ static void test_run_dir(void **st) {
     free(m2);
 }
 
+// Pretrained-fixed init: the pretrain stage runs again (its pool is cached)
+// and the evaluation starts from the distillation's pretrained θ0, not from
+// a held-out one: the same numbers again.
+static void test_run_dir_pretrained_fixed(void **st) {
+    (void)st;
+    char *data = strf("%s/data", g_dir);
+    char *yaml = strf("name: evaluate-pretrained\n"
+                      "seed: 4\n"
+                      "stages: [load, pretrain, distill, evaluate, report]\n"
+                      "dataset: {plugin: mnist, name: mnist, path: %s, cache_dir: cache}\n"
+                      "model: {plugin: lenet, backend: onednn}\n"
+                      "objective: {plugin: classification}\n"
+                      "pretrain: {nets: 3, holdout: 1, epochs: 1, batch: 50}\n"
+                      "distill:\n"
+                      "  steps: 2\n  epochs: 1\n  images_per_class: 1\n"
+                      "  init_mode: pretrained-fixed\n  iterations: 10\n  batch_real: 50\n"
+                      "evaluate: {nets: 2, lr_search: 2, batch: 50, baselines: [random]}\n",
+                      data);
+    char *p = strf("%s/pp.yaml", g_dir);
+    assert_int_equal(rg_write_text(p, yaml), DD_OK);
+    char *t = cli(0, "-q run pp.yaml --out runp");
+    free(t);
+    t = cli(0, "-q evaluate runp");
+    free(t);
+    char *m1 = strf("%s/runp/metrics.json", g_dir),
+         *m2 = strf("%s/runp/evaluation/metrics.json", g_dir);
+    char *r1 = distilled_row(m1), *r2 = distilled_row(m2);
+    assert_string_equal(r1, r2);
+    char *cp = strf("%s/runp/evaluation/config.yaml", g_dir);
+    char *cfg = slurp_text(cp);
+    assert_non_null(strstr(cfg, "stages: [load, pretrain, evaluate, report]"));
+    free(cfg);
+    free(cp);
+    free(r1);
+    free(r2);
+    free(m1);
+    free(m2);
+    free(p);
+    free(yaml);
+    free(data);
+}
+
 /* ---- an .npz written by the test ------------------------------------------ */
 
 typedef struct npz_spec {
@@ -402,6 +444,7 @@ static void test_errors(void **st) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_dir),
+        cmocka_unit_test(test_run_dir_pretrained_fixed),
         cmocka_unit_test(test_npz_from_the_test),
         cmocka_unit_test(test_errors),
     };

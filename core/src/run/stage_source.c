@@ -12,6 +12,7 @@
 
 #include "base/error.h"
 #include "distill/log.h"
+#include "distill/tensor.h"
 #include "run/run.h"
 
 static int near(float a, float b) {
@@ -120,5 +121,14 @@ dd_status dd_stage_source_set(dd_run *run, const dd_distill_config *cfg, int n_o
     memcpy(d->std, run->train->std, sizeof d->std);
     dd_info("evaluate: using the distilled set in %s", label);
     *set = d;
+    return DD_OK;
+}
+
+dd_status dd_stage_source_theta0(const dd_distill_config *cfg, size_t n_params, float **theta0) {
+    *theta0 = NULL;
+    if (cfg->init_mode != DD_INIT_PRETRAINED_FIXED || !cfg->theta_pool || cfg->theta_pool_size < 1)
+        return DD_OK;
+    if (!(*theta0 = dd_alloc_floats(n_params))) return dd_nomem();
+    memcpy(*theta0, cfg->theta_pool[0], n_params * sizeof(float));
     return DD_OK;
 }

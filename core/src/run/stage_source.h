@@ -30,4 +30,13 @@ typedef struct dd_run_source {
 DD_INTERNAL dd_status dd_stage_source_set(struct dd_run *run, const dd_distill_config *cfg,
                                           int n_outputs, dd_distilled **set);
 
+/** θ0 of a set evaluated without its distillation, when the init mode
+ * needs the distillation's own and the evaluation would not find it:
+ * pretrained-fixed distils from the pretrain stage's first distillation
+ * member (cfg->theta_pool[0]), while the evaluation, given no θ0, takes the
+ * first held-out one. *theta0 = a copy of it (dd_free), or NULL for the other
+ * modes (fixed init re-derives θ0 from the seed as the distillation did). */
+DD_INTERNAL dd_status dd_stage_source_theta0(const dd_distill_config *cfg, size_t n_params,
+                                             float **theta0);
+
 #endif

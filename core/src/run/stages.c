@@ -270,8 +270,11 @@ static dd_status arch_models(dd_run *run, dd_stage_state *st, dd_eval_settings *
 dd_status dd_stage_evaluate(dd_run *run) {
     dd_stage_state *st;
     DD_TRY(state_get(run, &st));
-    if (!st->set)
+    if (!st->set) {
         DD_TRY(dd_stage_source_set(run, &st->cfg, dd_model_output_dim(st->model), &st->set));
+        if (st->set && !st->theta0)
+            DD_TRY(dd_stage_source_theta0(&st->cfg, dd_model_param_count(st->model), &st->theta0));
+    }
     dd_eval_settings es;
     DD_TRY(dd_eval_settings_from_options(dd_pipeline_section(run->p, "evaluate"), &es));
     es.progress = 1;
