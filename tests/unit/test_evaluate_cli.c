@@ -264,6 +264,35 @@ static void test_run_dir_pretrained_fixed(void **st) {
     free(data);
 }
 
+// Learned (soft) labels come back from the export (distilled-soft-labels.idx)
+// and from distill's own distilled.npz (float labels): the same numbers.
+static void test_run_dir_learned_labels(void **st) {
+    (void)st;
+    char *t = cli(0, "-q run p.yaml --out runs --set distill.learn_labels=true");
+    free(t);
+    t = cli(0, "-q evaluate runs");
+    free(t);
+    t = cli(0, "-q evaluate runs/distilled.npz");
+    free(t);
+    char *m1 = strf("%s/runs/metrics.json", g_dir),
+         *m2 = strf("%s/runs/evaluation/metrics.json", g_dir),
+         *m3 = strf("%s/runs/distilled-evaluation/metrics.json", g_dir);
+    char *r1 = distilled_row(m1), *r2 = distilled_row(m2), *r3 = distilled_row(m3);
+    assert_string_equal(r1, r2);
+    assert_string_equal(r1, r3);
+    char *cp = strf("%s/runs/distilled-evaluation/config.yaml", g_dir);
+    char *cfg = slurp_text(cp);
+    assert_non_null(strstr(cfg, "soft labels"));
+    free(cfg);
+    free(cp);
+    free(r1);
+    free(r2);
+    free(r3);
+    free(m1);
+    free(m2);
+    free(m3);
+}
+
 /* ---- an .npz written by the test ------------------------------------------ */
 
 typedef struct npz_spec {
@@ -445,6 +474,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_dir),
         cmocka_unit_test(test_run_dir_pretrained_fixed),
+        cmocka_unit_test(test_run_dir_learned_labels),
         cmocka_unit_test(test_npz_from_the_test),
         cmocka_unit_test(test_errors),
     };
