@@ -1,8 +1,9 @@
 /* distill — the host API: what a program that embeds libdistill calls (the
  * `distill` command is one such program). Load the plugins, load and
- * validate a pipeline, run it; fetch and list datasets; describe parameter
- * specs; build and run a model outside a pipeline. Plugins need none of
- * this: their API is the other headers of distill/. */
+ * validate a pipeline, run it, evaluate an existing distilled set; fetch and
+ * list datasets; describe parameter specs; build and run a model outside a
+ * pipeline. Plugins need none of this: their API is the other headers of
+ * distill/. */
 #ifndef DISTILL_HOST_H
 #define DISTILL_HOST_H
 
