@@ -17,8 +17,10 @@
 #include "distill/image.h"
 #include "distill/limits.h"
 #include "engine/checkpoint.h"
+#include "engine/distilled.h"
 #include "engine/npz_write.h"
 #include "distill/npy.h"
+#include "distill/tensor.h"
 #include "readers_gen.h"
 #include "voc_xml.h"
 
@@ -563,6 +565,45 @@ static int npy_seeds(const char *dir) {
     return r;
 }
 
+/* ---- distilled.npz (the input of distill evaluate) ---------------------------------- */
+
+static int distilled_npz_init(void) {
+    return base_init("fuzz-dnpz");
+}
+
+static void distilled_npz_run(const uint8_t *data, size_t size) {
+    char *p = path_in("in.npz");
+    dd_distilled *d = NULL;
+    int has_norm;
+    if (rg_write_file(p, data, size) == DD_OK && dd_distilled_load_npz(p, &d, &has_norm) == DD_OK)
+        dd_distilled_destroy(d);
+    free(p);
+}
+
+/* distill's own distilled.npz, with hard and with soft labels. */
+static int distilled_npz_seeds(const char *dir) {
+    int r = 0;
+    for (int soft = 0; r == 0 && soft < 2; soft++) {
+        dd_distilled *d = NULL;
+        if (dd_distilled_create(2, 2, 1, 3, 1, 4, 4, 0.01f, &d) != DD_OK) return -1;
+        for (size_t i = 0; i < (size_t)d->steps * (size_t)d->per_step * 16; i++)
+            d->images[i] = (float)i / 10.f;
+        if (soft && !(d->soft = dd_alloc_floats((size_t)d->steps * (size_t)d->per_step * 3)))
+            r = -1;
+        for (size_t i = 0; r == 0 && soft && i < (size_t)d->steps * (size_t)d->per_step * 3; i++)
+            d->soft[i] = (float)(i % 3) / 3.f;
+        char *sub = path_in(soft ? "dsoft" : "dhard");
+        if (r == 0 && (rg_mkdirs(sub) != DD_OK || dd_distilled_save(d, NULL, sub) != DD_OK)) r = -1;
+        char *npz = NULL;
+        if (r == 0 && asprintf(&npz, "%s/distilled.npz", sub) < 0) r = -1;
+        if (r == 0) r = seed_file(dir, soft ? "distilled-soft" : "distilled-hard", npz, -1);
+        free(npz);
+        free(sub);
+        dd_distilled_destroy(d);
+    }
+    return r;
+}
+
 static const fz_target targets[] = {
     {"pipeline", pipeline_init, pipeline_run, pipeline_seeds},
     {"manifest", manifest_init, manifest_run, manifest_seeds},
@@ -579,6 +620,7 @@ static const fz_target targets[] = {
     {"npz_dir", npz_dir_init, reader_run, reader_seeds},
     {"npz_zip", npz_zip_init, reader_run, reader_seeds},
     {"imagefolder", imagefolder_init, reader_run, reader_seeds},
+    {"distilled_npz", distilled_npz_init, distilled_npz_run, distilled_npz_seeds},
 };
 
 static const fz_target *all[sizeof targets / sizeof *targets + 1];

@@ -429,7 +429,7 @@ static void test_errors(void **st) {
     write_npz("dtype.npz", &dtype);
     expect_error("evaluate dtype.npz p.yaml",
                  "dtype.npz: array 'images' has dtype '<i4' and shape (20, 1, 28, 28); expected "
-                 "float32 (N, C, H, W)");
+                 "float32 (N, C, H, W) with 1 ≤ N");
     npz_spec shape = {.images_shape = "(20, 784)"};
     write_npz("shape.npz", &shape);
     expect_error("evaluate shape.npz p.yaml",

@@ -96,8 +96,10 @@ static dd_status step_order(const char *path, const npz_arr *step, int64_t N, in
 static dd_status check_shapes(const char *path, npz_arr *arr, int *S, int *E) {
     const dd_npy_array *x = &arr[0].a, *y = &arr[1].a, *l = &arr[2].a;
     if (x->kind != 'f' || x->ndim != 4 || x->shape[0] < 1 || x->shape[1] < 1 ||
-        x->shape[1] > DD_MAX_CHANNELS || x->shape[2] < 1 || x->shape[3] < 1)
-        return bad_shape(path, "images", x, "float32 (N, C, H, W) with N ≥ 1 and 1 ≤ C ≤ 4");
+        x->shape[1] > DD_MAX_CHANNELS || x->shape[2] < 1 || x->shape[3] < 1 ||
+        x->shape[0] > 1 << 24 || x->shape[2] > 1 << 16 || x->shape[3] > 1 << 16)
+        return bad_shape(path, "images", x,
+                         "float32 (N, C, H, W) with 1 ≤ N ≤ 2^24, 1 ≤ C ≤ 4 and H, W ≤ 65536");
     if (l->kind != 'f' || l->ndim != 2 || l->shape[0] < 1 || l->shape[1] < 1 ||
         l->shape[0] * l->shape[1] > 1 << 20)
         return bad_shape(path, "lrs", l, "float32 (epochs, steps)");
