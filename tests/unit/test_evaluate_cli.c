@@ -293,6 +293,32 @@ static void test_run_dir_learned_labels(void **st) {
     free(m3);
 }
 
+// A directory holding only a distilled.npz: the set is read from it, and
+// without a config.yaml a PIPELINE is needed.
+static void test_dir_with_only_the_npz(void **st) {
+    (void)st;
+    char *src = strf("%s/run/distilled.npz", g_dir), *dst = strf("%s/bare/distilled.npz", g_dir);
+    uint8_t *d = NULL;
+    size_t n = 0;
+    assert_int_equal(rg_read_file(src, &d, &n), DD_OK);
+    assert_int_equal(rg_write_file(dst, d, n), DD_OK);
+    free(d);
+    expect_error("evaluate bare", "bare: no config.yaml (the pipeline the set was distilled with); "
+                                  "give a PIPELINE");
+    char *t = cli(0, "-q evaluate bare p.yaml");
+    free(t);
+    char *m1 = strf("%s/run/metrics.json", g_dir),
+         *m2 = strf("%s/bare/evaluation/metrics.json", g_dir);
+    char *r1 = distilled_row(m1), *r2 = distilled_row(m2);
+    assert_string_equal(r1, r2);
+    free(r1);
+    free(r2);
+    free(m1);
+    free(m2);
+    free(src);
+    free(dst);
+}
+
 /* ---- an .npz written by the test ------------------------------------------ */
 
 typedef struct npz_spec {
@@ -475,6 +501,7 @@ int main(void) {
         cmocka_unit_test(test_run_dir),
         cmocka_unit_test(test_run_dir_pretrained_fixed),
         cmocka_unit_test(test_run_dir_learned_labels),
+        cmocka_unit_test(test_dir_with_only_the_npz),
         cmocka_unit_test(test_npz_from_the_test),
         cmocka_unit_test(test_errors),
     };
