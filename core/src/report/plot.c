@@ -316,8 +316,17 @@ static void draw_series(cairo_t *cr, const dd_plot_series *s, const axis *ax, co
     cairo_set_line_width(cr, 1.0);
 }
 
+static double fit_font(cairo_t *cr, const char *const *s, int n, double room, double max);
+
+/* The series' names right of the panel, in a font small enough that the
+ * longest fits the canvas. */
 static void draw_legend(cairo_t *cr, const dd_plot_panel *p, double x, double y) {
     font(cr, 11, 0);
+    const char *names[64];
+    int n = 0;
+    for (int i = 0; i < p->n_series && n < 64; i++)
+        if (p->series[i].name) names[n++] = p->series[i].name;
+    if (n) cairo_set_font_size(cr, fit_font(cr, names, n, DD_PLOT_WIDTH - (x + 28) - 4, 11));
     for (int i = 0; i < p->n_series; i++) {
         if (!p->series[i].name) continue;
         set_color(cr, i, 1.0);
