@@ -1,5 +1,5 @@
 /* distill tests — dataset generators and helpers for the reader tests (readers_gen.h). */
-#define _XOPEN_SOURCE 700
+#define _GNU_SOURCE // vasprintf (and the X/Open functions: nftw)
 #include "distill/host.h"
 #include "readers_gen.h"
 
@@ -128,6 +128,29 @@ dd_status rg_read_file(const char *path, uint8_t **data, size_t *len) {
     *data = d;
     *len = (size_t)n;
     return DD_OK;
+}
+
+char *rg_read_text(const char *path) {
+    uint8_t *d = NULL;
+    size_t n = 0;
+    if (rg_read_file(path, &d, &n) != DD_OK) {
+        dd_error_clear();
+        return NULL;
+    }
+    return (char *)d;
+}
+
+char *rg_strf(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0) s = NULL;
+    va_end(ap);
+    if (!s) {
+        fprintf(stderr, "rg_strf: out of memory\n");
+        abort();
+    }
+    return s;
 }
 
 dd_status rg_gzip_file(const char *src, const char *dst) {

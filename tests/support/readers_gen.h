@@ -28,6 +28,10 @@ dd_status rg_write_file(const char *path, const void *data, size_t len);
 dd_status rg_write_text(const char *path, const char *text);
 /** Reads a whole file; *data is malloc'ed (NUL-terminated). */
 dd_status rg_read_file(const char *path, uint8_t **data, size_t *len);
+/** A whole text file, malloc'ed and NUL-terminated; NULL if unreadable. */
+char *rg_read_text(const char *path);
+/** printf into a new string (malloc'ed); aborts the test program when out of memory. */
+char *rg_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /** Gzips `src` into `dst` (zlib). */
 dd_status rg_gzip_file(const char *src, const char *dst);
 /** Cuts `path` to `len` bytes. */

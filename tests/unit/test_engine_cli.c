@@ -23,20 +23,10 @@
 static char *g_dir;
 static char g_cli[4096];
 
-static char *strf(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0) s = NULL;
-    va_end(ap);
-    assert_non_null(s);
-    return s;
-}
-
 /* Starts `distill run PIPELINE --out OUT [--resume]`, stderr to OUT.log. */
 static pid_t spawn_run(const char *out, int resume) {
-    char *pipeline = strf("%s/p.yaml", g_dir);
-    char *log = strf("%s%s.log", out, resume ? "-resume" : "");
+    char *pipeline = rg_strf("%s/p.yaml", g_dir);
+    char *log = rg_strf("%s%s.log", out, resume ? "-resume" : "");
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -73,7 +63,7 @@ static uint8_t *slurp(const char *path, size_t *n) {
 }
 
 static void assert_same_file(const char *a_dir, const char *b_dir, const char *name) {
-    char *a = strf("%s/%s", a_dir, name), *b = strf("%s/%s", b_dir, name);
+    char *a = rg_strf("%s/%s", a_dir, name), *b = rg_strf("%s/%s", b_dir, name);
     size_t na, nb;
     uint8_t *da = slurp(a, &na), *db = slurp(b, &nb);
     assert_non_null(da);
@@ -94,23 +84,23 @@ static int setup(void **st) {
         return -1;
     }
     if (rg_mkdtemp("engine-cli", &g_dir) != DD_OK) return -1;
-    char *data = strf("%s/data", g_dir);
+    char *data = rg_strf("%s/data", g_dir);
     if (rg_mkdirs(data) != DD_OK || rg_write_mnist(data, 300, 100, 28, 28, 0) != DD_OK) return -1;
-    char *yaml = strf("name: cli-test\n"
-                      "seed: 3\n"
-                      "stages: [load, distill, evaluate, report]\n"
-                      "dataset: {plugin: mnist, name: mnist, path: %s}\n"
-                      "model: {plugin: lenet, backend: onednn}\n"
-                      "objective: {plugin: classification}\n"
-                      "distill:\n"
-                      "  steps: 2\n  epochs: 2\n  images_per_class: 1\n"
-                      "  iterations: 40\n  batch_real: 50\n  checkpoint_every: 1\n"
-                      "  optimizer: {decay_every: 15}\n"
-                      "evaluate: {nets: 2, lr_search: 3, batch: 50,\n"
-                      "           baselines: [random, average, kmeans, best_of_random, knn],\n"
-                      "           best_of_random_n: 3, best_of_random_holdout: 50}\n",
-                      data);
-    char *p = strf("%s/p.yaml", g_dir);
+    char *yaml = rg_strf("name: cli-test\n"
+                         "seed: 3\n"
+                         "stages: [load, distill, evaluate, report]\n"
+                         "dataset: {plugin: mnist, name: mnist, path: %s}\n"
+                         "model: {plugin: lenet, backend: onednn}\n"
+                         "objective: {plugin: classification}\n"
+                         "distill:\n"
+                         "  steps: 2\n  epochs: 2\n  images_per_class: 1\n"
+                         "  iterations: 40\n  batch_real: 50\n  checkpoint_every: 1\n"
+                         "  optimizer: {decay_every: 15}\n"
+                         "evaluate: {nets: 2, lr_search: 3, batch: 50,\n"
+                         "           baselines: [random, average, kmeans, best_of_random, knn],\n"
+                         "           best_of_random_n: 3, best_of_random_holdout: 50}\n",
+                         data);
+    char *p = rg_strf("%s/p.yaml", g_dir);
     dd_status s = rg_write_text(p, yaml);
     free(yaml);
     free(p);
@@ -127,16 +117,16 @@ static int teardown(void **st) {
 /* Runs the test pipeline with one extra --set; returns its stderr (malloc'ed)
  * and checks that the run failed with exit code 1. */
 static char *run_failing(const char *tag, const char *set) {
-    char *out = strf("%s/%s", g_dir, tag), *log = strf("%s/%s.log", g_dir, tag);
+    char *out = rg_strf("%s/%s", g_dir, tag), *log = rg_strf("%s/%s.log", g_dir, tag);
     char *cmd =
-        strf("'%s' run '%s/p.yaml' --out '%s' --set %s 2>'%s'", g_cli, g_dir, out, set, log);
+        rg_strf("'%s' run '%s/p.yaml' --out '%s' --set %s 2>'%s'", g_cli, g_dir, out, set, log);
     int rc = system(cmd);
     assert_true(WIFEXITED(rc));
     assert_int_equal(WEXITSTATUS(rc), 1);
     size_t n = 0;
     uint8_t *text = slurp(log, &n);
     assert_non_null(text);
-    char *t = strf("%.*s", (int)n, (const char *)text);
+    char *t = rg_strf("%.*s", (int)n, (const char *)text);
     free(text);
     free(cmd);
     free(log);
@@ -170,7 +160,7 @@ static void test_resource_limits(void **st) {
 }
 
 static void test_run_outputs_and_resume(void **st) {
-    char *a = strf("%s/a", g_dir), *b = strf("%s/b", g_dir);
+    char *a = rg_strf("%s/a", g_dir), *b = rg_strf("%s/b", g_dir);
     // Uninterrupted.
     assert_int_equal(wait_exit(spawn_run(a, 0)), 0);
     static const char *const files[] = {
@@ -179,14 +169,14 @@ static void test_run_outputs_and_resume(void **st) {
         "distilled.json", "distilled.npz",  "curves.png",           "curves.csv",
         "steps.png"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-        char *f = strf("%s/%s", a, files[i]);
+        char *f = rg_strf("%s/%s", a, files[i]);
         struct stat sb;
         if (stat(f, &sb) != 0) fprintf(stderr, "missing %s\n", f);
         assert_int_equal(stat(f, &sb), 0);
         assert_true(sb.st_size > 0);
         free(f);
     }
-    char *mpath = strf("%s/metrics.json", a);
+    char *mpath = rg_strf("%s/metrics.json", a);
     size_t n;
     char *metrics = (char *)slurp(mpath, &n);
     assert_non_null(metrics);
@@ -214,7 +204,7 @@ static void test_run_outputs_and_resume(void **st) {
     free(metrics);
     free(mpath);
     // lrs.csv: header + steps × epochs rows.
-    char *lpath = strf("%s/lrs.csv", a);
+    char *lpath = rg_strf("%s/lrs.csv", a);
     char *lrs = (char *)slurp(lpath, &n);
     int lines = 0;
     for (size_t i = 0; i < n; i++)
@@ -224,7 +214,7 @@ static void test_run_outputs_and_resume(void **st) {
     free(lpath);
     // curves.csv: header + one row per iteration, one step-size column per
     // inner step; curves.png the three panels; distilled.png labelled.
-    char *cpath = strf("%s/curves.csv", a);
+    char *cpath = rg_strf("%s/curves.csv", a);
     char *curves = (char *)slurp(cpath, &n);
     assert_non_null(curves);
     lines = 0;
@@ -236,7 +226,7 @@ static void test_run_outputs_and_resume(void **st) {
     assert_memory_equal(curves, header, sizeof header - 1);
     free(curves);
     free(cpath);
-    char *png_path = strf("%s/curves.png", a);
+    char *png_path = rg_strf("%s/curves.png", a);
     uint8_t *px;
     int w, h, c;
     assert_int_equal(dd_image_read_png(png_path, &px, &w, &h, &c), DD_OK);
@@ -244,13 +234,13 @@ static void test_run_outputs_and_resume(void **st) {
     assert_int_equal(h, 3 * DD_PLOT_PANEL_HEIGHT);
     free(px);
     free(png_path);
-    png_path = strf("%s/steps.png", a); // the evaluation's step curves
+    png_path = rg_strf("%s/steps.png", a); // the evaluation's step curves
     assert_int_equal(dd_image_read_png(png_path, &px, &w, &h, &c), DD_OK);
     assert_int_equal(w, DD_PLOT_WIDTH);
     assert_int_equal(h, DD_PLOT_PANEL_HEIGHT);
     free(px);
     free(png_path);
-    png_path = strf("%s/distilled.png", a);
+    png_path = rg_strf("%s/distilled.png", a);
     assert_int_equal(dd_image_read_png(png_path, &px, &w, &h, &c), DD_OK);
     assert_true(w > 2 * 28 * 4 && h > 10 * 28 * 4); // 10 classes × 2 steps at scale 4, labels
     free(px);
@@ -258,14 +248,14 @@ static void test_run_outputs_and_resume(void **st) {
 
     // Interrupted as soon as the first checkpoint exists, then resumed.
     pid_t pid = spawn_run(b, 0);
-    char *ck = strf("%s/checkpoint.bin", b);
+    char *ck = rg_strf("%s/checkpoint.bin", b);
     struct timespec ts = {0, 2000000};
     for (int i = 0; i < 30000 && access(ck, F_OK) != 0; i++)
         nanosleep(&ts, NULL);
     assert_int_equal(access(ck, F_OK), 0);
     kill(pid, SIGINT);
     int code = wait_exit(pid);
-    char *log = strf("%s.log", b);
+    char *log = rg_strf("%s.log", b);
     size_t ln;
     char *text = (char *)slurp(log, &ln);
     text = realloc(text, ln + 1);

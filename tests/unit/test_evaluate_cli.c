@@ -26,30 +26,13 @@ static char g_cli[4096];
 static float g_images[N * HW]; // the run's set, read back from its IDX export
 static float g_lrs[E * S];
 
-static char *strf(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0) s = NULL;
-    va_end(ap);
-    assert_non_null(s);
-    return s;
-}
-
-static char *slurp_text(const char *path) {
-    uint8_t *d = NULL;
-    size_t n = 0;
-    if (rg_read_file(path, &d, &n) != DD_OK) return NULL;
-    return (char *)d;
-}
-
 /* Runs `distill ARGS` (one thread, as the run), checks the exit status and
  * returns its stderr (malloc'ed). */
 static char *cli(int want_rc, const char *args) {
-    char *log = strf("%s/cli.log", g_dir);
-    char *cmd = strf("cd '%s' && OMP_NUM_THREADS=1 '%s' %s 2>'%s'", g_dir, g_cli, args, log);
+    char *log = rg_strf("%s/cli.log", g_dir);
+    char *cmd = rg_strf("cd '%s' && OMP_NUM_THREADS=1 '%s' %s 2>'%s'", g_dir, g_cli, args, log);
     int rc = system(cmd);
-    char *t = slurp_text(log);
+    char *t = rg_read_text(log);
     assert_non_null(t);
     assert_true(WIFEXITED(rc));
     if (WEXITSTATUS(rc) != want_rc)
@@ -67,19 +50,19 @@ static void expect_error(const char *args, const char *what) {
 
 /* The text of metrics.json's "distilled": {...} object. */
 static char *distilled_row(const char *metrics_path) {
-    char *t = slurp_text(metrics_path);
+    char *t = rg_read_text(metrics_path);
     if (!t) fail_msg("no %s", metrics_path);
     char *a = strstr(t, "\"distilled\": {");
     assert_non_null(a);
     char *b = strchr(a, '}');
     assert_non_null(b);
-    char *row = strf("%.*s", (int)(b - a + 1), a);
+    char *row = rg_strf("%.*s", (int)(b - a + 1), a);
     free(t);
     return row;
 }
 
 static double row_value(const char *row, const char *key) {
-    char *k = strf("\"%s\": ", key);
+    char *k = rg_strf("\"%s\": ", key);
     const char *p = strstr(row, k);
     assert_non_null(p);
     double v = strtod(p + strlen(k), NULL);
@@ -100,20 +83,20 @@ static int setup(void **st) {
         return -1;
     }
     if (rg_mkdtemp("evaluate-cli", &g_dir) != DD_OK) return -1;
-    char *data = strf("%s/data", g_dir);
+    char *data = rg_strf("%s/data", g_dir);
     if (rg_mkdirs(data) != DD_OK || rg_write_mnist(data, 300, 100, 28, 28, 0) != DD_OK) return -1;
-    char *yaml = strf("name: evaluate-test\n"
-                      "seed: 5\n"
-                      "stages: [load, distill, evaluate, report]\n"
-                      "dataset: {plugin: mnist, name: mnist, path: %s}\n"
-                      "model: {plugin: lenet, backend: onednn}\n"
-                      "objective: {plugin: classification}\n"
-                      "distill:\n"
-                      "  steps: %d\n  epochs: %d\n  images_per_class: 1\n  init_mode: fixed\n"
-                      "  iterations: 30\n  batch_real: 50\n"
-                      "evaluate: {nets: 2, lr_search: 2, batch: 50, baselines: [random]}\n",
-                      data, S, E);
-    char *p = strf("%s/p.yaml", g_dir);
+    char *yaml = rg_strf("name: evaluate-test\n"
+                         "seed: 5\n"
+                         "stages: [load, distill, evaluate, report]\n"
+                         "dataset: {plugin: mnist, name: mnist, path: %s}\n"
+                         "model: {plugin: lenet, backend: onednn}\n"
+                         "objective: {plugin: classification}\n"
+                         "distill:\n"
+                         "  steps: %d\n  epochs: %d\n  images_per_class: 1\n  init_mode: fixed\n"
+                         "  iterations: 30\n  batch_real: 50\n"
+                         "evaluate: {nets: 2, lr_search: 2, batch: 50, baselines: [random]}\n",
+                         data, S, E);
+    char *p = rg_strf("%s/p.yaml", g_dir);
     dd_status s = rg_write_text(p, yaml);
     free(yaml);
     free(p);
@@ -122,7 +105,7 @@ static int setup(void **st) {
     char *t = cli(0, "-q run p.yaml --out run");
     free(t);
     // The run's set, for the .npz tests to write in their own layout.
-    char *ip = strf("%s/run/distilled-images.idx", g_dir);
+    char *ip = rg_strf("%s/run/distilled-images.idx", g_dir);
     uint8_t *d = NULL;
     size_t n = 0;
     s = rg_read_file(ip, &d, &n);
@@ -133,7 +116,7 @@ static int setup(void **st) {
         memcpy(&g_images[i], &u, 4);
     }
     free(d);
-    char *lp = strf("%s/run/lrs.csv", g_dir);
+    char *lp = rg_strf("%s/run/lrs.csv", g_dir);
     FILE *f = fopen(lp, "r");
     free(lp);
     if (!f) return -1;
@@ -167,7 +150,7 @@ static void test_run_dir(void **st) {
     char *before[N_RUN_FILES];
     size_t before_n[N_RUN_FILES];
     for (int i = 0; i < N_RUN_FILES; i++) {
-        char *p = strf("%s/run/%s", g_dir, run_files[i]);
+        char *p = rg_strf("%s/run/%s", g_dir, run_files[i]);
         assert_int_equal(rg_read_file(p, (uint8_t **)&before[i], &before_n[i]), DD_OK);
         free(p);
     }
@@ -176,15 +159,15 @@ static void test_run_dir(void **st) {
         char *t = cli(0, "evaluate run");
         free(t);
     }
-    char *m1 = strf("%s/run/metrics.json", g_dir),
-         *m2 = strf("%s/run/evaluation/metrics.json", g_dir);
+    char *m1 = rg_strf("%s/run/metrics.json", g_dir),
+         *m2 = rg_strf("%s/run/evaluation/metrics.json", g_dir);
     char *r1 = distilled_row(m1), *r2 = distilled_row(m2);
     // Fixed init: θ0 is re-derived from the seed exactly as the distillation
     // drew it, so the numbers are the same to the last digit.
     assert_string_equal(r1, r2);
     assert_true(row_value(r2, "nets") == 1);
     for (int i = 0; i < N_RUN_FILES; i++) {
-        char *p = strf("%s/run/%s", g_dir, run_files[i]);
+        char *p = rg_strf("%s/run/%s", g_dir, run_files[i]);
         uint8_t *now = NULL;
         size_t n = 0;
         assert_int_equal(rg_read_file(p, &now, &n), DD_OK);
@@ -194,24 +177,24 @@ static void test_run_dir(void **st) {
         free(p);
         free(before[i]);
     }
-    char *cp = strf("%s/run/evaluation/config.yaml", g_dir);
-    char *cfg = slurp_text(cp);
+    char *cp = rg_strf("%s/run/evaluation/config.yaml", g_dir);
+    char *cfg = rg_read_text(cp);
     assert_non_null(cfg);
     assert_true(
         strncmp(cfg, "# distill evaluate: the distilled set in run (2 steps × 2 epochs", 60) == 0);
     assert_non_null(strstr(cfg, "stages: [load, evaluate, report]"));
     free(cfg);
     free(cp);
-    char *rp = strf("%s/run/evaluation/report.md", g_dir);
-    char *rep = slurp_text(rp);
+    char *rp = rg_strf("%s/run/evaluation/report.md", g_dir);
+    char *rep = rg_read_text(rp);
     assert_non_null(rep);
     free(rep);
     free(rp);
     // --set applies on top of the run's config.yaml
     char *t = cli(0, "-q evaluate run --out ev-set --set evaluate.baselines=[average]");
     free(t);
-    char *m3 = strf("%s/ev-set/metrics.json", g_dir);
-    char *all = slurp_text(m3);
+    char *m3 = rg_strf("%s/ev-set/metrics.json", g_dir);
+    char *all = rg_read_text(m3);
     assert_non_null(all);
     assert_non_null(strstr(all, "\"average\""));
     free(all);
@@ -227,31 +210,31 @@ static void test_run_dir(void **st) {
 // a held-out one: the same numbers again.
 static void test_run_dir_pretrained_fixed(void **st) {
     (void)st;
-    char *data = strf("%s/data", g_dir);
-    char *yaml = strf("name: evaluate-pretrained\n"
-                      "seed: 4\n"
-                      "stages: [load, pretrain, distill, evaluate, report]\n"
-                      "dataset: {plugin: mnist, name: mnist, path: %s, cache_dir: cache}\n"
-                      "model: {plugin: lenet, backend: onednn}\n"
-                      "objective: {plugin: classification}\n"
-                      "pretrain: {nets: 3, holdout: 1, epochs: 1, batch: 50}\n"
-                      "distill:\n"
-                      "  steps: 2\n  epochs: 1\n  images_per_class: 1\n"
-                      "  init_mode: pretrained-fixed\n  iterations: 10\n  batch_real: 50\n"
-                      "evaluate: {nets: 2, lr_search: 2, batch: 50, baselines: [random]}\n",
-                      data);
-    char *p = strf("%s/pp.yaml", g_dir);
+    char *data = rg_strf("%s/data", g_dir);
+    char *yaml = rg_strf("name: evaluate-pretrained\n"
+                         "seed: 4\n"
+                         "stages: [load, pretrain, distill, evaluate, report]\n"
+                         "dataset: {plugin: mnist, name: mnist, path: %s, cache_dir: cache}\n"
+                         "model: {plugin: lenet, backend: onednn}\n"
+                         "objective: {plugin: classification}\n"
+                         "pretrain: {nets: 3, holdout: 1, epochs: 1, batch: 50}\n"
+                         "distill:\n"
+                         "  steps: 2\n  epochs: 1\n  images_per_class: 1\n"
+                         "  init_mode: pretrained-fixed\n  iterations: 10\n  batch_real: 50\n"
+                         "evaluate: {nets: 2, lr_search: 2, batch: 50, baselines: [random]}\n",
+                         data);
+    char *p = rg_strf("%s/pp.yaml", g_dir);
     assert_int_equal(rg_write_text(p, yaml), DD_OK);
     char *t = cli(0, "-q run pp.yaml --out runp");
     free(t);
     t = cli(0, "-q evaluate runp");
     free(t);
-    char *m1 = strf("%s/runp/metrics.json", g_dir),
-         *m2 = strf("%s/runp/evaluation/metrics.json", g_dir);
+    char *m1 = rg_strf("%s/runp/metrics.json", g_dir),
+         *m2 = rg_strf("%s/runp/evaluation/metrics.json", g_dir);
     char *r1 = distilled_row(m1), *r2 = distilled_row(m2);
     assert_string_equal(r1, r2);
-    char *cp = strf("%s/runp/evaluation/config.yaml", g_dir);
-    char *cfg = slurp_text(cp);
+    char *cp = rg_strf("%s/runp/evaluation/config.yaml", g_dir);
+    char *cfg = rg_read_text(cp);
     assert_non_null(strstr(cfg, "stages: [load, pretrain, evaluate, report]"));
     free(cfg);
     free(cp);
@@ -274,14 +257,14 @@ static void test_run_dir_learned_labels(void **st) {
     free(t);
     t = cli(0, "-q evaluate runs/distilled.npz");
     free(t);
-    char *m1 = strf("%s/runs/metrics.json", g_dir),
-         *m2 = strf("%s/runs/evaluation/metrics.json", g_dir),
-         *m3 = strf("%s/runs/distilled-evaluation/metrics.json", g_dir);
+    char *m1 = rg_strf("%s/runs/metrics.json", g_dir),
+         *m2 = rg_strf("%s/runs/evaluation/metrics.json", g_dir),
+         *m3 = rg_strf("%s/runs/distilled-evaluation/metrics.json", g_dir);
     char *r1 = distilled_row(m1), *r2 = distilled_row(m2), *r3 = distilled_row(m3);
     assert_string_equal(r1, r2);
     assert_string_equal(r1, r3);
-    char *cp = strf("%s/runs/distilled-evaluation/config.yaml", g_dir);
-    char *cfg = slurp_text(cp);
+    char *cp = rg_strf("%s/runs/distilled-evaluation/config.yaml", g_dir);
+    char *cfg = rg_read_text(cp);
     assert_non_null(strstr(cfg, "soft labels"));
     free(cfg);
     free(cp);
@@ -297,7 +280,8 @@ static void test_run_dir_learned_labels(void **st) {
 // without a config.yaml a PIPELINE is needed.
 static void test_dir_with_only_the_npz(void **st) {
     (void)st;
-    char *src = strf("%s/run/distilled.npz", g_dir), *dst = strf("%s/bare/distilled.npz", g_dir);
+    char *src = rg_strf("%s/run/distilled.npz", g_dir),
+         *dst = rg_strf("%s/bare/distilled.npz", g_dir);
     uint8_t *d = NULL;
     size_t n = 0;
     assert_int_equal(rg_read_file(src, &d, &n), DD_OK);
@@ -307,8 +291,8 @@ static void test_dir_with_only_the_npz(void **st) {
                                   "give a PIPELINE");
     char *t = cli(0, "-q evaluate bare p.yaml");
     free(t);
-    char *m1 = strf("%s/run/metrics.json", g_dir),
-         *m2 = strf("%s/bare/evaluation/metrics.json", g_dir);
+    char *m1 = rg_strf("%s/run/metrics.json", g_dir),
+         *m2 = rg_strf("%s/bare/evaluation/metrics.json", g_dir);
     char *r1 = distilled_row(m1), *r2 = distilled_row(m2);
     assert_string_equal(r1, r2);
     free(r1);
@@ -375,7 +359,7 @@ static void write_npz(const char *name, const npz_spec *sp) {
         ADD("std", rg_npy("<f4", "(1,)", &sp->std, sizeof(float)));
     }
 #undef ADD
-    char *path = strf("%s/%s", g_dir, name);
+    char *path = rg_strf("%s/%s", g_dir, name);
     assert_int_equal(rg_write_zip(path, names, m, n, 0), DD_OK);
     for (int k = 0; k < n; k++)
         free(m[k].p);
@@ -390,12 +374,12 @@ static void test_npz_from_the_test(void **st) {
     write_npz("mine.npz", &sp);
     char *t = cli(0, "-q evaluate mine.npz p.yaml");
     free(t);
-    char *m1 = strf("%s/run/metrics.json", g_dir),
-         *m2 = strf("%s/mine-evaluation/metrics.json", g_dir);
+    char *m1 = rg_strf("%s/run/metrics.json", g_dir),
+         *m2 = rg_strf("%s/mine-evaluation/metrics.json", g_dir);
     char *r1 = distilled_row(m1), *r2 = distilled_row(m2);
     assert_string_equal(r1, r2);
-    char *cp = strf("%s/mine-evaluation/config.yaml", g_dir);
-    char *cfg = slurp_text(cp);
+    char *cp = rg_strf("%s/mine-evaluation/config.yaml", g_dir);
+    char *cfg = rg_read_text(cp);
     assert_non_null(cfg);
     assert_non_null(
         strstr(cfg, "mine.npz (2 steps × 2 epochs × 1 image(s) per class, hard labels)"));
@@ -410,11 +394,11 @@ static void test_npz_from_the_test(void **st) {
     write_npz("soft.npz", &soft);
     t = cli(0, "-q evaluate soft.npz p.yaml --out soft-ev");
     free(t);
-    m2 = strf("%s/soft-ev/metrics.json", g_dir);
+    m2 = rg_strf("%s/soft-ev/metrics.json", g_dir);
     r2 = distilled_row(m2);
     assert_true(fabs(row_value(r1, "test_loss") - row_value(r2, "test_loss")) < 1e-3);
-    cp = strf("%s/soft-ev/config.yaml", g_dir);
-    cfg = slurp_text(cp);
+    cp = rg_strf("%s/soft-ev/config.yaml", g_dir);
+    cfg = rg_read_text(cp);
     assert_non_null(strstr(cfg, "soft labels"));
     free(cfg);
     free(cp);

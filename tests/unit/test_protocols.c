@@ -262,33 +262,14 @@ static void test_standard_training(void **state) {
 static char *g_dir;
 static char g_cli[4096];
 
-static char *strf(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0) s = NULL;
-    va_end(ap);
-    assert_non_null(s);
-    return s;
-}
-
-static char *slurp_text(const char *path) {
-    uint8_t *d = NULL;
-    size_t n = 0;
-    if (rg_read_file(path, &d, &n) != DD_OK) return NULL;
-    char *s = strf("%.*s", (int)n, (const char *)d);
-    free(d);
-    return s;
-}
-
 /* Runs the CLI with `args` (shell words); returns the exit code and, in
  * *err, its stderr. */
 static int cli(const char *args, char **err) {
-    char *log = strf("%s/cli.log", g_dir);
-    char *cmd = strf("OMP_NUM_THREADS=1 '%s' %s 2>'%s' >/dev/null", g_cli, args, log);
+    char *log = rg_strf("%s/cli.log", g_dir);
+    char *cmd = rg_strf("OMP_NUM_THREADS=1 '%s' %s 2>'%s' >/dev/null", g_cli, args, log);
     int rc = system(cmd);
     assert_true(WIFEXITED(rc));
-    *err = slurp_text(log);
+    *err = rg_read_text(log);
     assert_non_null(*err);
     free(cmd);
     free(log);
@@ -301,26 +282,27 @@ static int setup_cli(void **st) {
     snprintf(g_cli, sizeof g_cli, "%s/bin/distill", bin ? bin : ".");
     if (access(g_cli, X_OK) != 0) return -1;
     if (rg_mkdtemp("protocols", &g_dir) != DD_OK) return -1;
-    char *data = strf("%s/data", g_dir);
+    char *data = rg_strf("%s/data", g_dir);
     if (rg_mkdirs(data) != DD_OK || rg_write_mnist(data, 300, 100, 28, 28, 0) != DD_OK) return -1;
-    char *yaml = strf("name: protocols\n"
-                      "seed: 2\n"
-                      "stages: [load, distill, evaluate, report]\n"
-                      "dataset: {plugin: mnist, name: mnist, path: %s}\n"
-                      "model: {plugin: linear}\n"
-                      "distill: {steps: 2, epochs: 1, iterations: 10, batch_real: 50}\n"
-                      "evaluate:\n"
-                      "  nets: 2\n  batch: 50\n  lr_search: 6\n  lr_search_window: 3\n"
-                      "  baselines: [random, average, knn]\n"
-                      "  protocols: [steps, cross_architecture, standard_training]\n"
-                      "  standard_training: {epochs: 3, nets: 2, batch: 8, crop: 2, flip: true}\n"
-                      "  cross_architecture: {nets: 2}\n"
-                      "  architectures:\n"
-                      "    - lenet\n"
-                      "    - {plugin: sequential, layers: [flatten, {linear: 16}, relu,\n"
-                      "                                    {linear: 10}]}\n",
-                      data);
-    char *p = strf("%s/p.yaml", g_dir);
+    char *yaml =
+        rg_strf("name: protocols\n"
+                "seed: 2\n"
+                "stages: [load, distill, evaluate, report]\n"
+                "dataset: {plugin: mnist, name: mnist, path: %s}\n"
+                "model: {plugin: linear}\n"
+                "distill: {steps: 2, epochs: 1, iterations: 10, batch_real: 50}\n"
+                "evaluate:\n"
+                "  nets: 2\n  batch: 50\n  lr_search: 6\n  lr_search_window: 3\n"
+                "  baselines: [random, average, knn]\n"
+                "  protocols: [steps, cross_architecture, standard_training]\n"
+                "  standard_training: {epochs: 3, nets: 2, batch: 8, crop: 2, flip: true}\n"
+                "  cross_architecture: {nets: 2}\n"
+                "  architectures:\n"
+                "    - lenet\n"
+                "    - {plugin: sequential, layers: [flatten, {linear: 16}, relu,\n"
+                "                                    {linear: 10}]}\n",
+                data);
+    char *p = rg_strf("%s/p.yaml", g_dir);
     dd_status s = rg_write_text(p, yaml);
     free(yaml);
     free(p);
@@ -343,13 +325,14 @@ static void assert_contains(const char *text, const char *what) {
 static void test_cli_all_protocols(void **st) {
     (void)st;
     char *err = NULL;
-    char *args = strf("run '%s/p.yaml' --out '%s/run'", g_dir, g_dir);
+    char *args = rg_strf("run '%s/p.yaml' --out '%s/run'", g_dir, g_dir);
     int rc = cli(args, &err);
     if (rc != 0) fprintf(stderr, "%s", err);
     assert_int_equal(rc, 0);
     free(err);
-    char *mpath = strf("%s/run/metrics.json", g_dir), *rpath = strf("%s/run/report.md", g_dir);
-    char *metrics = slurp_text(mpath), *report = slurp_text(rpath);
+    char *mpath = rg_strf("%s/run/metrics.json", g_dir),
+         *rpath = rg_strf("%s/run/report.md", g_dir);
+    char *metrics = rg_read_text(mpath), *report = rg_read_text(rpath);
     assert_non_null(metrics);
     assert_non_null(report);
     assert_contains(metrics, "\"metrics_version\": 2");
@@ -366,13 +349,13 @@ static void test_cli_all_protocols(void **st) {
     assert_contains(report, "### Protocol cross_architecture");
     assert_contains(report, "| set | lenet | sequential |");
     // config.yaml keeps the architectures, and validates as written
-    char *cfg = strf("%s/run/config.yaml", g_dir);
-    char *cfg_text = slurp_text(cfg);
+    char *cfg = rg_strf("%s/run/config.yaml", g_dir);
+    char *cfg_text = rg_read_text(cfg);
     assert_non_null(cfg_text);
     assert_contains(cfg_text, "  architectures:\n");
     assert_contains(cfg_text, "plugin: sequential");
     free(args);
-    args = strf("validate '%s'", cfg);
+    args = rg_strf("validate '%s'", cfg);
     rc = cli(args, &err);
     if (rc != 0) fprintf(stderr, "%s", err);
     assert_int_equal(rc, 0);
@@ -389,7 +372,7 @@ static void test_cli_all_protocols(void **st) {
 /* `distill validate` with one --set, which must fail naming `want`. */
 static void check_validate_error(const char *set, const char *want) {
     char *err = NULL;
-    char *args = strf("validate '%s/p.yaml' --set '%s'", g_dir, set);
+    char *args = rg_strf("validate '%s/p.yaml' --set '%s'", g_dir, set);
     int rc = cli(args, &err);
     assert_int_not_equal(rc, 0);
     assert_contains(err, want);
@@ -409,8 +392,8 @@ static void test_cli_errors(void **st) {
                          "evaluate.architectures[0]");
     // cross_architecture without any other network fails at run time, naming the key
     char *err = NULL;
-    char *args =
-        strf("run '%s/p.yaml' --out '%s/noarch' --set 'evaluate.architectures=[]'", g_dir, g_dir);
+    char *args = rg_strf("run '%s/p.yaml' --out '%s/noarch' --set 'evaluate.architectures=[]'",
+                         g_dir, g_dir);
     int rc = cli(args, &err);
     assert_int_equal(rc, 1);
     assert_contains(err, "evaluate.architectures");

@@ -26,15 +26,6 @@ enum { N_PER_SPLIT = 600 };
 
 static char *g_dir;
 
-static char *strf(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0) s = NULL;
-    va_end(ap);
-    return s;
-}
-
 static void be32(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)(v >> 24);
     p[1] = (uint8_t)(v >> 16);
@@ -80,8 +71,8 @@ static void write_idx(const char *dir, const char *prefix, const split *s) {
     be32(lab + 4, (uint32_t)n);
     for (size_t i = 0; i < n; i++)
         lab[8 + i] = (uint8_t)s->labels[i];
-    char *pi = strf("%s/%s-images-idx3-ubyte", dir, prefix);
-    char *pl = strf("%s/%s-labels-idx1-ubyte", dir, prefix);
+    char *pi = rg_strf("%s/%s-images-idx3-ubyte", dir, prefix);
+    char *pl = rg_strf("%s/%s-labels-idx1-ubyte", dir, prefix);
     assert_int_equal(rg_write_file(pi, img, 16 + n * 784), DD_OK);
     assert_int_equal(rg_write_file(pl, lab, 8 + n), DD_OK);
     free(pi);
@@ -94,12 +85,12 @@ static void write_tree(const char *dir, const char *split_name, const split *s,
                        char *const *class_names) {
     for (int64_t i = 0; i < s->n; i++) {
         // "<k>_<name>" keeps the sorted folder order equal to the label order
-        char *d = strf("%s/%s/%lld_%s", dir, split_name, (long long)s->labels[i],
-                       class_names[s->labels[i]]);
+        char *d = rg_strf("%s/%s/%lld_%s", dir, split_name, (long long)s->labels[i],
+                          class_names[s->labels[i]]);
         for (char *c = d + strlen(dir) + 1; *c; c++)
             if (*c == ' ' || (*c == '/' && c > d + strlen(dir) + strlen(split_name) + 1)) *c = '-';
         assert_int_equal(rg_mkdirs(d), DD_OK);
-        char *p = strf("%s/%05lld.png", d, (long long)i);
+        char *p = rg_strf("%s/%05lld.png", d, (long long)i);
         assert_int_equal(dd_image_write_png(p, 28, 28, 1, s->px + i * 784), DD_OK);
         free(p);
         free(d);
@@ -119,21 +110,22 @@ static void write_npz(const char *path, const split *tr, const split *te) {
 }
 
 static char *run(const char *tag, const char *dataset_yaml) {
-    char *yaml = strf("name: same-%s\nseed: 5\nstages: [load, distill, evaluate, report]\n"
-                      "dataset: %s\n"
-                      "model: {plugin: lenet}\n"
-                      "distill: {steps: 2, epochs: 1, iterations: 12, batch_real: 64,\n"
-                      "          checkpoint_every: 0, threads: 1}\n"
-                      "evaluate: {nets: 1, lr_search: 3, batch: 200, baselines: [random, average,"
-                      " knn]}\n",
-                      tag, dataset_yaml);
-    char *p = strf("%s/%s.yaml", g_dir, tag), *out = strf("%s/out-%s", g_dir, tag);
+    char *yaml =
+        rg_strf("name: same-%s\nseed: 5\nstages: [load, distill, evaluate, report]\n"
+                "dataset: %s\n"
+                "model: {plugin: lenet}\n"
+                "distill: {steps: 2, epochs: 1, iterations: 12, batch_real: 64,\n"
+                "          checkpoint_every: 0, threads: 1}\n"
+                "evaluate: {nets: 1, lr_search: 3, batch: 200, baselines: [random, average,"
+                " knn]}\n",
+                tag, dataset_yaml);
+    char *p = rg_strf("%s/%s.yaml", g_dir, tag), *out = rg_strf("%s/out-%s", g_dir, tag);
     assert_int_equal(rg_write_text(p, yaml), DD_OK);
     const char *bin = getenv("DISTILL_BINARY_DIR");
-    char *cmd =
-        strf("OMP_NUM_THREADS=1 '%s/bin/distill' -q run '%s' --out '%s'", bin ? bin : ".", p, out);
+    char *cmd = rg_strf("OMP_NUM_THREADS=1 '%s/bin/distill' -q run '%s' --out '%s'",
+                        bin ? bin : ".", p, out);
     assert_int_equal(system(cmd), 0);
-    char *m = strf("%s/metrics.json", out);
+    char *m = rg_strf("%s/metrics.json", out);
     uint8_t *data = NULL;
     size_t n = 0;
     assert_int_equal(rg_read_file(m, &data, &n), DD_OK);
@@ -168,8 +160,8 @@ static void test_same_run_three_readers(void **state) {
     sorted_split(tr, &a);
     sorted_split(te, &b);
 
-    char *idx = strf("%s/idx", g_dir), *tree = strf("%s/tree", g_dir),
-         *npz = strf("%s/set.npz", g_dir);
+    char *idx = rg_strf("%s/idx", g_dir), *tree = rg_strf("%s/tree", g_dir),
+         *npz = rg_strf("%s/set.npz", g_dir);
     assert_int_equal(rg_mkdirs(idx), DD_OK);
     write_idx(idx, "train", &a);
     write_idx(idx, "t10k", &b);
@@ -177,9 +169,9 @@ static void test_same_run_three_readers(void **state) {
     write_tree(tree, "test", &b, tr->class_names);
     write_npz(npz, &a, &b);
 
-    char *d1 = strf("{plugin: mnist, name: fashion-mnist, path: %s}", idx);
-    char *d2 = strf("{plugin: imagefolder, path: %s, mean: [0.2860], std: [0.3530]}", tree);
-    char *d3 = strf("{plugin: npz, path: %s, mean: [0.2860], std: [0.3530]}", npz);
+    char *d1 = rg_strf("{plugin: mnist, name: fashion-mnist, path: %s}", idx);
+    char *d2 = rg_strf("{plugin: imagefolder, path: %s, mean: [0.2860], std: [0.3530]}", tree);
+    char *d3 = rg_strf("{plugin: npz, path: %s, mean: [0.2860], std: [0.3530]}", npz);
     char *m1 = run("mnist", d1), *m2 = run("imagefolder", d2), *m3 = run("npz", d3);
     assert_non_null(strstr(m1, "\"distilled\""));
     assert_non_null(strstr(m1, "\"knn\""));
