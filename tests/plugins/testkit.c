@@ -22,7 +22,7 @@ static const dd_param_spec testdata_params[] = {
 static dd_status make_split(const char *name, int classes, int per_class, double noise, int size,
                             dd_dataset **out) {
     int64_t n = (int64_t)classes * per_class;
-    DD_TRY(dd_dataset_create(name, n, 1, size, size, classes, out));
+    DD_TRY(dd_dataset_create(name, DD_DTYPE_F32, n, 1, size, size, classes, out));
     dd_dataset *d = *out;
     size_t img = dd_dataset_image_size(d);
     for (int64_t i = 0; i < n; i++) {
@@ -32,7 +32,7 @@ static dd_status make_split(const char *name, int classes, int per_class, double
             // class c lights up row band c; deterministic "noise" from the index
             double v = ((int)(k / (size_t)size) % classes == label) ? 1.0 : 0.0;
             v += noise * sin((double)(i * 131 + (int64_t)k * 7));
-            d->images[(size_t)i * img + k] = (float)v;
+            dd_dataset_f32(d, i)[k] = (float)v;
         }
     }
     return DD_OK;

@@ -924,3 +924,79 @@ int rg_expect_read_error(rg_fixture *f, const char *dataset, const char *const *
     if (test && test != unset) dd_dataset_destroy(test);
     return ok ? 0 : -1;
 }
+
+const float *rg_image(const dd_dataset *d, int64_t i) {
+    static float *buf;
+    static size_t cap;
+    const size_t D = dd_dataset_image_size(d);
+    if (D > cap) {
+        free(buf);
+        buf = malloc(D * sizeof *buf);
+        cap = buf ? D : 0;
+    }
+    if (!buf || dd_dataset_gather_range(d, i, 1, buf) != DD_OK) {
+        fprintf(stderr, "rg_image: image %lld of %s: %s\n", (long long)i, d->name,
+                dd_error_message());
+        abort();
+    }
+    return buf;
+}
+
+float *rg_images(const dd_dataset *d) {
+    float *x = malloc((d->n > 0 ? (size_t)d->n : 1) * dd_dataset_image_size(d) * sizeof *x);
+    if (!x || dd_dataset_gather_range(d, 0, d->n, x) != DD_OK) {
+        fprintf(stderr, "rg_images: %s: %s\n", d->name, dd_error_message());
+        abort();
+    }
+    return x;
+}
+
+/* Image i's stored bytes, interleaved (HWC) as the readers once normalised them. */
+static void stored_hwc(const dd_dataset *d, int64_t i, uint8_t *hwc) {
+    const size_t hw = (size_t)d->height * d->width, D = hw * d->channels;
+    const uint8_t *chw = (const uint8_t *)d->pixels + (size_t)i * D;
+    for (int c = 0; c < d->channels; c++)
+        for (size_t p = 0; p < hw; p++)
+            hwc[p * d->channels + c] = chw[c * hw + p];
+}
+
+int rg_old_path_image(const dd_dataset *d, int64_t i, const uint8_t *hwc) {
+    const size_t D = dd_dataset_image_size(d);
+    uint8_t *own = hwc ? NULL : malloc(D);
+    float *want = malloc(D * sizeof *want);
+    if (!want || (!hwc && !own)) abort();
+    if (!hwc) stored_hwc(d, i, own);
+    dd_image_normalize(hwc ? hwc : own, d->width, d->height, d->channels, d->mean, d->std, want);
+    int same = memcmp(rg_image(d, i), want, D * sizeof *want) == 0;
+    free(own);
+    free(want);
+    return same;
+}
+
+int rg_old_path_batch(const dd_dataset *d) {
+    if (d->dtype != DD_DTYPE_U8 ||
+        dd_dataset_bytes(d) != (size_t)d->n * d->channels * d->height * d->width)
+        return 0;
+    const size_t D = dd_dataset_image_size(d);
+    const int64_t n = d->n + (d->n + 2) / 3;
+    int64_t *idx = malloc((size_t)n * sizeof *idx);
+    float *got = malloc((size_t)n * D * sizeof *got), *want = malloc(D * sizeof *want);
+    uint8_t *hwc = malloc(D);
+    if (!idx || !got || !want || !hwc) abort();
+    int64_t k = 0;
+    for (int64_t i = d->n - 1; i >= 0; i--)
+        idx[k++] = i;
+    for (int64_t i = 0; i < d->n; i += 3)
+        idx[k++] = i;
+    int same = dd_dataset_gather(d, idx, n, got) == DD_OK;
+    for (int64_t j = 0; same && j < n; j++) {
+        stored_hwc(d, idx[j], hwc);
+        dd_image_normalize(hwc, d->width, d->height, d->channels, d->mean, d->std, want);
+        same = memcmp(got + (size_t)j * D, want, D * sizeof *want) == 0;
+    }
+    free(idx);
+    free(got);
+    free(want);
+    free(hwc);
+    return same;
+}

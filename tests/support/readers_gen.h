@@ -176,4 +176,20 @@ const char *rg_fixture_path(rg_fixture *f, const char *sub, const char *rel);
 int rg_expect_read_error(rg_fixture *f, const char *dataset, const char *const *kv, int height,
                          int width, dd_status status, const char *a, const char *b);
 
+/** Image i of d as the consumers see it (normalised, dd_dataset_gather_range)
+ * in a buffer of the helper's, valid until its next call. Aborts on error. */
+const float *rg_image(const dd_dataset *d, int64_t i);
+/** All of d's images, normalised: malloc'ed n × image_size floats (caller
+ * frees). Aborts on error. */
+float *rg_images(const dd_dataset *d);
+
+/** 1 if image i gathered from d is bit for bit what the readers stored
+ * before datasets kept their bytes: dd_image_normalize of the interleaved
+ * pixels `hwc` (NULL: d's own stored bytes) with d's mean/std. */
+int rg_old_path_image(const dd_dataset *d, int64_t i, const uint8_t *hwc);
+/** 1 if d is uint8, holds exactly n × C × H × W bytes, and a batch gathered
+ * by index (every image in reverse order, then every third one) is bit for
+ * bit the old path (dd_image_normalize) of the stored bytes. */
+int rg_old_path_batch(const dd_dataset *d);
+
 #endif

@@ -206,6 +206,9 @@ static const dd_component anchor_comp = {sizeof(dd_component),
                                          &anchor_ops,
                                          {0}};
 
+/* Pixels of a float32 test dataset. */
+#define PX(d) ((float *)(d)->pixels)
+
 /* Test datasets are allocated here (not with dd_dataset_create) so that the
  * engine is tested on exactly the fields it reads. */
 static char *g_names[8] = {"c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7"};
@@ -219,18 +222,19 @@ static dd_dataset *blobs_alloc(int n, int c, int h, int w, int k) {
     d->height = h;
     d->width = w;
     d->n_classes = k;
-    d->images = calloc((size_t)n * c * h * w, sizeof(float));
+    d->dtype = DD_DTYPE_F32;
+    d->pixels = calloc((size_t)n * c * h * w, sizeof(float));
     d->labels = calloc((size_t)n, sizeof(int32_t));
     d->class_names = g_names;
     for (int i = 0; i < DD_MAX_CHANNELS; i++)
         d->std[i] = 1.f;
-    assert_non_null(d->images);
+    assert_non_null(d->pixels);
     assert_non_null(d->labels);
     return d;
 }
 
 static void blobs_free(dd_dataset *d) {
-    free(d->images);
+    free(d->pixels);
     free(d->labels);
     free(d);
 }
@@ -248,9 +252,9 @@ static dd_dataset *make_blobs(int n, int k, int c, int h, int w, float noise, ui
     for (int i = 0; i < n; i++) {
         int y = i % k;
         d->labels[i] = y;
-        dd_rng_normal(&r, d->images + (size_t)i * D, D, 0.f, noise);
+        dd_rng_normal(&r, PX(d) + (size_t)i * D, D, 0.f, noise);
         for (size_t j = 0; j < D; j++)
-            d->images[(size_t)i * D + j] += proto[(size_t)y * D + j];
+            PX(d)[(size_t)i * D + j] += proto[(size_t)y * D + j];
     }
     free(proto);
     return d;
@@ -287,12 +291,12 @@ static double fd_dir(dd_engine *e, const float *th0, const dd_dataset *real, flo
     double lp, lm;
     for (size_t i = 0; i < n; i++)
         param[i] = save[i] + (float)h * u[i];
-    assert_int_equal(
-        dd_engine_unrolled_loss(e, th0, real->images, real->labels, real->n, &lp, NULL), DD_OK);
+    assert_int_equal(dd_engine_unrolled_loss(e, th0, PX(real), real->labels, real->n, &lp, NULL),
+                     DD_OK);
     for (size_t i = 0; i < n; i++)
         param[i] = save[i] - (float)h * u[i];
-    assert_int_equal(
-        dd_engine_unrolled_loss(e, th0, real->images, real->labels, real->n, &lm, NULL), DD_OK);
+    assert_int_equal(dd_engine_unrolled_loss(e, th0, PX(real), real->labels, real->n, &lm, NULL),
+                     DD_OK);
     memcpy(param, save, n * sizeof *save);
     free(save);
     return (lp - lm) / (2.0 * h);
@@ -379,12 +383,12 @@ static void hypergrad_fd(const dd_component *comp, const dd_component *objective
     float *gp = calloc(np, sizeof *gp), *gr = calloc(6, sizeof *gr);
     float *gl = calloc((size_t)3 * K * K, sizeof *gl);
     double loss, acc;
-    assert_int_equal(dd_engine_hypergradient(e, th0, real->images, real->labels, real->n, &loss,
-                                             &acc, gp, gr, learn_labels ? gl : NULL),
+    assert_int_equal(dd_engine_hypergradient(e, th0, PX(real), real->labels, real->n, &loss, &acc,
+                                             gp, gr, learn_labels ? gl : NULL),
                      DD_OK);
     double l2;
-    assert_int_equal(
-        dd_engine_unrolled_loss(e, th0, real->images, real->labels, real->n, &l2, NULL), DD_OK);
+    assert_int_equal(dd_engine_unrolled_loss(e, th0, PX(real), real->labels, real->n, &l2, NULL),
+                     DD_OK);
     assert_true(fabs(loss - l2) < 1e-6 * (1 + fabs(loss)));
     printf("%s: loss %.6f acc %.3f\n", comp->name, loss, acc);
     // ReLU and max-pool kinks: keep the steps small enough not to cross one.
@@ -442,7 +446,7 @@ static void test_hypergrad_reference_logits(void **st) {
     for (int k = 0; k < 2; k++)
         dd_engine_raw_lrs(e)[k] = -60.f; // softplus(-60) ≈ 1e-26
     double loss;
-    assert_int_equal(dd_engine_unrolled_loss(e, dd_engine_theta0(e), real->images, real->labels,
+    assert_int_equal(dd_engine_unrolled_loss(e, dd_engine_theta0(e), PX(real), real->labels,
                                              real->n, &loss, NULL),
                      DD_OK);
     assert_true(fabs(loss - 0.5 * ANCHOR_SHIFT * ANCHOR_SHIFT) < 1e-6);
@@ -470,18 +474,19 @@ static double linear_case(int feat, int M, int iters) {
     real.n_classes = 1;
     char *names[1] = {"y"};
     real.class_names = names;
-    real.images = calloc((size_t)N * feat, sizeof(float));
+    real.dtype = DD_DTYPE_F32;
+    real.pixels = calloc((size_t)N * feat, sizeof(float));
     real.labels = calloc(N, sizeof(int32_t));
     float *targets = calloc(N, sizeof(float));
     dd_rng r = dd_rng_make(99, 1);
-    dd_rng_normal(&r, real.images, (size_t)N * feat, 0.f, 1.f);
+    dd_rng_normal(&r, PX(&real), (size_t)N * feat, 0.f, 1.f);
     float wstar[16];
     dd_rng_normal(&r, wstar, (size_t)feat, 0.f, 1.f);
     for (int i = 0; i < N; i++) {
         real.labels[i] = i;
         double t = 0.7; // bias of the optimum
         for (int j = 0; j < feat; j++)
-            t += wstar[j] * real.images[(size_t)i * feat + j];
+            t += wstar[j] * PX(&real)[(size_t)i * feat + j];
         targets[i] = (float)t;
     }
     g_reg_targets = targets;
@@ -519,7 +524,7 @@ static double linear_case(int feat, int M, int iters) {
     for (int n = 0; n < 20; n++) {
         assert_int_equal(dd_model_init_params(m, th, "xavier", 1.f, 1000 + n), DD_OK);
         double l;
-        assert_int_equal(dd_engine_unrolled_loss(e, th, real.images, real.labels, N, &l, NULL),
+        assert_int_equal(dd_engine_unrolled_loss(e, th, PX(&real), real.labels, N, &l, NULL),
                          DD_OK);
         mean += l / 20;
     }
@@ -529,7 +534,7 @@ static double linear_case(int feat, int M, int iters) {
     dd_engine_destroy(e);
     dd_objective_handle_release(&obj);
     dd_model_destroy(m);
-    free(real.images);
+    free(real.pixels);
     free(real.labels);
     free(targets);
     return mean;
@@ -965,7 +970,7 @@ static void test_baselines(void **st) {
             int cnt = 0;
             for (int i = 0; i < 90; i++)
                 if (t->labels[i] == c) {
-                    mean0 += t->images[(size_t)i * D];
+                    mean0 += PX(t)[(size_t)i * D];
                     cnt++;
                 }
             mean0 /= cnt;
@@ -974,7 +979,7 @@ static void test_baselines(void **st) {
             const float *img = rnd->images + ((size_t)s * 6 + j) * D;
             int found = 0;
             for (int i = 0; i < 90 && !found; i++)
-                found = t->labels[i] == c && memcmp(img, t->images + (size_t)i * D, D * 4) == 0;
+                found = t->labels[i] == c && memcmp(img, PX(t) + (size_t)i * D, D * 4) == 0;
             assert_true(found);
             // k-means: a centroid near the class's cluster (closer to its own
             // class mean than to any other class's images on average)
@@ -984,7 +989,7 @@ static void test_baselines(void **st) {
             for (int i = 0; i < 90; i++) {
                 double dd = 0;
                 for (size_t q = 0; q < D; q++) {
-                    double df = kc[q] - t->images[(size_t)i * D + q];
+                    double df = kc[q] - PX(t)[(size_t)i * D + q];
                     dd += df * df;
                 }
                 if (t->labels[i] == c) {

@@ -342,14 +342,90 @@ static void test_dataset_size_limit(void **state) {
     (void)state;
     dd_dataset *d = NULL;
     dd_limits_set(0, 0, 1 << 20);
-    assert_int_equal(dd_dataset_create("big/train", 1000, 3, 32, 32, 10, &d), DD_ERR_LIMIT);
+    assert_int_equal(dd_dataset_create("big/train", DD_DTYPE_F32, 1000, 3, 32, 32, 10, &d),
+                     DD_ERR_LIMIT);
     assert_null(d);
     assert_non_null(strstr(dd_error_message(), "big/train"));
     assert_non_null(strstr(dd_error_message(), "dataset.max_bytes"));
-    assert_int_equal(dd_dataset_create("small/train", 10, 3, 32, 32, 10, &d), DD_OK);
+    assert_int_equal(dd_dataset_create("small/train", DD_DTYPE_F32, 10, 3, 32, 32, 10, &d), DD_OK);
     dd_dataset_destroy(d);
+    // The limit counts the stored bytes: 300 images of 3×32×32 take 0.9 MiB
+    // as uint8 (allowed) and 3.5 MiB as float32 (refused).
+    assert_int_equal(dd_dataset_create("u8/train", DD_DTYPE_U8, 300, 3, 32, 32, 10, &d), DD_OK);
+    assert_int_equal(dd_dataset_bytes(d), (size_t)300 * 3 * 32 * 32);
+    dd_dataset_destroy(d);
+    assert_int_equal(dd_dataset_create("f32/train", DD_DTYPE_F32, 300, 3, 32, 32, 10, &d),
+                     DD_ERR_LIMIT);
     dd_limits_set(0, 0, 0);
     assert_true(dd_limits_max_bytes() > (1 << 20));
+}
+
+/* The accessor: uint8 images gathered as dd_image_normalize would store them
+ * (every byte value, every channel), float32 ones as they are; bad indices
+ * are errors; a subset keeps the stored type and bytes. */
+static void test_dataset_accessor(void **state) {
+    (void)state;
+    dd_dataset *d = NULL;
+    assert_int_equal(dd_dataset_create("u8", DD_DTYPE_U8, 4, 3, 8, 8, 2, &d), DD_OK);
+    assert_int_equal(d->dtype, DD_DTYPE_U8);
+    assert_int_equal(dd_dataset_bytes(d), (size_t)4 * 3 * 8 * 8);
+    const float mean[3] = {0.4914f, 0.4822f, 0.4465f}, sd[3] = {0.2470f, 0.2435f, 0.2616f};
+    for (int c = 0; c < 3; c++)
+        d->mean[c] = mean[c], d->std[c] = sd[c];
+    for (int i = 0; i < 4; i++) {
+        uint8_t *px = dd_dataset_u8(d, i);
+        assert_non_null(px);
+        for (int k = 0; k < 192; k++)
+            px[k] = (uint8_t)((i * 192 + k * 7) % 256); // 768 values: every byte in every channel
+        d->labels[i] = i % 2;
+    }
+    assert_null(dd_dataset_f32(d, 0));
+    assert_null(dd_dataset_u8(d, 4));
+    float got[4 * 192], want[192];
+    const int64_t idx[4] = {3, 0, 2, 1};
+    assert_int_equal(dd_dataset_gather(d, idx, 4, got), DD_OK);
+    for (int j = 0; j < 4; j++) {
+        uint8_t hwc[192];
+        const uint8_t *chw = dd_dataset_u8(d, idx[j]);
+        for (int c = 0; c < 3; c++)
+            for (int p = 0; p < 64; p++)
+                hwc[p * 3 + c] = chw[c * 64 + p];
+        dd_image_normalize(hwc, 8, 8, 3, mean, sd, want);
+        assert_memory_equal(got + j * 192, want, sizeof want);
+    }
+    float range[2 * 192];
+    assert_int_equal(dd_dataset_gather_range(d, 2, 2, range), DD_OK);
+    assert_memory_equal(range, got + 2 * 192, 192 * sizeof(float)); // image 2 = idx[2]
+    assert_memory_equal(range + 192, got, 192 * sizeof(float));     // image 3 = idx[0]
+    const int64_t bad[2] = {1, 4};
+    assert_int_equal(dd_dataset_gather(d, bad, 2, got), DD_ERR_INVALID);
+    assert_non_null(strstr(dd_error_message(), "image 4"));
+    assert_int_equal(dd_dataset_gather_range(d, 3, 2, got), DD_ERR_INVALID);
+    assert_int_equal(dd_dataset_gather_range(d, -1, 1, got), DD_ERR_INVALID);
+    dd_dataset *sub = NULL;
+    const int64_t pick[2] = {2, 2};
+    assert_int_equal(dd_dataset_subset(d, pick, 2, "u8/sub", &sub), DD_OK);
+    assert_int_equal(sub->dtype, DD_DTYPE_U8);
+    assert_int_equal(dd_dataset_bytes(sub), (size_t)2 * 192);
+    assert_memory_equal(dd_dataset_u8(sub, 1), dd_dataset_u8(d, 2), 192);
+    assert_int_equal(sub->labels[0], 0);
+    assert_true(sub->mean[1] == mean[1] && sub->std[2] == sd[2]);
+    dd_dataset_destroy(sub);
+    dd_dataset_destroy(d);
+
+    // float32: stored normalised, gathered as they are
+    assert_int_equal(dd_dataset_create("f32", DD_DTYPE_F32, 3, 1, 2, 2, 2, &d), DD_OK);
+    assert_int_equal(dd_dataset_bytes(d), (size_t)3 * 4 * sizeof(float));
+    for (int k = 0; k < 12; k++)
+        ((float *)d->pixels)[k] = -1.5f + 0.37f * (float)k;
+    d->mean[0] = 0.5f, d->std[0] = 0.25f; // describe them; not applied
+    const int64_t two[2] = {2, 0};
+    assert_int_equal(dd_dataset_gather(d, two, 2, got), DD_OK);
+    assert_memory_equal(got, dd_dataset_f32(d, 2), 4 * sizeof(float));
+    assert_memory_equal(got + 4, dd_dataset_f32(d, 0), 4 * sizeof(float));
+    dd_dataset_destroy(d);
+    assert_int_equal(dd_dataset_create("x", (dd_dtype)7, 1, 1, 1, 1, 1, &d), DD_ERR_INVALID);
+    assert_null(d);
 }
 
 static void test_jpeg_file_errors(void **state) {
@@ -513,6 +589,7 @@ int main(void) {
         cmocka_unit_test(test_jpeg_size_limits),
         cmocka_unit_test(test_png_size_limits),
         cmocka_unit_test(test_dataset_size_limit),
+        cmocka_unit_test(test_dataset_accessor),
         cmocka_unit_test(test_jpeg_file_errors),
         cmocka_unit_test(test_png_write_read),
         cmocka_unit_test(test_grid_png),

@@ -90,13 +90,13 @@ static void test_accuracy_on_sets(void **state) {
             for (int p = 0; p < 4; p++)
                 set->images[(s * 2 + j) * 4 + p] = (j ? 1.0f : -1.0f) * (float)(s + 1);
     dd_dataset *test = NULL;
-    assert_int_equal(dd_dataset_create("t/test", 200, 1, 2, 2, 2, &test), DD_OK);
+    assert_int_equal(dd_dataset_create("t/test", DD_DTYPE_F32, 200, 1, 2, 2, 2, &test), DD_OK);
     dd_rng rng = dd_rng_make(3, 0);
-    dd_rng_normal(&rng, test->images, (size_t)test->n * 4, 0.0f, 0.3f);
+    dd_rng_normal(&rng, ((float *)test->pixels), (size_t)test->n * 4, 0.0f, 0.3f);
     for (int64_t i = 0; i < test->n; i++) {
         test->labels[i] = (int32_t)(i % 2);
         for (int p = 0; p < 4; p++)
-            test->images[i * 4 + p] += i % 2 ? 0.5f : -0.5f;
+            ((float *)test->pixels)[i * 4 + p] += i % 2 ? 0.5f : -0.5f;
     }
     double acc1 = 0, acc2 = 0;
     omp_set_num_threads(1);

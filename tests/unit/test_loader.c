@@ -54,7 +54,7 @@ static void test_broken_plugins(void **state) {
         const char *file, *reason;
     } cases[] = {
         {"bad_abi.so",
-         "ABI version mismatch: plugin built for ABI 999, this distill uses ABI 1 (rebuild "
+         "ABI version mismatch: plugin built for ABI 999, this distill uses ABI 2 (rebuild "
          "the plugin against this distill)"},
         {"bad_nosym.so", "not a distill plugin: missing entry symbol 'dd_plugin_entry'"},
         {"bad_null.so", "objective 'nullobj': required member 'outer_loss' is NULL"},
@@ -189,7 +189,7 @@ static void test_strict_and_lenient_directory_load(void **state) {
     assert_null(r);
     assert_string_equal(dd_error_message(),
                         TP "/bad_abi.so: ABI version mismatch: plugin built for ABI "
-                           "999, this distill uses ABI 1 (rebuild the plugin "
+                           "999, this distill uses ABI 2 (rebuild the plugin "
                            "against this distill)");
     // lenient: broken ones are recorded, the rest load (bad_dup comes before
     // testkit, so testkit's objective is the duplicate)

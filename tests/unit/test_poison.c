@@ -58,7 +58,7 @@ static dd_options *poison_options(const dd_component *c, const char *const *kv) 
 static dd_dataset *make_blobs(int n, int k, int d_feat, float noise, uint64_t seed,
                               uint64_t proto_seed) {
     dd_dataset *d = NULL;
-    assert_int_equal(dd_dataset_create("blobs", n, 1, 1, d_feat, k, &d), DD_OK);
+    assert_int_equal(dd_dataset_create("blobs", DD_DTYPE_F32, n, 1, 1, d_feat, k, &d), DD_OK);
     float *proto = malloc((size_t)k * d_feat * sizeof *proto);
     assert_non_null(proto);
     dd_rng pr = dd_rng_make(proto_seed, 7);
@@ -67,9 +67,9 @@ static dd_dataset *make_blobs(int n, int k, int d_feat, float noise, uint64_t se
     for (int i = 0; i < n; i++) {
         const int y = i % k;
         d->labels[i] = y;
-        dd_rng_normal(&r, d->images + (size_t)i * d_feat, (size_t)d_feat, 0.f, noise);
+        dd_rng_normal(&r, ((float *)d->pixels) + (size_t)i * d_feat, (size_t)d_feat, 0.f, noise);
         for (int j = 0; j < d_feat; j++)
-            d->images[(size_t)i * d_feat + j] += proto[y * d_feat + j];
+            ((float *)d->pixels)[(size_t)i * d_feat + j] += proto[y * d_feat + j];
     }
     free(proto);
     return d;
@@ -301,8 +301,8 @@ static void test_metrics_and_baseline(void **st) {
     for (int slot = 0; slot < 6; slot++) {
         int found = 0;
         for (int64_t i = 0; i < train->n && !found; i++)
-            found = train->labels[i] == 1 &&
-                    memcmp(train->images + i * 4, images + slot * 4, 4 * sizeof(float)) == 0;
+            found = train->labels[i] == 1 && memcmp(((float *)train->pixels) + i * 4,
+                                                    images + slot * 4, 4 * sizeof(float)) == 0;
         assert_true(found);
     }
     dd_dataset_destroy(train);

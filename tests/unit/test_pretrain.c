@@ -113,11 +113,14 @@ static void test_pool_round_trip(void **st) {
 
 /* ---- transforms, SGD, head transfer ------------------------------------------ */
 
+/* Pixels of a float32 test dataset. */
+#define PX(d) ((float *)(d)->pixels)
+
 static dd_dataset *random_set(int n, int c, int h, int w, int k, uint64_t seed) {
     dd_dataset *d = NULL;
-    assert_int_equal(dd_dataset_create("rand", n, c, h, w, k, &d), DD_OK);
+    assert_int_equal(dd_dataset_create("rand", DD_DTYPE_F32, n, c, h, w, k, &d), DD_OK);
     dd_rng r = dd_rng_make(seed, 1);
-    dd_rng_normal(&r, d->images, (size_t)n * c * h * w, 0.f, 1.f);
+    dd_rng_normal(&r, PX(d), (size_t)n * c * h * w, 0.f, 1.f);
     for (int i = 0; i < n; i++)
         d->labels[i] = i % k;
     d->mean[0] = 0.3f;
@@ -133,28 +136,46 @@ static void test_transforms(void **st) {
     assert_int_equal(dd_transform_parse("upside-down", &t), DD_ERR_INVALID);
     // invert: pixel p → 1 − p in normalised units; twice is the identity.
     assert_int_equal(dd_dataset_transformed(d, DD_TRANSFORM_INVERT, NULL, 0, 0, 1, &a), DD_OK);
-    const float p0 = d->images[7] * 0.4f + 0.3f, q0 = a->images[7] * 0.4f + 0.3f;
+    const float p0 = PX(d)[7] * 0.4f + 0.3f, q0 = PX(a)[7] * 0.4f + 0.3f;
     assert_true(fabsf(p0 + q0 - 1.f) < 1e-5f);
     assert_int_equal(dd_dataset_transformed(a, DD_TRANSFORM_INVERT, NULL, 0, 0, 1, &b), DD_OK);
     for (int i = 0; i < 20 * 25; i++)
-        assert_true(fabsf(b->images[i] - d->images[i]) < 1e-5f);
+        assert_true(fabsf(PX(b)[i] - PX(d)[i]) < 1e-5f);
     dd_dataset_destroy(a);
     dd_dataset_destroy(b);
+    // On stored bytes, invert is 255 − p, computed on the bytes (no float
+    // round trip), and the transformed set stays uint8.
+    dd_dataset *u = NULL;
+    assert_int_equal(dd_dataset_create("bytes", DD_DTYPE_U8, 3, 1, 2, 2, 2, &u), DD_OK);
+    for (int i = 0; i < 12; i++)
+        ((uint8_t *)u->pixels)[i] = (uint8_t)(i * 20);
+    u->mean[0] = 0.3f;
+    u->std[0] = 0.4f;
+    assert_int_equal(dd_dataset_transformed(u, DD_TRANSFORM_INVERT, NULL, 0, 0, 1, &a), DD_OK);
+    assert_int_equal(a->dtype, DD_DTYPE_U8);
+    for (int i = 0; i < 12; i++)
+        assert_int_equal(((uint8_t *)a->pixels)[i], 255 - i * 20);
+    float xa[12];
+    assert_int_equal(dd_dataset_gather_range(a, 0, 3, xa), DD_OK);
+    for (int i = 0; i < 12; i++)
+        assert_true(fabsf(xa[i] * 0.4f + 0.3f - (1.f - (float)(i * 20) / 255.f)) < 1e-5f);
+    dd_dataset_destroy(a);
+    dd_dataset_destroy(u);
     // rotate90: four quarter turns are the identity, one is not.
     dd_dataset *cur = d;
     for (int k = 0; k < 4; k++) {
         dd_dataset *nx = NULL;
         assert_int_equal(dd_dataset_transformed(cur, DD_TRANSFORM_ROTATE90, NULL, 0, 0, 1, &nx),
                          DD_OK);
-        if (k == 0) assert_memory_not_equal(nx->images, d->images, 25 * sizeof(float));
+        if (k == 0) assert_memory_not_equal(PX(nx), PX(d), 25 * sizeof(float));
         if (cur != d) dd_dataset_destroy(cur);
         cur = nx;
     }
-    assert_memory_equal(cur->images, d->images, 20 * 25 * sizeof(float));
+    assert_memory_equal(PX(cur), PX(d), 20 * 25 * sizeof(float));
     dd_dataset_destroy(cur);
     // hflip moves column 0 to column 4.
     assert_int_equal(dd_dataset_transformed(d, DD_TRANSFORM_HFLIP, NULL, 0, 0, 1, &a), DD_OK);
-    assert_true(a->images[4] == d->images[0]);
+    assert_true(PX(a)[4] == PX(d)[0]);
     dd_dataset_destroy(a);
     // Class subset and a bounded random subset keep labels and order.
     const int32_t keep[2] = {1, 3};
@@ -198,7 +219,7 @@ static void test_sgd_and_transfer(void **st) {
     // Separable data: the label is the sign pattern of two features.
     dd_dataset *d = random_set(400, 1, 1, 6, 4, 3);
     for (int i = 0; i < 400; i++)
-        d->labels[i] = (d->images[i * 6] > 0) * 2 + (d->images[i * 6 + 1] > 0);
+        d->labels[i] = (PX(d)[i * 6] > 0) * 2 + (PX(d)[i * 6 + 1] > 0);
     dd_model_config mc = {sizeof mc, &mlp_comp, NULL, 1, 1, 6, 4, DD_BACKEND_REFERENCE};
     dd_model *m = NULL, *m3 = NULL;
     assert_int_equal(dd_model_create(&mc, &m), DD_OK);

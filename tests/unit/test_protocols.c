@@ -73,12 +73,12 @@ enum { NC = 4 };
 
 static dd_dataset *blobs(int n, double bad, uint64_t seed) {
     dd_dataset *d;
-    assert_int_equal(dd_dataset_create("blobs", n, 1, 2, 2, NC, &d), DD_OK);
+    assert_int_equal(dd_dataset_create("blobs", DD_DTYPE_F32, n, 1, 2, 2, NC, &d), DD_OK);
     dd_rng r = dd_rng_make(seed, 3);
     for (int i = 0; i < n; i++) {
         const int y = i % NC;
         const int flip = (double)dd_rng_below(&r, 1000000) < bad * 1e6;
-        float *x = d->images + (size_t)i * NC;
+        float *x = ((float *)d->pixels) + (size_t)i * NC;
         dd_rng_normal(&r, x, NC, 0.f, 0.3f);
         x[flip ? (y + 1) % NC : y] += 3.f;
         d->labels[i] = y;

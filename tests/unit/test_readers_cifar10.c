@@ -50,11 +50,19 @@ static void test_reads_batches(void **state) {
         int file = i < train->n ? (int)(j / PER_BATCH) : 5;
         int rec = i < train->n ? (int)(j % PER_BATCH) : (int)j;
         assert_int_equal(d->labels[j], rg_cifar_label(file, rec));
-        dd_image_denormalize(d->images + j * 3072, 32, 32, 3, d->mean, d->std, hwc);
+        dd_image_denormalize(rg_image(d, (int64_t)j), 32, 32, 3, d->mean, d->std, hwc);
         for (int c = 0; c < 3; c++)
             for (int p = 0; p < 1024; p++)
                 assert_int_equal(hwc[p * 3 + c], rg_cifar_pixel(file, rec, c * 1024 + p));
+        // held as the record's bytes; normalised as dd_image_normalize does
+        // (the resized path always did; the 32×32 path had its own loop,
+        // compiled in the plugin without FMA contraction, one ulp apart on
+        // some values)
+        assert_true(rg_old_path_image(d, (int64_t)j, hwc));
     }
+    assert_true(rg_old_path_batch(train));
+    assert_true(rg_old_path_batch(test));
+    assert_int_equal(dd_dataset_bytes(train), (size_t)train->n * 3072);
     dd_dataset_destroy(train);
     dd_dataset_destroy(test);
 }
@@ -73,8 +81,10 @@ static void test_resize_and_max_images(void **state) {
         for (int c = 0; c < 3; c++)
             src[p * 3 + c] = rg_cifar_pixel(5, 2, c * 1024 + p);
     assert_int_equal(dd_image_resize_u8(src, 32, 32, 3, want, 16, 16), DD_OK);
-    dd_image_denormalize(test->images + 2 * 3 * 16 * 16, 16, 16, 3, test->mean, test->std, got);
+    dd_image_denormalize(rg_image(test, 2), 16, 16, 3, test->mean, test->std, got);
     assert_memory_equal(want, got, sizeof want);
+    assert_true(rg_old_path_image(test, 2, want));
+    assert_true(rg_old_path_batch(test));
     dd_dataset_destroy(train);
     dd_dataset_destroy(test);
 }

@@ -33,7 +33,7 @@ static const char *cub(rg_fixture *f, const char *rel) {
 static void pixel(const dd_dataset *d, int64_t i, int x, int y, uint8_t rgb[3]) {
     size_t hw = (size_t)d->height * d->width;
     for (int c = 0; c < 3; c++) {
-        float v = d->images[(size_t)i * 3 * hw + c * hw + (size_t)y * d->width + x];
+        float v = rg_image(d, (int64_t)i)[c * hw + (size_t)y * d->width + x];
         dd_image_denormalize(&v, 1, 1, 1, &d->mean[c], &d->std[c], &rgb[c]);
     }
 }
@@ -71,6 +71,10 @@ static void test_reads_split_labels_names(void **state) {
         pixel(d, k, 0, 0, rgb);
         assert_true(near(rgb, im.bg, 16));
     }
+    // decoded bytes held as they are; gathered batches are bit for bit the
+    // normalisation the reader once stored
+    assert_true(rg_old_path_batch(train));
+    assert_true(rg_old_path_batch(test));
     dd_dataset_destroy(train);
     dd_dataset_destroy(test);
 }
@@ -98,6 +102,10 @@ static void test_bbox_crop_and_default_size(void **state) {
                              y, rgb[0], rgb[1], rgb[2]);
             }
     }
+    // decoded bytes held as they are; gathered batches are bit for bit the
+    // normalisation the reader once stored
+    assert_true(rg_old_path_batch(train));
+    assert_true(rg_old_path_batch(test));
     dd_dataset_destroy(train);
     dd_dataset_destroy(test);
 }

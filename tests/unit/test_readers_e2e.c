@@ -171,7 +171,7 @@ static void test_generated_archives_over_http(void **state) {
     for (int i = 0; i < 10; i++)
         assert_int_equal(test->labels[i], rg_mnist_label(1, i));
     uint8_t px[28 * 28];
-    dd_image_denormalize(train->images + 5 * 784, 28, 28, 1, train->mean, train->std, px);
+    dd_image_denormalize(rg_image(train, 5), 28, 28, 1, train->mean, train->std, px);
     for (int p = 0; p < 784; p++)
         assert_int_equal(px[p], rg_mnist_pixel(0, 5, p));
     dd_dataset_destroy(train);
@@ -326,7 +326,8 @@ static void test_fashion_mnist_real(void **state) {
     double lo = 1e9, hi = -1e9, sum = 0, sq = 0;
     size_t total = (size_t)train->n * 784;
     for (size_t i = 0; i < total; i++) {
-        double v = train->images[i] * (double)train->std[0] + train->mean[0];
+        double v =
+            rg_image(train, (int64_t)(i / 784))[i % 784] * (double)train->std[0] + train->mean[0];
         if (v < lo) lo = v;
         if (v > hi) hi = v;
         double k255 = v * 255.0;
@@ -340,10 +341,12 @@ static void test_fashion_mnist_real(void **state) {
     print_message("Fashion-MNIST train: pixel mean %.4f std %.4f\n", mean, std);
     assert_float_equal(mean, 0.2860, 5e-4);
     assert_float_equal(std, 0.3530, 5e-4);
+    float *xte = rg_images(test);
     for (size_t i = 0; i < (size_t)test->n * 784; i++) {
-        double v = test->images[i] * (double)test->std[0] + test->mean[0];
+        double v = xte[i] * (double)test->std[0] + test->mean[0];
         assert_true(v > -1e-6 && v < 1.0 + 1e-6);
     }
+    free(xte);
     dd_dataset_destroy(train);
     dd_dataset_destroy(test);
     rg_rmtree(tmp);

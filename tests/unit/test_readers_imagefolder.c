@@ -77,7 +77,7 @@ static void fresh(rg_fixture *f) {
 
 static uint8_t pixel_of(const dd_dataset *d, int64_t i, int c, int p) {
     size_t hw = (size_t)d->height * d->width;
-    float v = d->images[(size_t)i * d->channels * hw + c * hw + p];
+    float v = rg_image(d, i)[c * hw + p];
     uint8_t b;
     dd_image_denormalize(&v, 1, 1, 1, &d->mean[c], &d->std[c], &b);
     return b;
@@ -104,7 +104,16 @@ static void test_png_rgb_tree(void **state) {
             assert_int_equal(tr->labels[j], k);
             for (int c = 0; c < 3; c++)
                 assert_int_equal(pixel_of(tr, j, c, 5), px_val(0, k, i, 5, c));
+            // the PNG's bytes, normalised bit for bit as the reader once stored them
+            uint8_t hwc[W * H * 3];
+            for (int p = 0; p < W * H; p++)
+                for (int c = 0; c < 3; c++)
+                    hwc[p * 3 + c] = px_val(0, k, i, p, c);
+            assert_true(rg_old_path_image(tr, j, hwc));
         }
+    assert_true(rg_old_path_batch(tr));
+    assert_true(rg_old_path_batch(te));
+    assert_int_equal(dd_dataset_bytes(tr), (size_t)K * PER * W * H * 3);
     // mean/std computed on the training split
     double sum = 0;
     for (int k = 0; k < K; k++)
@@ -257,15 +266,16 @@ static void test_fraction_split(void **state) {
     assert_int_equal(te->n, K * 3);
     assert_int_equal(rg_read(f->comp, "x", f->dir, kv, 0, 0, &tr2, &te2), DD_OK);
     size_t isz = dd_dataset_image_size(tr);
-    assert_memory_equal(tr->images, tr2->images, tr->n * isz * sizeof(float));
-    assert_memory_equal(te->images, te2->images, te->n * isz * sizeof(float));
+    assert_int_equal(tr->dtype, DD_DTYPE_U8);
+    assert_memory_equal(tr->pixels, tr2->pixels, tr->n * isz);
+    assert_memory_equal(te->pixels, te2->pixels, te->n * isz);
     assert_memory_equal(te->labels, te2->labels, te->n * sizeof(int32_t));
     dd_dataset_destroy(tr2);
     dd_dataset_destroy(te2);
     const char *kv2[] = {"test_fraction=0.3", "seed=6", NULL};
     assert_int_equal(rg_read(f->comp, "x", f->dir, kv2, 0, 0, &tr2, &te2), DD_OK);
     assert_int_equal(te2->n, K * 3);
-    assert_true(memcmp(te->images, te2->images, te->n * isz * sizeof(float)) != 0);
+    assert_true(memcmp(te->pixels, te2->pixels, te->n * isz) != 0);
     dd_dataset_destroy(tr2);
     dd_dataset_destroy(te2);
     dd_dataset_destroy(tr);
@@ -579,7 +589,7 @@ static void test_fashion_equivalence(void **state) {
     for (int s = 0; s < 2; s++) {
         const dd_dataset *d = s ? mte : mtr;
         for (int64_t i = 0; i < d->n; i++) {
-            dd_image_denormalize(d->images + i * 784, 28, 28, 1, d->mean, d->std, px);
+            dd_image_denormalize(rg_image(d, i), 28, 28, 1, d->mean, d->std, px);
             snprintf(p, sizeof p, "%s/%s/%s", f->dir, s ? "test" : "train", names[d->labels[i]]);
             rg_mkdirs(p);
             snprintf(p, sizeof p, "%s/%s/%s/%05lld.png", f->dir, s ? "test" : "train",
@@ -603,7 +613,10 @@ static void test_fashion_equivalence(void **state) {
             for (int64_t i = 0; i < b->n; i++) {
                 if (b->labels[i] != k) continue;
                 assert_int_equal(a->labels[j], k);
-                if (memcmp(a->images + j * 784, b->images + i * 784, 784 * sizeof(float)) != 0)
+                // same dtype and normalisation: the same stored bytes or not
+                assert_int_equal(a->dtype, b->dtype);
+                if (memcmp((const uint8_t *)a->pixels + j * 784,
+                           (const uint8_t *)b->pixels + i * 784, 784) != 0)
                     fail_msg("split %d: image %lld (original %lld) differs", s, (long long)j,
                              (long long)i);
                 j++;

@@ -38,10 +38,17 @@ static void check_split(const dd_dataset *d, int split, int64_t n, const float m
     for (int64_t i = 0; i < n; i++) {
         assert_int_equal(d->labels[i], rg_mnist_label(split, i));
         // de-normalizing gives back the file's bytes exactly
-        dd_image_denormalize(d->images + i * R * C, C, R, 1, d->mean, d->std, back);
+        dd_image_denormalize(rg_image(d, i), C, R, 1, d->mean, d->std, back);
         for (int p = 0; p < R * C; p++)
             assert_int_equal(back[p], rg_mnist_pixel(split, i, p));
+        // the file's bytes, held as they are, normalised bit for bit as the
+        // reader did when it stored floats
+        for (int p = 0; p < R * C; p++)
+            back[p] = rg_mnist_pixel(split, i, p);
+        assert_true(rg_old_path_image(d, i, back));
     }
+    assert_true(rg_old_path_batch(d));
+    assert_int_equal(dd_dataset_bytes(d), (size_t)n * R * C);
 }
 
 static void test_mnist_reads_plain_files(void **state) {
@@ -87,8 +94,10 @@ static void test_max_images_and_resize(void **state) {
     for (int p = 0; p < R * C; p++)
         src[p] = rg_mnist_pixel(0, 3, p);
     assert_int_equal(dd_image_resize_u8(src, C, R, 1, want, 32, 32), DD_OK);
-    dd_image_denormalize(train->images + 3 * 32 * 32, 32, 32, 1, train->mean, train->std, got);
+    dd_image_denormalize(rg_image(train, 3), 32, 32, 1, train->mean, train->std, got);
     assert_memory_equal(want, got, sizeof want);
+    assert_true(rg_old_path_image(train, 3, want)); // resized bytes, then normalised
+    assert_true(rg_old_path_batch(train));
     assert_int_equal(train->labels[4], rg_mnist_label(0, 4));
     dd_dataset_destroy(train);
     dd_dataset_destroy(test);

@@ -161,10 +161,19 @@ static void check_split(const dd_dataset *d, int split, int n, int ch) {
     uint8_t back[D];
     for (int i = 0; i < n; i++) {
         assert_int_equal(d->labels[i], label_of(split, i));
-        dd_image_denormalize(d->images + (size_t)i * ch * HW, W, H, ch, d->mean, d->std, back);
+        dd_image_denormalize(rg_image(d, i), W, H, ch, d->mean, d->std, back);
         for (int c = 0; c < ch; c++)
             for (int p = 0; p < HW; p++)
                 assert_int_equal(back[p * ch + c], pix(split, i, c, p));
+        // uint8 stays uint8: normalised bit for bit as the reader once stored it
+        for (int c = 0; c < ch; c++)
+            for (int p = 0; p < HW; p++)
+                back[p * ch + c] = pix(split, i, c, p);
+        if (d->dtype == DD_DTYPE_U8) assert_true(rg_old_path_image(d, i, back));
+    }
+    if (d->dtype == DD_DTYPE_U8) {
+        assert_true(rg_old_path_batch(d));
+        assert_int_equal(dd_dataset_bytes(d), (size_t)n * ch * HW);
     }
 }
 
@@ -199,21 +208,30 @@ static void test_dir_nhwc_uint8(void **state) {
     dd_dataset_destroy(te);
 }
 
+/* The same normalised images (as gathered), labels and statistics. */
 static int same_dataset(const dd_dataset *a, const dd_dataset *b) {
-    return a->n == b->n && a->channels == b->channels && a->n_classes == b->n_classes &&
-           memcmp(a->images, b->images, a->n * dd_dataset_image_size(a) * sizeof(float)) == 0 &&
-           memcmp(a->labels, b->labels, (size_t)a->n * sizeof(int32_t)) == 0 &&
-           memcmp(a->mean, b->mean, sizeof a->mean) == 0 &&
-           memcmp(a->std, b->std, sizeof a->std) == 0;
+    if (a->n != b->n || a->channels != b->channels || a->n_classes != b->n_classes) return 0;
+    float *xa = rg_images(a), *xb = rg_images(b);
+    int same = memcmp(xa, xb, a->n * dd_dataset_image_size(a) * sizeof(float)) == 0 &&
+               memcmp(a->labels, b->labels, (size_t)a->n * sizeof(int32_t)) == 0 &&
+               memcmp(a->mean, b->mean, sizeof a->mean) == 0 &&
+               memcmp(a->std, b->std, sizeof a->std) == 0;
+    free(xa);
+    free(xb);
+    return same;
 }
 
 static int close_dataset(const dd_dataset *a, const dd_dataset *b) {
     if (a->n != b->n || a->channels != b->channels ||
         memcmp(a->labels, b->labels, (size_t)a->n * 4))
         return 0;
-    for (size_t i = 0; i < (size_t)a->n * dd_dataset_image_size(a); i++)
-        if (fabsf(a->images[i] - b->images[i]) > 1e-6f * (1 + fabsf(a->images[i]))) return 0;
-    return 1;
+    float *xa = rg_images(a), *xb = rg_images(b);
+    int close = 1;
+    for (size_t i = 0; close && i < (size_t)a->n * dd_dataset_image_size(a); i++)
+        close = fabsf(xa[i] - xb[i]) <= 1e-6f * (1 + fabsf(xa[i]));
+    free(xa);
+    free(xb);
+    return close;
 }
 
 /* NHWC from a directory, NCHW from a stored .npz, NCHW from a deflated .npz:
@@ -645,7 +663,13 @@ static void test_distilled_npz(void **state) {
     if (read_at(f, path, kv, &tr, &te) != DD_OK) fail_msg("%s", dd_error_message());
     assert_int_equal(tr->n, N);
     assert_int_equal(tr->n_classes, 3);
-    assert_memory_equal(tr->images, set->images, (size_t)N * S * 4);
+    // float32 stays float32: held as read, gathered as they are
+    assert_int_equal(tr->dtype, DD_DTYPE_F32);
+    assert_int_equal(dd_dataset_bytes(tr), (size_t)N * S * 4);
+    assert_memory_equal(tr->pixels, set->images, (size_t)N * S * 4);
+    float *xtr = rg_images(tr);
+    assert_memory_equal(xtr, set->images, (size_t)N * S * 4);
+    free(xtr);
     assert_true(tr->mean[0] == 0.2860f && tr->std[0] == 0.3530f);
     for (int i = 0; i < N; i++)
         assert_int_equal(tr->labels[i], i % 3);

@@ -50,8 +50,7 @@ static void sorted_split(const dd_dataset *d, split *s) {
     for (int c = 0; c < d->n_classes; c++)
         for (int64_t i = 0; i < d->n; i++)
             if (d->labels[i] == c) {
-                dd_image_denormalize(d->images + i * 784, 28, 28, 1, d->mean, d->std,
-                                     s->px + k * 784);
+                dd_image_denormalize(rg_image(d, i), 28, 28, 1, d->mean, d->std, s->px + k * 784);
                 s->labels[k++] = c;
             }
     assert_int_equal(k, d->n);

@@ -36,10 +36,16 @@ static void check_pixels(const dd_dataset *d, int split) {
     uint8_t px[256];
     for (int64_t i = 0; i < d->n; i++) {
         assert_int_equal(d->labels[i], rg_usps_label(split, i));
-        dd_image_denormalize(d->images + i * 256, 16, 16, 1, d->mean, d->std, px);
+        dd_image_denormalize(rg_image(d, i), 16, 16, 1, d->mean, d->std, px);
         for (int p = 0; p < 256; p++)
             assert_int_equal(px[p], rg_usps_pixel(split, i, p));
+        // held as bytes, normalised bit for bit as the reader once stored them
+        for (int p = 0; p < 256; p++)
+            px[p] = rg_usps_pixel(split, i, p);
+        assert_true(rg_old_path_image(d, i, px));
     }
+    assert_true(rg_old_path_batch(d));
+    assert_int_equal(dd_dataset_bytes(d), (size_t)d->n * 256);
 }
 
 static void test_reads_bz2(void **state) {
@@ -88,8 +94,10 @@ static void test_resize_and_max_images(void **state) {
     for (int p = 0; p < 256; p++)
         src[p] = rg_usps_pixel(1, 3, p);
     assert_int_equal(dd_image_resize_u8(src, 16, 16, 1, want, 28, 28), DD_OK);
-    dd_image_denormalize(test->images + 3 * 28 * 28, 28, 28, 1, test->mean, test->std, got);
+    dd_image_denormalize(rg_image(test, 3), 28, 28, 1, test->mean, test->std, got);
     assert_memory_equal(want, got, sizeof want);
+    assert_true(rg_old_path_image(test, 3, want));
+    assert_true(rg_old_path_batch(test));
     assert_int_equal(test->labels[3], rg_usps_label(1, 3));
     dd_dataset_destroy(train);
     dd_dataset_destroy(test);

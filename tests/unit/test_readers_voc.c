@@ -44,7 +44,7 @@ static int split_images(int test, const rg_voc_image **out) {
 
 static void pixel(const dd_dataset *d, int64_t i, int x, int y, uint8_t rgb[3]) {
     size_t hw = (size_t)d->height * d->width;
-    const float *img = d->images + (size_t)i * 3 * hw;
+    const float *img = rg_image(d, i);
     for (int c = 0; c < 3; c++) {
         float v = img[c * hw + (size_t)y * d->width + x];
         dd_image_denormalize(&v, 1, 1, 1, &d->mean[c], &d->std[c], &rgb[c]);
@@ -95,6 +95,10 @@ static void test_labels_follow_the_rule(void **state) {
     assert_color_near(rgb, split[1][0]->bg, 16);
     pixel(test, 0, 112, 112, rgb);
     assert_color_near(rgb, split[1][0]->fg, 16);
+    // decoded bytes held as they are; gathered batches are bit for bit the
+    // normalisation the reader once stored
+    assert_true(rg_old_path_batch(train));
+    assert_true(rg_old_path_batch(test));
     dd_dataset_destroy(train);
     dd_dataset_destroy(test);
 }
@@ -127,6 +131,10 @@ static void test_object_crop_and_size(void **state) {
                 assert_float_equal(mean[c], split[s][i]->fg[c], 12.0);
         }
     }
+    // decoded bytes held as they are; gathered batches are bit for bit the
+    // normalisation the reader once stored
+    assert_true(rg_old_path_batch(train));
+    assert_true(rg_old_path_batch(test));
     dd_dataset_destroy(train);
     dd_dataset_destroy(test);
 

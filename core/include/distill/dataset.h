@@ -15,29 +15,63 @@ extern "C" {
 
 #define DD_MAX_CHANNELS 4
 
-/** One split of a dataset, fully in memory. Images are normalized:
- * value = (pixel/255 - mean[c]) / std[c]; the image writer undoes it. */
+/** Element type of a dataset's stored pixels. */
+typedef enum dd_dtype {
+    /** Raw 8-bit pixels; the normalised value of pixel p of channel c is
+     * (p/255 - mean[c]) / std[c], computed as dd_image_normalize does. */
+    DD_DTYPE_U8 = 1,
+    /** 32-bit floats, already normalised (read as they are). */
+    DD_DTYPE_F32 = 2,
+} dd_dtype;
+
+/** One split of a dataset, fully in memory, in the type its pixels are
+ * stored in (planar CHW per image). Consumers read normalised float32 images
+ * through dd_dataset_gather / dd_dataset_gather_range, never `pixels`
+ * directly; readers fill `pixels` (dd_dataset_u8 / dd_dataset_f32). The
+ * image writer undoes the normalisation with mean/std. */
 typedef struct dd_dataset {
     char *name; /**< e.g. "fashion-mnist/train" (owned) */
     int64_t n;  /**< number of images */
     int channels, height, width;
     int n_classes;
-    float *images;      /**< n × channels × height × width (owned, aligned) */
-    int32_t *labels;    /**< n labels in [0, n_classes) (owned) */
-    char **class_names; /**< n_classes strings (owned) */
-    float mean[DD_MAX_CHANNELS];
+    dd_dtype dtype;              /**< type of `pixels` */
+    void *pixels;                /**< n × channels × height × width of dtype (owned, aligned) */
+    int32_t *labels;             /**< n labels in [0, n_classes) (owned) */
+    char **class_names;          /**< n_classes strings (owned) */
+    float mean[DD_MAX_CHANNELS]; /**< per channel, in [0, 1] pixel scale */
     float std[DD_MAX_CHANNELS];
 } dd_dataset;
 
-/** Allocates a dataset with zeroed images/labels, class names "0".."K-1",
- * mean 0 and std 1. Caller owns *out (dd_dataset_destroy). */
-DD_API dd_status dd_dataset_create(const char *name, int64_t n, int channels, int height, int width,
-                                   int n_classes, dd_dataset **out);
+/** Allocates a dataset of n images of `dtype` with zeroed pixels/labels,
+ * class names "0".."K-1", mean 0 and std 1. Checks the stored bytes against
+ * dataset.max_bytes (distill/limits.h). Caller owns *out (dd_dataset_destroy). */
+DD_API dd_status dd_dataset_create(const char *name, dd_dtype dtype, int64_t n, int channels,
+                                   int height, int width, int n_classes, dd_dataset **out);
 DD_API void dd_dataset_destroy(dd_dataset *d);
 /** Replaces class name k (copied). */
 DD_API dd_status dd_dataset_set_class_name(dd_dataset *d, int k, const char *name);
-/** Size of one image in floats. */
+/** Size of one image in elements (channels × height × width). */
 DD_API size_t dd_dataset_image_size(const dd_dataset *d);
+/** Bytes of one element of `dtype` (1 or 4; 0 if unknown). */
+DD_API size_t dd_dtype_size(dd_dtype dtype);
+/** Bytes the dataset's pixels take: n × image_size × dd_dtype_size(dtype). */
+DD_API size_t dd_dataset_bytes(const dd_dataset *d);
+/** Image i's stored pixels for a reader to fill (CHW), or NULL if the
+ * dataset is not of that dtype or i is out of range. Owned by the dataset. */
+DD_API uint8_t *dd_dataset_u8(dd_dataset *d, int64_t i);
+DD_API float *dd_dataset_f32(dd_dataset *d, int64_t i);
+
+/** Writes images idx[0 .. n) of `d`, normalised, as float32 CHW to `out`
+ * (n × image_size floats, caller's). U8 values are bit-identical to
+ * dd_image_normalize of the same pixels. DD_ERR_INVALID (naming the index)
+ * if an index is outside [0, d->n). */
+DD_API dd_status dd_dataset_gather(const dd_dataset *d, const int64_t *idx, int64_t n, float *out);
+/** The same for images first .. first+n-1. */
+DD_API dd_status dd_dataset_gather_range(const dd_dataset *d, int64_t first, int64_t n, float *out);
+/** A new dataset holding images idx[0 .. n) of `src` in src's dtype, with
+ * their labels, src's class names and mean/std. Caller owns *out. */
+DD_API dd_status dd_dataset_subset(const dd_dataset *src, const int64_t *idx, int64_t n,
+                                   const char *name, dd_dataset **out);
 
 /** Reader flags (dd_dataset_ops.flags). */
 enum {

@@ -16,8 +16,9 @@
 extern "C" {
 #endif
 
-/** Bumped on any incompatible change; the loader requires an exact match. */
-#define DD_PLUGIN_ABI_VERSION 1u
+/** Bumped on any incompatible change; the loader requires an exact match.
+ * 2: datasets hold their pixels as stored (dd_dataset.dtype, .pixels). */
+#define DD_PLUGIN_ABI_VERSION 2u
 #define DD_PLUGIN_ENTRY_SYMBOL "dd_plugin_entry"
 
 typedef enum dd_component_kind {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "distill/image.h"
 #include "distill/limits.h"
 #include "distill/tensor.h"
 
@@ -17,11 +18,19 @@ static char *dup_str(const char *s) {
     return d;
 }
 
-dd_status dd_dataset_create(const char *name, int64_t n, int channels, int height, int width,
-                            int n_classes, dd_dataset **out) {
+size_t dd_dtype_size(dd_dtype dtype) {
+    return dtype == DD_DTYPE_U8 ? 1 : dtype == DD_DTYPE_F32 ? sizeof(float) : 0;
+}
+
+dd_status dd_dataset_create(const char *name, dd_dtype dtype, int64_t n, int channels, int height,
+                            int width, int n_classes, dd_dataset **out) {
     if (!out) return dd_error_set(DD_ERR_INVALID, "dd_dataset_create: NULL argument");
     *out = NULL;
     const char *shown = name ? name : "dataset";
+    const size_t es = dd_dtype_size(dtype);
+    if (es == 0)
+        return dd_error_set(DD_ERR_INVALID, "dataset %s: unknown dtype %d (expected u8 or f32)",
+                            shown, (int)dtype);
     if (n < 0 || channels < 1 || channels > DD_MAX_CHANNELS || height < 1 || width < 1 ||
         n_classes < 1)
         return dd_error_set(
@@ -30,9 +39,9 @@ dd_status dd_dataset_create(const char *name, int64_t n, int channels, int heigh
     size_t per = (size_t)channels * (size_t)height * (size_t)width;
     if ((uint64_t)height * (uint64_t)width > SIZE_MAX / DD_MAX_CHANNELS ||
         (n > 0 && (uint64_t)n > SIZE_MAX / sizeof(float) / per))
-        return dd_error_set(DD_ERR_NOMEM, "dataset %s: %lld images of %zu floats overflow", shown,
+        return dd_error_set(DD_ERR_NOMEM, "dataset %s: %lld images of %zu values overflow", shown,
                             (long long)n, per);
-    DD_TRY(dd_limits_check_dataset(shown, n, channels, height, width, sizeof(float)));
+    DD_TRY(dd_limits_check_dataset(shown, n, channels, height, width, es));
     dd_dataset *d = calloc(1, sizeof *d);
     if (!d) return dd_error_set(DD_ERR_NOMEM, "dataset %s: out of memory", shown);
     d->n = n;
@@ -40,11 +49,13 @@ dd_status dd_dataset_create(const char *name, int64_t n, int channels, int heigh
     d->height = height;
     d->width = width;
     d->n_classes = n_classes;
+    d->dtype = dtype;
     d->name = dup_str(shown);
-    d->images = dd_alloc_floats((size_t)n * per);
+    const size_t bytes = (size_t)n * per * es;
+    d->pixels = dd_alloc_aligned(bytes > 0 ? bytes : 1); // zeroed
     d->labels = calloc(n > 0 ? (size_t)n : 1, sizeof(int32_t));
     d->class_names = calloc((size_t)n_classes, sizeof(char *));
-    int ok = d->name && d->images && d->labels && d->class_names;
+    int ok = d->name && d->pixels && d->labels && d->class_names;
     for (int k = 0; ok && k < n_classes; k++) {
         char buf[24];
         snprintf(buf, sizeof buf, "%d", k);
@@ -52,8 +63,9 @@ dd_status dd_dataset_create(const char *name, int64_t n, int channels, int heigh
     }
     if (!ok) {
         dd_dataset_destroy(d);
-        return dd_error_set(DD_ERR_NOMEM, "dataset %s: out of memory for %lld images of %zu floats",
-                            shown, (long long)n, per);
+        return dd_error_set(DD_ERR_NOMEM,
+                            "dataset %s: out of memory for %lld images of %zu values (%zu bytes)",
+                            shown, (long long)n, per, bytes);
     }
     for (int c = 0; c < DD_MAX_CHANNELS; c++)
         d->std[c] = 1.0f;
@@ -67,7 +79,7 @@ void dd_dataset_destroy(dd_dataset *d) {
         free(d->class_names[k]);
     free(d->class_names);
     free(d->labels);
-    dd_free(d->images);
+    dd_free(d->pixels);
     free(d->name);
     free(d);
 }
@@ -87,4 +99,114 @@ dd_status dd_dataset_set_class_name(dd_dataset *d, int k, const char *name) {
 
 size_t dd_dataset_image_size(const dd_dataset *d) {
     return d ? (size_t)d->channels * (size_t)d->height * (size_t)d->width : 0;
+}
+
+size_t dd_dataset_bytes(const dd_dataset *d) {
+    return d ? (size_t)d->n * dd_dataset_image_size(d) * dd_dtype_size(d->dtype) : 0;
+}
+
+uint8_t *dd_dataset_u8(dd_dataset *d, int64_t i) {
+    if (!d || d->dtype != DD_DTYPE_U8 || i < 0 || i >= d->n) return NULL;
+    return (uint8_t *)d->pixels + (size_t)i * dd_dataset_image_size(d);
+}
+
+float *dd_dataset_f32(dd_dataset *d, int64_t i) {
+    if (!d || d->dtype != DD_DTYPE_F32 || i < 0 || i >= d->n) return NULL;
+    return (float *)d->pixels + (size_t)i * dd_dataset_image_size(d);
+}
+
+/* ---- the accessor: normalised float32 images ------------------------------ */
+
+/* The normalised value of every byte, per channel: dd_image_normalize itself
+ * applied to the 256 possible pixels, so a gathered value is the very float
+ * the old decode-to-float path stored (same expression, same contraction). */
+typedef struct norm_lut {
+    float v[DD_MAX_CHANNELS][256];
+} norm_lut;
+
+static void lut_make(const dd_dataset *d, norm_lut *t) {
+    uint8_t all[256];
+    for (int p = 0; p < 256; p++)
+        all[p] = (uint8_t)p;
+    for (int c = 0; c < d->channels; c++)
+        dd_image_normalize(all, 256, 1, 1, &d->mean[c], &d->std[c], t->v[c]);
+}
+
+static void copy_image(const dd_dataset *d, const norm_lut *t, int64_t i, float *dst) {
+    const size_t D = dd_dataset_image_size(d);
+    if (d->dtype == DD_DTYPE_F32) {
+        memcpy(dst, (const float *)d->pixels + (size_t)i * D, D * sizeof(float));
+        return;
+    }
+    const size_t hw = (size_t)d->height * (size_t)d->width;
+    const uint8_t *src = (const uint8_t *)d->pixels + (size_t)i * D;
+    for (int c = 0; c < d->channels; c++) {
+        const float *lut = t->v[c];
+        const uint8_t *s = src + (size_t)c * hw;
+        float *o = dst + (size_t)c * hw;
+        for (size_t p = 0; p < hw; p++)
+            o[p] = lut[s[p]];
+    }
+}
+
+/* Below this many values a gather runs on the calling thread. */
+#define GATHER_PARALLEL_MIN (1 << 18)
+
+static dd_status gather(const dd_dataset *d, const int64_t *idx, int64_t first, int64_t n,
+                        float *out) {
+    if (!d || n < 0 || (n > 0 && !out) || (!idx && (first < 0 || first > d->n - n)))
+        return dd_error_set(DD_ERR_INVALID, "dataset %s: bad gather of %lld images from %lld",
+                            d && d->name ? d->name : "?", (long long)n, (long long)first);
+    for (int64_t j = 0; idx && j < n; j++)
+        if (idx[j] < 0 || idx[j] >= d->n)
+            return dd_error_set(DD_ERR_INVALID, "dataset %s: image %lld is not in 0..%lld",
+                                d->name ? d->name : "?", (long long)idx[j], (long long)d->n - 1);
+    norm_lut t;
+    if (d->dtype == DD_DTYPE_U8) lut_make(d, &t);
+    const size_t D = dd_dataset_image_size(d);
+#pragma omp parallel for schedule(static) if ((size_t)n * D >= GATHER_PARALLEL_MIN)
+    for (int64_t j = 0; j < n; j++)
+        copy_image(d, &t, idx ? idx[j] : first + j, out + (size_t)j * D);
+    return DD_OK;
+}
+
+dd_status dd_dataset_gather(const dd_dataset *d, const int64_t *idx, int64_t n, float *out) {
+    if (n > 0 && !idx) return dd_error_set(DD_ERR_INVALID, "dd_dataset_gather: NULL indices");
+    return gather(d, idx, 0, n, out);
+}
+
+dd_status dd_dataset_gather_range(const dd_dataset *d, int64_t first, int64_t n, float *out) {
+    return gather(d, NULL, first, n, out);
+}
+
+dd_status dd_dataset_subset(const dd_dataset *src, const int64_t *idx, int64_t n, const char *name,
+                            dd_dataset **out) {
+    if (!src || !out || (n > 0 && !idx))
+        return dd_error_set(DD_ERR_INVALID, "dd_dataset_subset: NULL argument");
+    *out = NULL;
+    for (int64_t j = 0; j < n; j++)
+        if (idx[j] < 0 || idx[j] >= src->n)
+            return dd_error_set(DD_ERR_INVALID, "dataset %s: image %lld is not in 0..%lld",
+                                src->name ? src->name : "?", (long long)idx[j],
+                                (long long)src->n - 1);
+    dd_dataset *d;
+    DD_TRY(dd_dataset_create(name ? name : src->name, src->dtype, n, src->channels, src->height,
+                             src->width, src->n_classes, &d));
+    dd_status s = DD_OK;
+    for (int k = 0; s == DD_OK && src->class_names && k < src->n_classes; k++)
+        if (src->class_names[k]) s = dd_dataset_set_class_name(d, k, src->class_names[k]);
+    if (s != DD_OK) {
+        dd_dataset_destroy(d);
+        return s;
+    }
+    const size_t bytes = dd_dataset_image_size(src) * dd_dtype_size(src->dtype);
+    for (int64_t j = 0; j < n; j++) {
+        memcpy((uint8_t *)d->pixels + (size_t)j * bytes,
+               (const uint8_t *)src->pixels + (size_t)idx[j] * bytes, bytes);
+        d->labels[j] = src->labels[idx[j]];
+    }
+    memcpy(d->mean, src->mean, sizeof d->mean);
+    memcpy(d->std, src->std, sizeof d->std);
+    *out = d;
+    return DD_OK;
 }

@@ -29,33 +29,45 @@ dd_status dd_transform_parse(const char *name, dd_transform *out) {
                         name ? name : "(null)");
 }
 
-static void transform_image(const dd_dataset *d, dd_transform t, const float *in, float *out) {
-    const int C = d->channels, H = d->height, W = d->width;
+/* Source pixel of output (y, x) under a geometric transform. */
+static size_t source_offset(dd_transform t, int W, int y, int x) {
+    switch (t) {
+    case DD_TRANSFORM_ROTATE90:
+        return (size_t)x * W + (size_t)(W - 1 - y);
+    case DD_TRANSFORM_HFLIP:
+        return (size_t)y * W + (size_t)(W - 1 - x);
+    default:
+        return (size_t)y * W + x;
+    }
+}
+
+/* Image i of src, transformed, into image o of d (same dtype). */
+static void transform_image(const dd_dataset *src, dd_transform t, int64_t i, dd_dataset *d,
+                            int64_t o) {
+    const int C = src->channels, H = src->height, W = src->width;
+    const size_t hw = (size_t)H * W, D = (size_t)C * hw;
     for (int c = 0; c < C; c++) {
-        const float *ic = in + (size_t)c * H * W;
-        float *oc = out + (size_t)c * H * W;
-        // Normalised value v of pixel p: v = (p − mean) / std; 1 − p maps v to (1 − 2·mean)/std −
-        // v.
-        const float inv_off = (1.f - 2.f * d->mean[c]) / d->std[c];
-        for (int y = 0; y < H; y++) {
-            for (int x = 0; x < W; x++) {
-                float v;
-                switch (t) {
-                case DD_TRANSFORM_ROTATE90:
-                    v = ic[(size_t)x * W + (size_t)(W - 1 - y)];
-                    break;
-                case DD_TRANSFORM_HFLIP:
-                    v = ic[(size_t)y * W + (size_t)(W - 1 - x)];
-                    break;
-                case DD_TRANSFORM_INVERT:
-                    v = inv_off - ic[(size_t)y * W + x];
-                    break;
-                default:
-                    v = ic[(size_t)y * W + x];
-                    break;
+        if (src->dtype == DD_DTYPE_U8) {
+            // Inverting a stored pixel p is 255 − p: its normalised value is
+            // then what the image writer shows as the inverted picture.
+            const uint8_t *ic = (const uint8_t *)src->pixels + (size_t)i * D + (size_t)c * hw;
+            uint8_t *oc = (uint8_t *)d->pixels + (size_t)o * D + (size_t)c * hw;
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) {
+                    const uint8_t p = ic[source_offset(t, W, y, x)];
+                    oc[(size_t)y * W + x] = t == DD_TRANSFORM_INVERT ? (uint8_t)(255 - p) : p;
                 }
-                oc[(size_t)y * W + x] = v;
-            }
+        } else {
+            const float *ic = (const float *)src->pixels + (size_t)i * D + (size_t)c * hw;
+            float *oc = (float *)d->pixels + (size_t)o * D + (size_t)c * hw;
+            // Normalised value v of pixel p: v = (p − mean) / std; 1 − p maps v to
+            // (1 − 2·mean)/std − v.
+            const float inv_off = (1.f - 2.f * src->mean[c]) / src->std[c];
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) {
+                    const float v = ic[source_offset(t, W, y, x)];
+                    oc[(size_t)y * W + x] = t == DD_TRANSFORM_INVERT ? inv_off - v : v;
+                }
         }
     }
 }
@@ -105,8 +117,8 @@ dd_status dd_dataset_transformed(const dd_dataset *src, dd_transform t, const in
     char name[256];
     snprintf(name, sizeof name, "%s+%s", src->name ? src->name : "dataset", transform_names[t]);
     dd_dataset *d;
-    dd_status s =
-        dd_dataset_create(name, n, src->channels, src->height, src->width, src->n_classes, &d);
+    dd_status s = dd_dataset_create(name, src->dtype, n, src->channels, src->height, src->width,
+                                    src->n_classes, &d);
     if (s != DD_OK) {
         free(keep);
         return s;
@@ -116,11 +128,10 @@ dd_status dd_dataset_transformed(const dd_dataset *src, dd_transform t, const in
     for (int k = 0; s == DD_OK && k < src->n_classes; k++)
         if (src->class_names && src->class_names[k])
             s = dd_dataset_set_class_name(d, k, src->class_names[k]);
-    const size_t D = dd_dataset_image_size(src);
     int64_t o = 0;
     for (int64_t i = 0; s == DD_OK && i < src->n; i++) {
         if (!keep[i]) continue;
-        transform_image(src, t, src->images + (size_t)i * D, d->images + (size_t)o * D);
+        transform_image(src, t, i, d, o);
         d->labels[o++] = src->labels[i];
     }
     free(keep);

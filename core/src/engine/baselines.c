@@ -225,29 +225,37 @@ static float *baseline_slot(const baseline_ctx *b, int c, int q) {
 }
 
 /* Each slot: a uniformly drawn training image of its class. */
-static void build_random(const baseline_ctx *b, uint64_t seed) {
+static dd_status build_random(const baseline_ctx *b, uint64_t seed) {
     dd_rng r = dd_rng_make(seed, DD_STREAM_BASELINE_RANDOM);
     for (int c = 0; c < b->K; c++) {
         const int64_t nc = b->off[c + 1] - b->off[c];
         for (int q = 0; q < b->per_class; q++) {
             int64_t i = b->idx[b->off[c] + (int64_t)dd_rng_below(&r, (uint64_t)nc)];
-            memcpy(baseline_slot(b, c, q), b->train->images + (size_t)i * b->D,
-                   b->D * sizeof(float));
+            DD_TRY(dd_dataset_gather_range(b->train, i, 1, baseline_slot(b, c, q)));
         }
     }
+    return DD_OK;
 }
+
+/* Images a class average reads per gather. */
+#define AVERAGE_CHUNK 256
 
 /* Every slot of a class: the class's mean image. */
 static dd_status build_average(const baseline_ctx *b) {
     const size_t D = b->D;
     double *acc = calloc(D, sizeof *acc);
-    if (!acc) return dd_error_set(DD_ERR_NOMEM, "baselines: out of memory");
-    for (int c = 0; c < b->K; c++) {
+    float *x = dd_alloc_floats(AVERAGE_CHUNK * D);
+    dd_status s = acc && x ? DD_OK : dd_error_set(DD_ERR_NOMEM, "baselines: out of memory");
+    for (int c = 0; s == DD_OK && c < b->K; c++) {
         memset(acc, 0, D * sizeof *acc);
-        for (int64_t p = b->off[c]; p < b->off[c + 1]; p++) {
-            const float *xi = b->train->images + (size_t)b->idx[p] * D;
-            for (size_t j = 0; j < D; j++)
-                acc[j] += xi[j];
+        for (int64_t p = b->off[c]; s == DD_OK && p < b->off[c + 1]; p += AVERAGE_CHUNK) {
+            const int64_t n = b->off[c + 1] - p < AVERAGE_CHUNK ? b->off[c + 1] - p : AVERAGE_CHUNK;
+            s = dd_dataset_gather(b->train, b->idx + p, n, x);
+            for (int64_t q = 0; s == DD_OK && q < n; q++) {
+                const float *xi = x + (size_t)q * D;
+                for (size_t j = 0; j < D; j++)
+                    acc[j] += xi[j];
+            }
         }
         const double inv = 1.0 / (double)(b->off[c + 1] - b->off[c]);
         for (int q = 0; q < b->per_class; q++) {
@@ -257,7 +265,8 @@ static dd_status build_average(const baseline_ctx *b) {
         }
     }
     free(acc);
-    return DD_OK;
+    dd_free(x);
+    return s;
 }
 
 /* The slots of a class: its k-means centroids, k = per_class, each class
@@ -273,9 +282,9 @@ static dd_status build_kmeans(const baseline_ctx *b, uint64_t seed, int nthreads
     if (!buf || !cent) s = dd_error_set(DD_ERR_NOMEM, "baselines: out of memory for k-means");
     for (int c = 0; s == DD_OK && c < b->K; c++) {
         const int64_t nc = b->off[c + 1] - b->off[c];
-        for (int64_t p = 0; p < nc; p++)
-            memcpy(buf + (size_t)p * D, b->train->images + (size_t)b->idx[b->off[c] + p] * D,
-                   D * sizeof(float));
+        // k-means runs on one class's images at a time, normalised
+        s = dd_dataset_gather(b->train, b->idx + b->off[c], nc, buf);
+        if (s != DD_OK) break;
         dd_rng r = dd_rng_make(seed, DD_STREAM_KMEANS + 0x100u * (uint64_t)(c + 1));
         s = dd_kmeans(buf, nc, D, b->per_class, 100, &r, nthreads, cent, NULL, NULL);
         for (int q = 0; s == DD_OK && q < b->per_class; q++)
@@ -310,7 +319,7 @@ dd_status dd_baseline_build(dd_baseline_kind kind, const dd_dataset *train, int 
                             images_per_class,
                             steps * images_per_class};
     if (kind == DD_BASELINE_RANDOM)
-        build_random(&b, seed);
+        s = build_random(&b, seed);
     else if (kind == DD_BASELINE_AVERAGE)
         s = build_average(&b);
     else if (kind == DD_BASELINE_KMEANS)

@@ -226,7 +226,7 @@ dd_status dd_engine_unrolled_loss(dd_engine *e, const float *theta0, const float
 /* Real batch of iteration `it`: epochs of the real data are fixed
  * permutations (a pure function of seed and epoch), so any iteration's batch
  * is known without replaying the run — resuming needs only the counter. */
-static void sample_real(dd_engine *e, int64_t it) {
+static dd_status sample_real(dd_engine *e, int64_t it) {
     const dd_dataset *t = e->train;
     const int64_t per_epoch = t->n / e->B;
     const int64_t epoch = it / per_epoch, pos = it % per_epoch;
@@ -237,11 +237,10 @@ static void sample_real(dd_engine *e, int64_t it) {
         dd_rng_shuffle(&r, e->perm, (size_t)t->n);
         e->perm_epoch = epoch;
     }
-    for (int64_t b = 0; b < e->B; b++) {
-        int64_t i = e->perm[pos * e->B + b];
-        memcpy(e->xr + (size_t)b * e->D, t->images + (size_t)i * e->D, e->D * sizeof(float));
-        e->yr[b] = t->labels[i];
-    }
+    const int64_t *batch = e->perm + pos * e->B;
+    for (int64_t b = 0; b < e->B; b++)
+        e->yr[b] = t->labels[batch[b]];
+    return dd_dataset_gather(t, batch, e->B, e->xr);
 }
 
 static void adam(float *p, float *m, float *v, const float *g, size_t n, double lr, double b1,
@@ -344,7 +343,7 @@ dd_status dd_engine_step(dd_engine *e) {
     if (graw) memset(graw, 0, (size_t)e->K * sizeof(float));
     if (gsoft) memset(gsoft, 0, SMO * sizeof(float));
 
-    sample_real(e, it);
+    DD_TRY(sample_real(e, it));
     const int nets = (c->init_mode == DD_INIT_FIXED || c->init_mode == DD_INIT_PRETRAINED_FIXED)
                          ? 1
                          : c->nets_per_iteration;

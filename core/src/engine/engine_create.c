@@ -56,8 +56,12 @@ static dd_status init_pixels_real(dd_engine *e) {
                     break;
                 }
             }
-            memcpy(e->pixels + ((size_t)s * (size_t)e->M + (size_t)j) * e->D,
-                   t->images + (size_t)pick * e->D, e->D * sizeof(float));
+            dd_status st = dd_dataset_gather_range(
+                t, pick, 1, e->pixels + ((size_t)s * (size_t)e->M + (size_t)j) * e->D);
+            if (st != DD_OK) {
+                free(count);
+                return st;
+            }
         }
     }
     free(count);

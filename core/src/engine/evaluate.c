@@ -133,13 +133,16 @@ dd_status dd_evaluate_test_all(dd_model *m, const dd_objective_handle *obj, cons
     const int nm = obj->n_metrics > 0 ? obj->n_metrics : 1;
     float *logits = dd_alloc_floats((size_t)test_batch * (size_t)K);
     float *dl = dd_alloc_floats((size_t)test_batch * (size_t)K);
+    float *x = dd_alloc_floats((size_t)test_batch * D);
     double *num = calloc((size_t)nm, sizeof *num), *den = calloc((size_t)nm, sizeof *den);
     dd_status s = DD_OK;
-    if (!logits || !dl || !num || !den) s = dd_error_set(DD_ERR_NOMEM, "evaluate: out of memory");
+    if (!logits || !dl || !x || !num || !den)
+        s = dd_error_set(DD_ERR_NOMEM, "evaluate: out of memory");
     double loss_sum = 0.0;
     for (int64_t b = 0; s == DD_OK && b < test->n; b += test_batch) {
         const int64_t n = test->n - b < test_batch ? test->n - b : test_batch;
-        s = dd_model_forward(m, theta, test->images + (size_t)b * D, n, logits);
+        s = dd_dataset_gather_range(test, b, n, x);
+        if (s == DD_OK) s = dd_model_forward(m, theta, x, n, logits);
         if (s != DD_OK) break;
         double l = 0.0;
         s = obj->ops->outer_loss(obj->state, logits, test->labels + b, n, K, &l, dl);
@@ -154,6 +157,7 @@ dd_status dd_evaluate_test_all(dd_model *m, const dd_objective_handle *obj, cons
     }
     dd_free(logits);
     dd_free(dl);
+    dd_free(x);
     free(num);
     free(den);
     return s;
@@ -240,11 +244,13 @@ static dd_status add_class_accuracy(dd_model *m, const dd_dataset *test, const f
     const size_t D = dd_dataset_image_size(test);
     if (test_batch < 1 || test_batch > test->n) test_batch = test->n;
     float *logits = dd_alloc_floats((size_t)test_batch * (size_t)K);
+    float *x = dd_alloc_floats((size_t)test_batch * D);
     int64_t *hit = calloc((size_t)C, sizeof *hit), *all = calloc((size_t)C, sizeof *all);
-    dd_status s = logits && hit && all ? DD_OK : dd_nomem();
+    dd_status s = logits && x && hit && all ? DD_OK : dd_nomem();
     for (int64_t b = 0; s == DD_OK && b < test->n; b += test_batch) {
         const int64_t n = test->n - b < test_batch ? test->n - b : test_batch;
-        s = dd_model_forward(m, theta, test->images + (size_t)b * D, n, logits);
+        s = dd_dataset_gather_range(test, b, n, x);
+        if (s == DD_OK) s = dd_model_forward(m, theta, x, n, logits);
         for (int64_t i = 0; s == DD_OK && i < n; i++) {
             const float *z = logits + (size_t)i * (size_t)K;
             int best = 0;
@@ -259,6 +265,7 @@ static dd_status add_class_accuracy(dd_model *m, const dd_dataset *test, const f
     for (int c = 0; s == DD_OK && c < C; c++)
         sum[c] += all[c] ? (double)hit[c] / (double)all[c] : 0.0;
     dd_free(logits);
+    dd_free(x);
     free(hit);
     free(all);
     return s;
@@ -770,15 +777,7 @@ static dd_status baseline_rows(eval_run *r, dd_eval_baseline *b, const char *nam
 /* Copies images idx[0 .. n) of `src` into a new dataset. */
 static dd_status subset_copy(const dd_dataset *src, const int64_t *idx, int64_t n, const char *name,
                              dd_dataset **out) {
-    DD_TRY(dd_dataset_create(name, n, src->channels, src->height, src->width, src->n_classes, out));
-    const size_t D = dd_dataset_image_size(src);
-    for (int64_t i = 0; i < n; i++) {
-        memcpy((*out)->images + (size_t)i * D, src->images + (size_t)idx[i] * D, D * sizeof(float));
-        (*out)->labels[i] = src->labels[idx[i]];
-    }
-    memcpy((*out)->mean, src->mean, sizeof src->mean);
-    memcpy((*out)->std, src->std, sizeof src->std);
-    return DD_OK;
+    return dd_dataset_subset(src, idx, n, name, out);
 }
 
 /* best_of_random: N random subsets drawn from the training set minus

@@ -6,6 +6,10 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "distill/tensor.h"
+
+/* Test images a kNN pass reads (and normalises) at a time. */
+#define KNN_TEST_CHUNK 1000
 
 dd_status dd_knn_distance_parse(const char *name, dd_knn_distance *out) {
     if (name && strcmp(name, "euclidean") == 0) {
@@ -152,8 +156,18 @@ dd_status dd_knn_accuracy(const dd_distilled *set, const dd_dataset *test, int k
         }
         labels[j] = y;
     }
-    dd_status st = dd_knn_predict(set->images, labels, n_ref, test->n_classes, test->images,
-                                  test->n, d, k, dist, pred);
+    // The test split is read in chunks through the dataset's accessor.
+    const int64_t chunk = test->n < KNN_TEST_CHUNK ? test->n : KNN_TEST_CHUNK;
+    float *q = dd_alloc_floats((size_t)(chunk > 0 ? chunk : 1) * d);
+    dd_status st = q ? DD_OK : dd_nomem();
+    for (int64_t b = 0; st == DD_OK && b < test->n; b += chunk) {
+        const int64_t n = test->n - b < chunk ? test->n - b : chunk;
+        st = dd_dataset_gather_range(test, b, n, q);
+        if (st == DD_OK)
+            st = dd_knn_predict(set->images, labels, n_ref, test->n_classes, q, n, d, k, dist,
+                                pred + b);
+    }
+    dd_free(q);
     if (st == DD_OK) {
         int64_t right = 0;
         for (int64_t i = 0; i < test->n; i++)

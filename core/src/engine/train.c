@@ -59,15 +59,20 @@ dd_status dd_sgd_train_data(dd_model *m, float *theta, const dd_sgd_data *d,
     const size_t O = d->labels.soft ? (size_t)d->n_outputs : 0;
     const int64_t B = c->batch < d->n ? c->batch : d->n;
     const int64_t per_epoch = (d->n + B - 1) / B, total = per_epoch * c->epochs;
+    const int augment = c->crop > 0 || c->flip;
+    // From a dataset, a batch is gathered (normalised) first: into xb, or
+    // into raw when it is augmented on the way to xb.
+    const int gathered = !d->images;
     float *g = dd_alloc_floats(P), *v = dd_alloc_floats(P), *xb = dd_alloc_floats((size_t)B * D);
+    float *raw = gathered && augment ? dd_alloc_floats((size_t)B * D) : NULL;
     int32_t *yb = malloc((size_t)B * sizeof *yb);
     float *sb = O ? dd_alloc_floats((size_t)B * O) : NULL;
     int64_t *perm = malloc((size_t)d->n * sizeof *perm);
     dd_status s = DD_OK;
-    if (!g || !v || !xb || !yb || !perm || (O && !sb))
+    if (gathered && !d->dataset) s = dd_error_set(DD_ERR_INVALID, "sgd: no images");
+    if (!g || !v || !xb || !yb || !perm || (O && !sb) || (gathered && augment && !raw))
         s = dd_error_set(DD_ERR_NOMEM, "sgd: out of memory");
     const float mu = (float)c->momentum, wd = (float)c->weight_decay;
-    const int augment = c->crop > 0 || c->flip;
     int64_t t = 0;
     for (int e = 0; s == DD_OK && e < c->epochs; e++) {
         for (int64_t i = 0; i < d->n; i++)
@@ -78,9 +83,13 @@ dd_status dd_sgd_train_data(dd_model *m, float *theta, const dd_sgd_data *d,
         double loss_sum = 0.0;
         for (int64_t b = 0; s == DD_OK && b < per_epoch; b++, t++) {
             const int64_t lo = b * B, n = d->n - lo < B ? d->n - lo : B;
+            if (gathered) {
+                s = dd_dataset_gather(d->dataset, perm + lo, n, augment ? raw : xb);
+                if (s != DD_OK) break;
+            }
             for (int64_t j = 0; j < n; j++) {
                 const int64_t src = perm[lo + j];
-                const float *img = d->images + (size_t)src * D;
+                const float *img = gathered ? raw + (size_t)j * D : d->images + (size_t)src * D;
                 if (augment) {
                     const int span = 2 * c->crop + 1;
                     const int dy = c->crop ? (int)dd_rng_below(&ar, (uint64_t)span) - c->crop : 0;
@@ -88,7 +97,7 @@ dd_status dd_sgd_train_data(dd_model *m, float *theta, const dd_sgd_data *d,
                     const int mirror = c->flip ? (int)dd_rng_below(&ar, 2) : 0;
                     augment_image(img, d->channels, d->height, d->width, dy, dx, mirror,
                                   xb + (size_t)j * D);
-                } else {
+                } else if (!gathered) {
                     memcpy(xb + (size_t)j * D, img, D * sizeof(float));
                 }
                 if (O)
@@ -123,6 +132,7 @@ dd_status dd_sgd_train_data(dd_model *m, float *theta, const dd_sgd_data *d,
     dd_free(g);
     dd_free(v);
     dd_free(xb);
+    dd_free(raw);
     dd_free(sb);
     free(yb);
     free(perm);
@@ -131,7 +141,7 @@ dd_status dd_sgd_train_data(dd_model *m, float *theta, const dd_sgd_data *d,
 
 dd_status dd_sgd_train(dd_model *m, float *theta, const dd_dataset *train, const dd_sgd_config *c) {
     const dd_sgd_data d = {
-        .images = train->images,
+        .dataset = train,
         .n = train->n,
         .channels = train->channels,
         .height = train->height,
@@ -147,18 +157,24 @@ dd_status dd_pretrain_accuracy(dd_model *m, const float *theta, const dd_dataset
     const int K = dd_model_output_dim(m);
     const size_t D = dd_dataset_image_size(d);
     const int64_t B = d->n < 500 ? d->n : 500;
-    float *z = dd_alloc_floats((size_t)B * (size_t)K);
-    if (!z) return dd_error_set(DD_ERR_NOMEM, "accuracy: out of memory");
+    float *z = dd_alloc_floats((size_t)B * (size_t)K), *x = dd_alloc_floats((size_t)B * D);
+    if (!z || !x) {
+        dd_free(z);
+        dd_free(x);
+        return dd_error_set(DD_ERR_NOMEM, "accuracy: out of memory");
+    }
     int64_t correct = 0;
     dd_status s = DD_OK;
     for (int64_t b = 0; s == DD_OK && b < d->n; b += B) {
         const int64_t n = d->n - b < B ? d->n - b : B;
-        s = dd_model_forward(m, theta, d->images + (size_t)b * D, n, z);
+        s = dd_dataset_gather_range(d, b, n, x);
+        if (s == DD_OK) s = dd_model_forward(m, theta, x, n, z);
         for (int64_t i = 0; s == DD_OK && i < n; i++) {
             correct += dd_argmax(z + (size_t)i * (size_t)K, K) == d->labels[b + i];
         }
     }
     dd_free(z);
+    dd_free(x);
     if (s == DD_OK) *accuracy = (double)correct / (double)d->n;
     return s;
 }

@@ -28,10 +28,12 @@ typedef struct dd_sgd_config {
     int crop, flip;
 } dd_sgd_config;
 
-/** Images to train on: n images of C × H × W floats, with hard (n) or soft
- * (n × n_outputs) labels. */
+/** Images to train on: n images of C × H × W floats (`images`, or read
+ * batch by batch through `dataset`'s accessor when `images` is NULL), with
+ * hard (n) or soft (n × n_outputs) labels. */
 typedef struct dd_sgd_data {
     const float *images;
+    const dd_dataset *dataset;
     int64_t n;
     int channels, height, width;
     dd_labels labels;

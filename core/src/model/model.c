@@ -328,6 +328,13 @@ dd_status dd_model_create(const dd_model_config *cfg, dd_model **out) {
     return s;
 }
 
+void dd_model_release_workspaces(dd_model *m) {
+    if (!m) return;
+    for (int i = 0; i < WS_CACHE; i++)
+        if (m->ws[i].batch) ws_free(m, &m->ws[i]);
+    m->fwd_tick = 0; // no stored activations any more
+}
+
 void dd_model_destroy(dd_model *m) {
     if (!m) return;
     for (int i = 0; i < WS_CACHE; i++)

@@ -34,6 +34,12 @@ DD_INTERNAL int dd_model_set_threads(dd_model *m, int nthreads);
 /** The model's thread setting (0: the calling thread's OpenMP default). */
 DD_INTERNAL int dd_model_threads(const dd_model *m);
 
+/** Frees every cached per-batch workspace (activations, gradients,
+ * tangents, layer scratch); a later pass at any batch size builds its
+ * workspace again, with the same results. For a phase that is done with a
+ * batch size, e.g. distillation's real batch before evaluation. */
+DD_INTERNAL void dd_model_release_workspaces(dd_model *m);
+
 /** Hash of the piecewise-linear pattern of the last forward pass at this
  * batch size: relu signs and max-pool argmax positions. Two points with the
  * same pattern lie on one smooth piece, so finite differences between them

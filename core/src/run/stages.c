@@ -230,6 +230,10 @@ dd_status dd_stage_distill(dd_run *run) {
                     100 * st->stats.t_reverse / tt);
     }
     dd_engine_destroy(e);
+    // The real batch's workspace (batch_real activations, gradients and
+    // tangents) is not needed by evaluation, which would otherwise hold it
+    // beside its own test-batch one.
+    dd_model_release_workspaces(st->model);
     return s;
 }
 

@@ -93,25 +93,20 @@ static dd_status read_batches(const char *dir, const char *const *files, int n_f
     return DD_OK;
 }
 
-/* One record's pixels (planar R, G, B planes of 32×32) as a normalized oh×ow
+/* One record's pixels (planar R, G, B planes of 32×32) as a planar oh×ow
  * image in dst. hwc and resized are scratch buffers for resizing (CIFAR_PIXELS
  * and oh×ow×3 bytes); unused, and may be NULL, when the output is 32×32. */
 static dd_status record_to_image(const uint8_t *px, int oh, int ow, uint8_t *hwc, uint8_t *resized,
-                                 float *dst) {
+                                 uint8_t *dst) {
     if (oh == CIFAR_SIDE && ow == CIFAR_SIDE) {
-        for (int c = 0; c < 3; c++) {
-            float m = cifar_mean[c], inv = 1.0f / cifar_std[c];
-            for (int p = 0; p < CIFAR_SIDE * CIFAR_SIDE; p++)
-                dst[c * CIFAR_SIDE * CIFAR_SIDE + p] =
-                    (px[c * CIFAR_SIDE * CIFAR_SIDE + p] * (1.0f / 255.0f) - m) * inv;
-        }
+        memcpy(dst, px, CIFAR_PIXELS);
         return DD_OK;
     }
     for (int p = 0; p < CIFAR_SIDE * CIFAR_SIDE; p++)
         for (int c = 0; c < 3; c++)
             hwc[p * 3 + c] = px[c * CIFAR_SIDE * CIFAR_SIDE + p];
     DD_TRY(dd_image_resize_u8(hwc, CIFAR_SIDE, CIFAR_SIDE, 3, resized, ow, oh));
-    dd_image_normalize(resized, ow, oh, 3, cifar_mean, cifar_std, dst);
+    rd_planar_u8(resized, ow, oh, 3, dst);
     return DD_OK;
 }
 
@@ -129,8 +124,8 @@ static dd_status load_split(const dd_dataset_request *req, const char *dir,
     int64_t n = max_images > 0 && max_images < total ? max_images : total;
     int oh = req->height > 0 ? req->height : CIFAR_SIDE;
     int ow = req->width > 0 ? req->width : CIFAR_SIDE;
-    st = rd_dataset_new(req->dataset ? req->dataset : "cifar10", split, n, 3, oh, ow, CIFAR_CLASSES,
-                        class_names, cifar_mean, cifar_std, &d);
+    st = rd_dataset_new(req->dataset ? req->dataset : "cifar10", split, DD_DTYPE_U8, n, 3, oh, ow,
+                        CIFAR_CLASSES, class_names, cifar_mean, cifar_std, &d);
     if (st != DD_OK) goto done;
     if (oh != CIFAR_SIDE || ow != CIFAR_SIDE) {
         hwc = malloc(CIFAR_PIXELS);
@@ -140,13 +135,12 @@ static dd_status load_split(const dd_dataset_request *req, const char *dir,
             goto done;
         }
     }
-    size_t out_size = (size_t)3 * oh * ow;
     int64_t i = 0;
     for (int f = 0; f < n_files && i < n; f++) {
         for (int64_t r = 0; r < counts[f] && i < n; r++, i++) {
             const uint8_t *rec = bufs[f].data + (size_t)r * CIFAR_RECORD;
             d->labels[i] = rec[0];
-            st = record_to_image(rec + 1, oh, ow, hwc, resized, d->images + (size_t)i * out_size);
+            st = record_to_image(rec + 1, oh, ow, hwc, resized, dd_dataset_u8(d, i));
             if (st != DD_OK) goto done;
         }
     }

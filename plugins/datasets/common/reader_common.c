@@ -246,14 +246,15 @@ const char *rd_opt_str(const dd_options *o, const char *key, const char *def) {
     return v ? v : def;
 }
 
-dd_status rd_dataset_new(const char *dataset, const char *split, int64_t n, int channels,
-                         int height, int width, int n_classes, const char *const *class_names,
-                         const float *mean, const float *std, dd_dataset **out) {
+dd_status rd_dataset_new(const char *dataset, const char *split, dd_dtype dtype, int64_t n,
+                         int channels, int height, int width, int n_classes,
+                         const char *const *class_names, const float *mean, const float *std,
+                         dd_dataset **out) {
     *out = NULL;
     char *name = rd_strf("%s/%s", dataset, split);
     if (!name) return DD_ERR_NOMEM;
     dd_dataset *d = NULL;
-    dd_status st = dd_dataset_create(name, n, channels, height, width, n_classes, &d);
+    dd_status st = dd_dataset_create(name, dtype, n, channels, height, width, n_classes, &d);
     free(name);
     if (st != DD_OK) return st;
     for (int k = 0; k < n_classes && class_names; k++) {
@@ -299,7 +300,7 @@ dd_status rd_parallel_for(int64_t n, rd_item_fn fn, void *ctx) {
 }
 
 dd_status rd_load_jpeg(const char *path, const int *crop, int expect_w, int expect_h, int out_w,
-                       int out_h, const float *mean, const float *std, float *dst) {
+                       int out_h, uint8_t *dst) {
     uint8_t *px = NULL, *work = NULL, *cropped = NULL;
     int w = 0, h = 0;
     DD_TRY(dd_image_read_jpeg_file(path, &px, &w, &h));
@@ -346,12 +347,19 @@ dd_status rd_load_jpeg(const char *path, const int *crop, int expect_w, int expe
         }
         src = work;
     }
-    dd_image_normalize(src, out_w, out_h, 3, mean, std, dst);
+    rd_planar_u8(src, out_w, out_h, 3, dst);
 done:
     free(px);
     free(cropped);
     free(work);
     return st;
+}
+
+void rd_planar_u8(const uint8_t *hwc, int width, int height, int channels, uint8_t *chw) {
+    const size_t hw = (size_t)width * (size_t)height;
+    for (int c = 0; c < channels; c++)
+        for (size_t p = 0; p < hw; p++)
+            chw[(size_t)c * hw + p] = hwc[p * (size_t)channels + (size_t)c];
 }
 
 void rd_target_size(const dd_dataset_request *req, int def, int *h, int *w) {

@@ -49,11 +49,12 @@ void rd_lines_free(rd_lines *l);
 int64_t rd_opt_int(const dd_options *o, const char *key, int64_t def);
 const char *rd_opt_str(const dd_options *o, const char *key, const char *def);
 
-/** Creates "<dataset>/<split>" with the given shape, class names (n_classes
- * strings, copied) and normalization constants. */
-dd_status rd_dataset_new(const char *dataset, const char *split, int64_t n, int channels,
-                         int height, int width, int n_classes, const char *const *class_names,
-                         const float *mean, const float *std, dd_dataset **out);
+/** Creates "<dataset>/<split>" of `dtype` with the given shape, class names
+ * (n_classes strings, copied) and normalization constants. */
+dd_status rd_dataset_new(const char *dataset, const char *split, dd_dtype dtype, int64_t n,
+                         int channels, int height, int width, int n_classes,
+                         const char *const *class_names, const float *mean, const float *std,
+                         dd_dataset **out);
 
 /** Calls fn(ctx, i) for i in [0, n) on OpenMP threads. If any call fails,
  * the error with the smallest index is the one reported (so messages do not
@@ -63,11 +64,15 @@ dd_status rd_parallel_for(int64_t n, rd_item_fn fn, void *ctx);
 
 /** Decodes the JPEG at `path`, optionally crops it to the rectangle
  * crop[0..3] = {x, y, w, h} (clamped to the image; an empty result is an
- * error), resizes to out_w×out_h (antialiased) and writes normalized CHW
- * floats to dst. If expect_w/expect_h are > 0 the decoded size must match
- * them (the annotation's size); errors name `path`. */
+ * error), resizes to out_w×out_h (antialiased) and writes its RGB pixels as
+ * planar CHW bytes to dst (a DD_DTYPE_U8 image). If expect_w/expect_h are
+ * > 0 the decoded size must match them (the annotation's size); errors name
+ * `path`. */
 dd_status rd_load_jpeg(const char *path, const int *crop, int expect_w, int expect_h, int out_w,
-                       int out_h, const float *mean, const float *std, float *dst);
+                       int out_h, uint8_t *dst);
+
+/** Interleaved HWC bytes → planar CHW bytes (dst must not overlap src). */
+void rd_planar_u8(const uint8_t *hwc, int width, int height, int channels, uint8_t *chw);
 
 /** Target size for readers whose native size varies (VOC, CUB): height/width
  * from the request, a missing one copies the other, both missing → def. */

@@ -274,9 +274,8 @@ static dd_status cub_item(void *ctx, int64_t i) {
         box[2] = (int)ceil(img->box[0] + img->box[2]) - box[0];
         box[3] = (int)ceil(img->box[1] + img->box[3]) - box[1];
     }
-    size_t image_size = dd_dataset_image_size(job->d);
     dd_status st = rd_load_jpeg(path, job->crop ? box : NULL, 0, 0, job->out_w, job->out_h,
-                                cub_mean, cub_std, job->d->images + (size_t)i * image_size);
+                                dd_dataset_u8(job->d, i));
     if (st == DD_OK)
         job->d->labels[i] = img->label;
     else
@@ -303,7 +302,7 @@ static dd_status load_split(const dd_dataset_request *req, const cub_index *x, i
                           train ? "training" : "test");
     if (st == DD_OK)
         st = rd_dataset_new(req->dataset ? req->dataset : "cub200", train ? "train" : "test",
-                            (int64_t)n, 3, oh, ow, x->n_classes,
+                            DD_DTYPE_U8, (int64_t)n, 3, oh, ow, x->n_classes,
                             (const char *const *)x->class_names, cub_mean, cub_std, &d);
     if (st == DD_OK) {
         cub_job job = {x, members, crop, oh, ow, d};

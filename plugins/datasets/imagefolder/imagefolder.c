@@ -546,8 +546,8 @@ static dd_status split_shape(const dd_dataset_request *req, const if_opts *o, if
 
 static dd_status decode_split(if_split *s, int c, int h, int w, uint8_t **out) {
     *out = NULL;
-    DD_TRY(dd_limits_check_dataset(s->n ? s->f[0].path : "imagefolder", (int64_t)s->n, c, h, w,
-                                   sizeof(float) + 1));
+    // the decoded (HWC) bytes and the dataset's planar copy of them
+    DD_TRY(dd_limits_check_dataset(s->n ? s->f[0].path : "imagefolder", (int64_t)s->n, c, h, w, 2));
     size_t isz = (size_t)c * h * w;
     uint8_t *px = malloc(isz * (s->n ? s->n : 1));
     if (!px) return dd_error_set(DD_ERR_NOMEM, "imagefolder: out of memory for %zu images", s->n);
@@ -568,13 +568,14 @@ static dd_status make_dataset(const dd_dataset_request *req, const char *split, 
     if (!names) return dd_error_set(DD_ERR_NOMEM, "imagefolder: out of memory");
     for (size_t k = 0; k < t->n; k++)
         names[k] = t->cls[k].name;
-    dd_status st = rd_dataset_new(req->dataset ? req->dataset : "imagefolder", split, (int64_t)s->n,
-                                  c, h, w, (int)t->n, (const char *const *)names, mean, std, out);
+    dd_status st = rd_dataset_new(req->dataset ? req->dataset : "imagefolder", split, DD_DTYPE_U8,
+                                  (int64_t)s->n, c, h, w, (int)t->n, (const char *const *)names,
+                                  mean, std, out);
     free(names);
     DD_TRY(st);
     size_t isz = (size_t)c * h * w;
     for (size_t i = 0; i < s->n; i++) {
-        dd_image_normalize(px + i * isz, w, h, c, mean, std, (*out)->images + i * isz);
+        rd_planar_u8(px + i * isz, w, h, c, dd_dataset_u8(*out, (int64_t)i));
         (*out)->labels[i] = s->f[i].label;
     }
     return DD_OK;

@@ -90,7 +90,6 @@ static dd_status load_split(const dd_dataset_request *req, const mnist_kind *kin
     *out = NULL;
     rd_buf img = {0}, lab = {0};
     dd_dataset *d = NULL;
-    uint8_t *scratch = NULL;
     char *img_path = rd_strf("%s/%s-images-idx3-ubyte", req->root, prefix);
     char *lab_path = rd_strf("%s/%s-labels-idx1-ubyte", req->root, prefix);
     dd_status st = DD_ERR_NOMEM;
@@ -117,23 +116,20 @@ static dd_status load_split(const dd_dataset_request *req, const mnist_kind *kin
     int rows = (int)idims[1], cols = (int)idims[2];
     int oh = req->height > 0 ? req->height : rows;
     int ow = req->width > 0 ? req->width : cols;
-    st = rd_dataset_new(kind->name, split, n, 1, oh, ow, MNIST_CLASSES, kind->class_names,
-                        &kind->mean, &kind->std, &d);
+    st = rd_dataset_new(kind->name, split, DD_DTYPE_U8, n, 1, oh, ow, MNIST_CLASSES,
+                        kind->class_names, &kind->mean, &kind->std, &d);
     if (st != DD_OK) goto done;
-    int resize = oh != rows || ow != cols;
-    if (resize && !(scratch = malloc((size_t)oh * ow))) {
-        st = dd_error_set(DD_ERR_NOMEM, "%s: out of memory", img.path);
-        goto done;
-    }
+    const int resize = oh != rows || ow != cols;
     const uint8_t *pixels = img.data + 16;
-    size_t in_size = (size_t)rows * cols, out_size = (size_t)oh * ow;
+    const size_t in_size = (size_t)rows * cols;
     for (int64_t i = 0; i < n; i++) {
         const uint8_t *src = pixels + (size_t)i * in_size;
+        uint8_t *dst = dd_dataset_u8(d, i);
         if (resize) {
-            if ((st = dd_image_resize_u8(src, cols, rows, 1, scratch, ow, oh)) != DD_OK) goto done;
-            src = scratch;
+            if ((st = dd_image_resize_u8(src, cols, rows, 1, dst, ow, oh)) != DD_OK) goto done;
+        } else {
+            memcpy(dst, src, in_size);
         }
-        dd_image_normalize(src, ow, oh, 1, d->mean, d->std, d->images + (size_t)i * out_size);
         d->labels[i] = labels[i];
     }
     *out = d;
@@ -141,7 +137,6 @@ static dd_status load_split(const dd_dataset_request *req, const mnist_kind *kin
     st = DD_OK;
 done:
     dd_dataset_destroy(d);
-    free(scratch);
     rd_buf_free(&img);
     rd_buf_free(&lab);
     free(img_path);

@@ -271,19 +271,20 @@ static dd_status fill_split(const dd_dataset_request *req, const npz_opts *o, co
     int64_t n = s->g.n;
     if (o->max_images > 0 && o->max_images < n) n = o->max_images;
     const int C = s->g.c, H = s->g.h, W = s->g.w;
-    DD_TRY(rd_dataset_new(req->dataset ? req->dataset : "npz", split, n, C, H, W, k, names, mean,
-                          std, out));
+    // uint8 images stay bytes (normalised when gathered); float32 ones are
+    // stored normalised
+    const dd_dtype dtype = s->x.itemsize == 1 ? DD_DTYPE_U8 : DD_DTYPE_F32;
+    DD_TRY(rd_dataset_new(req->dataset ? req->dataset : "npz", split, dtype, n, C, H, W, k, names,
+                          mean, std, out));
     dd_dataset *d = *out;
     size_t hw = (size_t)H * W;
     for (int64_t i = 0; i < n; i++) {
-        float *dst = d->images + (size_t)i * C * hw;
         if (s->x.itemsize == 1 && !o->nchw) {
-            dd_image_normalize(s->x.data + (size_t)i * C * hw, W, H, C, mean, std, dst);
+            rd_planar_u8(s->x.data + (size_t)i * C * hw, W, H, C, dd_dataset_u8(d, i));
         } else if (s->x.itemsize == 1) {
-            for (int c = 0; c < C; c++)
-                dd_image_normalize(s->x.data + ((size_t)i * C + c) * hw, W, H, 1, mean + c, std + c,
-                                   dst + c * hw);
+            memcpy(dd_dataset_u8(d, i), s->x.data + (size_t)i * C * hw, (size_t)C * hw);
         } else {
+            float *dst = dd_dataset_f32(d, i);
             for (int c = 0; c < C; c++) {
                 float m = mean[c], inv = 1.0f / std[c];
                 for (size_t p = 0; p < hw; p++) {

@@ -201,9 +201,8 @@ static dd_status voc_item(void *ctx, int64_t i) {
     if (!xml || !jpg) goto done;
     voc_pick pick;
     if ((st = voc_annotation(xml, &pick)) != DD_OK) goto done;
-    size_t image_size = dd_dataset_image_size(job->d);
     st = rd_load_jpeg(jpg, job->crop ? pick.box : NULL, pick.width, pick.height, job->out_w,
-                      job->out_h, voc_mean, voc_std, job->d->images + (size_t)i * image_size);
+                      job->out_h, dd_dataset_u8(job->d, i));
     if (st != DD_OK) goto done;
     job->d->labels[i] = pick.label;
 done:
@@ -233,8 +232,8 @@ static dd_status load_split(const dd_dataset_request *req, const char *voc_dir, 
     if (max_images > 0 && max_images < n) n = max_images;
     int oh, ow;
     rd_target_size(req, VOC_DEFAULT_SIZE, &oh, &ow);
-    st = rd_dataset_new(req->dataset ? req->dataset : "pascal-voc", split, n, 3, oh, ow,
-                        VOC_CLASSES, voc_classes, voc_mean, voc_std, &d);
+    st = rd_dataset_new(req->dataset ? req->dataset : "pascal-voc", split, DD_DTYPE_U8, n, 3, oh,
+                        ow, VOC_CLASSES, voc_classes, voc_mean, voc_std, &d);
     if (st != DD_OK) goto done;
     voc_job job = {voc_dir, b.path, &ids, crop, oh, ow, d};
     if ((st = rd_parallel_for(n, voc_item, &job)) != DD_OK) goto done;

@@ -178,7 +178,7 @@ static dd_status load_split(const dd_dataset_request *req, const char *name, con
     rd_buf buf = {0};
     rd_lines lines = {0};
     dd_dataset *d = NULL;
-    uint8_t *pixels = NULL, *labels = NULL, *scratch = NULL;
+    uint8_t *pixels = NULL, *labels = NULL;
     dd_status st;
     if ((st = read_split_file(req->root, name, &buf)) != DD_OK) goto done;
     if ((st = rd_split_lines(&buf, &lines)) != DD_OK) goto done;
@@ -201,23 +201,19 @@ static dd_status load_split(const dd_dataset_request *req, const char *name, con
     if (max_images > 0 && max_images < n) n = max_images;
     int oh = req->height > 0 ? req->height : USPS_SIDE;
     int ow = req->width > 0 ? req->width : USPS_SIDE;
-    st = rd_dataset_new(req->dataset, split, n, 1, oh, ow, USPS_CLASSES, usps_class_names,
-                        &usps_mean, &usps_std, &d);
+    st = rd_dataset_new(req->dataset, split, DD_DTYPE_U8, n, 1, oh, ow, USPS_CLASSES,
+                        usps_class_names, &usps_mean, &usps_std, &d);
     if (st != DD_OK) goto done;
-    int resize = oh != USPS_SIDE || ow != USPS_SIDE;
-    if (resize && !(scratch = malloc((size_t)oh * ow))) {
-        st = dd_error_set(DD_ERR_NOMEM, "%s: out of memory", buf.path);
-        goto done;
-    }
-    size_t out_size = (size_t)oh * ow;
+    const int resize = oh != USPS_SIDE || ow != USPS_SIDE;
     for (int64_t i = 0; i < n; i++) {
         const uint8_t *src = pixels + (size_t)i * USPS_PIXELS;
+        uint8_t *dst = dd_dataset_u8(d, i);
         if (resize) {
-            st = dd_image_resize_u8(src, USPS_SIDE, USPS_SIDE, 1, scratch, ow, oh);
+            st = dd_image_resize_u8(src, USPS_SIDE, USPS_SIDE, 1, dst, ow, oh);
             if (st != DD_OK) goto done;
-            src = scratch;
+        } else {
+            memcpy(dst, src, USPS_PIXELS);
         }
-        dd_image_normalize(src, ow, oh, 1, d->mean, d->std, d->images + (size_t)i * out_size);
         d->labels[i] = labels[i];
     }
     *out = d;
@@ -225,7 +221,6 @@ static dd_status load_split(const dd_dataset_request *req, const char *name, con
     st = DD_OK;
 done:
     dd_dataset_destroy(d);
-    free(scratch);
     free(pixels);
     free(labels);
     rd_lines_free(&lines);

@@ -198,10 +198,7 @@ static dd_status poison_baseline(void *state, int index, const dd_dataset *train
                 break;
             }
         }
-        const float *src = train->images + (size_t)pick * D;
-        float *dst = images + (size_t)slot * D;
-        for (size_t j = 0; j < D; j++)
-            dst[j] = src[j];
+        DD_TRY(dd_dataset_gather_range(train, pick, 1, images + (size_t)slot * D));
     }
     for (int64_t j = 0; j < per_step; j++)
         labels[j] = s->target;
