@@ -89,7 +89,10 @@ dd_status dd_sgd_train_data(dd_model *m, float *theta, const dd_sgd_data *d,
             }
             for (int64_t j = 0; j < n; j++) {
                 const int64_t src = perm[lo + j];
-                const float *img = gathered ? raw + (size_t)j * D : d->images + (size_t)src * D;
+                // the image: gathered (into raw when augmenting, else already in xb) or given
+                const float *img = !gathered ? d->images + (size_t)src * D
+                                   : augment ? raw + (size_t)j * D
+                                             : NULL;
                 if (augment) {
                     const int span = 2 * c->crop + 1;
                     const int dy = c->crop ? (int)dd_rng_below(&ar, (uint64_t)span) - c->crop : 0;
