@@ -325,15 +325,18 @@ static void test_fashion_mnist_real(void **state) {
     // and the normalization constants are the training set's statistics
     double lo = 1e9, hi = -1e9, sum = 0, sq = 0;
     size_t total = (size_t)train->n * 784;
-    for (size_t i = 0; i < total; i++) {
-        double v =
-            rg_image(train, (int64_t)(i / 784))[i % 784] * (double)train->std[0] + train->mean[0];
-        if (v < lo) lo = v;
-        if (v > hi) hi = v;
-        double k255 = v * 255.0;
-        if (fabs(k255 - floor(k255 + 0.5)) > 1e-3) fail_msg("pixel %zu: %g is not k/255", i, v);
-        sum += v;
-        sq += v * v;
+    for (int64_t im = 0; im < train->n; im++) {
+        const float *x = rg_image(train, im); // one gather per image
+        for (size_t p = 0; p < 784; p++) {
+            const size_t i = (size_t)im * 784 + p;
+            double v = x[p] * (double)train->std[0] + train->mean[0];
+            if (v < lo) lo = v;
+            if (v > hi) hi = v;
+            double k255 = v * 255.0;
+            if (fabs(k255 - floor(k255 + 0.5)) > 1e-3) fail_msg("pixel %zu: %g is not k/255", i, v);
+            sum += v;
+            sq += v * v;
+        }
     }
     assert_float_equal(lo, 0.0, 1e-6);
     assert_float_equal(hi, 1.0, 1e-6);
