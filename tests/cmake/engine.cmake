@@ -3,6 +3,8 @@
 distill_add_test(test_engine SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_engine.c
   LABELS unit numeric TIMEOUT 120)
 add_dependencies(test_engine classification)
+# The engine's worker team: chunk claiming, backups of late chunks, failures.
+distill_add_test(test_team SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_team.c LABELS unit TIMEOUT 60)
 # `distill run` end to end on a generated IDX dataset: outputs, SIGINT, --resume.
 distill_add_test(test_engine_cli SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_engine_cli.c
   LABELS e2e TIMEOUT 180)

@@ -456,6 +456,80 @@ static void test_hypergrad_reference_logits(void **st) {
     blobs_free(real);
 }
 
+/* ---- threads: the same hypergradient on any number of workers ---------- */
+
+/* The hypergradient of one fixed θ0 with `threads` workers and real slices
+ * of `chunk` images (0: the engine's choice). */
+static void hypergrad_with(const dd_component *objective, int threads, int64_t chunk, float *gp,
+                           float *gr, double *loss) {
+    const int K = 3;
+    dd_dataset *real = make_blobs(40, K, 1, 6, 6, 0.8f, 31, 5);
+    dd_model *m = make_model(&tiny_conv_comp, 1, 6, 6, K);
+    dd_objective_handle obj;
+    assert_int_equal(dd_objective_handle_init(&obj, objective, NULL, real), DD_OK);
+    dd_distill_config cfg;
+    assert_int_equal(dd_distill_config_from_defaults(&cfg), DD_OK);
+    cfg.steps = 3;
+    cfg.epochs = 2;
+    cfg.images_per_class = 3; // 9 images a step: uneven ranges on 2 and 4 workers
+    cfg.batch_real = real->n;
+    cfg.lr_init = 0.2;
+    cfg.seed = 31;
+    cfg.nthreads = threads;
+    cfg.real_chunk = chunk;
+    dd_engine *e;
+    assert_int_equal(dd_engine_create(m, &obj, real, &cfg, &e), DD_OK);
+    double acc;
+    assert_int_equal(dd_engine_hypergradient(e, dd_engine_theta0(e), PX(real), real->labels,
+                                             real->n, loss, &acc, gp, gr, NULL),
+                     DD_OK);
+    dd_engine_destroy(e);
+    dd_objective_handle_release(&obj);
+    dd_model_destroy(m);
+    blobs_free(real);
+}
+
+static double max_rel_diff(const float *a, const float *b, size_t n) {
+    double scale = 0, diff = 0;
+    for (size_t i = 0; i < n; i++) {
+        scale = fmax(scale, fabs((double)a[i]));
+        diff = fmax(diff, fabs((double)a[i] - (double)b[i]));
+    }
+    return diff / scale;
+}
+
+/* Workers split each step's images and the real batch; the results differ
+ * from one worker's only by the order float sums are taken in. The bound:
+ * each element is a sum of a few dozen float products per step over 6
+ * steps, so differences of order 10 × 6 × 2^-24 · cond (measured: below
+ * 1e-6); 1e-5 leaves room for the conditioning of the reverse pass and
+ * still catches a dropped or doubled chunk (an error of order 1/9 or more). */
+static void test_threads_same_hypergradient(void **st) {
+    (void)st;
+    const size_t np = (size_t)3 * 9 * 36;
+    const dd_component *objectives[] = {classification(), &anchor_comp};
+    for (int o = 0; o < 2; o++) {
+        float *gp1 = calloc(np, sizeof *gp1), *gpt = calloc(np, sizeof *gpt);
+        float gr1[6], grt[6];
+        double l1, lt;
+        hypergrad_with(objectives[o], 1, 0, gp1, gr1, &l1);
+        const int threads[] = {2, 3, 4, 1};
+        const int64_t chunks[] = {0, 0, 7, 7};
+        for (int t = 0; t < 4; t++) {
+            hypergrad_with(objectives[o], threads[t], chunks[t], gpt, grt, &lt);
+            double dp = max_rel_diff(gp1, gpt, np), dr = max_rel_diff(gr1, grt, 6);
+            printf("  %s, %d thread(s), real_chunk %lld: loss %.9f vs %.9f, pixels %.2e, lrs "
+                   "%.2e\n",
+                   objectives[o]->name, threads[t], (long long)chunks[t], l1, lt, dp, dr);
+            assert_true(fabs(l1 - lt) <= 1e-6 * fabs(l1));
+            assert_true(dp < 1e-5);
+            assert_true(dr < 1e-5);
+        }
+        free(gp1);
+        free(gpt);
+    }
+}
+
 /* ---- the paper's linear case (§3.3) ------------------------------------ */
 
 /* Linear regression y = w·x + b with squared loss in `feat` features: one GD
@@ -578,6 +652,36 @@ static void small_teardown(small_run *r) {
     dd_objective_handle_release(&r->obj);
     dd_model_destroy(r->m);
     blobs_free(r->train);
+}
+
+/* Random init, several networks per iteration: each network is computed
+ * alone and they are added in order, so any thread count gives the same
+ * bits. */
+static void test_threads_random_bit_identical(void **st) {
+    (void)st;
+    const size_t np = (size_t)2 * 3 * 36;
+    float *ref = calloc(np, sizeof *ref);
+    float ref_raw[4];
+    for (int threads = 1; threads <= 3; threads++) {
+        small_run r;
+        small_setup(&r, DD_INIT_RANDOM);
+        r.cfg.nets_per_iteration = 4;
+        r.cfg.iterations = 3;
+        r.cfg.nthreads = threads;
+        dd_engine *e;
+        assert_int_equal(dd_engine_create(r.m, &r.obj, r.train, &r.cfg, &e), DD_OK);
+        assert_int_equal(dd_engine_run(e), DD_OK);
+        if (threads == 1) {
+            memcpy(ref, dd_engine_pixels(e), np * sizeof *ref);
+            memcpy(ref_raw, dd_engine_raw_lrs(e), sizeof ref_raw);
+        } else {
+            assert_memory_equal(ref, dd_engine_pixels(e), np * sizeof *ref);
+            assert_memory_equal(ref_raw, dd_engine_raw_lrs(e), sizeof ref_raw);
+        }
+        dd_engine_destroy(e);
+        small_teardown(&r);
+    }
+    free(ref);
 }
 
 static void resume_case(dd_init_mode mode) {
@@ -1125,6 +1229,8 @@ int main(void) {
         cmocka_unit_test(test_hypergrad_conv),
         cmocka_unit_test(test_hypergrad_reference_logits),
         cmocka_unit_test(test_linear_case),
+        cmocka_unit_test(test_threads_same_hypergradient),
+        cmocka_unit_test(test_threads_random_bit_identical),
         cmocka_unit_test(test_checkpoint_corrupt),
         cmocka_unit_test(test_resume_fixed),
         cmocka_unit_test(test_resume_random),

@@ -72,7 +72,8 @@ static const bad_case bad_cases[] = {
      "unknown_key.yaml:6:3: unknown key 'lr' in 'distill' (valid keys: steps, epochs, "
      "images_per_class, iterations, batch_real, lr_init, init_mode, nets_per_iteration, "
      "image_init, "
-     "learn_labels, optimizer, checkpoint_every, log_every, threads, max_unrolled_images)"},
+     "learn_labels, optimizer, checkpoint_every, log_every, threads, real_chunk, "
+     "max_unrolled_images)"},
     {"unknown_nested_key.yaml", DD_ERR_INVALID,
      "unknown_nested_key.yaml:7:5: unknown key 'momentum' in 'distill.optimizer' (valid keys: lr, "
      "beta1, beta2, lr_lr, decay_every, decay)"},
@@ -392,7 +393,7 @@ static void test_bad_overrides(void **state) {
         {"distill.lr=1", DD_ERR_INVALID,
          "--set distill.lr=1: unknown key 'lr' in 'distill' (valid keys: steps, epochs, "
          "images_per_class, iterations, batch_real, lr_init, init_mode, nets_per_iteration, "
-         "image_init, learn_labels, optimizer, checkpoint_every, log_every, threads, "
+         "image_init, learn_labels, optimizer, checkpoint_every, log_every, threads, real_chunk, "
          "max_unrolled_images)"},
         {"distil.steps=1", DD_ERR_INVALID,
          "--set distil.steps=1: unknown key 'distil' (valid keys: name, description, seed, stages, "

@@ -18,6 +18,12 @@ extern "C" {
 /** What an objective needs from the engine. */
 enum {
     DD_OBJECTIVE_NEEDS_PRETRAINED = 1u << 0, /**< only pretrained-* init modes make sense */
+    /** outer_loss (and outer_loss_ref) is the mean over the batch of a term
+     * that depends on each sample alone: the engine may then evaluate a real
+     * batch in slices (loss, ∂loss/∂logits and gradients weighted by slice
+     * size) without seeing all of its logits at once. Without it, the engine
+     * gathers the whole batch's logits before calling outer_loss. */
+    DD_OBJECTIVE_MEAN_LOSS = 1u << 1,
 };
 
 typedef struct dd_objective_info {

@@ -38,6 +38,7 @@ dd_status dd_distill_config_from_options(const dd_options *o, dd_distill_config 
     c->nets_per_iteration = (int)dd_options_int(o, "nets_per_iteration");
     c->iterations = dd_options_int(o, "iterations");
     c->batch_real = dd_options_int(o, "batch_real");
+    c->real_chunk = dd_options_int(o, "real_chunk");
     c->lr_init = dd_options_float(o, "lr_init");
     c->opt_lr = dd_options_float(o, "optimizer.lr");
     c->opt_lr_lrs = dd_options_float(o, "optimizer.lr_lr");

@@ -15,9 +15,6 @@
 #include "distill/tensor.h"
 #include "engine/engine_impl.h"
 
-/* Distilled batches up to this many images run on one thread. */
-#define DD_ENGINE_SMALL_BATCH 128
-
 /* ---- small helpers ------------------------------------------------------ */
 
 static double now_seconds(void) {
@@ -35,10 +32,6 @@ float dd_lr_to_raw(float lr) {
     return lr > 20.f ? lr : logf(expm1f(lr));
 }
 
-static float sigmoidf_(float x) {
-    return 1.f / (1.f + expf(-x));
-}
-
 uint64_t dd_engine_init_seed(uint64_t seed, uint64_t stream, uint64_t index) {
     dd_rng r = dd_rng_make(seed, stream);
     r.counter = index;
@@ -52,140 +45,33 @@ static int all_finite(const float *x, size_t n) {
     return ok;
 }
 
-/* ---- the unrolled inner training and its reverse pass ------------------- */
+/* ---- one θ0 -------------------------------------------------------------- */
 
-static dd_labels step_labels(const dd_engine *e, int s) {
-    dd_labels y = {NULL, NULL};
-    if (e->soft)
-        y.soft = e->soft + (size_t)s * (size_t)e->M * (size_t)e->n_out;
-    else
-        y.hard = e->labels;
-    return y;
-}
-
-static const float *step_pixels(const dd_engine *e, int s) {
-    return e->pixels + (size_t)s * (size_t)e->M * e->D;
-}
-
-/* θ_{k+1} = θ_k − η_k g_k for k = 0..K−1, storing every θ_k in e->thetas. */
-static dd_status unroll(dd_engine *e, const float *theta0) {
-    const size_t P = e->P;
-    memcpy(e->thetas, theta0, P * sizeof(float));
-    for (int k = 0; k < e->K; k++) {
-        const int s = k % e->S;
-        const float *th = e->thetas + (size_t)k * P;
-        float *next = e->thetas + (size_t)(k + 1) * P;
-        double inner;
-        DD_TRY(dd_model_loss_grad(e->model, th, step_pixels(e, s), e->M, step_labels(e, s), &inner,
-                                  e->grad, NULL, NULL));
-        const float lr = dd_lr_from_raw(e->raw[k]);
-        for (size_t i = 0; i < P; i++)
-            next[i] = th[i] - lr * e->grad[i];
+/* The context that runs one θ0 on every worker, made on first use when the
+ * run itself gives each worker a network of its own. */
+static dd_status split_ctx(dd_engine *e, dd_netctx **out) {
+    if (!e->has_split) {
+        DD_TRY(dd_netctx_init(&e->split, e, e->workers, e->wmodels, e->thetas));
+        e->has_split = 1;
     }
+    *out = &e->split;
     return DD_OK;
 }
 
-/* Outer loss at θ_K on a real batch; with want_grad, a = ∇_θ L. */
-static dd_status outer(dd_engine *e, const float *x, const int32_t *y, int64_t batch, double *loss,
-                       double *metric_num, double *metric_den, int want_grad) {
-    const float *thK = e->thetas + (size_t)e->K * e->P;
-    const dd_objective_ops *ops = e->obj->ops;
-    dd_status s;
-    if (e->logits0) {
-        // θ0 first: the backward below reuses the activations of the last forward.
-        DD_TRY(dd_model_forward(e->model, e->thetas, x, batch, e->logits0));
-        DD_TRY(dd_model_forward(e->model, thK, x, batch, e->logits));
-        s = ops->outer_loss_ref(e->obj->state, e->logits, e->logits0, y, batch, e->n_out, loss,
-                                e->dlogits);
-    } else {
-        DD_TRY(dd_model_forward(e->model, thK, x, batch, e->logits));
-        s = ops->outer_loss(e->obj->state, e->logits, y, batch, e->n_out, loss, e->dlogits);
-    }
-    if (s != DD_OK) {
-        dd_error_prefix("objective outer_loss");
-        return s;
-    }
-    if (metric_num) {
-        memset(e->num, 0, (size_t)e->obj->n_metrics * sizeof(double));
-        memset(e->den, 0, (size_t)e->obj->n_metrics * sizeof(double));
-        s = ops->metrics(e->obj->state, e->logits, y, batch, e->n_out, e->num, e->den);
-        if (s != DD_OK) {
-            dd_error_prefix("objective metrics");
-            return s;
-        }
-        *metric_num = e->obj->n_metrics > 0 ? e->num[0] : 0.0;
-        *metric_den = e->obj->n_metrics > 0 ? e->den[0] : 0.0;
-    }
-    // reuses the activations of the dd_model_forward above (nothing ran in between)
-    if (want_grad) DD_TRY(dd_model_backward(e->model, thK, batch, e->dlogits, e->a, NULL));
-    return DD_OK;
+static void add_times(dd_engine *e, dd_netctx *n) {
+    e->stats.t_unroll += n->t_unroll;
+    e->stats.t_outer += n->t_outer;
+    e->stats.t_reverse += n->t_reverse;
+    e->stats.backups += n->backups;
+    n->t_unroll = n->t_outer = n->t_reverse = 0;
+    n->backups = 0;
 }
 
-/* Adds the hypergradient for one θ0 into gp / graw / gsoft (each optional). */
-static dd_status reverse_pass(dd_engine *e, float *gp, float *graw, float *gsoft);
-
-static dd_status hypergrad_accum(dd_engine *e, const float *theta0, const float *x,
-                                 const int32_t *y, int64_t batch, double *loss, double *mnum,
-                                 double *mden, float *gp, float *graw, float *gsoft) {
-    // The distilled-batch passes run on one thread: their ops are too small
-    // to gain from a second one, and each OpenMP barrier can stall for a whole
-    // scheduler slice when the machine is busy. The real batch uses them all.
-    // The model is borrowed: its own thread setting is restored on return.
-    const int saved = dd_model_threads(e->model);
-    const int nthr = e->cfg.nthreads > 0 ? e->cfg.nthreads : saved;
-    const int small = e->M <= DD_ENGINE_SMALL_BATCH ? 1 : nthr;
-    double t0 = now_seconds();
-    dd_model_set_threads(e->model, small);
-    dd_status st = unroll(e, theta0);
-    double t1 = now_seconds(), t2 = t1;
-    dd_model_set_threads(e->model, nthr);
-    if (st == DD_OK) st = outer(e, x, y, batch, loss, mnum, mden, 1);
-    if (st == DD_OK) {
-        t2 = now_seconds();
-        e->stats.t_unroll += t1 - t0;
-        e->stats.t_outer += t2 - t1;
-    }
-    // A non-finite loss: the caller reports it with context.
-    if (st == DD_OK && isfinite(*loss)) {
-        dd_model_set_threads(e->model, small);
-        st = reverse_pass(e, gp, graw, gsoft);
-        e->stats.t_reverse += now_seconds() - t2;
-    }
-    dd_model_set_threads(e->model, saved);
-    return st;
-}
-
-/* a_K in e->a → accumulates ∂L/∂pixels, ∂L/∂raw, ∂L/∂labels (each optional). */
-static dd_status reverse_pass(dd_engine *e, float *gp, float *graw, float *gsoft) {
-    const size_t P = e->P;
-    const size_t MD = (size_t)e->M * e->D, MO = (size_t)e->M * (size_t)e->n_out;
-    for (int k = e->K - 1; k >= 0; k--) {
-        const int s = k % e->S;
-        const float *th = e->thetas + (size_t)k * P;
-        const float lr = dd_lr_from_raw(e->raw[k]);
-        DD_TRY(dd_model_hvp(e->model, th, step_pixels(e, s), e->M, step_labels(e, s), e->a, e->hv,
-                            gp ? e->mixed_x : NULL, (gsoft && e->soft) ? e->mixed_y : NULL, e->grad,
-                            NULL));
-        if (graw) {
-            double dot = 0.0;
-            for (size_t i = 0; i < P; i++)
-                dot += (double)e->a[i] * (double)e->grad[i];
-            // ∂L/∂η_k = −⟨a_{k+1}, g_k⟩, through η = softplus(raw).
-            graw[k] += (float)(-dot * (double)sigmoidf_(e->raw[k]));
-        }
-        if (gp) {
-            float *dst = gp + (size_t)s * MD;
-            for (size_t i = 0; i < MD; i++)
-                dst[i] -= lr * e->mixed_x[i];
-        }
-        if (gsoft && e->soft) {
-            float *dst = gsoft + (size_t)s * MO;
-            for (size_t i = 0; i < MO; i++)
-                dst[i] -= lr * e->mixed_y[i];
-        }
-        for (size_t i = 0; i < P; i++)
-            e->a[i] -= lr * e->hv[i];
-    }
+static dd_status check_batch(const dd_engine *e, int64_t batch) {
+    if (batch < 1 || batch > e->B)
+        return dd_error_set(DD_ERR_INVALID,
+                            "engine: real batch %lld is not in [1, batch_real %lld]",
+                            (long long)batch, (long long)e->B);
     return DD_OK;
 }
 
@@ -193,31 +79,34 @@ dd_status dd_engine_hypergradient(dd_engine *e, const float *theta0, const float
                                   const int32_t *y_real, int64_t batch, double *loss,
                                   double *metric, float *g_pixels, float *g_raw_lrs,
                                   float *g_labels) {
-    if (batch > e->B)
-        return dd_error_set(DD_ERR_INVALID, "engine: real batch %lld exceeds batch_real %lld",
-                            (long long)batch, (long long)e->B);
+    DD_TRY(check_batch(e, batch));
     const size_t SMD = (size_t)e->S * (size_t)e->M * e->D;
     const size_t SMO = (size_t)e->S * (size_t)e->M * (size_t)e->n_out;
     if (g_pixels) memset(g_pixels, 0, SMD * sizeof(float));
     if (g_raw_lrs) memset(g_raw_lrs, 0, (size_t)e->K * sizeof(float));
     if (g_labels && e->soft) memset(g_labels, 0, SMO * sizeof(float));
-    double l = 0, num = 0, den = 0;
-    DD_TRY(hypergrad_accum(e, theta0, x_real, y_real, batch, &l, &num, &den, g_pixels, g_raw_lrs,
-                           g_labels));
-    if (loss) *loss = l;
-    if (metric) *metric = den > 0 ? num / den : 0.0;
+    dd_netctx *n;
+    DD_TRY(split_ctx(e, &n));
+    dd_status s =
+        dd_netctx_run(n, theta0, x_real, y_real, batch, 1, 1, g_pixels, g_raw_lrs, g_labels);
+    add_times(e, n);
+    DD_TRY(s);
+    if (loss) *loss = n->loss;
+    if (metric) *metric = n->den > 0 ? n->num / n->den : 0.0;
     return DD_OK;
 }
 
 dd_status dd_engine_unrolled_loss(dd_engine *e, const float *theta0, const float *x_real,
                                   const int32_t *y_real, int64_t batch, double *loss,
                                   float *theta_out) {
-    if (batch > e->B)
-        return dd_error_set(DD_ERR_INVALID, "engine: real batch %lld exceeds batch_real %lld",
-                            (long long)batch, (long long)e->B);
-    DD_TRY(unroll(e, theta0));
-    DD_TRY(outer(e, x_real, y_real, batch, loss, NULL, NULL, 0));
-    if (theta_out) memcpy(theta_out, e->thetas + (size_t)e->K * e->P, e->P * sizeof(float));
+    DD_TRY(check_batch(e, batch));
+    dd_netctx *n;
+    DD_TRY(split_ctx(e, &n));
+    dd_status s = dd_netctx_run(n, theta0, x_real, y_real, batch, 0, 0, NULL, NULL, NULL);
+    add_times(e, n);
+    DD_TRY(s);
+    *loss = n->loss;
+    if (theta_out) memcpy(theta_out, n->thetas + (size_t)e->K * e->P, e->P * sizeof(float));
     return DD_OK;
 }
 
@@ -261,17 +150,17 @@ static double current_lr(const dd_engine *e) {
     return lr;
 }
 
-/* θ0 of net n (of `nets`) in iteration it: the fixed one, a fresh draw from
- * the init scheme, or a member of the pretrained pool. */
-static dd_status draw_theta0(dd_engine *e, int64_t it, int nets, int n, const float **th0) {
+/* θ0 of net n (of `nets`) in iteration it, on worker w: the fixed one, a
+ * fresh draw from the init scheme, or a member of the pretrained pool. */
+static dd_status draw_theta0(dd_engine *e, int64_t it, int nets, int n, int w, const float **th0) {
     const dd_distill_config *c = &e->cfg;
     *th0 = e->theta0;
     if (c->init_mode == DD_INIT_RANDOM) {
         uint64_t sd =
             dd_engine_init_seed(c->seed, DD_STREAM_TRAIN_INITS, (uint64_t)(it * nets + n));
-        DD_TRY(
-            dd_model_init_params(e->model, e->theta_rand, c->init_scheme, (float)c->init_gain, sd));
-        *th0 = e->theta_rand;
+        DD_TRY(dd_model_init_params(e->wmodels[w], e->w_theta_rand[w], c->init_scheme,
+                                    (float)c->init_gain, sd));
+        *th0 = e->w_theta_rand[w];
     } else if (c->init_mode == DD_INIT_PRETRAINED_RANDOM) {
         dd_rng pr = dd_rng_make(c->seed, DD_STREAM_POOL);
         pr.counter = (uint64_t)(it * nets + n);
@@ -280,34 +169,126 @@ static dd_status draw_theta0(dd_engine *e, int64_t it, int nets, int n, const fl
     return DD_OK;
 }
 
+/* The nets of an iteration, one per worker (each on its own context). */
+typedef struct nets_job {
+    dd_engine *e;
+    int nets;
+} nets_job;
+
+static int nets_chunks(void *ctx, int step) {
+    (void)step;
+    return ((const nets_job *)ctx)->nets;
+}
+
+static dd_status nets_compute(void *ctx, int step, int n, int w) {
+    (void)step;
+    const nets_job *j = ctx;
+    dd_engine *e = j->e;
+    const dd_distill_config *c = &e->cfg;
+    const size_t SMD = (size_t)e->S * (size_t)e->M * e->D;
+    const size_t SMO = (size_t)e->S * (size_t)e->M * (size_t)e->n_out;
+    float *gp = c->learn_pixels ? e->net_gp + (size_t)n * SMD : NULL;
+    float *graw = c->learn_lrs ? e->net_graw + (size_t)n * (size_t)e->K : NULL;
+    float *gsoft = (c->learn_labels && e->soft) ? e->net_gsoft + (size_t)n * SMO : NULL;
+    if (gp) memset(gp, 0, SMD * sizeof(float));
+    if (graw) memset(graw, 0, (size_t)e->K * sizeof(float));
+    if (gsoft) memset(gsoft, 0, SMO * sizeof(float));
+    const float *th0;
+    dd_status s = draw_theta0(e, e->iter, j->nets, n, w, &th0);
+    dd_netctx *nc = &e->per_net[w];
+    if (s == DD_OK) s = dd_netctx_run(nc, th0, e->xr, e->yr, e->B, 1, 1, gp, graw, gsoft);
+    e->net_sums[3 * n] = nc->loss;
+    e->net_sums[3 * n + 1] = nc->num;
+    e->net_sums[3 * n + 2] = nc->den;
+    // A failure is reported after the job, for the first failing net in
+    // order, whichever worker ran it.
+    e->net_status[n] = s;
+    if (s != DD_OK) dd_error_prefix("network %d of the iteration", n + 1);
+    return s;
+}
+
+static dd_status nets_failure(dd_engine *e, dd_status hs, int64_t it) {
+    if (hs == DD_ERR_NUMERIC)
+        dd_error_prefix("distill: iteration %lld stopped without saving this state (the last "
+                        "checkpoint on disk is the last good one; lower distill.lr_init or "
+                        "distill.optimizer.lr)",
+                        (long long)it + 1);
+    (void)e;
+    return hs;
+}
+
+static dd_status nonfinite_loss(double loss, int64_t it) {
+    return dd_error_set(DD_ERR_NUMERIC,
+                        "distill: the outer loss became %s at iteration %lld; stopped "
+                        "without saving this state (the last checkpoint on disk is the "
+                        "last good one). Lower distill.lr_init or distill.optimizer.lr",
+                        isnan(loss) ? "NaN" : "infinite", (long long)it + 1);
+}
+
 /* Sums the hypergradients of the iteration's `nets` θ0s into gp / graw /
- * gsoft, and their losses and first metrics into sums[0..2]. */
+ * gsoft, and their losses and first metrics into sums[0..2]. Several nets:
+ * each is computed alone (by whichever worker) and they are added in net
+ * order, so the sum is the same for every thread count. */
 static dd_status accumulate_nets(dd_engine *e, int nets, float *gp, float *graw, float *gsoft,
                                  double sums[3]) {
     const int64_t it = e->iter;
-    for (int n = 0; n < nets; n++) {
+    if (nets == 1) {
         const float *th0;
-        DD_TRY(draw_theta0(e, it, nets, n, &th0));
-        double loss = 0, num = 0, den = 0;
-        dd_status hs =
-            hypergrad_accum(e, th0, e->xr, e->yr, e->B, &loss, &num, &den, gp, graw, gsoft);
-        if (hs == DD_ERR_NUMERIC) {
-            dd_error_prefix("distill: iteration %lld stopped without saving this state (the last "
-                            "checkpoint on disk is the last good one; lower distill.lr_init or "
-                            "distill.optimizer.lr)",
-                            (long long)it + 1);
-            return hs;
+        DD_TRY(draw_theta0(e, it, 1, 0, 0, &th0));
+        dd_netctx *n;
+        DD_TRY(split_ctx(e, &n));
+        dd_status hs = dd_netctx_run(n, th0, e->xr, e->yr, e->B, 1, 1, gp, graw, gsoft);
+        add_times(e, n);
+        if (hs != DD_OK) return nets_failure(e, hs, it);
+        if (!isfinite(n->loss)) return nonfinite_loss(n->loss, it);
+        sums[0] += n->loss;
+        sums[1] += n->num;
+        sums[2] += n->den;
+        return DD_OK;
+    }
+    nets_job j = {e, nets};
+    dd_team_job job = {
+        .n_steps = 1,
+        .n_chunks = nets_chunks,
+        .compute = nets_compute,
+        .ctx = &j,
+        .no_backup = 1,
+    };
+    for (int n = 0; n < nets; n++)
+        e->net_status[n] = DD_OK;
+    dd_status js = dd_team_run(e->n_per_net < nets ? e->n_per_net : nets, &job, NULL);
+    for (int w = 0; w < e->n_per_net; w++)
+        add_times(e, &e->per_net[w]);
+    for (int n = 0; n < nets; n++)
+        if (e->net_status[n] != DD_OK) {
+            // the job stops at its first failure: re-raise that message
+            return nets_failure(e, js != DD_OK ? js : e->net_status[n], it);
         }
-        if (hs != DD_OK) return hs;
-        if (!isfinite(loss))
-            return dd_error_set(DD_ERR_NUMERIC,
-                                "distill: the outer loss became %s at iteration %lld; stopped "
-                                "without saving this state (the last checkpoint on disk is the "
-                                "last good one). Lower distill.lr_init or distill.optimizer.lr",
-                                isnan(loss) ? "NaN" : "infinite", (long long)it + 1);
+    if (js != DD_OK) return js;
+    const dd_distill_config *c = &e->cfg;
+    const size_t SMD = (size_t)e->S * (size_t)e->M * e->D;
+    const size_t SMO = (size_t)e->S * (size_t)e->M * (size_t)e->n_out;
+    for (int n = 0; n < nets; n++) {
+        const double loss = e->net_sums[3 * n];
+        if (!isfinite(loss)) return nonfinite_loss(loss, it);
         sums[0] += loss;
-        sums[1] += num;
-        sums[2] += den;
+        sums[1] += e->net_sums[3 * n + 1];
+        sums[2] += e->net_sums[3 * n + 2];
+        if (gp) {
+            const float *src = e->net_gp + (size_t)n * SMD;
+            for (size_t i = 0; i < SMD; i++)
+                gp[i] += src[i];
+        }
+        if (graw && c->learn_lrs) {
+            const float *src = e->net_graw + (size_t)n * (size_t)e->K;
+            for (int k = 0; k < e->K; k++)
+                graw[k] += src[k];
+        }
+        if (gsoft) {
+            const float *src = e->net_gsoft + (size_t)n * SMO;
+            for (size_t i = 0; i < SMO; i++)
+                gsoft[i] += src[i];
+        }
     }
     return DD_OK;
 }

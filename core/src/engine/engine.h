@@ -37,8 +37,10 @@ typedef struct dd_distill_stats {
     int64_t timed_iterations; /**< iterations in `seconds` */
     double seconds_per_iteration;
     double last_loss, last_metric;       /**< last outer loss and first metric on its real batch */
-    double t_unroll, t_outer, t_reverse; /**< seconds in each phase (this process) */
-    double *loss_history;                /**< iterations entries (owned by the engine) */
+    double t_unroll, t_outer, t_reverse; /**< seconds in each phase (this process; summed
+                                          * over workers when each runs its own network) */
+    long long backups;    /**< chunks a waiting worker computed again because they were late */
+    double *loss_history; /**< iterations entries (owned by the engine) */
     double *metric_history;
     /** iterations × K step sizes (K = steps × epochs, row i: softplus(raw)
      * after iteration i; NaN for iterations a pre-history checkpoint resumed

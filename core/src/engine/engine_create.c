@@ -6,23 +6,36 @@
 
 #include "distill/limits.h"
 #include "distill/tensor.h"
+#include "compute/threads.h"
 #include "engine/engine_impl.h"
+#include "model/model_impl.h"
 
 /* ---- engine lifecycle --------------------------------------------------- */
 
 void dd_engine_destroy(dd_engine *e) {
     if (!e) return;
-    float *bufs[] = {e->pixels, e->raw,        e->soft,    e->m_pix,   e->v_pix,   e->m_raw,
-                     e->v_raw,  e->m_soft,     e->v_soft,  e->theta0,  e->thetas,  e->a,
-                     e->hv,     e->grad,       e->mixed_x, e->mixed_y, e->g_pix,   e->g_raw,
-                     e->g_soft, e->theta_rand, e->xr,      e->logits,  e->dlogits, e->logits0};
+    float *bufs[] = {e->pixels, e->raw,    e->soft,   e->m_pix,  e->v_pix,    e->m_raw,
+                     e->v_raw,  e->m_soft, e->v_soft, e->theta0, e->thetas,   e->g_pix,
+                     e->g_raw,  e->g_soft, e->xr,     e->net_gp, e->net_graw, e->net_gsoft};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         dd_free(bufs[i]);
+    if (e->has_split) dd_netctx_free(&e->split);
+    for (int w = 0; w < e->n_per_net; w++)
+        dd_netctx_free(&e->per_net[w]);
+    free(e->per_net);
+    if (e->w_theta_rand)
+        for (int w = 0; w < e->workers; w++)
+            dd_free(e->w_theta_rand[w]);
+    free(e->w_theta_rand);
+    if (e->wmodels)
+        for (int w = 1; w < e->workers; w++)
+            dd_model_destroy(e->wmodels[w]);
+    free(e->wmodels);
+    free(e->net_sums);
+    free(e->net_status);
     free(e->labels);
     free(e->yr);
     free(e->perm);
-    free(e->num);
-    free(e->den);
     free(e->stats.loss_history);
     free(e->stats.metric_history);
     free(e->stats.lr_history);
@@ -149,31 +162,59 @@ static dd_status alloc_buffers(dd_engine *e) {
         ALLOC_F(e->m_soft, SMO);
         ALLOC_F(e->v_soft, SMO);
         ALLOC_F(e->g_soft, SMO);
-        ALLOC_F(e->mixed_y, (size_t)e->M * (size_t)e->n_out);
     }
-    ALLOC_F(e->thetas, (size_t)(e->K + 1) * e->P);
-    ALLOC_F(e->a, e->P);
-    ALLOC_F(e->hv, e->P);
-    ALLOC_F(e->grad, e->P);
-    ALLOC_F(e->theta_rand, e->P);
-    ALLOC_F(e->mixed_x, (size_t)e->M * D);
     ALLOC_F(e->xr, (size_t)e->B * D);
-    ALLOC_F(e->logits, (size_t)e->B * (size_t)e->n_out);
-    ALLOC_F(e->dlogits, (size_t)e->B * (size_t)e->n_out);
-    if (DD_OBJECTIVE_HAS(e->obj->ops, outer_loss_ref) && e->obj->ops->outer_loss_ref)
-        ALLOC_F(e->logits0, (size_t)e->B * (size_t)e->n_out);
+    e->ref_logits = DD_OBJECTIVE_HAS(e->obj->ops, outer_loss_ref) && e->obj->ops->outer_loss_ref;
     e->labels = malloc((size_t)e->M * sizeof *e->labels);
     e->yr = malloc((size_t)e->B * sizeof *e->yr);
     e->perm = malloc((size_t)e->train->n * sizeof *e->perm);
-    e->num = calloc((size_t)e->obj->n_metrics + 1, sizeof *e->num);
-    e->den = calloc((size_t)e->obj->n_metrics + 1, sizeof *e->den);
     e->hist_cap = cfg->iterations > 0 ? cfg->iterations : 1;
     e->stats.loss_history = calloc((size_t)e->hist_cap, sizeof(double));
     e->stats.metric_history = calloc((size_t)e->hist_cap, sizeof(double));
     e->stats.lr_history = calloc((size_t)e->hist_cap * (size_t)e->K, sizeof(float));
-    if (!e->labels || !e->yr || !e->perm || !e->num || !e->den || !e->stats.loss_history ||
-        !e->stats.metric_history || !e->stats.lr_history)
+    if (!e->labels || !e->yr || !e->perm || !e->stats.loss_history || !e->stats.metric_history ||
+        !e->stats.lr_history)
         return nomem(e);
+    return DD_OK;
+}
+
+/* One model per worker, and the contexts the init mode runs: every worker
+ * on one θ0 (fixed inits, one net per iteration), or one net per worker. */
+static dd_status make_workers(dd_engine *e) {
+    const dd_distill_config *cfg = &e->cfg;
+    const int fixed = cfg->init_mode == DD_INIT_FIXED || cfg->init_mode == DD_INIT_PRETRAINED_FIXED;
+    const int nets = fixed ? 1 : cfg->nets_per_iteration;
+    e->workers = dd_threads_resolve(cfg->nthreads);
+    if (e->workers > DD_TEAM_MAX_CHUNKS) e->workers = DD_TEAM_MAX_CHUNKS;
+    e->wmodels = calloc((size_t)e->workers, sizeof *e->wmodels);
+    e->w_theta_rand = calloc((size_t)e->workers, sizeof *e->w_theta_rand);
+    if (!e->wmodels || !e->w_theta_rand) return nomem(e);
+    e->wmodels[0] = e->model;
+    for (int w = 1; w < e->workers; w++)
+        DD_TRY(dd_model_clone(e->model, &e->wmodels[w]));
+    for (int w = 0; w < e->workers; w++)
+        ALLOC_F(e->w_theta_rand[w], e->P);
+    if (nets == 1) {
+        ALLOC_F(e->thetas, (size_t)(e->K + 1) * e->P);
+        DD_TRY(dd_netctx_init(&e->split, e, e->workers, e->wmodels, e->thetas));
+        e->has_split = 1;
+        return DD_OK;
+    }
+    const size_t SMD = (size_t)e->S * (size_t)e->M * e->D;
+    const size_t SMO = (size_t)e->S * (size_t)e->M * (size_t)e->n_out;
+    const int per = e->workers < nets ? e->workers : nets;
+    e->per_net = calloc((size_t)per, sizeof *e->per_net);
+    e->net_sums = calloc((size_t)nets * 3, sizeof *e->net_sums);
+    e->net_status = calloc((size_t)nets, sizeof *e->net_status);
+    if (!e->per_net || !e->net_sums || !e->net_status) return nomem(e);
+    for (int w = 0; w < per; w++) {
+        DD_TRY(dd_netctx_init(&e->per_net[w], e, 1, &e->wmodels[w], NULL));
+        e->n_per_net = w + 1;
+    }
+    if (cfg->learn_pixels) ALLOC_F(e->net_gp, (size_t)nets * SMD);
+    if (cfg->learn_lrs) ALLOC_F(e->net_graw, (size_t)nets * (size_t)e->K);
+    if (cfg->learn_labels) ALLOC_F(e->net_gsoft, (size_t)nets * SMO);
+    // dd_engine_hypergradient's context (tests, baselines) is made when used
     return DD_OK;
 }
 
@@ -248,6 +289,7 @@ dd_status dd_engine_create(dd_model *model, const dd_objective_handle *objective
     e->B = cfg->batch_real < train->n ? cfg->batch_real : train->n;
     e->perm_epoch = -1;
     dd_status s = alloc_buffers(e);
+    if (s == DD_OK) s = make_workers(e);
     if (s == DD_OK) s = init_state(e);
     if (s != DD_OK) {
         dd_engine_destroy(e);

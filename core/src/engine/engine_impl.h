@@ -5,6 +5,53 @@
 #define DD_ENGINE_IMPL_H
 
 #include "engine/engine.h"
+#include "engine/team.h"
+
+/* A real-batch slice's activations stay under this (distill.real_chunk 0). */
+#define DD_ENGINE_SLICE_BYTES ((size_t)256 << 20)
+
+/* Everything one hypergradient needs beside the engine's learned state: the
+ * unrolled θs and adjoints, the real batch's logits, and per (worker,
+ * chunk) result slots (hypergrad.c). `workers` models run its chunks. */
+typedef struct dd_netctx {
+    struct dd_engine *e;
+    int workers;
+    dd_model **models; /* workers (borrowed) */
+    int cd;            /* chunks of a distilled batch */
+    int cr, cr_max;    /* slices of the real batch (this call, at most) */
+    int64_t bc;        /* images per slice (the largest) */
+    int fused;         /* objective loss is a per-sample mean: one pass per slice */
+    float *thetas;     /* (K + 1) × P */
+    int own_thetas;
+    float *as; /* adjoints a_k: K + 1 of them with several workers, else 2 */
+    int as_full;
+    float *logits, *logits0, *dlogits; /* B × outputs */
+    float *slots;
+    size_t slot_floats;
+    int slots_per_worker;
+    double *closs, *cnum, *cden; /* per slot (fused slices) */
+    int *last_fwd;               /* per worker: slice its model last forwarded, −1 */
+    /* the call */
+    const float *theta0, *x;
+    const int32_t *y;
+    int64_t batch;
+    int want_grad, want_metric, stop;
+    float *gp, *graw, *gsoft;
+    double loss, num, den;
+    double t_mark[2];
+    double t_unroll, t_outer, t_reverse;
+    long long backups;
+} dd_netctx;
+
+DD_INTERNAL dd_status dd_netctx_init(dd_netctx *n, struct dd_engine *e, int workers,
+                                     dd_model **models, float *thetas);
+DD_INTERNAL void dd_netctx_free(dd_netctx *n);
+/** One hypergradient (want_grad) or outer loss from theta0 on a real batch
+ * of at most B images: adds into gp / graw / gsoft (each optional); loss,
+ * first metric's num/den (want_metric) in n. */
+DD_INTERNAL dd_status dd_netctx_run(dd_netctx *n, const float *theta0, const float *x,
+                                    const int32_t *y, int64_t batch, int want_grad, int want_metric,
+                                    float *gp, float *graw, float *gsoft);
 
 struct dd_engine {
     dd_model *model;
@@ -22,18 +69,27 @@ struct dd_engine {
     int64_t adam_t;
 
     float *theta0; // fixed init θ0
-    float *thetas; // (K + 1) × P
-    float *a, *hv, *grad, *mixed_x, *mixed_y;
+    float *thetas; // (K + 1) × P, the split context's
     float *g_pix, *g_raw, *g_soft;
-    float *theta_rand; // θ0 sample for random init
 
     int64_t B;
-    float *xr, *logits, *dlogits;
-    float *logits0; /* the real batch's logits at θ0, for outer_loss_ref (else NULL) */
+    float *xr;
+    int ref_logits; /* the objective compares with θ0's logits (outer_loss_ref) */
     int32_t *yr;
     int64_t *perm;
     int64_t perm_epoch;
-    double *num, *den;
+
+    /* workers: one model each ([0] = model, the others clones, owned) */
+    int workers;
+    dd_model **wmodels;
+    dd_netctx split; /* one θ0 at a time, every worker on it (workers > 0 once made) */
+    int has_split;
+    dd_netctx *per_net; /* nets_per_iteration > 1: one context per worker */
+    int n_per_net;
+    float **w_theta_rand;                 /* per worker */
+    float *net_gp, *net_graw, *net_gsoft; /* per net of an iteration */
+    double *net_sums;                     /* per net: loss, num, den */
+    dd_status *net_status;
 
     int64_t iter;
     dd_distill_stats stats;

@@ -328,6 +328,34 @@ dd_status dd_model_create(const dd_model_config *cfg, dd_model **out) {
     return s;
 }
 
+dd_status dd_model_clone(const dd_model *m, dd_model **out) {
+    *out = NULL;
+    const dd_graph *src = m->g;
+    dd_graph *g = calloc(1, sizeof *g);
+    if (!g) return dd_error_set(DD_ERR_NOMEM, "model: out of memory");
+    *g = *src;
+    g->layers = malloc((size_t)(src->cap > 0 ? src->cap : 1) * sizeof *g->layers);
+    if (!g->layers) {
+        free(g);
+        return dd_error_set(DD_ERR_NOMEM, "model: out of memory");
+    }
+    memcpy(g->layers, src->layers, (size_t)src->n_layers * sizeof *g->layers);
+    DD_TRY(dd_model_create_from_graph(g, m->backend, out));
+    (*out)->nthreads = m->nthreads;
+    return DD_OK;
+}
+
+size_t dd_model_workspace_bytes(const dd_model *m, int64_t batch) {
+    const size_t B = batch > 0 ? (size_t)batch : 0;
+    size_t floats = 2 * B * m->max_act + B * (size_t)m->n_out;
+    for (int l = 0; l < m->g->n_layers; l++) {
+        const dd_layer *L = &m->g->layers[l];
+        if (L->kind != DD_OP_FLATTEN) floats += B * dd_layer_out_size(L);
+        floats += dd_layer_aux_floats(L, batch);
+    }
+    return floats * sizeof(float);
+}
+
 void dd_model_release_workspaces(dd_model *m) {
     if (!m) return;
     for (int i = 0; i < WS_CACHE; i++)

@@ -15,6 +15,14 @@
 /** Builds a model directly from a graph (no plugin); takes ownership of g
  * (also on failure). For tests and tools. */
 DD_INTERNAL dd_status dd_model_create_from_graph(dd_graph *g, dd_backend backend, dd_model **out);
+/** A second model of m's graph, backend and thread setting, with its own
+ * workspaces and oneDNN engine (no parameters are shared: a model holds
+ * none), e.g. for one worker thread each. Caller owns *out. */
+DD_INTERNAL dd_status dd_model_clone(const dd_model *m, dd_model **out);
+/** Bytes of the workspace a forward + backward at `batch` allocates
+ * (activations, layer scratch, cotangents, probabilities; not oneDNN's own
+ * scratchpads): for sizing slices of a batch. */
+DD_INTERNAL size_t dd_model_workspace_bytes(const dd_model *m, int64_t batch);
 /** The model's graph (owned by the model). */
 /** Builds cfg's graph without allocating a model (the plugin's build and
  * every shape check, as dd_model_create does them), for validating a

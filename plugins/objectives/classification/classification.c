@@ -86,7 +86,7 @@ static const dd_objective_ops cls_ops = {
     .outer_loss = cls_outer_loss,
     .metric_names = cls_metric_names,
     .metrics = cls_metrics,
-    .flags = 0,
+    .flags = DD_OBJECTIVE_MEAN_LOSS,
     .default_init_mode = NULL,
 };
 
