@@ -41,6 +41,24 @@ endif()
 
 find_package(Threads REQUIRED)
 
+# Open MPI (Debian's libopenmpi-dev): `mpirun -np N distill run` splits a run
+# across processes. Built in when found (DISTILL_MPI=AUTO, the default); ON
+# requires it, OFF builds the single-process runtime only.
+set(DISTILL_MPI AUTO CACHE STRING "MPI support: AUTO (when found), ON (required) or OFF")
+set_property(CACHE DISTILL_MPI PROPERTY STRINGS AUTO ON OFF)
+set(DISTILL_HAVE_MPI OFF)
+if(NOT DISTILL_MPI STREQUAL "OFF")
+  find_package(MPI QUIET COMPONENTS C)
+  if(MPI_C_FOUND)
+    set(DISTILL_HAVE_MPI ON)
+  elseif(DISTILL_MPI STREQUAL "ON")
+    message(FATAL_ERROR "DISTILL_MPI=ON but no MPI for C was found: install the Debian packages 'libopenmpi-dev' and 'openmpi-bin'")
+  else()
+    message(STATUS "distill: MPI not found (install libopenmpi-dev for mpirun support); building without it")
+  endif()
+endif()
+message(STATUS "distill: MPI support ${DISTILL_HAVE_MPI}")
+
 if(DISTILL_BUILD_TESTS)
   find_package(cmocka QUIET CONFIG)
   if(NOT cmocka_FOUND)

@@ -53,7 +53,11 @@ static int usage_error(const char *fmt, const char *arg) {
 
 static int fail(void) {
     const char *msg = dd_error_message();
-    fprintf(stderr, "distill: error: %s\n", *msg ? msg : dd_status_str(dd_error_status()));
+    if (dd_process_count() > 1)
+        fprintf(stderr, "distill: error (rank %d of %d): %s\n", dd_process_rank(),
+                dd_process_count(), *msg ? msg : dd_status_str(dd_error_status()));
+    else
+        fprintf(stderr, "distill: error: %s\n", *msg ? msg : dd_status_str(dd_error_status()));
     return dd_error_status() == DD_ERR_USAGE ? EXIT_USAGE : EXIT_FAIL;
 }
 
@@ -568,8 +572,24 @@ static int cmd_fetch(args *a) {
 
 /* ---- main ------------------------------------------------------------------- */
 
+static int dispatch(args *a);
+
+/* Under mpirun every rank runs the same command; a rank that fails ends the
+ * whole job (the others would wait for it forever), the rest leave it
+ * together. */
 int main(int argc, char **argv) {
+    if (dd_process_init(&argc, &argv) != DD_OK) return fail();
     args a = {.argc = argc, .argv = argv, .i = 1};
+    const int rc = dispatch(&a);
+    if (dd_process_count() > 1 && rc != EXIT_OK) dd_process_abort(rc);
+    dd_process_finalize();
+    return rc;
+}
+
+static int dispatch(args *a_) {
+    args a = *a_;
+    const int argc = a.argc;
+    char **argv = a.argv;
     int verbosity = 0, have_level = 0;
     dd_log_level level = dd_log_get_level();
     for (; a.i < argc; a.i++) {
@@ -616,6 +636,8 @@ int main(int argc, char **argv) {
         }
     }
     int l = (int)(have_level ? level : dd_log_get_level()) + verbosity;
+    // Rank 0 speaks for the job; the others only warn (and report errors).
+    if (dd_process_rank() > 0 && l > DD_LOG_WARN) l = DD_LOG_WARN;
     if (l < DD_LOG_ERROR) l = DD_LOG_ERROR;
     if (l > DD_LOG_TRACE) l = DD_LOG_TRACE;
     dd_log_set_level((dd_log_level)l);

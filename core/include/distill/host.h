@@ -105,6 +105,21 @@ DD_API void dd_pipeline_summary(const dd_pipeline *p, char *buf, size_t n);
 /* ---- Running a pipeline ------------------------------------------------- */
 
 /** How to run (all optional; zero-initialise and set struct_size). */
+/* ---- processes: one, or the ranks of an MPI job ------------------------ */
+
+/** Joins the MPI job when the program was started by mpirun and the
+ * library was built with MPI (else a no-op: one process, rank 0 of 1). Call
+ * before anything else; see docs/scale.md. */
+DD_API dd_status dd_process_init(int *argc, char ***argv);
+/** Leaves the MPI job (no-op without one). */
+DD_API void dd_process_finalize(void);
+/** Ends the whole job (every rank) with exit status `code`; exit(code)
+ * without MPI. For a rank that failed: the others never wait for it. */
+DD_API void dd_process_abort(int code) __attribute__((noreturn));
+/** This process's rank and the job's rank count (0 and 1 without MPI). */
+DD_API int dd_process_rank(void);
+DD_API int dd_process_count(void);
+
 typedef struct dd_run_options {
     size_t struct_size;
     const char *out_dir;   /**< NULL: runs/<name>-<YYYYmmdd-HHMMSS> in the current directory */

@@ -13,6 +13,7 @@
 #include "model/model_impl.h"
 #include "distill/log.h"
 #include "distill/tensor.h"
+#include "base/comm.h"
 #include "engine/engine_impl.h"
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -51,7 +52,7 @@ static int all_finite(const float *x, size_t n) {
  * run itself gives each worker a network of its own. */
 static dd_status split_ctx(dd_engine *e, dd_netctx **out) {
     if (!e->has_split) {
-        DD_TRY(dd_netctx_init(&e->split, e, e->workers, e->wmodels, e->thetas));
+        DD_TRY(dd_netctx_init(&e->split, e, e->workers, e->wmodels, e->thetas, 1));
         e->has_split = 1;
     }
     *out = &e->split;
@@ -173,16 +174,19 @@ static dd_status draw_theta0(dd_engine *e, int64_t it, int nets, int n, int w, c
 typedef struct nets_job {
     dd_engine *e;
     int nets;
+    int64_t lo, hi; /* this rank's nets */
 } nets_job;
 
 static int nets_chunks(void *ctx, int step) {
     (void)step;
-    return ((const nets_job *)ctx)->nets;
+    const nets_job *j = ctx;
+    return (int)(j->hi - j->lo);
 }
 
-static dd_status nets_compute(void *ctx, int step, int n, int w) {
+static dd_status nets_compute(void *ctx, int step, int chunk, int w) {
     (void)step;
     const nets_job *j = ctx;
+    const int n = (int)j->lo + chunk;
     dd_engine *e = j->e;
     const dd_distill_config *c = &e->cfg;
     const size_t SMD = (size_t)e->S * (size_t)e->M * e->D;
@@ -225,6 +229,30 @@ static dd_status nonfinite_loss(double loss, int64_t it) {
                         isnan(loss) ? "NaN" : "infinite", (long long)it + 1);
 }
 
+/* Every rank's nets' rows (per_net floats each) of buf to every rank. */
+static dd_status gather_nets(float *buf, int nets, size_t per_net) {
+    const int R = dd_comm_size();
+    int *cnt = malloc((size_t)R * sizeof *cnt), *dsp = malloc((size_t)R * sizeof *dsp);
+    if (!cnt || !dsp || (double)nets * (double)per_net > 2147483647.0) {
+        free(cnt);
+        free(dsp);
+        return dd_error_set(DD_ERR_LIMIT,
+                            "distill: %d networks' gradients are too many to "
+                            "exchange between ranks in one message",
+                            nets);
+    }
+    for (int r = 0; r < R; r++) {
+        int64_t lo, hi;
+        dd_comm_share(nets, r, R, &lo, &hi);
+        cnt[r] = (int)((size_t)(hi - lo) * per_net);
+        dsp[r] = (int)((size_t)lo * per_net);
+    }
+    dd_status s = dd_comm_allgather_floats(buf, cnt, dsp);
+    free(cnt);
+    free(dsp);
+    return s;
+}
+
 /* Sums the hypergradients of the iteration's `nets` θ0s into gp / graw /
  * gsoft, and their losses and first metrics into sums[0..2]. Several nets:
  * each is computed alone (by whichever worker) and they are added in net
@@ -241,12 +269,26 @@ static dd_status accumulate_nets(dd_engine *e, int nets, float *gp, float *graw,
         add_times(e, n);
         if (hs != DD_OK) return nets_failure(e, hs, it);
         if (!isfinite(n->loss)) return nonfinite_loss(n->loss, it);
+        if (dd_comm_size() > 1) {
+            // Every rank ran the distilled-batch passes itself; rank 0's
+            // result is the one all apply (ranks with other thread counts
+            // would differ in the last bits).
+            const size_t SMD = (size_t)e->S * (size_t)e->M * e->D;
+            const size_t SMO = (size_t)e->S * (size_t)e->M * (size_t)e->n_out;
+            if (gp) DD_TRY(dd_comm_bcast(gp, SMD * sizeof *gp, 0));
+            if (graw) DD_TRY(dd_comm_bcast(graw, (size_t)e->K * sizeof *graw, 0));
+            if (gsoft) DD_TRY(dd_comm_bcast(gsoft, SMO * sizeof *gsoft, 0));
+        }
         sums[0] += n->loss;
         sums[1] += n->num;
         sums[2] += n->den;
         return DD_OK;
     }
-    nets_job j = {e, nets};
+    // Ranks take contiguous shares of the nets; every rank then gets every
+    // net's result, so that all add them in the same (net) order.
+    nets_job j = {e, nets, 0, nets};
+    dd_comm_share(nets, dd_comm_rank(), dd_comm_size(), &j.lo, &j.hi);
+    memset(e->net_sums, 0, (size_t)nets * 3 * sizeof *e->net_sums);
     dd_team_job job = {
         .n_steps = 1,
         .n_chunks = nets_chunks,
@@ -256,10 +298,12 @@ static dd_status accumulate_nets(dd_engine *e, int nets, float *gp, float *graw,
     };
     for (int n = 0; n < nets; n++)
         e->net_status[n] = DD_OK;
-    dd_status js = dd_team_run(e->n_per_net < nets ? e->n_per_net : nets, &job, NULL);
+    const int local = (int)(j.hi - j.lo);
+    dd_status js = DD_OK;
+    if (local > 0) js = dd_team_run(e->n_per_net < local ? e->n_per_net : local, &job, NULL);
     for (int w = 0; w < e->n_per_net; w++)
         add_times(e, &e->per_net[w]);
-    for (int n = 0; n < nets; n++)
+    for (int n = (int)j.lo; n < (int)j.hi; n++)
         if (e->net_status[n] != DD_OK) {
             // the job stops at its first failure: re-raise that message
             return nets_failure(e, js != DD_OK ? js : e->net_status[n], it);
@@ -268,6 +312,12 @@ static dd_status accumulate_nets(dd_engine *e, int nets, float *gp, float *graw,
     const dd_distill_config *c = &e->cfg;
     const size_t SMD = (size_t)e->S * (size_t)e->M * e->D;
     const size_t SMO = (size_t)e->S * (size_t)e->M * (size_t)e->n_out;
+    if (dd_comm_size() > 1) {
+        DD_TRY(dd_comm_sum_doubles(e->net_sums, (size_t)nets * 3)); // others' entries are 0
+        if (c->learn_pixels) DD_TRY(gather_nets(e->net_gp, nets, SMD));
+        if (c->learn_lrs) DD_TRY(gather_nets(e->net_graw, nets, (size_t)e->K));
+        if (c->learn_labels && e->soft) DD_TRY(gather_nets(e->net_gsoft, nets, SMO));
+    }
     for (int n = 0; n < nets; n++) {
         const double loss = e->net_sums[3 * n];
         if (!isfinite(loss)) return nonfinite_loss(loss, it);

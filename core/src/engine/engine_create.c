@@ -6,7 +6,9 @@
 
 #include "distill/limits.h"
 #include "distill/tensor.h"
+#include "base/comm.h"
 #include "compute/threads.h"
+#include "distill/log.h"
 #include "engine/engine_impl.h"
 #include "model/model_impl.h"
 
@@ -184,6 +186,14 @@ static dd_status make_workers(dd_engine *e) {
     const dd_distill_config *cfg = &e->cfg;
     const int fixed = cfg->init_mode == DD_INIT_FIXED || cfg->init_mode == DD_INIT_PRETRAINED_FIXED;
     const int nets = fixed ? 1 : cfg->nets_per_iteration;
+    if (!fixed && dd_comm_size() > 1 && nets < dd_comm_size())
+        dd_warn("distill: %d networks per iteration on %d ranks: %d rank(s) have none to "
+                "compute (raise distill.nets_per_iteration to a multiple of the rank count)",
+                nets, dd_comm_size(), dd_comm_size() - nets);
+    if (nets == 1 && e->B < dd_comm_size())
+        return dd_error_set(DD_ERR_INVALID,
+                            "distill: batch_real %lld is smaller than the %d ranks that share it",
+                            (long long)e->B, dd_comm_size());
     e->workers = dd_threads_resolve(cfg->nthreads);
     if (e->workers > DD_TEAM_MAX_CHUNKS) e->workers = DD_TEAM_MAX_CHUNKS;
     e->wmodels = calloc((size_t)e->workers, sizeof *e->wmodels);
@@ -196,7 +206,7 @@ static dd_status make_workers(dd_engine *e) {
         ALLOC_F(e->w_theta_rand[w], e->P);
     if (nets == 1) {
         ALLOC_F(e->thetas, (size_t)(e->K + 1) * e->P);
-        DD_TRY(dd_netctx_init(&e->split, e, e->workers, e->wmodels, e->thetas));
+        DD_TRY(dd_netctx_init(&e->split, e, e->workers, e->wmodels, e->thetas, 1));
         e->has_split = 1;
         return DD_OK;
     }
@@ -208,7 +218,7 @@ static dd_status make_workers(dd_engine *e) {
     e->net_status = calloc((size_t)nets, sizeof *e->net_status);
     if (!e->per_net || !e->net_sums || !e->net_status) return nomem(e);
     for (int w = 0; w < per; w++) {
-        DD_TRY(dd_netctx_init(&e->per_net[w], e, 1, &e->wmodels[w], NULL));
+        DD_TRY(dd_netctx_init(&e->per_net[w], e, 1, &e->wmodels[w], NULL, 0));
         e->n_per_net = w + 1;
     }
     if (cfg->learn_pixels) ALLOC_F(e->net_gp, (size_t)nets * SMD);

@@ -21,7 +21,9 @@ typedef struct dd_netctx {
     int cr, cr_max;    /* slices of the real batch (this call, at most) */
     int64_t bc;        /* images per slice (the largest) */
     int fused;         /* objective loss is a per-sample mean: one pass per slice */
-    float *thetas;     /* (K + 1) × P */
+    int across_ranks;  /* MPI: this rank computes its share [rlo, rhi) of the real batch */
+    int64_t rlo, rhi;
+    float *thetas; /* (K + 1) × P */
     int own_thetas;
     float *as; /* adjoints a_k: K + 1 of them with several workers, else 2 */
     int as_full;
@@ -44,7 +46,7 @@ typedef struct dd_netctx {
 } dd_netctx;
 
 DD_INTERNAL dd_status dd_netctx_init(dd_netctx *n, struct dd_engine *e, int workers,
-                                     dd_model **models, float *thetas);
+                                     dd_model **models, float *thetas, int across_ranks);
 DD_INTERNAL void dd_netctx_free(dd_netctx *n);
 /** One hypergradient (want_grad) or outer loss from theta0 on a real batch
  * of at most B images: adds into gp / graw / gsoft (each optional); loss,

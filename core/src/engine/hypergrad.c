@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/comm.h"
 #include "distill/tensor.h"
 #include "engine/engine_impl.h"
 #include "model/model_impl.h"
@@ -69,13 +70,15 @@ void dd_netctx_free(dd_netctx *n) {
     memset(n, 0, sizeof *n);
 }
 
-dd_status dd_netctx_init(dd_netctx *n, dd_engine *e, int workers, dd_model **models,
-                         float *thetas) {
+dd_status dd_netctx_init(dd_netctx *n, dd_engine *e, int workers, dd_model **models, float *thetas,
+                         int across_ranks) {
     memset(n, 0, sizeof *n);
     n->e = e;
     n->workers = workers;
     n->models = models;
-    const int64_t B = e->B;
+    n->across_ranks = across_ranks && dd_comm_size() > 1;
+    // this rank's share of the real batch (all of it on one process)
+    const int64_t B = n->across_ranks ? (e->B + dd_comm_size() - 1) / dd_comm_size() : e->B;
     n->cd = e->M < workers ? (int)e->M : workers;
     if (n->cd > DD_TEAM_MAX_CHUNKS) n->cd = DD_TEAM_MAX_CHUNKS;
     // Real slices: one per worker, more when a slice's activations would
@@ -170,6 +173,14 @@ static dd_status objective_metrics(const dd_netctx *n, const float *lg, const in
     return s;
 }
 
+/* Slice c of this rank's share of the real batch, as positions in the
+ * whole batch. */
+static void slice_range(const dd_netctx *n, int c, int64_t *lo, int64_t *hi) {
+    chunk_range(n->rhi - n->rlo, n->cr, c, lo, hi);
+    *lo += n->rlo;
+    *hi += n->rlo;
+}
+
 /* The real batch's slice c on worker w: forwards (θ0 first when the
  * objective compares with it), and, fused, the slice's loss, metrics and
  * backward into the slot. */
@@ -177,7 +188,7 @@ static dd_status real_forward(dd_netctx *n, int c, int w) {
     dd_engine *e = n->e;
     dd_model *m = n->models[w];
     int64_t lo, hi;
-    chunk_range(n->batch, n->cr, c, &lo, &hi);
+    slice_range(n, c, &lo, &hi);
     const int64_t b = hi - lo;
     const float *x = n->x + (size_t)lo * e->D;
     const float *thK = n->thetas + (size_t)e->K * e->P;
@@ -203,7 +214,7 @@ static dd_status real_backward(dd_netctx *n, int c, int w) {
     dd_engine *e = n->e;
     dd_model *m = n->models[w];
     int64_t lo, hi;
-    chunk_range(n->batch, n->cr, c, &lo, &hi);
+    slice_range(n, c, &lo, &hi);
     const int64_t b = hi - lo;
     const float *thK = n->thetas + (size_t)e->K * e->P;
     const float *dl = n->dlogits + (size_t)lo * (size_t)e->n_out;
@@ -269,6 +280,56 @@ static void sum_chunks(const dd_netctx *n, const int *owner, int nc, int64_t tot
     }
 }
 
+/* Every rank's logits rows [rlo, rhi) of buf (B × outputs) to every rank. */
+static dd_status gather_rows(const dd_netctx *n, float *buf) {
+    if (!n->across_ranks) return DD_OK;
+    const int R = dd_comm_size();
+    int counts[DD_COMM_MAX_GATHER], displs[DD_COMM_MAX_GATHER];
+    int *cnt = counts, *dsp = displs;
+    if (R > DD_COMM_MAX_GATHER) {
+        cnt = malloc((size_t)R * sizeof *cnt);
+        dsp = malloc((size_t)R * sizeof *dsp);
+        if (!cnt || !dsp) {
+            free(cnt);
+            free(dsp);
+            return dd_error_set(DD_ERR_NOMEM, "engine: out of memory");
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        int64_t lo, hi;
+        dd_comm_share(n->batch, r, R, &lo, &hi);
+        cnt[r] = (int)((hi - lo) * n->e->n_out);
+        dsp[r] = (int)(lo * n->e->n_out);
+    }
+    dd_status s = dd_comm_allgather_floats(buf, cnt, dsp);
+    if (cnt != counts) {
+        free(cnt);
+        free(dsp);
+    }
+    return s;
+}
+
+/* Σ_c (size of slice c / B) · slot(c).g into out (this rank's slices). */
+static void sum_slices(const dd_netctx *n, const int *owner, float *out) {
+    const size_t P = n->e->P;
+    for (int c = 0; c < n->cr; c++) {
+        int64_t lo, hi;
+        slice_range(n, c, &lo, &hi);
+        const float *src = slot_of(n, owner[c], c).g;
+        if (n->cr == 1 && hi - lo == n->batch) {
+            memcpy(out, src, P * sizeof(float));
+            return;
+        }
+        const float f = (float)(hi - lo) / (float)n->batch;
+        if (c == 0)
+            for (size_t i = 0; i < P; i++)
+                out[i] = f * src[i];
+        else
+            for (size_t i = 0; i < P; i++)
+                out[i] += f * src[i];
+    }
+}
+
 static dd_status reduce_real(dd_netctx *n, int step, const int *owner) {
     dd_engine *e = n->e;
     const int K = e->K;
@@ -279,12 +340,14 @@ static dd_status reduce_real(dd_netctx *n, int step, const int *owner) {
         // the whole batch's logits, then its loss and metrics at once
         for (int c = 0; c < n->cr; c++) {
             int64_t lo, hi;
-            chunk_range(B, n->cr, c, &lo, &hi);
+            slice_range(n, c, &lo, &hi);
             slot s = slot_of(n, owner[c], c);
             memcpy(n->logits + (size_t)lo * no, s.lg, (size_t)(hi - lo) * no * sizeof(float));
             if (n->logits0)
                 memcpy(n->logits0 + (size_t)lo * no, s.lg0, (size_t)(hi - lo) * no * sizeof(float));
         }
+        DD_TRY(gather_rows(n, n->logits));
+        if (n->logits0) DD_TRY(gather_rows(n, n->logits0));
         DD_TRY(objective_loss(n, n->logits, n->logits0, n->y, B, &n->loss, n->dlogits));
         if (n->want_metric) {
             double *num = n->cnum, *den = n->cden; // slot 0's, free at this step
@@ -297,22 +360,26 @@ static dd_status reduce_real(dd_netctx *n, int step, const int *owner) {
     }
     float *aK = adjoint(n, K);
     if (n->fused) {
-        double loss = 0, num = 0, den = 0;
+        double sums[3] = {0, 0, 0}; // loss, metric numerator, denominator
         for (int c = 0; c < n->cr; c++) {
             int64_t lo, hi;
-            chunk_range(B, n->cr, c, &lo, &hi);
+            slice_range(n, c, &lo, &hi);
             const size_t si = (size_t)owner[c] * (size_t)n->slots_per_worker + (size_t)c;
-            loss += (double)(hi - lo) / (double)B * n->closs[si];
+            sums[0] += (double)(hi - lo) / (double)B * n->closs[si];
             if (e->obj->n_metrics > 0) {
-                num += n->cnum[si * nm];
-                den += n->cden[si * nm];
+                sums[1] += n->cnum[si * nm];
+                sums[2] += n->cden[si * nm];
             }
         }
-        n->loss = loss;
-        n->num = num;
-        n->den = den;
-        if (!isfinite(loss)) n->stop = 1;
-        if (n->want_grad && !n->stop) sum_chunks(n, owner, n->cr, B, 0, aK);
+        if (n->want_grad) sum_slices(n, owner, aK);
+        if (n->across_ranks) {
+            DD_TRY(dd_comm_sum_doubles(sums, 3));
+            if (n->want_grad) DD_TRY(dd_comm_sum_floats(aK, P));
+        }
+        n->loss = sums[0];
+        n->num = sums[1];
+        n->den = sums[2];
+        if (!isfinite(n->loss)) n->stop = 1;
         return DD_OK;
     }
     // unfused backward: the slices' dlogits already carry the batch's weights
@@ -324,6 +391,7 @@ static dd_status reduce_real(dd_netctx *n, int step, const int *owner) {
             for (size_t i = 0; i < P; i++)
                 aK[i] += g[i];
     }
+    if (n->across_ranks) DD_TRY(dd_comm_sum_floats(aK, P));
     return DD_OK;
 }
 
@@ -401,7 +469,11 @@ dd_status dd_netctx_run(dd_netctx *n, const float *theta0, const float *x, const
     n->x = x;
     n->y = y;
     n->batch = batch;
-    n->cr = batch < n->cr_max ? (int)batch : n->cr_max;
+    n->rlo = 0;
+    n->rhi = batch;
+    if (n->across_ranks) dd_comm_share(batch, dd_comm_rank(), dd_comm_size(), &n->rlo, &n->rhi);
+    const int64_t share = n->rhi - n->rlo;
+    n->cr = share < n->cr_max ? (int)(share > 0 ? share : 1) : n->cr_max;
     n->want_grad = want_grad;
     n->want_metric = want_metric;
     n->gp = gp;
