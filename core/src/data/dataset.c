@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+#include "data/dataset_map.h"
 
 #include "distill/image.h"
 #include "distill/limits.h"
@@ -22,8 +25,19 @@ size_t dd_dtype_size(dd_dtype dtype) {
     return dtype == DD_DTYPE_U8 ? 1 : dtype == DD_DTYPE_F32 ? sizeof(float) : 0;
 }
 
-dd_status dd_dataset_create(const char *name, dd_dtype dtype, int64_t n, int channels, int height,
-                            int width, int n_classes, dd_dataset **out) {
+/* Every dataset is allocated as one of these, so dd_dataset_destroy knows
+ * whether its pixels are an allocation or a mapping of the decoded cache
+ * without a field in the public struct. */
+typedef struct dataset_impl {
+    dd_dataset pub; // first: a dd_dataset * from dd_dataset_create is a dataset_impl *
+    void *map;      // the mapped cache file holding the pixels, or NULL
+    size_t map_len;
+} dataset_impl;
+
+/* A dataset of that shape; pixels allocated (zeroed, checked against
+ * dataset.max_bytes) when `alloc_pixels`, else left NULL for a mapping. */
+static dd_status create(const char *name, dd_dtype dtype, int64_t n, int channels, int height,
+                        int width, int n_classes, int alloc_pixels, dd_dataset **out) {
     if (!out) return dd_error_set(DD_ERR_INVALID, "dd_dataset_create: NULL argument");
     *out = NULL;
     const char *shown = name ? name : "dataset";
@@ -41,9 +55,12 @@ dd_status dd_dataset_create(const char *name, dd_dtype dtype, int64_t n, int cha
         (n > 0 && (uint64_t)n > SIZE_MAX / sizeof(float) / per))
         return dd_error_set(DD_ERR_NOMEM, "dataset %s: %lld images of %zu values overflow", shown,
                             (long long)n, per);
-    DD_TRY(dd_limits_check_dataset(shown, n, channels, height, width, es));
-    dd_dataset *d = calloc(1, sizeof *d);
-    if (!d) return dd_error_set(DD_ERR_NOMEM, "dataset %s: out of memory", shown);
+    // A mapped set is paged in and out by the kernel: the RAM budget does not
+    // apply to it.
+    if (alloc_pixels) DD_TRY(dd_limits_check_dataset(shown, n, channels, height, width, es));
+    dataset_impl *impl = calloc(1, sizeof *impl);
+    if (!impl) return dd_error_set(DD_ERR_NOMEM, "dataset %s: out of memory", shown);
+    dd_dataset *d = &impl->pub;
     d->n = n;
     d->channels = channels;
     d->height = height;
@@ -52,10 +69,10 @@ dd_status dd_dataset_create(const char *name, dd_dtype dtype, int64_t n, int cha
     d->dtype = dtype;
     d->name = dup_str(shown);
     const size_t bytes = (size_t)n * per * es;
-    d->pixels = dd_alloc_aligned(bytes > 0 ? bytes : 1); // zeroed
+    if (alloc_pixels) d->pixels = dd_alloc_aligned(bytes > 0 ? bytes : 1); // zeroed
     d->labels = calloc(n > 0 ? (size_t)n : 1, sizeof(int32_t));
     d->class_names = calloc((size_t)n_classes, sizeof(char *));
-    int ok = d->name && d->pixels && d->labels && d->class_names;
+    int ok = d->name && (d->pixels || !alloc_pixels) && d->labels && d->class_names;
     for (int k = 0; ok && k < n_classes; k++) {
         char buf[24];
         snprintf(buf, sizeof buf, "%d", k);
@@ -73,15 +90,47 @@ dd_status dd_dataset_create(const char *name, dd_dtype dtype, int64_t n, int cha
     return DD_OK;
 }
 
+dd_status dd_dataset_create(const char *name, dd_dtype dtype, int64_t n, int channels, int height,
+                            int width, int n_classes, dd_dataset **out) {
+    return create(name, dtype, n, channels, height, width, n_classes, 1, out);
+}
+
+dd_status dd_dataset_create_mapped(const char *name, dd_dtype dtype, int64_t n, int channels,
+                                   int height, int width, int n_classes, void *map, size_t map_len,
+                                   size_t pixel_offset, dd_dataset **out) {
+    if (!map || !out)
+        return dd_error_set(DD_ERR_INVALID, "dd_dataset_create_mapped: NULL argument");
+    DD_TRY(create(name, dtype, n, channels, height, width, n_classes, 0, out));
+    if (pixel_offset + dd_dataset_bytes(*out) > map_len) {
+        dd_dataset_destroy(*out);
+        *out = NULL;
+        return dd_error_set(DD_ERR_INVALID, "dataset %s: pixels do not fit the mapping",
+                            name ? name : "dataset");
+    }
+    dataset_impl *impl = (dataset_impl *)*out;
+    impl->map = map;
+    impl->map_len = map_len;
+    impl->pub.pixels = (uint8_t *)map + pixel_offset;
+    return DD_OK;
+}
+
+int dd_dataset_is_mapped(const dd_dataset *d) {
+    return d && ((const dataset_impl *)d)->map != NULL;
+}
+
 void dd_dataset_destroy(dd_dataset *d) {
     if (!d) return;
+    dataset_impl *impl = (dataset_impl *)d;
     for (int k = 0; d->class_names && k < d->n_classes; k++)
         free(d->class_names[k]);
     free(d->class_names);
     free(d->labels);
-    dd_free(d->pixels);
+    if (impl->map)
+        munmap(impl->map, impl->map_len);
+    else
+        dd_free(d->pixels);
     free(d->name);
-    free(d);
+    free(impl);
 }
 
 dd_status dd_dataset_set_class_name(dd_dataset *d, int k, const char *name) {
@@ -106,12 +155,13 @@ size_t dd_dataset_bytes(const dd_dataset *d) {
 }
 
 uint8_t *dd_dataset_u8(dd_dataset *d, int64_t i) {
-    if (!d || d->dtype != DD_DTYPE_U8 || i < 0 || i >= d->n) return NULL;
+    if (!d || d->dtype != DD_DTYPE_U8 || i < 0 || i >= d->n || dd_dataset_is_mapped(d)) return NULL;
     return (uint8_t *)d->pixels + (size_t)i * dd_dataset_image_size(d);
 }
 
 float *dd_dataset_f32(dd_dataset *d, int64_t i) {
-    if (!d || d->dtype != DD_DTYPE_F32 || i < 0 || i >= d->n) return NULL;
+    if (!d || d->dtype != DD_DTYPE_F32 || i < 0 || i >= d->n || dd_dataset_is_mapped(d))
+        return NULL;
     return (float *)d->pixels + (size_t)i * dd_dataset_image_size(d);
 }
 
