@@ -410,7 +410,8 @@ dd_status dd_dcache_open(const char *path, const uint8_t key[32], int map, dd_da
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        if (errno == ENOENT) return dd_error_set(DD_ERR_NOT_FOUND, "%s: not cached", path);
+        if (errno == ENOENT || errno == ENOTDIR)
+            return dd_error_set(DD_ERR_NOT_FOUND, "%s: not cached", path);
         return dd_error_set(DD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     }
     dd_status s = open_fd(fd, path, key, map, out);
@@ -620,7 +621,9 @@ dd_status dd_dcache_load(const dd_dcache_config *c, const dd_dataset_ops *ops,
         in->mapped = map;
         return DD_OK;
     }
-    if (!rebuildable(s)) return s;
+    // An unreadable file (EACCES, ...) is met again under the lock, which
+    // says whether the cache can be used at all.
+    if (!rebuildable(s) && s != DD_ERR_IO) return s;
     dd_error_clear();
 
     char *lock = dd_fs_join(c->dir, ".lock");

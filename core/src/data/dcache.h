@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "distill/dataset.h"
+#include "base/export.h"
 #include "distill/status.h"
 
 /** dataset.memory: where a loaded split's pixels live. */
@@ -49,19 +50,20 @@ typedef struct dd_dcache_info {
  * cannot be written the splits stay in RAM with a warning, except for
  * DD_MEMORY_MMAP (an error naming the directory). Caller owns *train and
  * *test; info may be NULL. */
-dd_status dd_dcache_load(const dd_dcache_config *c, const dd_dataset_ops *ops,
-                         const dd_dataset_request *req, dd_dataset **train, dd_dataset **test,
-                         dd_dcache_info *info);
+DD_INTERNAL dd_status dd_dcache_load(const dd_dcache_config *c, const dd_dataset_ops *ops,
+                                     const dd_dataset_request *req, dd_dataset **train,
+                                     dd_dataset **test, dd_dcache_info *info);
 
 /** Writes `d` as a cache file at `path` (temporary, fsync, rename) with the
  * 32-byte `key`. */
-dd_status dd_dcache_write(const char *path, const uint8_t key[32], const dd_dataset *d);
+DD_INTERNAL dd_status dd_dcache_write(const char *path, const uint8_t key[32], const dd_dataset *d);
 
 /** Opens the cache file at `path` if it holds `key`: mapped read-only when
  * `map`, else read into RAM (then checked against dataset.max_bytes).
  * DD_ERR_NOT_FOUND when absent; DD_ERR_CHECKSUM or DD_ERR_PARSE (message
  * naming the file and what is wrong) when it is truncated, corrupt, of
  * another format version or key; other errors as they come. */
-dd_status dd_dcache_open(const char *path, const uint8_t key[32], int map, dd_dataset **out);
+DD_INTERNAL dd_status dd_dcache_open(const char *path, const uint8_t key[32], int map,
+                                     dd_dataset **out);
 
 #endif
