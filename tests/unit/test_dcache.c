@@ -294,12 +294,15 @@ static void test_rebuilt_when_an_input_changes(void **state) {
     assert_int_equal(load(f, DD_MEMORY_MMAP, "k", &tr, &te, &info), DD_OK);
     dd_dataset_destroy(tr);
     dd_dataset_destroy(te);
+    char first[sizeof info.train_path];
+    snprintf(first, sizeof first, "%s", info.train_path);
     // another size
     assert_int_equal(rg_write_mnist(f->in, NTR - 3, NTE, SIDE, SIDE, 0), DD_OK);
     assert_int_equal(load(f, DD_MEMORY_MMAP, "k", &tr, &te, &info), DD_OK);
     assert_true(info.written);
     assert_int_equal(calls(f), 2);
     assert_int_equal(tr->n, NTR - 3);
+    assert_string_equal(info.train_path, first); // replaced, not one file more
     assert_expected(f, tr, te);
     dd_dataset_destroy(tr);
     dd_dataset_destroy(te);

@@ -274,7 +274,9 @@ static dd_status check_header(const char *path, const dc_header *h, const uint8_
     if (h->endian != DC_ENDIAN) return bad(path, "written on a machine of another byte order");
     if (h->version != DC_VERSION)
         return bad(path, "format version %u, this distill reads %u", h->version, DC_VERSION);
-    if (memcmp(h->key, key, 32) != 0) return bad(path, "holds another key");
+    // Not damage: the inputs or the reader changed since it was written.
+    if (memcmp(h->key, key, 32) != 0)
+        return dd_error_set(DD_ERR_NOT_FOUND, "%s: decoded from other inputs", path);
     const size_t es = dd_dtype_size((dd_dtype)h->dtype);
     if (es == 0 || h->channels < 1 || h->channels > DD_MAX_CHANNELS || h->height < 1 ||
         h->height > 65535 || h->width < 1 || h->width > 65535 || h->n_classes < 1 ||
@@ -486,12 +488,24 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static dd_status make_key(const dd_dcache_config *c, uint8_t key[32], char hex[17]) {
+/* The slot names the files: the key text and where the inputs are, so that
+ * inputs that change replace their cache file instead of adding one. The
+ * key, kept in the header, adds every input file's path, size and mtime. */
+static dd_status make_key(const dd_dcache_config *c, uint8_t key[32], char slot_hex[17]) {
+    static const char head[] = "distill decoded cache 1\n";
     dd_sha256 h;
     dd_sha256_init(&h);
-    static const char head[] = "distill decoded cache 1\n";
     dd_sha256_update(&h, head, sizeof head - 1);
     if (c->key_text) dd_sha256_update(&h, c->key_text, strlen(c->key_text) + 1);
+    char *real = c->inputs ? realpath(c->inputs, NULL) : NULL;
+    const char *where = real ? real : c->inputs ? c->inputs : "";
+    dd_sha256_update(&h, where, strlen(where) + 1);
+    free(real);
+    dd_sha256 slot = h;
+    uint8_t sd[32];
+    dd_sha256_final(&slot, sd);
+    for (int i = 0; i < 8; i++)
+        snprintf(slot_hex + 2 * i, 3, "%02x", sd[i]);
     input_list l = {0};
     dd_status s = c->inputs ? walk(c->inputs, "", 0, &l) : DD_OK;
     if (s == DD_OK && l.n > 1) qsort(l.v, l.n, sizeof *l.v, cmp_str);
@@ -502,8 +516,6 @@ static dd_status make_key(const dd_dcache_config *c, uint8_t key[32], char hex[1
     free(l.v);
     if (s != DD_OK) return s;
     dd_sha256_final(&h, key);
-    for (int i = 0; i < 8; i++)
-        snprintf(hex + 2 * i, 3, "%02x", key[i]);
     return DD_OK;
 }
 
@@ -578,6 +590,8 @@ static dd_status load_locked(const dd_dcache_config *c, const dd_dataset_ops *op
     if (s != DD_ERR_NOT_FOUND) {
         dd_warn("decoded cache: %s; rebuilding it from the inputs", dd_error_message());
         in->rebuilt = 1;
+    } else if (access(in->train_path, F_OK) == 0) {
+        dd_info("decoded cache: the inputs changed; decoding them again");
     }
     dd_error_clear();
     DD_TRY(ops->load(req, train, test));

@@ -1,7 +1,9 @@
 /* distill (internal) — the decoded-dataset cache: the images a reader
  * decoded (after crop/resize), one file per split under
  * <cache>/<dataset>/decoded/, keyed by the reader, its options and the
- * identity of its input files, reused by later runs in RAM or memory-mapped.
+ * identity of its input files (path, size, mtime of each), reused by later
+ * runs in RAM or memory-mapped. Files are named by the reader, options and
+ * the inputs' location, so changed inputs replace their file.
  * Format, key and verification: dcache.c and docs/datasets.md. */
 #ifndef DD_DCACHE_H
 #define DD_DCACHE_H
