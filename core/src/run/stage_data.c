@@ -174,8 +174,9 @@ dd_status dd_stage_load(dd_run *run) {
     dd_info("loaded %s: %lld training / %lld test images, %d×%d×%d, %d classes%s", req.dataset,
             (long long)run->train->n, (long long)run->test->n, run->train->channels,
             run->train->height, run->train->width, run->train->n_classes,
-            info.reused   ? (info.mapped ? " (decoded cache, mapped)" : " (decoded cache)")
-            : info.mapped ? " (decoded, cached, mapped)"
-                          : "");
+            info.reused ? (info.mapped ? " (decoded cache, mapped)" : " (decoded cache)")
+            : info.written
+                ? (info.mapped ? " (decoded; cache written, mapped)" : " (decoded; cache written)")
+                : "");
     return DD_OK;
 }
