@@ -495,6 +495,50 @@ static void test_mapped_not_held_to_max_bytes(void **state) {
     dd_limits_set(0, 0, 0);
 }
 
+static int count_spills(const char *dir) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        n += strncmp(e->d_name, ".spill.", 7) == 0;
+    if (d) closedir(d);
+    return n;
+}
+
+/* With memory: mmap even the first decode writes the pixels straight into
+ * the file (a spill), so a set above dataset.max_bytes loads; a reader that
+ * fails leaves no spill file behind. */
+static void test_first_decode_beyond_max_bytes(void **state) {
+    fx *f = *state;
+    dd_limits_set(0, 0, 10000); // far below the 31 KB train split
+    dd_dataset *tr, *te;
+    dd_dcache_info info;
+    assert_int_equal(load(f, DD_MEMORY_RAM, "k", &tr, &te, &info), DD_ERR_LIMIT);
+    assert_int_equal(load(f, DD_MEMORY_MMAP, "k", &tr, &te, &info), DD_OK);
+    assert_true(info.written && info.mapped);
+    assert_true(dd_dataset_is_mapped(tr) && dd_dataset_is_mapped(te));
+    assert_int_equal(count_spills(f->cache), 0);
+    dd_limits_set(0, 0, 0);
+    assert_expected(f, tr, te);
+    dd_dataset_destroy(tr);
+    dd_dataset_destroy(te);
+    // the file it left is a normal one: used again, in RAM too
+    assert_int_equal(load(f, DD_MEMORY_RAM, "k", &tr, &te, &info), DD_OK);
+    assert_true(info.reused);
+    assert_expected(f, tr, te);
+    dd_dataset_destroy(tr);
+    dd_dataset_destroy(te);
+    // a reader failing after it allocated its (spilled) train split
+    assert_int_equal(rg_write_mnist(f->in, NTR, NTE, SIDE, SIDE, 0), DD_OK);
+    char *labels = rg_strf("%s/t10k-labels-idx1-ubyte", f->in);
+    assert_int_equal(rg_truncate(labels, 20), DD_OK);
+    assert_int_not_equal(load(f, DD_MEMORY_MMAP, "k", &tr, &te, &info), DD_OK);
+    assert_null(tr);
+    assert_null(te);
+    assert_int_equal(count_spills(f->cache), 0);
+    free(labels);
+}
+
 /* A cache directory that cannot be created: RAM with a warning, or for
  * memory: mmap an error saying why. */
 static void test_unusable_cache_dir(void **state) {
@@ -624,6 +668,7 @@ int main(int argc, char **argv) {
         T(test_concurrent_loads),
         T(test_mapped_not_held_to_max_bytes),
         T(test_unusable_cache_dir),
+        T(test_first_decode_beyond_max_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

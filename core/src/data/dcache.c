@@ -152,38 +152,83 @@ static uint64_t align_up(uint64_t x) {
     return (x + DC_ALIGN - 1) / DC_ALIGN * DC_ALIGN;
 }
 
+/* The header of d with its meta block and pixels at pixel_offset. */
+static void make_header(dc_header *h, const uint8_t key[32], const dd_dataset *d,
+                        const dd_strbuf *meta, uint64_t pixel_offset) {
+    memset(h, 0, sizeof *h);
+    memcpy(h->magic, DC_MAGIC, 8);
+    h->version = DC_VERSION;
+    h->endian = DC_ENDIAN;
+    memcpy(h->key, key, 32);
+    h->dtype = (uint32_t)d->dtype;
+    h->channels = (uint32_t)d->channels;
+    h->height = (uint32_t)d->height;
+    h->width = (uint32_t)d->width;
+    h->n_classes = (uint32_t)d->n_classes;
+    h->n = d->n;
+    memcpy(h->mean, d->mean, sizeof h->mean);
+    memcpy(h->std, d->std, sizeof h->std);
+    h->meta_bytes = meta->len;
+    h->pixel_offset = pixel_offset;
+    h->pixel_bytes = dd_dataset_bytes(d);
+    h->file_bytes = h->pixel_offset + h->pixel_bytes;
+    dc_sum ps;
+    sum_init(&ps);
+    sum_update(&ps, d->pixels, h->pixel_bytes);
+    h->pixel_sum = sum_final(&ps);
+    dc_sum ms;
+    sum_init(&ms);
+    sum_update(&ms, h, sizeof *h);
+    sum_update(&ms, meta->s, meta->len);
+    h->meta_sum = sum_final(&ms);
+}
+
+/* Room the header and meta block of a split of n images and k classes can
+ * take at most (names are capped at DC_MAX_NAME): where a spill file puts
+ * its pixels. */
+static size_t spill_offset(int64_t n, int n_classes) {
+    return (size_t)align_up(DC_HEADER + (uint64_t)n * sizeof(int32_t) +
+                            ((uint64_t)n_classes + 1) * (4 + DC_MAX_NAME));
+}
+
+static void sync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+/* A split the reader decoded into a spill file: the header goes in front of
+ * the pixels already there, then the file is synced and renamed into place. */
+static dd_status write_spilled(const char *path, const char *dir, const uint8_t key[32],
+                               dd_dataset *d, int fd, const char *tmp, size_t off) {
+    dd_strbuf meta = DD_STRBUF_INIT;
+    DD_TRY(build_meta(d, &meta));
+    dd_status s = DD_OK;
+    if (DC_HEADER + meta.len > off)
+        s = dd_error_set(DD_ERR_INVALID, "%s: no room for the header", tmp);
+    dc_header h;
+    if (s == DD_OK) make_header(&h, key, d, &meta, off);
+    if (s == DD_OK && (pwrite(fd, &h, sizeof h, 0) != (ssize_t)sizeof h ||
+                       pwrite(fd, meta.s, meta.len, DC_HEADER) != (ssize_t)meta.len ||
+                       ftruncate(fd, (off_t)h.file_bytes) != 0 || fsync(fd) != 0))
+        s = dd_error_set(DD_ERR_IO, "%s: cannot write the decoded cache: %s", tmp, strerror(errno));
+    dd_strbuf_free(&meta);
+    if (s == DD_OK && rename(tmp, path) != 0)
+        s = dd_error_set(DD_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
+    if (s != DD_OK) return s;
+    sync_dir(dir);
+    dd_dataset_spill_committed(d);
+    return DD_OK;
+}
+
 dd_status dd_dcache_write(const char *path, const uint8_t key[32], const dd_dataset *d) {
     dd_strbuf meta = DD_STRBUF_INIT;
     dd_status s = build_meta(d, &meta);
     if (s != DD_OK) return s;
     dc_header h;
-    memset(&h, 0, sizeof h);
-    memcpy(h.magic, DC_MAGIC, 8);
-    h.version = DC_VERSION;
-    h.endian = DC_ENDIAN;
-    memcpy(h.key, key, 32);
-    h.dtype = (uint32_t)d->dtype;
-    h.channels = (uint32_t)d->channels;
-    h.height = (uint32_t)d->height;
-    h.width = (uint32_t)d->width;
-    h.n_classes = (uint32_t)d->n_classes;
-    h.n = d->n;
-    memcpy(h.mean, d->mean, sizeof h.mean);
-    memcpy(h.std, d->std, sizeof h.std);
-    h.meta_bytes = meta.len;
-    h.pixel_offset = align_up(DC_HEADER + meta.len);
-    h.pixel_bytes = dd_dataset_bytes(d);
-    h.file_bytes = h.pixel_offset + h.pixel_bytes;
-    dc_sum ps;
-    sum_init(&ps);
-    sum_update(&ps, d->pixels, h.pixel_bytes);
-    h.pixel_sum = sum_final(&ps);
-    dc_sum ms;
-    sum_init(&ms);
-    sum_update(&ms, &h, sizeof h);
-    sum_update(&ms, meta.s, meta.len);
-    h.meta_sum = sum_final(&ms);
-
+    make_header(&h, key, d, &meta, align_up(DC_HEADER + meta.len));
     static const uint8_t zeros[DC_ALIGN];
     const size_t gap = (size_t)(h.pixel_offset - DC_HEADER - meta.len);
     dd_fs_atomic a;
@@ -559,8 +604,8 @@ static uint64_t cached_bytes(const dd_dcache_info *in, const uint8_t key[32]) {
     return total;
 }
 
-static dd_status write_pair(const dd_dcache_info *in, const uint8_t key[32], dd_dataset *train,
-                            dd_dataset *test) {
+static dd_status write_pair(const dd_dcache_config *c, const dd_dcache_info *in,
+                            const uint8_t key[32], dd_dataset *train, dd_dataset *test) {
     const char *paths[2] = {in->train_path, in->test_path};
     dd_dataset *sets[2] = {train, test};
     for (int i = 0; i < 2; i++) {
@@ -568,10 +613,30 @@ static dd_status write_pair(const dd_dcache_info *in, const uint8_t key[32], dd_
         char *sp = stamp_path(paths[i]);
         if (sp) unlink(sp);
         free(sp);
-        DD_TRY(dd_dcache_write(paths[i], key, sets[i]));
+        int fd;
+        const char *tmp;
+        size_t off;
+        if (dd_dataset_spill_file(sets[i], &fd, &tmp, &off))
+            DD_TRY(write_spilled(paths[i], c->dir, key, sets[i], fd, tmp, off));
+        else
+            DD_TRY(dd_dcache_write(paths[i], key, sets[i]));
         stamp_write(paths[i]); // just checksummed from the very bytes written
     }
     return DD_OK;
+}
+
+/* Under the lock nobody else spills: what is there is left by a crash. */
+static void remove_spills(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strncmp(e->d_name, ".spill.", 7) == 0) {
+            char *p = dd_fs_join(dir, e->d_name);
+            if (p) unlink(p);
+            free(p);
+        }
+    closedir(d);
 }
 
 /* Under the lock: the files once more (another run may have written them
@@ -594,10 +659,18 @@ static dd_status load_locked(const dd_dcache_config *c, const dd_dataset_ops *op
         dd_info("decoded cache: the inputs changed; decoding them again");
     }
     dd_error_clear();
-    DD_TRY(ops->load(req, train, test));
+    remove_spills(c->dir);
+    // A split that will be mapped is decoded straight into its file, so
+    // that even the first decode need not hold it in RAM.
+    int64_t t = c->mmap_threshold > 0 ? c->mmap_threshold : DD_DCACHE_DEFAULT_MMAP_THRESHOLD;
+    dd_dataset_spill sp = {c->dir, c->memory == DD_MEMORY_MMAP ? 0 : (uint64_t)t + 1, spill_offset};
+    if (c->memory != DD_MEMORY_RAM) dd_dataset_spill_begin(&sp);
+    s = ops->load(req, train, test);
+    dd_dataset_spill_end();
+    if (s != DD_OK) return s;
     if (!*train || !*test) return DD_OK; // the caller reports the reader's failure
     in->written = 1;
-    s = write_pair(in, key, *train, *test);
+    s = write_pair(c, in, key, *train, *test);
     if (s != DD_OK) return s;
     const uint64_t bytes = dd_dataset_bytes(*train) + dd_dataset_bytes(*test);
     if (!want_map(c, bytes)) return DD_OK;
