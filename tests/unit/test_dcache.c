@@ -495,6 +495,32 @@ static void test_mapped_not_held_to_max_bytes(void **state) {
     dd_limits_set(0, 0, 0);
 }
 
+/* Links back up the input tree (two of them: exponential if followed) are
+ * not walked again; a link to a file is listed as the file it reaches. */
+static void test_inputs_with_link_loops(void **state) {
+    fx *f = *state;
+    char *a = rg_strf("%s/loop", f->in), *b = rg_strf("%s/sub", f->in);
+    char *c = rg_strf("%s/sub/up", f->in), *e = rg_strf("%s/extra", f->in);
+    assert_int_equal(symlink(".", a), 0);
+    assert_int_equal(rg_mkdirs(b), DD_OK);
+    assert_int_equal(symlink("..", c), 0);
+    assert_int_equal(symlink("train-labels-idx1-ubyte", e), 0);
+    dd_dataset *tr, *te;
+    dd_dcache_info info;
+    assert_int_equal(load(f, DD_MEMORY_AUTO, "k", &tr, &te, &info), DD_OK);
+    assert_true(info.written);
+    dd_dataset_destroy(tr);
+    dd_dataset_destroy(te);
+    assert_int_equal(load(f, DD_MEMORY_AUTO, "k", &tr, &te, &info), DD_OK);
+    assert_true(info.reused);
+    dd_dataset_destroy(tr);
+    dd_dataset_destroy(te);
+    free(a);
+    free(b);
+    free(c);
+    free(e);
+}
+
 static int count_spills(const char *dir) {
     DIR *d = opendir(dir);
     int n = 0;
@@ -669,6 +695,7 @@ int main(int argc, char **argv) {
         T(test_mapped_not_held_to_max_bytes),
         T(test_unusable_cache_dir),
         T(test_first_decode_beyond_max_bytes),
+        T(test_inputs_with_link_loops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

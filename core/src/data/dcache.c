@@ -503,28 +503,47 @@ static char *stat_line(const char *rel, const struct stat *st) {
     return dd_strbuf_take(&b);
 }
 
-/* Every regular file under `path` (links followed, as a reader would),
- * depth-limited against link loops. */
-static dd_status walk(const char *path, const char *rel, int depth, input_list *l) {
+/* The directories from the root down to the one being listed, so that a
+ * link back up (a loop) is not followed again. */
+typedef struct ancestors {
+    dev_t dev[33];
+    ino_t ino[33];
+    int n;
+} ancestors;
+
+/* Every regular file under `path` (links followed, as a reader would), a
+ * link to an enclosing directory skipped; a directory that cannot be listed
+ * enters the key as such (the reader will say whether it needed it). */
+static dd_status walk(const char *path, const char *rel, ancestors *up, input_list *l) {
     struct stat st;
     if (stat(path, &st) != 0) return DD_OK; // a dangling link: nothing a reader could read
     if (S_ISREG(st.st_mode)) return input_add(l, stat_line(rel, &st)) ? DD_OK : dd_nomem();
-    if (!S_ISDIR(st.st_mode) || depth > 32) return DD_OK;
+    if (!S_ISDIR(st.st_mode) || up->n >= 32) return DD_OK;
+    for (int i = 0; i < up->n; i++)
+        if (up->dev[i] == st.st_dev && up->ino[i] == st.st_ino) return DD_OK;
     DIR *d = opendir(path);
-    if (!d) return dd_error_set(DD_ERR_IO, "%s: cannot list: %s", path, strerror(errno));
+    if (!d) {
+        dd_strbuf b = DD_STRBUF_INIT;
+        dd_strbuf_printf(&b, "%s\tunreadable\n", rel);
+        return input_add(l, dd_strbuf_take(&b)) ? DD_OK : dd_nomem();
+    }
+    up->dev[up->n] = st.st_dev;
+    up->ino[up->n] = st.st_ino;
+    up->n++;
     dd_status s = DD_OK;
     struct dirent *e;
     while (s == DD_OK && (e = readdir(d))) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        if (depth == 0 && is_bookkeeping(e->d_name)) continue;
+        if (up->n == 1 && is_bookkeeping(e->d_name)) continue;
         char *sub = dd_fs_join(path, e->d_name);
         dd_strbuf r = DD_STRBUF_INIT;
         dd_strbuf_printf(&r, "%s%s%s", rel, *rel ? "/" : "", e->d_name);
         char *subrel = dd_strbuf_take(&r);
-        s = sub && subrel ? walk(sub, subrel, depth + 1, l) : dd_nomem();
+        s = sub && subrel ? walk(sub, subrel, up, l) : dd_nomem();
         free(sub);
         free(subrel);
     }
+    up->n--;
     closedir(d);
     return s;
 }
@@ -552,7 +571,8 @@ static dd_status make_key(const dd_dcache_config *c, uint8_t key[32], char slot_
     for (int i = 0; i < 8; i++)
         snprintf(slot_hex + 2 * i, 3, "%02x", sd[i]);
     input_list l = {0};
-    dd_status s = c->inputs ? walk(c->inputs, "", 0, &l) : DD_OK;
+    ancestors up = {.n = 0};
+    dd_status s = c->inputs ? walk(c->inputs, "", &up, &l) : DD_OK;
     if (s == DD_OK && l.n > 1) qsort(l.v, l.n, sizeof *l.v, cmp_str);
     for (size_t i = 0; i < l.n; i++) {
         if (s == DD_OK) dd_sha256_update(&h, l.v[i], strlen(l.v[i]));
