@@ -95,9 +95,8 @@ static char *key_text(const dd_run *run, const dd_component *c, const dd_options
     return dd_strbuf_take(&b);
 }
 
-/* ops->load, through the decoded cache unless dataset.cache is false. */
-static dd_status load_cached(dd_run *run, const dd_component *c, const dd_dataset_request *req,
-                             dd_dcache_info *info) {
+dd_status dd_stage_read_dataset(dd_run *run, const dd_component *c, const dd_dataset_request *req,
+                                dd_dataset **train, dd_dataset **test, dd_dcache_info *info) {
     const dd_options *d = dd_pipeline_component_options(run->p, DD_COMPONENT_DATASET);
     const dd_dataset_ops *ops = c->ops;
     const char *mem = dd_options_string(d, "memory");
@@ -109,7 +108,7 @@ static dd_status load_cached(dd_run *run, const dd_component *c, const dd_datase
             return dd_error_set(DD_ERR_INVALID,
                                 "dataset.memory: mmap maps the decoded cache, but dataset.cache "
                                 "is false");
-        return ops->load(req, &run->train, &run->test);
+        return ops->load(req, train, test);
     }
     dd_fetch_options fo;
     dd_fetch_options_init(&fo);
@@ -120,7 +119,7 @@ static dd_status load_cached(dd_run *run, const dd_component *c, const dd_datase
     if (s == DD_OK) {
         dsdir = dd_fs_join(root, req->dataset ? req->dataset : c->name);
         dir = dsdir ? dd_fs_join(dsdir, "decoded") : NULL;
-        key = key_text(run, c, d);
+        key = key_text(run, c, req->options);
         if (!dir || !key) s = dd_nomem();
     }
     if (s == DD_OK) {
@@ -131,7 +130,7 @@ static dd_status load_cached(dd_run *run, const dd_component *c, const dd_datase
             .memory = mode,
             .mmap_threshold = dd_options_int(d, "mmap_threshold"),
         };
-        s = dd_dcache_load(&cfg, ops, req, &run->train, &run->test, info);
+        s = dd_dcache_load(&cfg, ops, req, train, test, info);
     }
     free(root);
     free(dsdir);
@@ -167,7 +166,7 @@ dd_status dd_stage_load(dd_run *run) {
                   dd_options_int(d, "max_bytes"));
     dd_dcache_info info;
     memset(&info, 0, sizeof info);
-    DD_TRY(load_cached(run, c, &req, &info));
+    DD_TRY(dd_stage_read_dataset(run, c, &req, &run->train, &run->test, &info));
     if (!run->train || !run->test || run->train->n <= 0)
         return dd_error_set(DD_ERR_PLUGIN, "dataset plugin '%s' returned no training images",
                             c->name);
