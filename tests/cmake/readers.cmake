@@ -41,6 +41,6 @@ set_tests_properties(test_readers_same_run PROPERTIES SKIP_RETURN_CODE 77)
 # reuse, invalidation, damaged files, concurrent loads, RAM vs mapped sets;
 # and the same `distill run` with dataset.memory=ram and =mmap.
 distill_add_test(test_dcache SOURCES unit/test_dcache.c LABELS unit plugin TIMEOUT 60)
-add_dependencies(test_dcache mnist)
+add_dependencies(test_dcache mnist cifar10 usps pascal-voc cub200)
 distill_add_test(test_dcache_cli SOURCES unit/test_dcache.c ARGS --cli LABELS e2e plugin TIMEOUT 180)
 add_dependencies(test_dcache_cli distill_cli mnist lenet classification)

@@ -593,6 +593,106 @@ static void test_unusable_cache_dir(void **state) {
     free(file);
 }
 
+/* ---- every reader through the cache ---------------------------------------- */
+
+typedef struct reader_case {
+    const char *plugin, *dataset;
+    int side; // requested height = width; 0 = native
+} reader_case;
+
+static dd_status write_fixture(const char *plugin, const char *dir) {
+    if (strcmp(plugin, "mnist") == 0) return rg_write_mnist(dir, 20, 8, 28, 28, 1);
+    if (strcmp(plugin, "cifar10") == 0) return rg_write_cifar10(dir, 6, 5);
+    if (strcmp(plugin, "usps") == 0) return rg_write_usps(dir, 10, 5, 1);
+    if (strcmp(plugin, "cub200") == 0) return rg_write_cub(dir, 3, 4);
+    int n;
+    const rg_voc_image *im = rg_voc_fixture(&n);
+    return rg_write_voc(dir, im, n);
+}
+
+/* Each reader on its usual fixture: what comes back from the cache, in RAM
+ * and mapped, is what the reader itself returns. */
+static void test_every_reader_through_the_cache(void **state) {
+    (void)state;
+    static const reader_case cases[] = {{"mnist", "mnist", 0},
+                                        {"cifar10", "cifar10", 0},
+                                        {"usps", "usps", 0},
+                                        {"pascal-voc", "pascal-voc", 16},
+                                        {"cub200", "cub200", 12}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const reader_case *rc = &cases[i];
+        rg_fixture *f = rg_fixture_open(rc->plugin, "dcache-reader");
+        assert_non_null(f);
+        assert_int_equal(write_fixture(rc->plugin, f->dir), DD_OK);
+        dd_options *o = NULL;
+        assert_int_equal(dd_options_from_strings(f->comp->params, NULL, &o), DD_OK);
+        dd_dataset_request req = {sizeof req, rc->dataset, f->dir, o, rc->side, rc->side};
+        char *cache = rg_strf("%s/decoded", f->dir);
+        dd_dataset *rt, *rs;
+        assert_int_equal(((const dd_dataset_ops *)f->comp->ops)->load(&req, &rt, &rs), DD_OK);
+        static const dd_memory_mode modes[] = {DD_MEMORY_RAM, DD_MEMORY_RAM, DD_MEMORY_MMAP};
+        for (int m = 0; m < 3; m++) {
+            dd_dcache_config c = {
+                .dir = cache, .key_text = rc->plugin, .inputs = f->dir, .memory = modes[m]};
+            dd_dataset *tr, *te;
+            dd_dcache_info info;
+            if (dd_dcache_load(&c, f->comp->ops, &req, &tr, &te, &info) != DD_OK)
+                fail_msg("%s: %s", rc->plugin, dd_error_message());
+            assert_int_equal(info.reused, m > 0);
+            assert_int_equal(info.mapped, m == 2);
+            assert_same(tr, rt);
+            assert_same(te, rs);
+            dd_dataset_destroy(tr);
+            dd_dataset_destroy(te);
+        }
+        dd_dataset_destroy(rt);
+        dd_dataset_destroy(rs);
+        free(cache);
+        dd_options_destroy(o);
+        rg_fixture_close(f);
+    }
+}
+
+/* float32 sets (npz float arrays) and names at the length cap round-trip. */
+static void test_f32_round_trip(void **state) {
+    fx *f = *state;
+    dd_dataset *d;
+    assert_int_equal(dd_dataset_create("npz/train", DD_DTYPE_F32, 5, 3, 4, 2, 3, &d), DD_OK);
+    for (int64_t i = 0; i < 5; i++) {
+        float *px = dd_dataset_f32(d, i);
+        for (size_t p = 0; p < dd_dataset_image_size(d); p++)
+            px[p] = (float)i - 0.37f * (float)p;
+        d->labels[i] = (int32_t)(i % 3);
+    }
+    char long_name[5000];
+    memset(long_name, 'n', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    assert_int_equal(dd_dataset_set_class_name(d, 2, "tench, Tinca tinca"), DD_OK);
+    d->mean[0] = 0.25f;
+    d->std[2] = 2.5f;
+    uint8_t key[32] = {1, 2, 3};
+    char *path = rg_strf("%s/f32.ddc", f->rf->dir);
+    assert_int_equal(dd_dcache_write(path, key, d), DD_OK);
+    for (int map = 0; map < 2; map++) {
+        dd_dataset *back;
+        assert_int_equal(dd_dcache_open(path, key, map, &back), DD_OK);
+        assert_same(back, d);
+        dd_dataset_destroy(back);
+    }
+    uint8_t other[32] = {9};
+    dd_dataset *back = NULL;
+    assert_int_equal(dd_dcache_open(path, other, 0, &back), DD_ERR_NOT_FOUND);
+    assert_null(back);
+    // a class name beyond the cap is cut, never overflows
+    assert_int_equal(dd_dataset_set_class_name(d, 0, long_name), DD_OK);
+    assert_int_equal(dd_dcache_write(path, key, d), DD_OK);
+    assert_int_equal(dd_dcache_open(path, key, 1, &back), DD_OK);
+    assert_int_equal(strlen(back->class_names[0]), 4096);
+    dd_dataset_destroy(back);
+    dd_dataset_destroy(d);
+    free(path);
+}
+
 /* ---- --cli: ram and mmap runs give the same results ------------------------ */
 
 static char *g_cli_dir;
@@ -696,6 +796,8 @@ int main(int argc, char **argv) {
         T(test_unusable_cache_dir),
         T(test_first_decode_beyond_max_bytes),
         T(test_inputs_with_link_loops),
+        T(test_f32_round_trip),
+        cmocka_unit_test(test_every_reader_through_the_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
