@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,11 +16,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "distill/distill.h"
 #include "distill/limits.h"
 #include "distill/log.h"
 #include "base/error.h"
 #include "base/fs.h"
 #include "base/hash.h"
+#include "base/paths.h"
 #include "base/strbuf.h"
 #include "data/cache.h"
 #include "data/dataset_map.h"
@@ -560,6 +563,21 @@ static dd_status make_key(const dd_dcache_config *c, uint8_t key[32], char slot_
     dd_sha256 h;
     dd_sha256_init(&h);
     dd_sha256_update(&h, head, sizeof head - 1);
+    // The core's own decoders and resizers (image.c) shape the pixels too:
+    // a rebuilt or upgraded libdistill decodes again.
+    char lib[PATH_MAX];
+    struct stat ls;
+    dd_paths_library_file(lib, sizeof lib);
+    if (!lib[0] || stat(lib, &ls) != 0) memset(&ls, 0, sizeof ls);
+    dd_strbuf core = DD_STRBUF_INIT;
+    dd_strbuf_printf(&core, "core %s %lld %lld.%09ld\n", dd_version(), (long long)ls.st_size,
+                     (long long)ls.st_mtim.tv_sec, (long)ls.st_mtim.tv_nsec);
+    if (core.oom) {
+        dd_strbuf_free(&core);
+        return dd_nomem();
+    }
+    dd_sha256_update(&h, core.s, core.len);
+    dd_strbuf_free(&core);
     if (c->key_text) dd_sha256_update(&h, c->key_text, strlen(c->key_text) + 1);
     char *real = c->inputs ? realpath(c->inputs, NULL) : NULL;
     const char *where = real ? real : c->inputs ? c->inputs : "";
