@@ -72,9 +72,14 @@ static int keyed(const char *key) {
 /* The reader's identity (plugin, version, ABI, and the plugin file's size
  * and mtime, so a rebuilt reader decodes again) and every option that
  * shapes its output. */
-static char *key_text(const dd_run *run, const dd_component *c, const dd_options *d) {
+static char *key_text(const dd_run *run, const dd_component *c, const dd_dataset_request *req) {
+    const dd_options *d = req->options;
     dd_strbuf b = DD_STRBUF_INIT;
     dd_strbuf_printf(&b, "reader %s abi %u\n", c->name, (unsigned)DD_PLUGIN_ABI_VERSION);
+    // What the request itself asks (pretrain.source takes its size from the
+    // target dataset, not from options).
+    dd_strbuf_printf(&b, "request %s %dx%d\n", req->dataset ? req->dataset : "", req->height,
+                     req->width);
     for (size_t i = 0; run->reg && i < dd_registry_plugin_count(run->reg); i++) {
         const dd_plugin_descriptor *pd = dd_registry_plugin(run->reg, i);
         if (!pd || c < pd->components || c >= pd->components + pd->n_components) continue;
@@ -85,7 +90,7 @@ static char *key_text(const dd_run *run, const dd_component *c, const dd_options
                          pd->version ? pd->version : "", (long long)st.st_size,
                          (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec);
     }
-    for (size_t i = 0; i < dd_options_count(d); i++) {
+    for (size_t i = 0; d && i < dd_options_count(d); i++) {
         const dd_param_spec *sp = dd_options_spec(d, i);
         if (!sp || !keyed(sp->name)) continue;
         char *v = dd_options_format(d, i);
@@ -119,7 +124,7 @@ dd_status dd_stage_read_dataset(dd_run *run, const dd_component *c, const dd_dat
     if (s == DD_OK) {
         dsdir = dd_fs_join(root, req->dataset ? req->dataset : c->name);
         dir = dsdir ? dd_fs_join(dsdir, "decoded") : NULL;
-        key = key_text(run, c, req->options);
+        key = key_text(run, c, req);
         if (!dir || !key) s = dd_nomem();
     }
     if (s == DD_OK) {
