@@ -723,6 +723,26 @@ static char *cli_run(const char *mem, char **log_out) {
     return kept;
 }
 
+/* A load-only run with extra --set arguments; returns its log. */
+static char *cli_load(const char *tag, const char *sets) {
+    const char *bin = getenv("DISTILL_BINARY_DIR");
+    char *out = rg_strf("%s/out-%s", g_cli_dir, tag), *log = rg_strf("%s/%s.log", g_cli_dir, tag);
+    char *cmd = rg_strf("'%s/bin/distill' run '%s/p.yaml' --out '%s' --cache-dir '%s/cache' "
+                        "--set 'stages=[load]' %s 2>'%s'",
+                        bin ? bin : ".", g_cli_dir, out, g_cli_dir, sets, log);
+    assert_int_equal(system(cmd), 0);
+    char *t = rg_read_text(log);
+    assert_non_null(t);
+    free(cmd);
+    free(log);
+    free(out);
+    return t;
+}
+
+static void expect_log(const char *log, const char *a, const char *b) {
+    if (!strstr(log, a) || !strstr(log, b)) fail_msg("expected '%s' and '%s' in:\n%s", a, b, log);
+}
+
 static void test_cli_ram_and_mmap_same_run(void **state) {
     (void)state;
     assert_int_equal(rg_mkdtemp("dcache-cli", &g_cli_dir), DD_OK);
@@ -747,6 +767,29 @@ static void test_cli_ram_and_mmap_same_run(void **state) {
         fail_msg("the first run found a cache it should have written:\n%s", log_ram);
     assert_non_null(strstr(ram, "\"distilled\""));
     assert_string_equal(ram, mmap);
+    // a reader option is in the key, the cache's own switches are not
+    char *t = cli_load("opt", "--set dataset.max_images=50");
+    expect_log(t, "50 training / 50 test", "(decoded; cache written)");
+    free(t);
+    t = cli_load("thr", "--set dataset.mmap_threshold=5");
+    expect_log(t, "200 training / 60 test", "(decoded cache, mapped)");
+    free(t);
+    t = cli_load("off", "--set dataset.cache=false");
+    if (strstr(t, "decoded")) fail_msg("dataset.cache=false used the cache:\n%s", t);
+    free(t);
+    const char *bin = getenv("DISTILL_BINARY_DIR");
+    char *log = rg_strf("%s/bad.log", g_cli_dir);
+    char *cmd = rg_strf("'%s/bin/distill' run '%s/p.yaml' --out '%s/out-bad' --set "
+                        "'stages=[load]' --set dataset.cache=false --set dataset.memory=mmap "
+                        "2>'%s'",
+                        bin ? bin : ".", g_cli_dir, g_cli_dir, log);
+    int rc = system(cmd);
+    assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 1);
+    t = rg_read_text(log);
+    expect_log(t, "dataset.memory: mmap", "dataset.cache is false");
+    free(t);
+    free(cmd);
+    free(log);
     // the distilled set itself, byte for byte
     char *a = rg_strf("%s/out-ram/distilled-images.idx", g_cli_dir);
     char *b = rg_strf("%s/out-mmap/distilled-images.idx", g_cli_dir);
