@@ -37,3 +37,10 @@ set_tests_properties(test_readers_imagefolder_fashion PROPERTIES SKIP_RETURN_COD
 distill_add_test(test_readers_same_run SOURCES unit/test_readers_same_run.c LABELS e2e plugin TIMEOUT 300)
 add_dependencies(test_readers_same_run distill_cli mnist imagefolder npz lenet classification)
 set_tests_properties(test_readers_same_run PROPERTIES SKIP_RETURN_CODE 77)
+# The decoded-dataset cache (core/src/data/dcache.c) around the mnist reader:
+# reuse, invalidation, damaged files, concurrent loads, RAM vs mapped sets;
+# and the same `distill run` with dataset.memory=ram and =mmap.
+distill_add_test(test_dcache SOURCES unit/test_dcache.c LABELS unit plugin TIMEOUT 60)
+add_dependencies(test_dcache mnist cifar10 usps pascal-voc cub200)
+distill_add_test(test_dcache_cli SOURCES unit/test_dcache.c ARGS --cli LABELS e2e plugin TIMEOUT 180)
+add_dependencies(test_dcache_cli distill_cli mnist lenet classification)

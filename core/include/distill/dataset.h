@@ -24,18 +24,22 @@ typedef enum dd_dtype {
     DD_DTYPE_F32 = 2,
 } dd_dtype;
 
-/** One split of a dataset, fully in memory, in the type its pixels are
- * stored in (planar CHW per image). Consumers read normalised float32 images
- * through dd_dataset_gather / dd_dataset_gather_range, never `pixels`
- * directly; readers fill `pixels` (dd_dataset_u8 / dd_dataset_f32). The
- * image writer undoes the normalisation with mean/std. */
+/** One split of a dataset, in the type its pixels are stored in (planar CHW
+ * per image). Consumers read normalised float32 images through
+ * dd_dataset_gather / dd_dataset_gather_range, never `pixels` directly;
+ * readers fill `pixels` (dd_dataset_u8 / dd_dataset_f32). The image writer
+ * undoes the normalisation with mean/std. The pixels are either allocated
+ * (dd_dataset_create) or a read-only mapping of the core's decoded cache
+ * (docs/datasets.md); dd_dataset_destroy releases either, and a mapped set
+ * is never written. */
 typedef struct dd_dataset {
     char *name; /**< e.g. "fashion-mnist/train" (owned) */
     int64_t n;  /**< number of images */
     int channels, height, width;
     int n_classes;
     dd_dtype dtype;              /**< type of `pixels` */
-    void *pixels;                /**< n × channels × height × width of dtype (owned, aligned) */
+    void *pixels;                /**< n × channels × height × width of dtype (owned, aligned;
+                                      read-only when the set is mapped) */
     int32_t *labels;             /**< n labels in [0, n_classes) (owned) */
     char **class_names;          /**< n_classes strings (owned) */
     float mean[DD_MAX_CHANNELS]; /**< per channel, in [0, 1] pixel scale */
@@ -57,7 +61,8 @@ DD_API size_t dd_dtype_size(dd_dtype dtype);
 /** Bytes the dataset's pixels take: n × image_size × dd_dtype_size(dtype). */
 DD_API size_t dd_dataset_bytes(const dd_dataset *d);
 /** Image i's stored pixels for a reader to fill (CHW), or NULL if the
- * dataset is not of that dtype or i is out of range. Owned by the dataset. */
+ * dataset is not of that dtype, i is out of range or the set is mapped from
+ * the decoded cache (read-only). Owned by the dataset. */
 DD_API uint8_t *dd_dataset_u8(dd_dataset *d, int64_t i);
 DD_API float *dd_dataset_f32(dd_dataset *d, int64_t i);
 

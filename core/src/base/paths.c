@@ -9,15 +9,18 @@
 #include <string.h>
 #include <sys/stat.h>
 
-void dd_paths_library_dir(char *buf, size_t n) {
+void dd_paths_library_file(char *buf, size_t n) {
     Dl_info info;
     buf[0] = '\0';
-    if (!dladdr((void *)dd_paths_library_dir, &info) || !info.dli_fname) return;
+    if (!dladdr((void *)dd_paths_library_file, &info) || !info.dli_fname) return;
     char real[PATH_MAX];
-    if (!realpath(info.dli_fname, real)) return;
-    char *slash = strrchr(real, '/');
+    if (realpath(info.dli_fname, real)) snprintf(buf, n, "%s", real);
+}
+
+void dd_paths_library_dir(char *buf, size_t n) {
+    dd_paths_library_file(buf, n);
+    char *slash = strrchr(buf, '/');
     if (slash) *slash = '\0';
-    snprintf(buf, n, "%s", real);
 }
 
 static int same_dir(const char *a, const char *b) {

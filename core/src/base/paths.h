@@ -7,6 +7,10 @@
 
 #include <stddef.h>
 
+/* The real path of the running libdistill (or of the program it is linked
+ * into statically); "" when unknown. */
+void dd_paths_library_file(char *buf, size_t n);
+
 /* The real directory holding the running libdistill; "" when unknown. */
 void dd_paths_library_dir(char *buf, size_t n);
 

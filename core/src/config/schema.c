@@ -48,6 +48,15 @@ static const dd_param_spec dataset_core[] = {
     {"max_bytes", DD_PARAM_INT, "0", MIN_, 0, 0, NULL,
      "limit: memory of one decoded split (and of the unrolled steps' parameters), in bytes; "
      "0 = 3/4 of physical memory"},
+    {"cache", DD_PARAM_BOOL, "true", 0, 0, 0, NULL,
+     "keep the decoded images in a cache file (<cache>/<dataset>/decoded/) and load them from "
+     "there while the reader, its options and its input files are unchanged"},
+    {"memory", DD_PARAM_ENUM, "auto", 0, 0, 0, "auto|ram|mmap",
+     "where the decoded images live: ram, mmap (mapped from the decoded cache, not counted in "
+     "max_bytes), or auto (mmap when both splits exceed mmap_threshold)"},
+    {"mmap_threshold", DD_PARAM_INT, "1073741824", MIN_, 1, 0, NULL,
+     "with memory: auto, map the decoded cache instead of holding it in RAM when both splits "
+     "together take more than this many bytes (1 GiB)"},
     END_,
 };
 

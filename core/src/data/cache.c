@@ -15,14 +15,15 @@
 #include <unistd.h>
 
 #include "distill/log.h"
+#include "base/error.h"
 #include "base/fs.h"
 #include "base/strbuf.h"
 #include "data/unpack.h"
 
 // Cache bookkeeping that lives beside the extracted data; archives may not
 // write over it.
-static const char *const reserved_names[] = {"downloads", ".lock", ".verified-", ".unpacked-",
-                                             NULL};
+static const char *const reserved_names[] = {"downloads",  "decoded",    ".lock",
+                                             ".verified-", ".unpacked-", NULL};
 
 // Markers are a line or two; anything larger is not one of ours.
 enum { MARKER_MAX = 8192 };
@@ -47,9 +48,7 @@ dd_status dd_cache_root(const char *cache_dir, char **out) {
 
 /* ---- the lock ---------------------------------------------------------- */
 
-static dd_status lock_dataset(const char *dir, const char *name, int *fd_out) {
-    char *path = dd_fs_join(dir, ".lock");
-    if (!path) return dd_error_set(DD_ERR_NOMEM, "out of memory");
+dd_status dd_cache_lock(const char *path, const char *waiting, int *fd_out) {
     dd_status s = DD_OK;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -58,15 +57,31 @@ static dd_status lock_dataset(const char *dir, const char *name, int *fd_out) {
         if (errno != EWOULDBLOCK) {
             s = dd_error_set(DD_ERR_IO, "%s: cannot lock: %s", path, strerror(errno));
         } else {
-            dd_info("waiting for another distill process that is fetching '%s' (%s)", name, path);
+            dd_info("waiting for another distill process that is %s (%s)", waiting, path);
             while (s == DD_OK && flock(fd, LOCK_EX) != 0)
                 if (errno != EINTR)
                     s = dd_error_set(DD_ERR_IO, "%s: cannot lock: %s", path, strerror(errno));
         }
     }
     if (s != DD_OK && fd >= 0) close(fd);
-    free(path);
     if (s == DD_OK) *fd_out = fd;
+    return s;
+}
+
+void dd_cache_unlock(int fd) {
+    if (fd < 0) return;
+    flock(fd, LOCK_UN);
+    close(fd);
+}
+
+static dd_status lock_dataset(const char *dir, const char *name, int *fd_out) {
+    char *path = dd_fs_join(dir, ".lock");
+    dd_strbuf what = DD_STRBUF_INIT;
+    dd_strbuf_printf(&what, "fetching '%s'", name);
+    char *w = dd_strbuf_take(&what);
+    dd_status s = path && w ? dd_cache_lock(path, w, fd_out) : dd_nomem();
+    free(w);
+    free(path);
     return s;
 }
 
@@ -96,10 +111,7 @@ dd_status dd_cache_open(const char *root, const char *name, int downloads, dd_ca
 
 void dd_cache_close(dd_cache_dataset *d) {
     if (!d) return;
-    if (d->locked) {
-        flock(d->lock_fd, LOCK_UN);
-        close(d->lock_fd);
-    }
+    if (d->locked) dd_cache_unlock(d->lock_fd);
     free(d->dir);
     free(d->downloads);
     memset(d, 0, sizeof *d);

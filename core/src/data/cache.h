@@ -2,7 +2,8 @@
  * reader reads and, beside it, the cache's own bookkeeping: downloads/ (the
  * downloaded files), .lock (one fetch of a dataset at a time), and per file
  * .verified-<file> (size and mtime of the download when its checksum passed)
- * and .unpacked-<file> (how it was installed). See docs/datasets.md. */
+ * and .unpacked-<file> (how it was installed), and decoded/ (the decoded
+ * images, dcache.h). See docs/datasets.md. */
 #ifndef DD_CACHE_H
 #define DD_CACHE_H
 
@@ -34,6 +35,14 @@ dd_status dd_cache_open(const char *root, const char *name, int downloads, dd_ca
 
 /** Releases the lock and frees the paths; d is zeroed. NULL is a no-op. */
 void dd_cache_close(dd_cache_dataset *d);
+
+/** Takes an exclusive flock(2) on `path` (created 0644 if absent), waiting
+ * while another process holds it and saying so at info level: "waiting for
+ * another distill process that is <waiting> (<path>)". *fd holds the lock
+ * until dd_cache_unlock. */
+dd_status dd_cache_lock(const char *path, const char *waiting, int *fd);
+/** Releases a lock from dd_cache_lock; fd < 0 is a no-op. */
+void dd_cache_unlock(int fd);
 
 /** The two per-file markers. */
 typedef enum dd_cache_marker {

@@ -1,11 +1,19 @@
 /* distill — allocation of in-memory datasets (distill/dataset.h), the object
  * every dataset reader returns. */
+#define _GNU_SOURCE
 #include "distill/dataset.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "data/dataset_map.h"
 
 #include "distill/image.h"
 #include "distill/limits.h"
@@ -22,8 +30,73 @@ size_t dd_dtype_size(dd_dtype dtype) {
     return dtype == DD_DTYPE_U8 ? 1 : dtype == DD_DTYPE_F32 ? sizeof(float) : 0;
 }
 
-dd_status dd_dataset_create(const char *name, dd_dtype dtype, int64_t n, int channels, int height,
-                            int width, int n_classes, dd_dataset **out) {
+/* Every dataset is allocated as one of these, so dd_dataset_destroy knows
+ * whether its pixels are an allocation or a mapping of the decoded cache
+ * without a field in the public struct. */
+typedef struct dataset_impl {
+    dd_dataset pub; // first: a dd_dataset * from dd_dataset_create is a dataset_impl *
+    void *map;      // the mapped cache file holding the pixels, or NULL
+    size_t map_len;
+    int writable;     // a spill file a reader is still filling (mapped read-write)
+    int spill_fd;     // its descriptor while writable, else -1
+    char *spill_path; // its name until committed (removed on destroy)
+    size_t spill_off; // where its pixels start
+} dataset_impl;
+
+/* The spill requested on this thread (dd_dataset_spill_begin), if any. The
+ * reader ABI has no allocator in its request, so the decoded cache scopes
+ * this to one reader call on the calling thread. */
+static _Thread_local const dd_dataset_spill *spill_now;
+
+void dd_dataset_spill_begin(const dd_dataset_spill *s) {
+    spill_now = s;
+}
+
+void dd_dataset_spill_end(void) {
+    spill_now = NULL;
+}
+
+/* Pixels of `bytes` in a new file under the spill directory, mapped
+ * read-write at the offset the cache format wants. 0 when the spill cannot
+ * be made (the caller allocates in RAM instead). */
+static int spill_alloc(dataset_impl *impl, const dd_dataset_spill *sp, size_t bytes) {
+    const dd_dataset *d = &impl->pub;
+    const size_t off = sp->pixel_offset(d->n, d->n_classes);
+    const size_t len = off + (bytes > 0 ? bytes : 1);
+    size_t plen = strlen(sp->dir) + 32;
+    char *path = malloc(plen);
+    if (!path) return 0;
+    snprintf(path, plen, "%s/.spill.XXXXXX", sp->dir);
+    int fd = mkostemp(path, O_CLOEXEC);
+    if (fd < 0) {
+        free(path);
+        return 0;
+    }
+    // Blocks reserved now: a full disk is an error here, not a SIGBUS when
+    // the reader writes into a hole of the mapping.
+    void *map = MAP_FAILED;
+    if (fchmod(fd, 0644) == 0 && posix_fallocate(fd, 0, (off_t)len) == 0)
+        map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) {
+        close(fd);
+        unlink(path);
+        free(path);
+        return 0;
+    }
+    impl->map = map;
+    impl->map_len = len;
+    impl->writable = 1;
+    impl->spill_fd = fd;
+    impl->spill_path = path;
+    impl->spill_off = off;
+    impl->pub.pixels = (uint8_t *)map + off;
+    return 1;
+}
+
+/* A dataset of that shape; pixels allocated (zeroed, checked against
+ * dataset.max_bytes) when `alloc_pixels`, else left NULL for a mapping. */
+static dd_status create(const char *name, dd_dtype dtype, int64_t n, int channels, int height,
+                        int width, int n_classes, int alloc_pixels, dd_dataset **out) {
     if (!out) return dd_error_set(DD_ERR_INVALID, "dd_dataset_create: NULL argument");
     *out = NULL;
     const char *shown = name ? name : "dataset";
@@ -41,9 +114,15 @@ dd_status dd_dataset_create(const char *name, dd_dtype dtype, int64_t n, int cha
         (n > 0 && (uint64_t)n > SIZE_MAX / sizeof(float) / per))
         return dd_error_set(DD_ERR_NOMEM, "dataset %s: %lld images of %zu values overflow", shown,
                             (long long)n, per);
-    DD_TRY(dd_limits_check_dataset(shown, n, channels, height, width, es));
-    dd_dataset *d = calloc(1, sizeof *d);
-    if (!d) return dd_error_set(DD_ERR_NOMEM, "dataset %s: out of memory", shown);
+    // A mapped set is paged in and out by the kernel: the RAM budget does not
+    // apply to it, nor to one spilled to a file while it is decoded.
+    const dd_dataset_spill *sp = alloc_pixels ? spill_now : NULL;
+    const double want = (double)n * channels * height * width * (double)es;
+    if (sp && want < (double)sp->min_bytes) sp = NULL;
+    if (alloc_pixels && !sp) DD_TRY(dd_limits_check_dataset(shown, n, channels, height, width, es));
+    dataset_impl *impl = calloc(1, sizeof *impl);
+    if (!impl) return dd_error_set(DD_ERR_NOMEM, "dataset %s: out of memory", shown);
+    dd_dataset *d = &impl->pub;
     d->n = n;
     d->channels = channels;
     d->height = height;
@@ -51,11 +130,21 @@ dd_status dd_dataset_create(const char *name, dd_dtype dtype, int64_t n, int cha
     d->n_classes = n_classes;
     d->dtype = dtype;
     d->name = dup_str(shown);
+    impl->spill_fd = -1;
     const size_t bytes = (size_t)n * per * es;
-    d->pixels = dd_alloc_aligned(bytes > 0 ? bytes : 1); // zeroed
+    if (sp && !spill_alloc(impl, sp, bytes)) {
+        // no spill file after all: an ordinary split, held to the RAM budget
+        dd_status ls = dd_limits_check_dataset(shown, n, channels, height, width, es);
+        if (ls != DD_OK) {
+            free(d->name);
+            free(impl);
+            return ls;
+        }
+    }
+    if (alloc_pixels && !impl->map) d->pixels = dd_alloc_aligned(bytes > 0 ? bytes : 1); // zeroed
     d->labels = calloc(n > 0 ? (size_t)n : 1, sizeof(int32_t));
     d->class_names = calloc((size_t)n_classes, sizeof(char *));
-    int ok = d->name && d->pixels && d->labels && d->class_names;
+    int ok = d->name && (d->pixels || !alloc_pixels) && d->labels && d->class_names;
     for (int k = 0; ok && k < n_classes; k++) {
         char buf[24];
         snprintf(buf, sizeof buf, "%d", k);
@@ -73,15 +162,70 @@ dd_status dd_dataset_create(const char *name, dd_dtype dtype, int64_t n, int cha
     return DD_OK;
 }
 
+dd_status dd_dataset_create(const char *name, dd_dtype dtype, int64_t n, int channels, int height,
+                            int width, int n_classes, dd_dataset **out) {
+    return create(name, dtype, n, channels, height, width, n_classes, 1, out);
+}
+
+dd_status dd_dataset_create_mapped(const char *name, dd_dtype dtype, int64_t n, int channels,
+                                   int height, int width, int n_classes, void *map, size_t map_len,
+                                   size_t pixel_offset, dd_dataset **out) {
+    if (!map || !out)
+        return dd_error_set(DD_ERR_INVALID, "dd_dataset_create_mapped: NULL argument");
+    DD_TRY(create(name, dtype, n, channels, height, width, n_classes, 0, out));
+    if (pixel_offset + dd_dataset_bytes(*out) > map_len) {
+        dd_dataset_destroy(*out);
+        *out = NULL;
+        return dd_error_set(DD_ERR_INVALID, "dataset %s: pixels do not fit the mapping",
+                            name ? name : "dataset");
+    }
+    dataset_impl *impl = (dataset_impl *)*out;
+    impl->map = map;
+    impl->map_len = map_len;
+    impl->pub.pixels = (uint8_t *)map + pixel_offset;
+    return DD_OK;
+}
+
+int dd_dataset_is_mapped(const dd_dataset *d) {
+    return d && ((const dataset_impl *)d)->map != NULL && !((const dataset_impl *)d)->writable;
+}
+
+int dd_dataset_spill_file(const dd_dataset *d, int *fd, const char **path, size_t *pixel_offset) {
+    const dataset_impl *impl = (const dataset_impl *)d;
+    if (!d || !impl->writable) return 0;
+    *fd = impl->spill_fd;
+    *path = impl->spill_path;
+    *pixel_offset = impl->spill_off;
+    return 1;
+}
+
+void dd_dataset_spill_committed(dd_dataset *d) {
+    dataset_impl *impl = (dataset_impl *)d;
+    if (!d || !impl->writable) return;
+    (void)mprotect(impl->map, impl->map_len, PROT_READ);
+    impl->writable = 0;
+    close(impl->spill_fd);
+    impl->spill_fd = -1;
+    free(impl->spill_path);
+    impl->spill_path = NULL;
+}
+
 void dd_dataset_destroy(dd_dataset *d) {
     if (!d) return;
+    dataset_impl *impl = (dataset_impl *)d;
     for (int k = 0; d->class_names && k < d->n_classes; k++)
         free(d->class_names[k]);
     free(d->class_names);
     free(d->labels);
-    dd_free(d->pixels);
+    if (impl->map)
+        munmap(impl->map, impl->map_len);
+    else
+        dd_free(d->pixels);
+    if (impl->spill_fd >= 0) close(impl->spill_fd);
+    if (impl->spill_path) unlink(impl->spill_path); // never committed: garbage
+    free(impl->spill_path);
     free(d->name);
-    free(d);
+    free(impl);
 }
 
 dd_status dd_dataset_set_class_name(dd_dataset *d, int k, const char *name) {
@@ -106,12 +250,13 @@ size_t dd_dataset_bytes(const dd_dataset *d) {
 }
 
 uint8_t *dd_dataset_u8(dd_dataset *d, int64_t i) {
-    if (!d || d->dtype != DD_DTYPE_U8 || i < 0 || i >= d->n) return NULL;
+    if (!d || d->dtype != DD_DTYPE_U8 || i < 0 || i >= d->n || dd_dataset_is_mapped(d)) return NULL;
     return (uint8_t *)d->pixels + (size_t)i * dd_dataset_image_size(d);
 }
 
 float *dd_dataset_f32(dd_dataset *d, int64_t i) {
-    if (!d || d->dtype != DD_DTYPE_F32 || i < 0 || i >= d->n) return NULL;
+    if (!d || d->dtype != DD_DTYPE_F32 || i < 0 || i >= d->n || dd_dataset_is_mapped(d))
+        return NULL;
     return (float *)d->pixels + (size_t)i * dd_dataset_image_size(d);
 }
 

@@ -90,7 +90,7 @@ static dd_status load_source(dd_run *run, const char *source, const char *source
         .height = run->train->height,
         .width = run->train->width,
     };
-    dd_status s = ops->load(&req, train, test);
+    dd_status s = dd_stage_read_dataset(run, c, &req, train, test, NULL);
     free(root);
     dd_options_destroy(own);
     if (s == DD_OK && (!*train || !*test || (*train)->n < 1))

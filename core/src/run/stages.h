@@ -6,6 +6,8 @@
 
 #include "base/export.h"
 
+#include "distill/dataset.h"
+#include "distill/plugin.h"
 #include "distill/status.h"
 
 struct dd_run;
@@ -20,6 +22,14 @@ typedef struct dd_stage_state dd_stage_state;
 DD_INTERNAL dd_status dd_stage_fetch(struct dd_run *run);
 /** load: the dataset plugin reads run->data_root into run->train/test. */
 DD_INTERNAL dd_status dd_stage_load(struct dd_run *run);
+struct dd_dcache_info;
+/** Reads a dataset with reader `c` as the load stage does: through the
+ * decoded cache (data/dcache.h) under the pipeline's dataset.cache,
+ * dataset.memory and dataset.mmap_threshold, keyed by c and req->options;
+ * also for pretrain.source. info may be NULL. Caller owns *train, *test. */
+DD_INTERNAL dd_status dd_stage_read_dataset(struct dd_run *run, const dd_component *c,
+                                            const dd_dataset_request *req, dd_dataset **train,
+                                            dd_dataset **test, struct dd_dcache_info *info);
 /** pretrain: sets run->pool (the pool in the target model's layout; members
  * 0..n−holdout−1 for distillation). */
 DD_INTERNAL dd_status dd_stage_pretrain(struct dd_run *run);
