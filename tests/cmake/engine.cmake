@@ -23,3 +23,11 @@ target_link_libraries(test_knn PRIVATE OpenMP::OpenMP_C)
 distill_add_test(test_protocols SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_protocols.c
   LABELS e2e TIMEOUT 300 LIBS ${CMAKE_DL_LIBS})
 add_dependencies(test_protocols distill_cli classification lenet linear sequential mnist)
+# `mpirun -np 2 distill run` against one process (fixed init: split real
+# batch; random init: split networks), --resume on 2 ranks, a failing rank.
+if(DISTILL_HAVE_MPI AND MPIEXEC_EXECUTABLE)
+  distill_add_test(test_mpi SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_mpi.c
+    LABELS e2e TIMEOUT 600 LIBS m)
+  set_property(TEST test_mpi APPEND PROPERTY ENVIRONMENT "DISTILL_MPIEXEC=${MPIEXEC_EXECUTABLE}")
+  add_dependencies(test_mpi distill_cli classification lenet mnist)
+endif()
