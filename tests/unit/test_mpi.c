@@ -37,18 +37,42 @@ static char *mpirun_prefix(void) {
                    geteuid() == 0 ? "--allow-run-as-root " : "");
 }
 
-/* Runs `distill run` (under mpirun when ranks > 1) with one thread per
- * process; returns the exit status, stderr in OUT.log. */
-static int run(int ranks, const char *out, const char *extra) {
+static char *slurp_text(const char *path);
+
+/* Runs `distill run` (under mpirun when ranks > 1) with `threads` threads
+ * per process; returns the exit status, stderr in OUT.log. */
+static int run_threads(int ranks, int threads, const char *out, const char *extra) {
     char *pre = ranks > 1 ? mpirun_prefix() : rg_strf("%s", "");
-    char *cmd =
-        rg_strf(MPI_ENV "OMP_NUM_THREADS=1 timeout 240 %s '%s' run '%s/p.yaml' --out '%s' %s "
-                        "2>'%s.log'",
-                pre, g_cli, g_dir, out, extra ? extra : "", out);
+    char *cmd = rg_strf(MPI_ENV "OMP_NUM_THREADS=%d timeout 240 %s '%s' run '%s/p.yaml' "
+                                "--out '%s' %s 2>'%s.log'",
+                        threads, pre, g_cli, g_dir, out, extra ? extra : "", out);
     int rc = system(cmd);
     free(cmd);
     free(pre);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+static int run(int ranks, const char *out, const char *extra) {
+    return run_threads(ranks, 1, out, extra);
+}
+
+/* metrics.json without the lines of time, memory, threads and ranks. */
+static char *metrics_without_timing(const char *out) {
+    char *p = rg_strf("%s/metrics.json", out);
+    char *t = slurp_text(p);
+    assert_non_null(t);
+    char *kept = rg_strf("%s", "");
+    for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strstr(line, "seconds") || strstr(line, "memory") || strstr(line, "\"threads\"") ||
+            strstr(line, "\"ranks\""))
+            continue;
+        char *next = rg_strf("%s%s\n", kept, line);
+        free(kept);
+        kept = next;
+    }
+    free(t);
+    free(p);
+    return kept;
 }
 
 static char *slurp_text(const char *path) {
@@ -179,16 +203,33 @@ static void test_fixed_split_real_batch(void **st) {
 }
 
 /* Random init, 4 networks an iteration: each rank computes two, every rank
- * gets all four and adds them in network order, as one process does. */
+ * gets all four and adds them in network order, as one process does; the
+ * evaluation's networks are split the same way. One process with 2 threads
+ * (a network per thread) gives the same bits too. */
 static void test_random_split_nets_bit_identical(void **st) {
     (void)st;
-    const char *set = "--set distill.init_mode=random --set distill.nets_per_iteration=4";
+    const char *set = "--set distill.init_mode=random --set distill.nets_per_iteration=4 "
+                      "--set evaluate.nets=3";
     char *one = out_path("random-1"), *two = out_path("random-2");
+    char *threads = out_path("random-1x2");
     expect_ok(1, one, set);
     expect_ok(2, two, set);
-    dd_distilled *a = load_set(one), *b = load_set(two);
+    int rc = run_threads(1, 2, threads, set);
+    if (rc != 0) show_log(threads);
+    assert_int_equal(rc, 0);
+    dd_distilled *a = load_set(one), *b = load_set(two), *c = load_set(threads);
     assert_memory_equal(a->images, b->images, n_pixels(a) * sizeof(float));
     assert_memory_equal(a->lrs, b->lrs, (size_t)a->steps * (size_t)a->epochs * sizeof(float));
+    assert_memory_equal(a->images, c->images, n_pixels(a) * sizeof(float));
+    char *ma = metrics_without_timing(one), *mb = metrics_without_timing(two),
+         *mc = metrics_without_timing(threads);
+    assert_string_equal(ma, mb);
+    assert_string_equal(ma, mc);
+    free(ma);
+    free(mb);
+    free(mc);
+    dd_distilled_destroy(c);
+    free(threads);
     dd_distilled_destroy(a);
     dd_distilled_destroy(b);
     free(one);

@@ -11,9 +11,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/comm.h"
 #include "base/error.h"
 #include "distill/log.h"
 #include "distill/tensor.h"
+#include "compute/threads.h"
+#include "engine/team.h"
 #include "engine/train.h"
 #include "model/model_impl.h"
 
@@ -298,8 +301,63 @@ static dd_status observe_curve(dd_model *m, const float *theta, int k, void *use
     return DD_OK;
 }
 
+/* One row's networks, computed one per worker: each network's results go
+ * to its own record (metrics, loss, per-class accuracy, curve), added in
+ * network order afterwards, so a row's numbers do not depend on the thread
+ * or rank count. */
+typedef struct row_job {
+    dd_model **models; /* per worker */
+    float **theta;     /* per worker */
+    const dd_objective_handle *obj;
+    const dd_dataset *test;
+    const dd_eval_config *cfg;
+    train_fn train;
+    const void *arg;
+    const row_extras *x;
+    int64_t lo; /* first network of this rank */
+    int nm_all; /* metrics the objective reports */
+    size_t off_loss, off_class, off_curve, stride;
+    double *res; /* stride doubles per network */
+} row_job;
+
+static dd_status row_net(const row_job *j, int n, int w) {
+    dd_model *m = j->models[w];
+    float *theta = j->theta[w];
+    double *rec = j->res + (size_t)n * j->stride;
+    const row_extras *x = j->x;
+    DD_TRY(net_theta0(m, j->cfg, n, theta));
+    if (x && x->curve) {
+        curve_ctx cc = {j->obj, j->test, j->cfg->test_batch, rec + j->off_curve};
+        DD_TRY(train_observed(m, x->set, x->lrs, theta, observe_curve, &cc));
+    } else if (j->train) {
+        DD_TRY(j->train(m, j->arg, n, theta));
+    }
+    DD_TRY(dd_evaluate_test_all(m, j->obj, j->test, theta, j->cfg->test_batch, rec,
+                                rec + j->off_loss));
+    if (x && x->classes)
+        DD_TRY(add_class_accuracy(m, j->test, theta, j->cfg->test_batch, rec + j->off_class));
+    return DD_OK;
+}
+
+typedef struct row_team {
+    row_job *j;
+    int count; /* this rank's networks */
+} row_team;
+
+static int row_team_chunks(void *ctx, int step) {
+    (void)step;
+    return ((const row_team *)ctx)->count;
+}
+
+static dd_status row_team_compute(void *ctx, int step, int c, int w) {
+    (void)step;
+    const row_team *t = ctx;
+    return row_net(t->j, (int)t->j->lo + c, w);
+}
+
 /* The row's networks: θ0 of each, train (train NULL: untrained), test, then
- * mean ± std over them. Runs on cfg->nthreads (0: the model's setting). */
+ * mean ± std over them. One network runs on cfg->nthreads (0: the model's
+ * setting); several run one per worker thread (and rank), each on one. */
 static dd_status eval_row_x(dd_model *m, const dd_objective_handle *obj, const dd_dataset *test,
                             const dd_eval_config *cfg, train_fn train, const void *arg,
                             row_extras *x, dd_eval_stats *out) {
@@ -314,38 +372,74 @@ static dd_status eval_row_x(dd_model *m, const dd_objective_handle *obj, const d
                             dd_init_mode_str(cfg->init_mode));
     row_sums r = {.nm =
                       obj->n_metrics < DD_EVAL_MAX_METRICS ? obj->n_metrics : DD_EVAL_MAX_METRICS};
-    // The objective may report more metrics than a row keeps; test them all.
-    double mval[DD_EVAL_MAX_METRICS + 1];
-    double *mall =
-        obj->n_metrics > DD_EVAL_MAX_METRICS ? malloc((size_t)obj->n_metrics * sizeof *mall) : mval;
-    float *theta = dd_alloc_floats(dd_model_param_count(m));
-    dd_status s = DD_OK;
-    if (!mall || !theta) s = dd_error_set(DD_ERR_NOMEM, "evaluate: out of memory");
+    const int nm_all = obj->n_metrics > 0 ? obj->n_metrics : 1;
+    const int C = test->n_classes;
+    const int curve_len = x && x->curve ? x->curve_len : 0;
+    row_job j = {.obj = obj, .test = test, .cfg = cfg, .train = train, .arg = arg, .x = x};
+    j.nm_all = nm_all;
+    j.off_loss = (size_t)nm_all;
+    j.off_class = j.off_loss + 1;
+    j.off_curve = j.off_class + (size_t)C;
+    j.stride = j.off_curve + (size_t)curve_len;
+    // one network: all threads on it; several: one thread each, spread over
+    // the workers (and the ranks)
+    const int parallel = nets > 1;
+    int workers = parallel ? dd_threads_resolve(cfg->nthreads) : 1;
+    int64_t hi = nets;
+    j.lo = 0;
+    if (parallel) dd_comm_share(nets, dd_comm_rank(), dd_comm_size(), &j.lo, &hi);
+    const int local = (int)(hi - j.lo);
+    if (workers > local) workers = local > 0 ? local : 1;
+    if (workers > DD_TEAM_MAX_CHUNKS) workers = DD_TEAM_MAX_CHUNKS;
+    j.res = calloc((size_t)nets * j.stride, sizeof *j.res);
+    j.models = calloc((size_t)workers, sizeof *j.models);
+    j.theta = calloc((size_t)workers, sizeof *j.theta);
+    dd_status s = j.res && j.models && j.theta ? DD_OK : dd_nomem();
     const int saved_threads = dd_model_threads(m);
-    if (cfg->nthreads > 0) dd_model_set_threads(m, cfg->nthreads);
-    curve_ctx cc = {obj, test, cfg->test_batch, x ? x->curve : NULL};
-    for (int n = 0; s == DD_OK && n < nets; n++) {
-        double loss = 0.0;
-        s = net_theta0(m, cfg, n, theta);
-        if (s == DD_OK && x && x->curve)
-            s = train_observed(m, x->set, x->lrs, theta, observe_curve, &cc);
-        else if (s == DD_OK && train)
-            s = train(m, arg, n, theta);
-        if (s == DD_OK) s = dd_evaluate_test_all(m, obj, test, theta, cfg->test_batch, mall, &loss);
-        if (s == DD_OK) row_add(&r, mall, loss);
-        if (s == DD_OK && x && x->classes)
-            s = add_class_accuracy(m, test, theta, cfg->test_batch, x->classes);
+    if (s == DD_OK) {
+        j.models[0] = m;
+        for (int w = 1; s == DD_OK && w < workers; w++)
+            s = dd_model_clone(m, &j.models[w]);
+        for (int w = 0; s == DD_OK && w < workers; w++)
+            if (!(j.theta[w] = dd_alloc_floats(dd_model_param_count(m)))) s = dd_nomem();
+    }
+    if (s == DD_OK) {
+        for (int w = 0; w < workers; w++)
+            dd_model_set_threads(j.models[w], parallel ? 1 : cfg->nthreads);
+        if (!parallel && cfg->nthreads <= 0) dd_model_set_threads(m, saved_threads);
+        row_team t = {&j, local};
+        dd_team_job job = {.n_steps = 1,
+                           .n_chunks = row_team_chunks,
+                           .compute = row_team_compute,
+                           .ctx = &t,
+                           .no_backup = 1};
+        if (local > 0) s = dd_team_run(workers, &job, NULL);
+        // every rank's networks to every rank (the others' records are 0)
+        if (s == DD_OK && parallel) s = dd_comm_sum_doubles(j.res, (size_t)nets * j.stride);
     }
     dd_model_set_threads(m, saved_threads);
-    dd_free(theta);
-    if (mall != mval) free(mall);
-    if (s == DD_OK) row_finish(&r, nets, out);
-    if (s == DD_OK && x) {
-        for (int k = 0; x->curve && k < x->curve_len; k++)
+    for (int w = 1; j.models && w < workers; w++)
+        dd_model_destroy(j.models[w]);
+    for (int w = 0; j.theta && w < workers; w++)
+        dd_free(j.theta[w]);
+    free(j.models);
+    free(j.theta);
+    if (s == DD_OK) {
+        for (int n = 0; n < nets; n++) {
+            const double *rec = j.res + (size_t)n * j.stride;
+            row_add(&r, rec, rec[j.off_loss]);
+            for (int k = 0; k < curve_len; k++)
+                x->curve[k] += rec[j.off_curve + (size_t)k];
+            for (int c = 0; x && x->classes && c < C; c++)
+                x->classes[c] += rec[j.off_class + (size_t)c];
+        }
+        row_finish(&r, nets, out);
+        for (int k = 0; k < curve_len; k++)
             x->curve[k] /= nets;
-        for (int c = 0; x->classes && c < test->n_classes; c++)
+        for (int c = 0; x && x->classes && c < C; c++)
             x->classes[c] /= nets;
     }
+    free(j.res);
     return s;
 }
 

@@ -2,6 +2,7 @@
  * (docs/output.md), written with the JSON writer of base/json.h. */
 #include <stddef.h>
 
+#include "base/comm.h"
 #include "base/json.h"
 #include "report/report_impl.h"
 
@@ -392,6 +393,8 @@ dd_status dd_report_write_metrics(const dd_report_info *r) {
     json_setting(&w, r, metric);
     dd_json_key(&w, "threads");
     dd_json_int(&w, r->threads);
+    dd_json_key(&w, "ranks"); // MPI processes of the run (1 without mpirun)
+    dd_json_int(&w, dd_comm_size());
     dd_json_key(&w, "peak_memory_mib");
     dd_json_double(&w, dd_peak_memory_mib(), DIGITS);
     if (r->set) {

@@ -3,13 +3,16 @@
  * that configuration. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/comm.h"
 #include "base/fs.h"
 #include "base/strbuf.h"
+#include "compute/threads.h"
 #include "config/options.h"
 #include "data/fetch.h"
 #include "data/transform.h"
@@ -17,6 +20,7 @@
 #include "distill/tensor.h"
 #include "engine/engine.h"
 #include "engine/netpool.h"
+#include "engine/team.h"
 #include "engine/train.h"
 #include "model/graph.h"
 #include "model/model_impl.h"
@@ -151,49 +155,162 @@ static void ctx_free(stage_ctx *c, const dd_run *run) {
     dd_progress_destroy(c->bar);
 }
 
+/* Members to train, one per worker thread (each on one thread and a model
+ * of its own) and spread over the ranks; a member's result does not depend
+ * on which worker or rank trained it. */
+typedef struct members_job {
+    stage_ctx *c;
+    const dd_options *o;
+    const char *scheme;
+    float gain;
+    uint64_t seed;
+    const int *todo; /* member indices to train */
+    int64_t lo;      /* this rank's first entry of todo */
+    dd_model **models;
+    pthread_mutex_t lock; /* the progress bar and the count of finished members */
+    int finished;
+} members_job;
+
+static dd_status train_member(members_job *j, int i, dd_model *m) {
+    stage_ctx *c = j->c;
+    const dd_options *o = j->o;
+    dd_netpool *p = c->pool;
+    const uint64_t ms = dd_engine_init_seed(j->seed, DD_STREAM_PRETRAIN, (uint64_t)i);
+    DD_TRY(dd_model_init_params(m, p->theta[i], j->scheme, j->gain, ms));
+    dd_sgd_config sc;
+    dd_sgd_config_defaults(&sc);
+    sc.epochs = (int)dd_options_int(o, "epochs");
+    sc.batch = dd_options_int(o, "batch");
+    sc.lr = dd_options_float(o, "lr");
+    sc.momentum = dd_options_float(o, "momentum");
+    sc.weight_decay = dd_options_float(o, "weight_decay");
+    sc.cosine = strcmp(dd_options_string(o, "lr_schedule"), "cosine") == 0;
+    sc.seed = ms;
+    char label[32];
+    snprintf(label, sizeof label, "pretrain net %d", i);
+    sc.label = label;
+    DD_TRY(dd_sgd_train(m, p->theta[i], c->tr_train, &sc));
+    DD_TRY(dd_pretrain_accuracy(m, p->theta[i], c->tr_test, &p->accuracy[i]));
+    char status[64];
+    snprintf(status, sizeof status, "net %d: test accuracy %.2f%%", i, 100.0 * p->accuracy[i]);
+    pthread_mutex_lock(&j->lock);
+    j->finished++;
+    if (c->bar) dd_progress_update(c->bar, (uint64_t)j->finished, status);
+    pthread_mutex_unlock(&j->lock);
+    dd_info("pretrain: %s", status);
+    return DD_OK;
+}
+
+typedef struct members_team {
+    members_job *j;
+    int count;
+} members_team;
+
+static int members_team_chunks(void *ctx, int step) {
+    (void)step;
+    return ((const members_team *)ctx)->count;
+}
+
+static dd_status members_team_compute(void *ctx, int step, int k, int w) {
+    (void)step;
+    members_team *t = ctx;
+    return train_member(t->j, t->j->todo[t->j->lo + k], t->j->models[w]);
+}
+
+/* Every rank gets every member and accuracy: rank 0's (loaded from its
+ * cache, or trained by some rank and gathered). */
+static dd_status share_members(dd_netpool *p, const int *todo, int n_todo) {
+    const int R = dd_comm_size();
+    if (R == 1) return DD_OK;
+    // trained members: rank r holds todo[share r]; everyone adds the others'
+    // (zeros elsewhere: the sum is exact)
+    for (int k = 0; k < n_todo; k++) {
+        int64_t lo, hi;
+        int owner = 0;
+        for (int r = 0; r < R; r++) {
+            dd_comm_share(n_todo, r, R, &lo, &hi);
+            if (k >= lo && k < hi) owner = r;
+        }
+        DD_TRY(dd_comm_bcast(p->theta[todo[k]], p->n_params * sizeof(float), owner));
+        DD_TRY(dd_comm_bcast(&p->accuracy[todo[k]], sizeof(double), owner));
+    }
+    // members rank 0 loaded from its cache
+    for (int i = 0; i < p->n; i++) {
+        DD_TRY(dd_comm_bcast(p->theta[i], p->n_params * sizeof(float), 0));
+        DD_TRY(dd_comm_bcast(&p->accuracy[i], sizeof(double), 0));
+    }
+    return DD_OK;
+}
+
 static dd_status train_members(stage_ctx *c, const dd_options *o, const char *scheme, float gain,
                                uint64_t seed) {
     dd_netpool *p = c->pool;
-    int reused = 0, trained = 0;
-    if (dd_progress_create("pretrain", (uint64_t)p->n, "nets", &c->bar) != DD_OK) {
-        c->bar = NULL;
-        dd_error_clear();
-    }
-    for (int i = 0; i < p->n; i++) {
-        dd_status s = dd_netpool_load_member(p, i, c->dir);
-        if (s == DD_OK) {
-            reused++;
-            continue;
+    int *todo = malloc((size_t)p->n * sizeof *todo);
+    if (!todo) return dd_error_set(DD_ERR_NOMEM, "pretrain: out of memory");
+    // Rank 0 decides what is stored already (the others may have no cache).
+    int n_todo = 0, reused = 0;
+    dd_status s = DD_OK;
+    if (dd_comm_rank() == 0) {
+        for (int i = 0; s == DD_OK && i < p->n; i++) {
+            dd_status ls = dd_netpool_load_member(p, i, c->dir);
+            if (ls == DD_OK) {
+                reused++;
+            } else if (ls == DD_ERR_NOT_FOUND) {
+                dd_error_clear();
+                todo[n_todo++] = i;
+            } else {
+                s = ls;
+            }
         }
-        if (s != DD_ERR_NOT_FOUND) return s;
-        dd_error_clear();
-        const uint64_t ms = dd_engine_init_seed(seed, DD_STREAM_PRETRAIN, (uint64_t)i);
-        DD_TRY(dd_model_init_params(c->src_model, p->theta[i], scheme, gain, ms));
-        dd_sgd_config sc;
-        dd_sgd_config_defaults(&sc);
-        sc.epochs = (int)dd_options_int(o, "epochs");
-        sc.batch = dd_options_int(o, "batch");
-        sc.lr = dd_options_float(o, "lr");
-        sc.momentum = dd_options_float(o, "momentum");
-        sc.weight_decay = dd_options_float(o, "weight_decay");
-        sc.cosine = strcmp(dd_options_string(o, "lr_schedule"), "cosine") == 0;
-        sc.seed = ms;
-        char label[32];
-        snprintf(label, sizeof label, "pretrain net %d", i);
-        sc.label = label;
-        DD_TRY(dd_sgd_train(c->src_model, p->theta[i], c->tr_train, &sc));
-        DD_TRY(dd_pretrain_accuracy(c->src_model, p->theta[i], c->tr_test, &p->accuracy[i]));
-        DD_TRY(dd_netpool_save_member(p, i, c->dir));
-        trained++;
-        char status[64];
-        snprintf(status, sizeof status, "net %d: test accuracy %.2f%%", i, 100.0 * p->accuracy[i]);
-        if (c->bar) dd_progress_update(c->bar, (uint64_t)i + 1, status);
-        dd_info("pretrain: %s", status);
     }
-    dd_progress_destroy(c->bar);
-    c->bar = NULL;
+    if (s == DD_OK) s = dd_comm_bcast(&n_todo, sizeof n_todo, 0);
+    if (s == DD_OK) s = dd_comm_bcast(todo, (size_t)p->n * sizeof *todo, 0);
+    members_job j = {c, o, scheme, gain, seed, todo, 0, NULL, PTHREAD_MUTEX_INITIALIZER, 0};
+    int64_t hi = n_todo;
+    dd_comm_share(n_todo, dd_comm_rank(), dd_comm_size(), &j.lo, &hi);
+    const int local = (int)(hi - j.lo);
+    int workers = dd_threads_resolve(dd_model_threads(c->src_model));
+    if (workers > local) workers = local > 0 ? local : 1;
+    if (workers > DD_TEAM_MAX_CHUNKS) workers = DD_TEAM_MAX_CHUNKS;
+    j.models = calloc((size_t)workers, sizeof *j.models);
+    if (s == DD_OK && !j.models) s = dd_error_set(DD_ERR_NOMEM, "pretrain: out of memory");
+    const int saved = dd_model_threads(c->src_model);
+    if (s == DD_OK) {
+        j.models[0] = c->src_model;
+        for (int w = 1; s == DD_OK && w < workers; w++)
+            s = dd_model_clone(c->src_model, &j.models[w]);
+        // one member: all threads on it; several: one thread each
+        for (int w = 0; s == DD_OK && w < workers; w++)
+            dd_model_set_threads(j.models[w], n_todo > 1 ? 1 : saved);
+    }
+    if (s == DD_OK && local > 0) {
+        if (dd_progress_create("pretrain", (uint64_t)local, "nets", &c->bar) != DD_OK) {
+            c->bar = NULL;
+            dd_error_clear();
+        }
+        members_team t = {&j, local};
+        dd_team_job job = {.n_steps = 1,
+                           .n_chunks = members_team_chunks,
+                           .compute = members_team_compute,
+                           .ctx = &t,
+                           .no_backup = 1};
+        s = dd_team_run(workers, &job, NULL);
+        dd_progress_destroy(c->bar);
+        c->bar = NULL;
+    }
+    dd_model_set_threads(c->src_model, saved);
+    for (int w = 1; j.models && w < workers; w++)
+        dd_model_destroy(j.models[w]);
+    free(j.models);
+    if (s == DD_OK) s = share_members(p, todo, n_todo);
+    // rank 0 stores what was trained
+    for (int k = 0; s == DD_OK && dd_comm_rank() == 0 && k < n_todo; k++)
+        s = dd_netpool_save_member(p, todo[k], c->dir);
+    free(todo);
+    DD_TRY(s);
     if (reused) dd_info("pretrain: reused %d stored member(s) in %s", reused, c->dir);
-    if (trained) DD_TRY(dd_netpool_write_index(p, c->dir, dd_strbuf_str(&c->key)));
+    if (n_todo && dd_comm_rank() == 0)
+        DD_TRY(dd_netpool_write_index(p, c->dir, dd_strbuf_str(&c->key)));
     return DD_OK;
 }
 
