@@ -448,6 +448,7 @@ dd_status dd_engine_run(dd_engine *e) {
         dd_error_clear();
     }
     const int64_t start = e->iter;
+    const double comm0 = dd_comm_seconds();
     char status[128];
     const char *mname = e->obj->n_metrics > 0 ? e->obj->ops->metric_names[0] : "";
     const int percent = strstr(mname, "acc") != NULL;
@@ -494,6 +495,19 @@ dd_status dd_engine_run(dd_engine *e) {
     }
     if (s == DD_OK) s = save_checkpoint(e);
     dd_progress_destroy(bar);
+    e->stats.t_comm = dd_comm_seconds() - comm0;
+    if (dd_comm_size() > 1) {
+        const int fixed = c->init_mode == DD_INIT_FIXED || c->init_mode == DD_INIT_PRETRAINED_FIXED;
+        const int nets = fixed ? 1 : c->nets_per_iteration;
+        const long long SMD = (long long)e->S * e->M * (long long)e->D, K = e->K;
+        if (nets == 1) {
+            e->stats.comm_floats_summed = (long long)e->P;
+            e->stats.comm_floats_sent = SMD + K;
+        } else {
+            e->stats.comm_floats_summed = 3LL * nets;
+            e->stats.comm_floats_sent = (long long)nets * (SMD + K);
+        }
+    }
     return s;
 }
 

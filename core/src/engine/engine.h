@@ -39,7 +39,10 @@ typedef struct dd_distill_stats {
     double last_loss, last_metric;       /**< last outer loss and first metric on its real batch */
     double t_unroll, t_outer, t_reverse; /**< seconds in each phase (this process; summed
                                           * over workers when each runs its own network) */
-    long long backups;    /**< chunks a waiting worker computed again because they were late */
+    long long backups; /**< chunks a waiting worker computed again because they were late */
+    double t_comm;     /**< seconds in MPI exchanges (this rank; part of t_outer for fixed inits) */
+    /** Per iteration under MPI: floats summed over the ranks, floats broadcast or gathered. */
+    long long comm_floats_summed, comm_floats_sent;
     double *loss_history; /**< iterations entries (owned by the engine) */
     double *metric_history;
     /** iterations × K step sizes (K = steps × epochs, row i: softplus(raw)
