@@ -406,9 +406,23 @@ static dd_status job_reduce(void *ctx, int step, const int *owner) {
         const float *th = n->thetas + (size_t)k * P;
         float *next = n->thetas + (size_t)(k + 1) * P;
         const float lr = dd_lr_from_raw(e->raw[k]);
-        sum_chunks(n, owner, n->cd, e->M, 0, next); // g_k, then θ_k − η_k g_k in place
-        for (size_t i = 0; i < P; i++)
-            next[i] = th[i] - lr * next[i];
+        if (n->cd == 1) {
+            const float *g = slot_of(n, owner[0], 0).g;
+            for (size_t i = 0; i < P; i++)
+                next[i] = th[i] - lr * g[i];
+        } else if (n->cd == 2) { // the common case in one pass
+            int64_t lo, mid, hi;
+            chunk_range(e->M, 2, 0, &lo, &mid);
+            chunk_range(e->M, 2, 1, &mid, &hi);
+            const float f0 = (float)(mid - lo) / (float)e->M, f1 = (float)(hi - mid) / (float)e->M;
+            const float *g0 = slot_of(n, owner[0], 0).g, *g1 = slot_of(n, owner[1], 1).g;
+            for (size_t i = 0; i < P; i++)
+                next[i] = th[i] - lr * (f0 * g0[i] + f1 * g1[i]);
+        } else {
+            sum_chunks(n, owner, n->cd, e->M, 0, next); // g_k, then θ_k − η_k g_k in place
+            for (size_t i = 0; i < P; i++)
+                next[i] = th[i] - lr * next[i];
+        }
         if (k == K - 1) n->t_mark[0] = now_seconds();
         return DD_OK;
     }
@@ -442,7 +456,23 @@ static dd_status job_reduce(void *ctx, int step, const int *owner) {
     }
     // g_k and H_k a_{k+1} of the whole distilled batch
     float *g = slot_of(n, owner[0], 0).g, *hv = slot_of(n, owner[0], 0).hv;
-    if (n->cd > 1) {
+    if (n->cd == 2) { // the common case in one pass
+        int64_t lo, mid, hi;
+        chunk_range(e->M, 2, 0, &lo, &mid);
+        chunk_range(e->M, 2, 1, &mid, &hi);
+        const float f0 = (float)(mid - lo) / (float)e->M, f1 = (float)(hi - mid) / (float)e->M;
+        const slot s1 = slot_of(n, owner[1], 1);
+        double dot = 0.0;
+        for (size_t i = 0; i < P; i++) {
+            const float gi = f0 * g[i] + f1 * s1.g[i];
+            dot += (double)a[i] * (double)gi;
+            a_next[i] = a[i] - lr * (f0 * hv[i] + f1 * s1.hv[i]);
+        }
+        // ∂L/∂η_k = −⟨a_{k+1}, g_k⟩, through η = softplus(raw).
+        if (n->graw) n->graw[k] += (float)(-dot * (double)sigmoidf_(e->raw[k]));
+        return DD_OK;
+    }
+    if (n->cd > 2) {
         sum_chunks(n, owner, n->cd, e->M, 0, g);
         sum_chunks(n, owner, n->cd, e->M, 1, hv);
     }
