@@ -581,6 +581,9 @@ dd_status dd_evaluate_optimize_lrs(dd_model *m, const dd_objective_handle *obj,
         for (int k = 0; k < K; k++)
             set->lrs[k] = dd_lr_from_raw(raw[k]);
     dd_engine_destroy(e);
+    // The search's real-batch slices and tangents are not needed by what
+    // follows (testing runs at its own batch): do not keep them cached.
+    dd_model_release_workspaces(m);
     return s;
 }
 
