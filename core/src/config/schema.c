@@ -112,7 +112,8 @@ static const dd_param_spec distill_spec[] = {
     {"threads", DD_PARAM_INT, "0", MIN_ | MAX_, 0, 4096, NULL, "worker threads; 0 = all cores"},
     {"real_chunk", DD_PARAM_INT, "0", MIN_, 0, 0, NULL,
      "real images per slice of the real batch (run one slice at a time per worker, gradients "
-     "summed); 0 = auto: one slice per worker unless its activations would pass 256 MiB"},
+     "summed); 0 = auto: one slice per worker, at most 128 images, fewer while its activations "
+     "would pass 256 MiB"},
     {"max_unrolled_images", DD_PARAM_INT, "1000000", MIN_, 0, 0, NULL,
      "limit: steps × epochs × images_per_class × classes; 0 = no limit"},
     END_,

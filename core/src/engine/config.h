@@ -81,8 +81,9 @@ typedef struct dd_distill_config {
      * setting); distilled batches of at most 128 images run on one. The
      * model's setting is restored after every engine call. */
     int nthreads;
-    /** Real images per slice of the real batch (0: one slice per worker,
-     * smaller when a slice's activations would pass DD_ENGINE_SLICE_BYTES). */
+    /** Real images per slice of the real batch (0: one slice per worker, at
+     * most DD_ENGINE_SLICE_IMAGES, smaller while a slice's activations would
+     * pass DD_ENGINE_SLICE_BYTES). */
     int64_t real_chunk;
 } dd_distill_config;
 

@@ -533,6 +533,9 @@ dd_status dd_evaluate_optimize_lrs(dd_model *m, const dd_objective_handle *obj,
         return dd_error_set(DD_ERR_INVALID, "evaluate: baseline set shape differs from distill");
     // Start from the set's own step sizes.
     c.lr_init = set->lrs[0] > 0 ? set->lrs[0] : distill->lr_init;
+    // The test batch's workspace is not needed during the search (and the
+    // search's not after it): one at a time.
+    dd_model_release_workspaces(m);
     dd_engine *e;
     DD_TRY(dd_engine_create(m, obj, train, &c, &e));
     float *raw = dd_engine_raw_lrs(e);

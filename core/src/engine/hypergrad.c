@@ -2,6 +2,7 @@
  * K unrolled steps and the K reverse steps split the distilled batch of each
  * step into image ranges, the real batch into slices; one reduction per step
  * combines them in chunk order (DESIGN.md §1 for the math). */
+#define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,7 @@ dd_status dd_netctx_init(dd_netctx *n, dd_engine *e, int workers, dd_model **mod
     // Real slices: one per worker, more when a slice's activations would
     // pass the budget (or distill.real_chunk asks for smaller ones).
     int64_t per = e->cfg.real_chunk > 0 ? e->cfg.real_chunk : (B + workers - 1) / workers;
+    if (e->cfg.real_chunk <= 0 && per > DD_ENGINE_SLICE_IMAGES) per = DD_ENGINE_SLICE_IMAGES;
     while (per > 1 && e->cfg.real_chunk <= 0 &&
            dd_model_workspace_bytes(models[0], per) > DD_ENGINE_SLICE_BYTES)
         per = (per + 1) / 2;
