@@ -164,8 +164,8 @@ typedef struct members_job {
     const char *scheme;
     float gain;
     uint64_t seed;
-    const int *todo; /* member indices to train */
-    int64_t lo;      /* this rank's first entry of todo */
+    const int *pending; /* member indices to train */
+    int64_t lo;         /* this rank's first entry of pending */
     dd_model **models;
     pthread_mutex_t lock; /* the progress bar and the count of finished members */
     int finished;
@@ -214,25 +214,25 @@ static int members_team_chunks(void *ctx, int step) {
 static dd_status members_team_compute(void *ctx, int step, int k, int w) {
     (void)step;
     members_team *t = ctx;
-    return train_member(t->j, t->j->todo[t->j->lo + k], t->j->models[w]);
+    return train_member(t->j, t->j->pending[t->j->lo + k], t->j->models[w]);
 }
 
 /* Every rank gets every member and accuracy: rank 0's (loaded from its
  * cache, or trained by some rank and gathered). */
-static dd_status share_members(dd_netpool *p, const int *todo, int n_todo) {
+static dd_status share_members(dd_netpool *p, const int *pending, int n_pending) {
     const int R = dd_comm_size();
     if (R == 1) return DD_OK;
-    // trained members: rank r holds todo[share r]; everyone adds the others'
+    // trained members: rank r holds pending[share r]; everyone adds the others'
     // (zeros elsewhere: the sum is exact)
-    for (int k = 0; k < n_todo; k++) {
+    for (int k = 0; k < n_pending; k++) {
         int64_t lo, hi;
         int owner = 0;
         for (int r = 0; r < R; r++) {
-            dd_comm_share(n_todo, r, R, &lo, &hi);
+            dd_comm_share(n_pending, r, R, &lo, &hi);
             if (k >= lo && k < hi) owner = r;
         }
-        DD_TRY(dd_comm_bcast(p->theta[todo[k]], p->n_params * sizeof(float), owner));
-        DD_TRY(dd_comm_bcast(&p->accuracy[todo[k]], sizeof(double), owner));
+        DD_TRY(dd_comm_bcast(p->theta[pending[k]], p->n_params * sizeof(float), owner));
+        DD_TRY(dd_comm_bcast(&p->accuracy[pending[k]], sizeof(double), owner));
     }
     // members rank 0 loaded from its cache
     for (int i = 0; i < p->n; i++) {
@@ -245,10 +245,10 @@ static dd_status share_members(dd_netpool *p, const int *todo, int n_todo) {
 static dd_status train_members(stage_ctx *c, const dd_options *o, const char *scheme, float gain,
                                uint64_t seed) {
     dd_netpool *p = c->pool;
-    int *todo = malloc((size_t)p->n * sizeof *todo);
-    if (!todo) return dd_error_set(DD_ERR_NOMEM, "pretrain: out of memory");
+    int *pending = malloc((size_t)p->n * sizeof *pending);
+    if (!pending) return dd_error_set(DD_ERR_NOMEM, "pretrain: out of memory");
     // Rank 0 decides what is stored already (the others may have no cache).
-    int n_todo = 0, reused = 0;
+    int n_pending = 0, reused = 0;
     dd_status s = DD_OK;
     if (dd_comm_rank() == 0) {
         for (int i = 0; s == DD_OK && i < p->n; i++) {
@@ -257,17 +257,17 @@ static dd_status train_members(stage_ctx *c, const dd_options *o, const char *sc
                 reused++;
             } else if (ls == DD_ERR_NOT_FOUND) {
                 dd_error_clear();
-                todo[n_todo++] = i;
+                pending[n_pending++] = i;
             } else {
                 s = ls;
             }
         }
     }
-    if (s == DD_OK) s = dd_comm_bcast(&n_todo, sizeof n_todo, 0);
-    if (s == DD_OK) s = dd_comm_bcast(todo, (size_t)p->n * sizeof *todo, 0);
-    members_job j = {c, o, scheme, gain, seed, todo, 0, NULL, PTHREAD_MUTEX_INITIALIZER, 0};
-    int64_t hi = n_todo;
-    dd_comm_share(n_todo, dd_comm_rank(), dd_comm_size(), &j.lo, &hi);
+    if (s == DD_OK) s = dd_comm_bcast(&n_pending, sizeof n_pending, 0);
+    if (s == DD_OK) s = dd_comm_bcast(pending, (size_t)p->n * sizeof *pending, 0);
+    members_job j = {c, o, scheme, gain, seed, pending, 0, NULL, PTHREAD_MUTEX_INITIALIZER, 0};
+    int64_t hi = n_pending;
+    dd_comm_share(n_pending, dd_comm_rank(), dd_comm_size(), &j.lo, &hi);
     const int local = (int)(hi - j.lo);
     int workers = dd_threads_resolve(dd_model_threads(c->src_model));
     if (workers > local) workers = local > 0 ? local : 1;
@@ -281,7 +281,7 @@ static dd_status train_members(stage_ctx *c, const dd_options *o, const char *sc
             s = dd_model_clone(c->src_model, &j.models[w]);
         // one member: all threads on it; several: one thread each
         for (int w = 0; s == DD_OK && w < workers; w++)
-            dd_model_set_threads(j.models[w], n_todo > 1 ? 1 : saved);
+            dd_model_set_threads(j.models[w], n_pending > 1 ? 1 : saved);
     }
     if (s == DD_OK && local > 0) {
         if (dd_progress_create("pretrain", (uint64_t)local, "nets", &c->bar) != DD_OK) {
@@ -302,14 +302,14 @@ static dd_status train_members(stage_ctx *c, const dd_options *o, const char *sc
     for (int w = 1; j.models && w < workers; w++)
         dd_model_destroy(j.models[w]);
     free(j.models);
-    if (s == DD_OK) s = share_members(p, todo, n_todo);
+    if (s == DD_OK) s = share_members(p, pending, n_pending);
     // rank 0 stores what was trained
-    for (int k = 0; s == DD_OK && dd_comm_rank() == 0 && k < n_todo; k++)
-        s = dd_netpool_save_member(p, todo[k], c->dir);
-    free(todo);
+    for (int k = 0; s == DD_OK && dd_comm_rank() == 0 && k < n_pending; k++)
+        s = dd_netpool_save_member(p, pending[k], c->dir);
+    free(pending);
     DD_TRY(s);
     if (reused) dd_info("pretrain: reused %d stored member(s) in %s", reused, c->dir);
-    if (n_todo && dd_comm_rank() == 0)
+    if (n_pending && dd_comm_rank() == 0)
         DD_TRY(dd_netpool_write_index(p, c->dir, dd_strbuf_str(&c->key)));
     return DD_OK;
 }
