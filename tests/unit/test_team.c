@@ -1,7 +1,9 @@
 /* Tests of the engine's worker team (engine/team.h): every chunk of every
  * step counted once and reduced in chunk order, whatever the worker count;
  * a paused worker's chunk backed up by another; a failing chunk ends the
- * job with its message, without hanging. */
+ * job with its message, without hanging; the buffers the team hands out
+ * are never shared by two computations at once nor reused before their
+ * result is reduced, and stay below chunks + workers. */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,12 +21,19 @@
 #define STEPS 40
 #define MAXW 4
 
-/* Step k's chunk c produces (k + 1) · (c + 1) into its worker's slot; the
- * reduction appends the step's sum, taken in chunk order, to a running
- * total that the next step's chunks read (so a step that started early
- * would see the wrong total). */
+#define MAXBUF (DD_TEAM_MAX_CHUNKS + MAXW)
+
+/* Step k's chunk c produces (k + 1) · (c + 1) into the buffer the team gives
+ * it; the reduction appends the step's sum, taken in chunk order, to a
+ * running total that the next step's chunks read (so a step that started
+ * early would see the wrong total, and a buffer handed out again before its
+ * result was reduced would give a wrong sum). */
 typedef struct job_ctx {
-    long long slot[MAXW][DD_TEAM_MAX_CHUNKS];
+    long long slot[MAXBUF];
+    int busy[MAXBUF]; /* a computation is writing it */
+    int workers;      /* of the run */
+    int buf_overlap;  /* two computations were given one buffer at once */
+    int buf_too_high; /* a buffer at or above chunks + workers */
     long long total;
     long long sums[STEPS];
     int calls[STEPS][DD_TEAM_MAX_CHUNKS];
@@ -40,8 +49,7 @@ static int chunks_of(void *ctx, int step) {
     return 1 + step % 7;
 }
 
-static dd_status compute(void *vctx, int step, int c, int w) {
-    job_ctx *j = vctx;
+static dd_status compute_into(job_ctx *j, int step, int c, int w, int b) {
     if (step == j->fail_step && c == j->fail_chunk)
         return dd_error_set(DD_ERR_NUMERIC, "chunk %d of step %d failed on purpose", c, step);
     if (step == j->pause_step && c == j->pause_chunk &&
@@ -54,15 +62,28 @@ static dd_status compute(void *vctx, int step, int c, int w) {
     }
     __atomic_fetch_add(&j->calls[step][c], 1, __ATOMIC_RELAXED);
     j->nworkers_seen[w] = 1;
-    j->slot[w][c] = (step + 1) * (c + 1) + j->total;
+    j->slot[b] = (step + 1) * (c + 1) + j->total;
     return DD_OK;
 }
 
-static dd_status reduce(void *vctx, int step, const int *owner) {
+static dd_status compute(void *vctx, int step, int c, int w, int b) {
+    job_ctx *j = vctx;
+    if (b < 0 || b >= chunks_of(j, step) + j->workers) {
+        __atomic_store_n(&j->buf_too_high, 1, __ATOMIC_RELAXED);
+        return DD_OK;
+    }
+    if (__atomic_exchange_n(&j->busy[b], 1, __ATOMIC_ACQ_REL))
+        __atomic_store_n(&j->buf_overlap, 1, __ATOMIC_RELAXED);
+    dd_status s = compute_into(j, step, c, w, b);
+    __atomic_store_n(&j->busy[b], 0, __ATOMIC_RELEASE);
+    return s;
+}
+
+static dd_status reduce(void *vctx, int step, const int *buf) {
     job_ctx *j = vctx;
     long long s = 0;
     for (int c = 0; c < chunks_of(j, step); c++)
-        s += j->slot[owner[c]][c] - j->total;
+        s += j->slot[buf[c]] - j->total;
     j->sums[step] = s;
     __atomic_store_n(&j->total, j->total + s, __ATOMIC_RELEASE);
     return DD_OK;
@@ -70,7 +91,10 @@ static dd_status reduce(void *vctx, int step, const int *owner) {
 
 static void run(int workers, job_ctx *j, dd_team_stats *st, dd_status want) {
     dd_team_job job = {STEPS, chunks_of, compute, reduce, j, 0};
+    j->workers = workers;
     assert_int_equal(dd_team_run(workers, &job, st), want);
+    assert_int_equal(j->buf_overlap, 0);
+    assert_int_equal(j->buf_too_high, 0);
 }
 
 static void expect_sums(const job_ctx *j) {

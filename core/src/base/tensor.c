@@ -4,6 +4,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
+#include "base/heap.h"
+
+void dd_heap_trim(void) {
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
 void *dd_alloc_aligned(size_t bytes) {
     // aligned_alloc needs a size that is a multiple of the alignment; round up
     // and never ask for zero bytes so a valid pointer always comes back.

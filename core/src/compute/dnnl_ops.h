@@ -15,6 +15,10 @@
 typedef struct dd_dnnl dd_dnnl;
 DD_INTERNAL dd_status dd_dnnl_create(dd_dnnl **out);
 DD_INTERNAL void dd_dnnl_destroy(dd_dnnl *d);
+/** Frees the arena (internal layouts and scratchpads), which otherwise keeps
+ * the size of the largest pass ever created on d. Only when no kernel
+ * created on d is left; the next kernel's creation allocates it again. */
+DD_INTERNAL void dd_dnnl_release_arena(dd_dnnl *d);
 
 typedef struct dd_dnnl_conv_shape {
     int64_t batch, in_c, in_h, in_w, out_c, kernel, stride, pad;

@@ -68,6 +68,13 @@ void dd_dnnl_destroy(dd_dnnl *d) {
     free(d);
 }
 
+void dd_dnnl_release_arena(dd_dnnl *d) {
+    if (!d) return;
+    free(d->arena);
+    d->arena = NULL;
+    d->arena_size = 0;
+}
+
 dd_status dd_dnnl_arena_reserve(dd_dnnl *d, size_t bytes) {
     if (bytes <= d->arena_size) return DD_OK;
     // Not zeroed: pages are only touched by the passes that need them.

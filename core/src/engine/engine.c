@@ -183,7 +183,8 @@ static int nets_chunks(void *ctx, int step) {
     return (int)(j->hi - j->lo);
 }
 
-static dd_status nets_compute(void *ctx, int step, int chunk, int w) {
+static dd_status nets_compute(void *ctx, int step, int chunk, int w, int buf) {
+    (void)buf; // results go to per-network records, not team buffers
     (void)step;
     const nets_job *j = ctx;
     const int n = (int)j->lo + chunk;

@@ -7,6 +7,7 @@
 #include "distill/limits.h"
 #include "distill/tensor.h"
 #include "base/comm.h"
+#include "base/heap.h"
 #include "compute/threads.h"
 #include "distill/log.h"
 #include "engine/engine_impl.h"
@@ -42,6 +43,7 @@ void dd_engine_destroy(dd_engine *e) {
     free(e->stats.metric_history);
     free(e->stats.lr_history);
     free(e);
+    dd_heap_trim(); // the workers' models and buffers are not reused
 }
 
 static dd_status init_pixels_real(dd_engine *e) {

@@ -8,16 +8,25 @@
 #include "engine/team.h"
 
 /* distill.real_chunk 0: real-batch slices of at most this many images (a
- * slice's activations then stay in cache: measured 10–18 % faster real-batch
- * passes than 256–512-image slices for LeNet and AlexCifarNet, and half the
- * peak memory for LeNet; docs/benchmarks.md), and fewer while a slice's
- * activations would pass DD_ENGINE_SLICE_BYTES. */
-#define DD_ENGINE_SLICE_IMAGES 128
-#define DD_ENGINE_SLICE_BYTES ((size_t)256 << 20)
+ * slice's activations then stay in cache: 64–128-image slices measured
+ * 10–18 % faster real-batch passes than 256–512-image ones for LeNet and
+ * AlexCifarNet, at a fraction of the memory; docs/benchmarks.md), and
+ * fewer while a slice's activations would pass DD_ENGINE_SLICE_BYTES. */
+#define DD_ENGINE_SLICE_IMAGES 64
+#define DD_ENGINE_SLICE_BYTES ((size_t)128 << 20)
+
+/* Several workers keep every adjoint a_0 … a_K (a late chunk's backup may
+ * still read a_{k+1} while a_{k−1} is written) when they take at most this
+ * much; beyond it, two adjoints and no backups. */
+#define DD_ENGINE_ADJOINT_BYTES ((size_t)64 << 20)
 
 /* Everything one hypergradient needs beside the engine's learned state: the
- * unrolled θs and adjoints, the real batch's logits, and per (worker,
- * chunk) result slots (hypergrad.c). `workers` models run its chunks. */
+ * unrolled θs and adjoints, the real batch's logits, and the team's result
+ * buffers (hypergrad.c): one pool for the distilled-batch steps (chunk
+ * gradients, H·v and input cotangents), one for the real slices (gradient,
+ * logits and the fused slices' loss and metrics), each with as many
+ * buffers as its steps have chunks plus one per worker (team.h). `workers`
+ * models run the chunks. */
 typedef struct dd_netctx {
     struct dd_engine *e;
     int workers;
@@ -30,13 +39,13 @@ typedef struct dd_netctx {
     int64_t rlo, rhi;
     float *thetas; /* (K + 1) × P */
     int own_thetas;
-    float *as; /* adjoints a_k: K + 1 of them with several workers, else 2 */
+    float *as; /* adjoints a_k: K + 1 of them (as_full), else 2 */
     int as_full;
+    int no_backup;                     /* several workers with two adjoints: no backups */
     float *logits, *logits0, *dlogits; /* B × outputs */
-    float *slots;
-    size_t slot_floats;
-    int slots_per_worker;
-    double *closs, *cnum, *cden; /* per slot (fused slices) */
+    float *dbufs, *rbufs;              /* distilled-step and real-slice buffers */
+    size_t dbuf_floats, rbuf_floats;
+    double *closs, *cnum, *cden; /* per real buffer (fused slices) */
     int *last_fwd;               /* per worker: slice its model last forwarded, −1 */
     /* the call */
     const float *theta0, *x;

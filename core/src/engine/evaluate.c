@@ -145,7 +145,7 @@ dd_status dd_evaluate_test_all(dd_model *m, const dd_objective_handle *obj, cons
     for (int64_t b = 0; s == DD_OK && b < test->n; b += test_batch) {
         const int64_t n = test->n - b < test_batch ? test->n - b : test_batch;
         s = dd_dataset_gather_range(test, b, n, x);
-        if (s == DD_OK) s = dd_model_forward(m, theta, x, n, logits);
+        if (s == DD_OK) s = dd_model_forward_pieces(m, theta, x, n, DD_MODEL_FORWARD_PIECE, logits);
         if (s != DD_OK) break;
         double l = 0.0;
         s = obj->ops->outer_loss(obj->state, logits, test->labels + b, n, K, &l, dl);
@@ -253,7 +253,7 @@ static dd_status add_class_accuracy(dd_model *m, const dd_dataset *test, const f
     for (int64_t b = 0; s == DD_OK && b < test->n; b += test_batch) {
         const int64_t n = test->n - b < test_batch ? test->n - b : test_batch;
         s = dd_dataset_gather_range(test, b, n, x);
-        if (s == DD_OK) s = dd_model_forward(m, theta, x, n, logits);
+        if (s == DD_OK) s = dd_model_forward_pieces(m, theta, x, n, DD_MODEL_FORWARD_PIECE, logits);
         for (int64_t i = 0; s == DD_OK && i < n; i++) {
             const float *z = logits + (size_t)i * (size_t)K;
             int best = 0;
@@ -349,7 +349,8 @@ static int row_team_chunks(void *ctx, int step) {
     return ((const row_team *)ctx)->count;
 }
 
-static dd_status row_team_compute(void *ctx, int step, int c, int w) {
+static dd_status row_team_compute(void *ctx, int step, int c, int w, int buf) {
+    (void)buf; // results go to per-network records, not team buffers
     (void)step;
     const row_team *t = ctx;
     return row_net(t->j, (int)t->j->lo + c, w);

@@ -31,24 +31,37 @@ static void chunk_range(int64_t n, int nc, int c, int64_t *lo, int64_t *hi) {
     *hi = n * (c + 1) / nc;
 }
 
-typedef struct slot {
-    float *g, *hv, *mx, *my, *lg, *lg0, *dl;
-} slot;
+/* A distilled-step buffer: the chunk's gradient g, H·v, and its images' and
+ * labels' cotangents. */
+typedef struct dbuf {
+    float *g, *hv, *mx, *my;
+} dbuf;
 
-static slot slot_of(const dd_netctx *n, int w, int c) {
+static dbuf dbuf_of(const dd_netctx *n, int b) {
     const dd_engine *e = n->e;
-    float *base = n->slots + ((size_t)w * (size_t)n->slots_per_worker + (size_t)c) * n->slot_floats;
     const size_t P = e->P, mc = (size_t)((e->M + n->cd - 1) / n->cd);
-    const size_t bo = (size_t)n->bc * (size_t)e->n_out;
-    slot s;
-    s.g = base;
-    s.hv = s.g + P;
-    s.mx = s.hv + P;
-    s.my = s.mx + mc * e->D;
-    s.lg = s.my + mc * (size_t)e->n_out;
-    s.lg0 = s.lg + bo;
-    s.dl = s.lg0 + bo;
-    return s;
+    dbuf d;
+    d.g = n->dbufs + (size_t)b * n->dbuf_floats;
+    d.hv = d.g + P;
+    d.mx = d.hv + P;
+    d.my = d.mx + mc * e->D;
+    return d;
+}
+
+/* A real-slice buffer: the slice's gradient, logits (θ_K, θ0) and their
+ * cotangent. */
+typedef struct rbuf {
+    float *g, *lg, *lg0, *dl;
+} rbuf;
+
+static rbuf rbuf_of(const dd_netctx *n, int b) {
+    const size_t bo = (size_t)n->bc * (size_t)n->e->n_out;
+    rbuf r;
+    r.g = n->rbufs + (size_t)b * n->rbuf_floats;
+    r.lg = r.g + n->e->P;
+    r.lg0 = r.lg + bo;
+    r.dl = r.lg0 + bo;
+    return r;
 }
 
 static float *adjoint(const dd_netctx *n, int k) {
@@ -60,7 +73,8 @@ void dd_netctx_free(dd_netctx *n) {
     if (!n) return;
     if (n->own_thetas) dd_free(n->thetas);
     dd_free(n->as);
-    dd_free(n->slots);
+    dd_free(n->dbufs);
+    dd_free(n->rbufs);
     dd_free(n->logits);
     dd_free(n->logits0);
     dd_free(n->dlogits);
@@ -96,28 +110,32 @@ dd_status dd_netctx_init(dd_netctx *n, dd_engine *e, int workers, dd_model **mod
     n->cr = n->cr_max = (int)nr;
     n->bc = (B + nr - 1) / nr;
     n->fused = (e->obj->ops->flags & DD_OBJECTIVE_MEAN_LOSS) != 0;
-    n->slots_per_worker = n->cd > n->cr ? n->cd : n->cr;
     const size_t mc = (size_t)((e->M + n->cd - 1) / n->cd);
-    n->slot_floats = 2 * e->P + mc * (e->D + (size_t)e->n_out) + 3 * (size_t)n->bc * e->n_out;
-    n->as_full = workers > 1;
+    n->dbuf_floats = 2 * e->P + mc * (e->D + (size_t)e->n_out);
+    n->rbuf_floats = e->P + 3 * (size_t)n->bc * e->n_out;
+    const size_t ndbufs = (size_t)n->cd + (size_t)workers;
+    const size_t nrbufs = (size_t)n->cr_max + (size_t)workers;
+    n->as_full =
+        workers > 1 && ((size_t)e->K + 1) * e->P * sizeof(float) <= DD_ENGINE_ADJOINT_BYTES;
+    n->no_backup = workers > 1 && !n->as_full;
     const size_t BO = (size_t)B * (size_t)e->n_out;
     const size_t nm = (size_t)e->obj->n_metrics + 1;
-    const size_t nslots = (size_t)workers * (size_t)n->slots_per_worker;
     n->thetas = thetas;
     if (!thetas) {
         n->own_thetas = 1;
         n->thetas = dd_alloc_floats((size_t)(e->K + 1) * e->P);
     }
     n->as = dd_alloc_floats((n->as_full ? (size_t)e->K + 1 : 2) * e->P);
-    n->slots = dd_alloc_floats(nslots * n->slot_floats);
+    n->dbufs = dd_alloc_floats(ndbufs * n->dbuf_floats);
+    n->rbufs = dd_alloc_floats(nrbufs * n->rbuf_floats);
     n->logits = dd_alloc_floats(BO);
     n->dlogits = dd_alloc_floats(BO);
     if (e->ref_logits) n->logits0 = dd_alloc_floats(BO);
-    n->closs = calloc(nslots, sizeof *n->closs);
-    n->cnum = calloc(nslots * nm, sizeof *n->cnum);
-    n->cden = calloc(nslots * nm, sizeof *n->cden);
+    n->closs = calloc(nrbufs, sizeof *n->closs);
+    n->cnum = calloc(nrbufs * nm, sizeof *n->cnum);
+    n->cden = calloc(nrbufs * nm, sizeof *n->cden);
     n->last_fwd = malloc((size_t)workers * sizeof *n->last_fwd);
-    if (!n->thetas || !n->as || !n->slots || !n->logits || !n->dlogits ||
+    if (!n->thetas || !n->as || !n->dbufs || !n->rbufs || !n->logits || !n->dlogits ||
         (e->ref_logits && !n->logits0) || !n->closs || !n->cnum || !n->cden || !n->last_fwd) {
         dd_netctx_free(n);
         return dd_error_set(DD_ERR_NOMEM,
@@ -185,8 +203,8 @@ static void slice_range(const dd_netctx *n, int c, int64_t *lo, int64_t *hi) {
 
 /* The real batch's slice c on worker w: forwards (θ0 first when the
  * objective compares with it), and, fused, the slice's loss, metrics and
- * backward into the slot. */
-static dd_status real_forward(dd_netctx *n, int c, int w) {
+ * backward into real buffer bi. */
+static dd_status real_forward(dd_netctx *n, int c, int w, int bi) {
     dd_engine *e = n->e;
     dd_model *m = n->models[w];
     int64_t lo, hi;
@@ -194,13 +212,13 @@ static dd_status real_forward(dd_netctx *n, int c, int w) {
     const int64_t b = hi - lo;
     const float *x = n->x + (size_t)lo * e->D;
     const float *thK = n->thetas + (size_t)e->K * e->P;
-    slot s = slot_of(n, w, c);
+    rbuf s = rbuf_of(n, bi);
     n->last_fwd[w] = -1;
     if (n->logits0) DD_TRY(dd_model_forward(m, n->theta0, x, b, s.lg0));
     DD_TRY(dd_model_forward(m, thK, x, b, s.lg));
     n->last_fwd[w] = c;
     if (!n->fused) return DD_OK;
-    const size_t slot_i = (size_t)w * (size_t)n->slots_per_worker + (size_t)c;
+    const size_t slot_i = (size_t)bi;
     const size_t nm = (size_t)e->obj->n_metrics + 1;
     DD_TRY(
         objective_loss(n, s.lg, n->logits0 ? s.lg0 : NULL, n->y + lo, b, &n->closs[slot_i], s.dl));
@@ -212,7 +230,7 @@ static dd_status real_forward(dd_netctx *n, int c, int w) {
     return DD_OK;
 }
 
-static dd_status real_backward(dd_netctx *n, int c, int w) {
+static dd_status real_backward(dd_netctx *n, int c, int w, int bi) {
     dd_engine *e = n->e;
     dd_model *m = n->models[w];
     int64_t lo, hi;
@@ -220,7 +238,7 @@ static dd_status real_backward(dd_netctx *n, int c, int w) {
     const int64_t b = hi - lo;
     const float *thK = n->thetas + (size_t)e->K * e->P;
     const float *dl = n->dlogits + (size_t)lo * (size_t)e->n_out;
-    slot s = slot_of(n, w, c);
+    rbuf s = rbuf_of(n, bi);
     dd_status st;
     if (n->last_fwd[w] == c)
         st = dd_model_backward(m, thK, b, dl, s.g, NULL);
@@ -230,7 +248,7 @@ static dd_status real_backward(dd_netctx *n, int c, int w) {
     return st;
 }
 
-static dd_status job_compute(void *ctx, int step, int c, int w) {
+static dd_status job_compute(void *ctx, int step, int c, int w, int b) {
     dd_netctx *n = ctx;
     dd_engine *e = n->e;
     const int K = e->K;
@@ -243,30 +261,31 @@ static dd_status job_compute(void *ctx, int step, int c, int w) {
         double inner;
         n->last_fwd[w] = -1;
         return dd_model_loss_grad(n->models[w], n->thetas + (size_t)k * P, chunk_pixels(e, s, lo),
-                                  hi - lo, chunk_labels(e, s, lo), &inner, slot_of(n, w, c).g, NULL,
+                                  hi - lo, chunk_labels(e, s, lo), &inner, dbuf_of(n, b).g, NULL,
                                   NULL);
     }
-    if (step == K) return real_forward(n, c, w);
-    if (step == K + 1 && real_steps(n) == 2) return real_backward(n, c, w);
+    if (step == K) return real_forward(n, c, w, b);
+    if (step == K + 1 && real_steps(n) == 2) return real_backward(n, c, w, b);
     // reverse step k: H_k a_{k+1}, ∇x⟨g_k, a_{k+1}⟩, ∇y⟨g_k, a_{k+1}⟩ and g_k
     const int k = K - 1 - (step - K - real_steps(n)), s = k % e->S;
     int64_t lo, hi;
     chunk_range(e->M, n->cd, c, &lo, &hi);
-    slot sl = slot_of(n, w, c);
+    dbuf sl = dbuf_of(n, b);
     n->last_fwd[w] = -1;
     return dd_model_hvp(n->models[w], n->thetas + (size_t)k * P, chunk_pixels(e, s, lo), hi - lo,
                         chunk_labels(e, s, lo), adjoint(n, k + 1), sl.hv, n->gp ? sl.mx : NULL,
                         (n->gsoft && e->soft) ? sl.my : NULL, sl.g, NULL);
 }
 
-/* Σ_c scale_c · slot(c).g into out (scale_c = size of chunk c / n). */
-static void sum_chunks(const dd_netctx *n, const int *owner, int nc, int64_t total, int which,
+/* Σ_c scale_c · g (which = 0) or H·v (1) of chunk c, in buffer buf[c], into
+ * out (scale_c = size of chunk c / n). */
+static void sum_chunks(const dd_netctx *n, const int *buf, int nc, int64_t total, int which,
                        float *out) {
     const size_t P = n->e->P;
     for (int c = 0; c < nc; c++) {
         int64_t lo, hi;
         chunk_range(total, nc, c, &lo, &hi);
-        slot s = slot_of(n, owner[c], c);
+        const dbuf s = dbuf_of(n, buf[c]);
         const float *src = which ? s.hv : s.g;
         if (nc == 1) {
             if (out != src) memcpy(out, src, P * sizeof(float));
@@ -311,13 +330,14 @@ static dd_status gather_rows(const dd_netctx *n, float *buf) {
     return s;
 }
 
-/* Σ_c (size of slice c / B) · slot(c).g into out (this rank's slices). */
-static void sum_slices(const dd_netctx *n, const int *owner, float *out) {
+/* Σ_c (size of slice c / B) · the gradient of slice c (in real buffer
+ * buf[c]) into out (this rank's slices). */
+static void sum_slices(const dd_netctx *n, const int *buf, float *out) {
     const size_t P = n->e->P;
     for (int c = 0; c < n->cr; c++) {
         int64_t lo, hi;
         slice_range(n, c, &lo, &hi);
-        const float *src = slot_of(n, owner[c], c).g;
+        const float *src = rbuf_of(n, buf[c]).g;
         if (n->cr == 1 && hi - lo == n->batch) {
             memcpy(out, src, P * sizeof(float));
             return;
@@ -332,7 +352,7 @@ static void sum_slices(const dd_netctx *n, const int *owner, float *out) {
     }
 }
 
-static dd_status reduce_real(dd_netctx *n, int step, const int *owner) {
+static dd_status reduce_real(dd_netctx *n, int step, const int *buf) {
     dd_engine *e = n->e;
     const int K = e->K;
     const size_t P = e->P, nm = (size_t)e->obj->n_metrics + 1;
@@ -343,7 +363,7 @@ static dd_status reduce_real(dd_netctx *n, int step, const int *owner) {
         for (int c = 0; c < n->cr; c++) {
             int64_t lo, hi;
             slice_range(n, c, &lo, &hi);
-            slot s = slot_of(n, owner[c], c);
+            const rbuf s = rbuf_of(n, buf[c]);
             memcpy(n->logits + (size_t)lo * no, s.lg, (size_t)(hi - lo) * no * sizeof(float));
             if (n->logits0)
                 memcpy(n->logits0 + (size_t)lo * no, s.lg0, (size_t)(hi - lo) * no * sizeof(float));
@@ -352,7 +372,7 @@ static dd_status reduce_real(dd_netctx *n, int step, const int *owner) {
         if (n->logits0) DD_TRY(gather_rows(n, n->logits0));
         DD_TRY(objective_loss(n, n->logits, n->logits0, n->y, B, &n->loss, n->dlogits));
         if (n->want_metric) {
-            double *num = n->cnum, *den = n->cden; // slot 0's, free at this step
+            double *num = n->cnum, *den = n->cden; // unused by unfused slices
             DD_TRY(objective_metrics(n, n->logits, n->y, B, num, den));
             n->num = e->obj->n_metrics > 0 ? num[0] : 0.0;
             n->den = e->obj->n_metrics > 0 ? den[0] : 0.0;
@@ -366,14 +386,14 @@ static dd_status reduce_real(dd_netctx *n, int step, const int *owner) {
         for (int c = 0; c < n->cr; c++) {
             int64_t lo, hi;
             slice_range(n, c, &lo, &hi);
-            const size_t si = (size_t)owner[c] * (size_t)n->slots_per_worker + (size_t)c;
+            const size_t si = (size_t)buf[c];
             sums[0] += (double)(hi - lo) / (double)B * n->closs[si];
             if (e->obj->n_metrics > 0) {
                 sums[1] += n->cnum[si * nm];
                 sums[2] += n->cden[si * nm];
             }
         }
-        if (n->want_grad) sum_slices(n, owner, aK);
+        if (n->want_grad) sum_slices(n, buf, aK);
         if (n->across_ranks) {
             DD_TRY(dd_comm_sum_doubles(sums, 3));
             if (n->want_grad) DD_TRY(dd_comm_sum_floats(aK, P));
@@ -386,7 +406,7 @@ static dd_status reduce_real(dd_netctx *n, int step, const int *owner) {
     }
     // unfused backward: the slices' dlogits already carry the batch's weights
     for (int c = 0; c < n->cr; c++) {
-        const float *g = slot_of(n, owner[c], c).g;
+        const float *g = rbuf_of(n, buf[c]).g;
         if (c == 0)
             memcpy(aK, g, P * sizeof(float));
         else
@@ -397,7 +417,7 @@ static dd_status reduce_real(dd_netctx *n, int step, const int *owner) {
     return DD_OK;
 }
 
-static dd_status job_reduce(void *ctx, int step, const int *owner) {
+static dd_status job_reduce(void *ctx, int step, const int *buf) {
     dd_netctx *n = ctx;
     dd_engine *e = n->e;
     const int K = e->K;
@@ -409,7 +429,7 @@ static dd_status job_reduce(void *ctx, int step, const int *owner) {
         float *next = n->thetas + (size_t)(k + 1) * P;
         const float lr = dd_lr_from_raw(e->raw[k]);
         if (n->cd == 1) {
-            const float *g = slot_of(n, owner[0], 0).g;
+            const float *g = dbuf_of(n, buf[0]).g;
             for (size_t i = 0; i < P; i++)
                 next[i] = th[i] - lr * g[i];
         } else if (n->cd == 2) { // the common case in one pass
@@ -417,11 +437,11 @@ static dd_status job_reduce(void *ctx, int step, const int *owner) {
             chunk_range(e->M, 2, 0, &lo, &mid);
             chunk_range(e->M, 2, 1, &mid, &hi);
             const float f0 = (float)(mid - lo) / (float)e->M, f1 = (float)(hi - mid) / (float)e->M;
-            const float *g0 = slot_of(n, owner[0], 0).g, *g1 = slot_of(n, owner[1], 1).g;
+            const float *g0 = dbuf_of(n, buf[0]).g, *g1 = dbuf_of(n, buf[1]).g;
             for (size_t i = 0; i < P; i++)
                 next[i] = th[i] - lr * (f0 * g0[i] + f1 * g1[i]);
         } else {
-            sum_chunks(n, owner, n->cd, e->M, 0, next); // g_k, then θ_k − η_k g_k in place
+            sum_chunks(n, buf, n->cd, e->M, 0, next); // g_k, then θ_k − η_k g_k in place
             for (size_t i = 0; i < P; i++)
                 next[i] = th[i] - lr * next[i];
         }
@@ -429,7 +449,7 @@ static dd_status job_reduce(void *ctx, int step, const int *owner) {
         return DD_OK;
     }
     if (step < K + real_steps(n)) {
-        DD_TRY(reduce_real(n, step, owner));
+        DD_TRY(reduce_real(n, step, buf));
         if (step == K + real_steps(n) - 1) n->t_mark[1] = now_seconds();
         return DD_OK;
     }
@@ -442,7 +462,7 @@ static dd_status job_reduce(void *ctx, int step, const int *owner) {
         int64_t lo, hi;
         chunk_range(e->M, n->cd, c, &lo, &hi);
         const float f = n->cd == 1 ? 1.f : (float)(hi - lo) / (float)e->M;
-        slot sl = slot_of(n, owner[c], c);
+        const dbuf sl = dbuf_of(n, buf[c]);
         if (n->gp) {
             float *dst = n->gp + ((size_t)s * (size_t)e->M + (size_t)lo) * D;
             const size_t len = (size_t)(hi - lo) * D;
@@ -457,13 +477,13 @@ static dd_status job_reduce(void *ctx, int step, const int *owner) {
         }
     }
     // g_k and H_k a_{k+1} of the whole distilled batch
-    float *g = slot_of(n, owner[0], 0).g, *hv = slot_of(n, owner[0], 0).hv;
+    float *g = dbuf_of(n, buf[0]).g, *hv = dbuf_of(n, buf[0]).hv;
     if (n->cd == 2) { // the common case in one pass
         int64_t lo, mid, hi;
         chunk_range(e->M, 2, 0, &lo, &mid);
         chunk_range(e->M, 2, 1, &mid, &hi);
         const float f0 = (float)(mid - lo) / (float)e->M, f1 = (float)(hi - mid) / (float)e->M;
-        const slot s1 = slot_of(n, owner[1], 1);
+        const dbuf s1 = dbuf_of(n, buf[1]);
         double dot = 0.0;
         for (size_t i = 0; i < P; i++) {
             const float gi = f0 * g[i] + f1 * s1.g[i];
@@ -475,8 +495,8 @@ static dd_status job_reduce(void *ctx, int step, const int *owner) {
         return DD_OK;
     }
     if (n->cd > 2) {
-        sum_chunks(n, owner, n->cd, e->M, 0, g);
-        sum_chunks(n, owner, n->cd, e->M, 1, hv);
+        sum_chunks(n, buf, n->cd, e->M, 0, g);
+        sum_chunks(n, buf, n->cd, e->M, 1, hv);
     }
     if (n->graw) {
         double dot = 0.0;
@@ -527,6 +547,7 @@ dd_status dd_netctx_run(dd_netctx *n, const float *theta0, const float *x, const
         .compute = job_compute,
         .reduce = job_reduce,
         .ctx = n,
+        .no_backup = n->no_backup,
     };
     const double t0 = now_seconds();
     n->t_mark[0] = n->t_mark[1] = t0;

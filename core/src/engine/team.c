@@ -19,13 +19,21 @@
 #define BACKUP_MIN_S 50e-6
 /* Spins before a waiting worker starts yielding its core to others. */
 #define SPINS_BEFORE_YIELD 256
+/* Buffers: at most DD_TEAM_MAX_CHUNKS results awaiting a reduction plus one
+ * computation per worker (at most 255 workers). */
+#define MAX_BUFFERS (DD_TEAM_MAX_CHUNKS + 256)
+#define HELD_WORDS ((MAX_BUFFERS + 63) / 64)
+#define BUF_SPAN 1024
 
 typedef struct team {
     const dd_team_job *job;
     // claim[c] <= k: chunk c is free for step k; k + 1: claimed for step k.
     atomic_int claim[DD_TEAM_MAX_CHUNKS];
-    // done[c] = (k + 1) * 256 + worker once step k's chunk c is finished.
+    // done[c] = (k + 1) * BUF_SPAN + buffer once step k's chunk c is finished.
     atomic_long done[DD_TEAM_MAX_CHUNKS];
+    // bit b set: buffer b is written by a computation or holds a result
+    // that counts, not yet reduced
+    atomic_ullong held[HELD_WORDS];
     atomic_int ndone;     // chunks of the current step finished
     atomic_int step_done; // steps whose reduction has run
     atomic_int failed;
@@ -67,29 +75,55 @@ static int n_chunks_of(const team *t, int step) {
 }
 
 static int is_done(team *t, int step, int c) {
-    return (atomic_load_explicit(&t->done[c], memory_order_acquire) >> 8) >= (long)step + 1;
+    return atomic_load_explicit(&t->done[c], memory_order_acquire) / BUF_SPAN >= (long)step + 1;
+}
+
+/* The lowest free buffer. While a step of nc chunks runs, at most nc − 1 of
+ * its results and workers − 1 other computations hold buffers, so the
+ * lowest free one is below nc + workers. */
+static int take_buffer(team *t) {
+    for (int i = 0; i < HELD_WORDS; i++) {
+        unsigned long long cur = atomic_load_explicit(&t->held[i], memory_order_relaxed);
+        while (~cur) {
+            const int b = __builtin_ctzll(~cur);
+            if (atomic_compare_exchange_weak_explicit(&t->held[i], &cur, cur | (1ULL << b),
+                                                      memory_order_acq_rel, memory_order_relaxed))
+                return i * 64 + b;
+        }
+    }
+    return -1; // more holders than workers + chunks: cannot happen
+}
+
+static void give_buffer(team *t, int b) {
+    atomic_fetch_and_explicit(&t->held[b / 64], ~(1ULL << (b % 64)), memory_order_acq_rel);
 }
 
 /* The reduction of `step`, then the release of the next step. */
 static void reduce_step(team *t, int step, int nc) {
-    int owner[DD_TEAM_MAX_CHUNKS];
+    int buf[DD_TEAM_MAX_CHUNKS];
     for (int c = 0; c < nc; c++)
-        owner[c] = (int)(atomic_load_explicit(&t->done[c], memory_order_acquire) & 255);
+        buf[c] = (int)(atomic_load_explicit(&t->done[c], memory_order_acquire) % BUF_SPAN);
     if (t->job->reduce && !atomic_load(&t->failed)) {
-        dd_status s = t->job->reduce(t->job->ctx, step, owner);
+        dd_status s = t->job->reduce(t->job->ctx, step, buf);
         if (s != DD_OK) fail(t, s);
     }
+    for (int c = 0; c < nc; c++)
+        give_buffer(t, buf[c]);
     atomic_store_explicit(&t->ndone, 0, memory_order_relaxed);
     atomic_store_explicit(&t->step_done, step + 1, memory_order_release);
 }
 
-/* Chunk c of `step` finished on worker w: record it unless another worker
- * was first; the step's last chunk runs the reduction. */
-static void publish(team *t, int step, int c, int w, int nc) {
-    const long mine = ((long)step + 1) * 256 + w;
+/* Chunk c of `step` finished into buffer b: record it unless another
+ * computation was first (then b is free again); the step's last chunk runs
+ * the reduction. */
+static void publish(team *t, int step, int c, int b, int nc) {
+    const long mine = ((long)step + 1) * BUF_SPAN + b;
     long old = atomic_load_explicit(&t->done[c], memory_order_relaxed);
     for (;;) {
-        if ((old >> 8) >= (long)step + 1) return; // a backup or the original won
+        if (old / BUF_SPAN >= (long)step + 1) { // a backup or the original won
+            give_buffer(t, b);
+            return;
+        }
         if (atomic_compare_exchange_weak_explicit(&t->done[c], &old, mine, memory_order_acq_rel,
                                                   memory_order_relaxed))
             break;
@@ -101,7 +135,9 @@ static void publish(team *t, int step, int c, int w, int nc) {
 /* Computes chunk c of `step` on worker w; returns its duration. */
 static double run_chunk(team *t, int step, int c, int w, int nc, int backup) {
     const double t0 = now_s();
-    dd_status s = t->job->compute(t->job->ctx, step, c, w);
+    const int b = take_buffer(t);
+    dd_status s = b < 0 ? dd_error_set(DD_ERR_NOMEM, "team: no free buffer")
+                        : t->job->compute(t->job->ctx, step, c, w, b);
     const double dt = now_s() - t0;
     atomic_fetch_add_explicit(&t->chunks, 1, memory_order_relaxed);
     if (backup) atomic_fetch_add_explicit(&t->backups, 1, memory_order_relaxed);
@@ -109,9 +145,10 @@ static double run_chunk(team *t, int step, int c, int w, int nc, int backup) {
         // A late copy's failure does not count when the chunk is done.
         if (!is_done(t, step, c)) fail(t, s);
         dd_error_clear();
+        if (b >= 0) give_buffer(t, b);
         return dt;
     }
-    publish(t, step, c, w, nc);
+    publish(t, step, c, b, nc);
     return dt;
 }
 
@@ -161,14 +198,16 @@ static void worker_loop(team *t, int w) {
 }
 
 static dd_status run_inline(const dd_team_job *job, dd_team_stats *stats) {
-    int owner[DD_TEAM_MAX_CHUNKS] = {0};
+    int buf[DD_TEAM_MAX_CHUNKS];
+    for (int c = 0; c < DD_TEAM_MAX_CHUNKS; c++)
+        buf[c] = c;
     for (int k = 0; k < job->n_steps; k++) {
         const int nc = job->n_chunks(job->ctx, k);
         for (int c = 0; c < nc; c++) {
-            DD_TRY(job->compute(job->ctx, k, c, 0));
+            DD_TRY(job->compute(job->ctx, k, c, 0, c));
             if (stats) stats->chunks++;
         }
-        if (job->reduce) DD_TRY(job->reduce(job->ctx, k, owner));
+        if (job->reduce) DD_TRY(job->reduce(job->ctx, k, buf));
     }
     return DD_OK;
 }
@@ -184,6 +223,8 @@ dd_status dd_team_run(int workers, const dd_team_job *job, dd_team_stats *stats)
         atomic_init(&t.claim[c], 0);
         atomic_init(&t.done[c], 0);
     }
+    for (int i = 0; i < HELD_WORDS; i++)
+        atomic_init(&t.held[i], 0);
     atomic_init(&t.ndone, 0);
     atomic_init(&t.step_done, 0);
     atomic_init(&t.failed, 0);

@@ -23,17 +23,20 @@ typedef struct dd_team_job {
     int n_steps;
     /** Chunks of step `step` (1..DD_TEAM_MAX_CHUNKS). */
     int (*n_chunks)(void *ctx, int step);
-    /** Computes chunk `chunk` of step `step` on worker `worker`, writing only
-     * that worker's own buffers (the reduction reads them). Worker w runs at
-     * most one call at a time. */
-    dd_status (*compute)(void *ctx, int step, int chunk, int worker);
-    /** Combines step `step`: owner[c] is the worker whose result of chunk c
-     * counts. Runs once per step, on one worker, after every chunk of the
-     * step and before any chunk of the next. (optional) */
-    dd_status (*reduce)(void *ctx, int step, const int *owner);
+    /** Computes chunk `chunk` of step `step` on worker `worker` into buffer
+     * `buf`, the caller's storage numbered by the team: no other computation
+     * writes buffer `buf` until this one returns and, when this result is
+     * the one that counts, until the step's reduction has run. buf <
+     * n_chunks(step) + workers, so that many buffers of a step's kind
+     * suffice. Worker w runs at most one call at a time. */
+    dd_status (*compute)(void *ctx, int step, int chunk, int worker, int buf);
+    /** Combines step `step`: buf[c] is the buffer holding the result of chunk
+     * c that counts. Runs once per step, on one worker, after every chunk of
+     * the step and before any chunk of the next. (optional) */
+    dd_status (*reduce)(void *ctx, int step, const int *buf);
     void *ctx;
-    /** Non-zero: never compute a chunk twice (for chunks whose results a
-     * second worker could not write beside the first's). */
+    /** Non-zero: never compute a chunk twice (for chunks that read state a
+     * later step's reduction overwrites, or that write outside `buf`). */
     int no_backup;
 } dd_team_job;
 

@@ -171,7 +171,7 @@ dd_status dd_pretrain_accuracy(dd_model *m, const float *theta, const dd_dataset
     for (int64_t b = 0; s == DD_OK && b < d->n; b += B) {
         const int64_t n = d->n - b < B ? d->n - b : B;
         s = dd_dataset_gather_range(d, b, n, x);
-        if (s == DD_OK) s = dd_model_forward(m, theta, x, n, z);
+        if (s == DD_OK) s = dd_model_forward_pieces(m, theta, x, n, DD_MODEL_FORWARD_PIECE, z);
         for (int64_t i = 0; s == DD_OK && i < n; i++) {
             correct += dd_argmax(z + (size_t)i * (size_t)K, K) == d->labels[b + i];
         }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/heap.h"
 #include "distill/log.h"
 #include "distill/tensor.h"
 #include "compute/dnnl_ops.h"
@@ -361,6 +362,9 @@ void dd_model_release_workspaces(dd_model *m) {
     for (int i = 0; i < WS_CACHE; i++)
         if (m->ws[i].batch) ws_free(m, &m->ws[i]);
     m->fwd_tick = 0; // no stored activations any more
+    // no kernel is left: the arena sized by the largest batch goes too
+    dd_dnnl_release_arena(m->dnnl);
+    dd_heap_trim();
 }
 
 void dd_model_destroy(dd_model *m) {
@@ -583,6 +587,17 @@ dd_status dd_model_forward(dd_model *m, const float *theta, const float *x, int6
     DD_TRY(run_forward(m, w, theta, x));
     if (logits) memcpy(logits, w->act[m->g->n_layers], (size_t)batch * m->n_out * sizeof *logits);
     m->fwd_tick = w->last_use;
+    return DD_OK;
+}
+
+dd_status dd_model_forward_pieces(dd_model *m, const float *theta, const float *x, int64_t batch,
+                                  int64_t piece, float *logits) {
+    if (piece < 1) piece = batch;
+    const size_t D = m->in_size, O = (size_t)m->n_out;
+    for (int64_t b = 0; b < batch; b += piece) {
+        const int64_t n = batch - b < piece ? batch - b : piece;
+        DD_TRY(dd_model_forward(m, theta, x + (size_t)b * D, n, logits + (size_t)b * O));
+    }
     return DD_OK;
 }
 

@@ -48,6 +48,16 @@ DD_INTERNAL int dd_model_threads(const dd_model *m);
  * batch size, e.g. distillation's real batch before evaluation. */
 DD_INTERNAL void dd_model_release_workspaces(dd_model *m);
 
+/** Images per piece of dd_model_forward_pieces for evaluation and testing. */
+#define DD_MODEL_FORWARD_PIECE 64
+
+/** dd_model_forward of `batch` images in consecutive pieces of at most
+ * `piece` (logits batch × outputs): the workspace is that of a piece, not of
+ * the batch. Each image's logits are the same as in one call (oneDNN's
+ * per-image results do not depend on the batch they run in). */
+DD_INTERNAL dd_status dd_model_forward_pieces(dd_model *m, const float *theta, const float *x,
+                                              int64_t batch, int64_t piece, float *logits);
+
 /** Hash of the piecewise-linear pattern of the last forward pass at this
  * batch size: relu signs and max-pool argmax positions. Two points with the
  * same pattern lie on one smooth piece, so finite differences between them

@@ -211,7 +211,8 @@ static int members_team_chunks(void *ctx, int step) {
     return ((const members_team *)ctx)->count;
 }
 
-static dd_status members_team_compute(void *ctx, int step, int k, int w) {
+static dd_status members_team_compute(void *ctx, int step, int k, int w, int buf) {
+    (void)buf; // results go to per-network records, not team buffers
     (void)step;
     members_team *t = ctx;
     return train_member(t->j, t->j->pending[t->j->lo + k], t->j->models[w]);
