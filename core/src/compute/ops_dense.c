@@ -130,6 +130,91 @@ static void conv_ref_bwd_data(dd_layer_exec *e, const float *dy1, const float *w
     }
 }
 
+/* Backward-data of a one-input-channel convolution (LeNet's first layer,
+ * where the distilled images' gradients come from), stride 1, as a direct
+ * correlation of the zero-padded output gradients with the flipped kernels:
+ * 8 outputs of a row per vector register, summed over every output channel
+ * and kernel tap before they are stored. oneDNN runs this shape through its
+ * gemm fallback at about 13 GFLOP/s. For the padded planes of one image up
+ * to IC1_PAD_FLOATS. */
+#define IC1_MAX_SIDE 64
+#define IC1_PAD_FLOATS 16384
+#define IC1_SLACK (2 * IC1_MAX_SIDE + 32)
+
+typedef float v8f __attribute__((vector_size(32)));
+
+static inline v8f v8f_load(const float *p) {
+    v8f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static int ic1_bwd_data_fits(const dd_layer *L) {
+    const int k = L->kernel, PH = L->in_h + k - 1, PW = L->in_w + k - 1;
+    return L->kind == DD_OP_CONV && L->in_c == 1 && L->stride == 1 && L->pad >= 0 &&
+           L->pad <= k - 1 && PH <= IC1_MAX_SIDE && PW <= IC1_MAX_SIDE &&
+           (size_t)L->out_c * PH * PW <= IC1_PAD_FLOATS;
+}
+
+// dx (one image, H×W) += the correlation of dy (O planes of OH×OW) with the
+// flipped kernels w (O×k×k).
+static void ic1_bwd_data_image(const dd_layer *L, const float *dy, const float *w, float *dx) {
+    const int k = L->kernel, H = L->in_h, W = L->in_w, OH = L->out_h, OW = L->out_w;
+    const int O = L->out_c, off = k - 1 - L->pad, PW = W + k - 1, PH = H + k - 1;
+    const size_t plane = (size_t)PH * PW;
+    // pad[o][r][c] = dy[o][r − off][c − off], zero outside; the slack after
+    // the last plane is read by the lanes past a row's end and by the second
+    // row of an odd last pair (discarded)
+    float pad[IC1_PAD_FLOATS + IC1_SLACK];
+    memset(pad, 0, ((size_t)O * plane + IC1_SLACK) * sizeof *pad);
+    for (int o = 0; o < O; o++)
+        for (int r = 0; r < OH; r++)
+            memcpy(pad + (size_t)o * plane + (size_t)(r + off) * PW + off,
+                   dy + ((size_t)o * OH + r) * OW, (size_t)OW * sizeof *pad);
+    // two rows × 32 columns at a time: eight independent sums in registers
+    for (int iy = 0; iy < H; iy += 2) {
+        const int rows = H - iy < 2 ? H - iy : 2;
+        for (int x0 = 0; x0 < W; x0 += 32) {
+            v8f s[2][4] = {{{0}}};
+            for (int o = 0; o < O; o++) {
+                const float *wo = w + (size_t)o * k * k;
+                const float *base = pad + (size_t)o * plane + (size_t)iy * PW + x0;
+                for (int kh = 0; kh < k; kh++) {
+                    const float *r0 = base + (size_t)kh * PW, *r1 = r0 + PW;
+                    const float *wr = wo + (size_t)(k - 1 - kh) * k + (k - 1);
+                    for (int kw = 0; kw < k; kw++) {
+                        const float wv = wr[-kw];
+                        for (int b = 0; b < 4; b++) {
+                            s[0][b] += v8f_load(r0 + kw + 8 * b) * wv;
+                            s[1][b] += v8f_load(r1 + kw + 8 * b) * wv;
+                        }
+                    }
+                }
+            }
+            const int n = W - x0 < 32 ? W - x0 : 32;
+            for (int r = 0; r < rows; r++) {
+                float *dxr = dx + (size_t)(iy + r) * W + x0;
+                for (int t = 0; t < n; t++)
+                    dxr[t] += s[r][t / 8][t % 8];
+            }
+        }
+    }
+}
+
+static void ic1_bwd_data(dd_layer_exec *e, const float *dy1, const float *w1, const float *dy2,
+                         const float *w2, float *dx) {
+    const dd_layer *L = e->L;
+    const size_t in = (size_t)L->in_h * L->in_w, out = (size_t)L->out_c * L->out_h * L->out_w;
+    const int64_t B = e->batch;
+#pragma omp parallel for schedule(static) num_threads(e->nthreads) if (e->nthreads > 1 && B > 1)
+    for (int64_t n = 0; n < B; n++) {
+        float *dxn = dx + (size_t)n * in;
+        memset(dxn, 0, in * sizeof *dxn);
+        ic1_bwd_data_image(L, dy1 + (size_t)n * out, w1, dxn);
+        if (dy2 && w2) ic1_bwd_data_image(L, dy2 + (size_t)n * out, w2, dxn);
+    }
+}
+
 // dw = Σ_n dy1 ⋆ x1 + dy2 ⋆ x2, db = Σ dy1 (second pair optional; db may
 // be NULL). Per-thread partial sums reduced in thread order.
 static void conv_ref_bwd_weights(dd_layer_exec *e, const float *x1, const float *dy1,
@@ -271,6 +356,10 @@ static dd_status k_fwd(dd_layer_exec *e, const float *x1, const float *w1, const
 
 static dd_status k_bwd_data(dd_layer_exec *e, const float *dy1, const float *w1, const float *dy2,
                             const float *w2, float *dx) {
+    if (ic1_bwd_data_fits(e->L)) {
+        ic1_bwd_data(e, dy1, w1, dy2, w2, dx);
+        return DD_OK;
+    }
     if (e->conv || e->lin) {
         DD_TRY(dn_bwd_data(e, dy1, w1, dx));
         if (dy2 && w2) {

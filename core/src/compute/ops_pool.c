@@ -280,30 +280,20 @@ int dd_relu_maxpool_fusable(const dd_layer *relu, const dd_layer *pool) {
 }
 
 // The relu mask at the argmax is (pooled output > 0): the pooled value is
-// relu(x) there, positive exactly when x is.
+// relu(x) there, positive exactly when x is. Each 2×2 window has one
+// argmax: a cleared plane and one store per output (the other three inputs
+// of the window stay zero).
 static void relu_maxpool_bwd(const pool_args *a, int64_t lo, int64_t hi) {
     const dd_layer *L = a->L;
-    const int W = L->in_w, OH = L->out_h, OW = L->out_w;
-    const size_t in = (size_t)L->in_h * W, out = (size_t)OH * OW;
+    const size_t in = (size_t)L->in_h * L->in_w, out = (size_t)L->out_h * L->out_w;
     for (int64_t pl = lo; pl < hi; pl++) {
-        for (int oh = 0; oh < OH; oh++) {
-            float *restrict r0 = a->y + (size_t)pl * in + (size_t)(2 * oh) * W;
-            float *restrict r1 = r0 + W;
-            const size_t o0 = (size_t)pl * out + (size_t)oh * OW;
-            const float *restrict g = a->x + o0;
-            const float *restrict py = a->aux2 + o0;
-            const int32_t *restrict ar = a->arg + o0;
-            const int base = 2 * oh * W;
-            for (int ow = 0; ow < OW; ow++) {
-                const int i = base + 2 * ow;
-                const int am = py[ow] > 0.0f ? ar[ow] : -1;
-                const float gv = g[ow];
-                r0[2 * ow] = am == i ? gv : 0.0f;
-                r0[2 * ow + 1] = am == i + 1 ? gv : 0.0f;
-                r1[2 * ow] = am == i + W ? gv : 0.0f;
-                r1[2 * ow + 1] = am == i + W + 1 ? gv : 0.0f;
-            }
-        }
+        float *restrict dxp = a->y + (size_t)pl * in;
+        const float *restrict g = a->x + (size_t)pl * out;
+        const float *restrict py = a->aux2 + (size_t)pl * out;
+        const int32_t *restrict ar = a->arg + (size_t)pl * out;
+        memset(dxp, 0, in * sizeof *dxp);
+        for (size_t o = 0; o < out; o++)
+            dxp[ar[o]] = py[o] > 0.0f ? g[o] : 0.0f;
     }
 }
 
